@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on loopback, for development and end-to-end tests:
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake nodes that run
+# the pod lifecycle), all built from source by e2e/toolchain/build.sh.
+#
+#   e2e/cluster.sh up     [--name NAME]   start (or confirm running), then print the kubeconfig path
+#   e2e/cluster.sh down   [--name NAME]   stop every process by PID; keeps certificates and data
+#   e2e/cluster.sh reset  [--name NAME]   stop and delete everything, data included
+#   e2e/cluster.sh status [--name NAME]   say what runs; exit 1 when the API server is not ready
+#   e2e/cluster.sh user   [--name NAME] USER [GROUP...]
+#                                         write a kubeconfig for USER (client certificate) and print its path
+#
+# NAME defaults to "dev". Each cluster keeps its state in $PADDOCK_CACHE/clusters/NAME (certificates,
+# etcd data, logs, PIDs, kubeconfigs) and uses its own ports: dev from 16443, test from 26443,
+# bench from 36443, anything else from $PADDOCK_CLUSTER_PORT. Everything listens on 127.0.0.1 only.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${PADDOCK_CACHE:-$HOME/.cache/paddock}
+
+cmd=${1:-}; shift || true
+name=dev
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --name) name=$2; shift 2 ;;
+    --name=*) name=${1#--name=}; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+
+case "$name" in
+  dev) base=16443 ;;
+  test) base=26443 ;;
+  bench) base=36443 ;;
+  *) base=${PADDOCK_CLUSTER_PORT:?set PADDOCK_CLUSTER_PORT for a cluster named $name} ;;
+esac
+api_port=$base etcd_port=$((base + 1)) peer_port=$((base + 2)) kcm_port=$((base + 3))
+sched_port=$((base + 4)) kwok_port=$((base + 5))
+
+dir="$cache/clusters/$name"
+pki="$dir/pki" logs="$dir/logs" run="$dir/run"
+kubeconfig="$dir/kubeconfig"
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+log() { echo "[cluster $name] $*" >&2; }
+
+alive() { local f="$run/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+
+api_ready() {
+  curl -sf --max-time 2 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+    "https://127.0.0.1:$api_port/readyz" >/dev/null 2>&1
+}
+
+stop_all() {
+  local c pid
+  for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+    [ -f "$run/$c.pid" ] || continue
+    pid=$(cat "$run/$c.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$run/$c.pid"
+  done
+}
+
+# A certificate signed by the cluster CA. $1 name, $2 subject, $3 optional subjectAltName.
+issue_cert() {
+  local n=$1 subj=$2 san=${3:-}
+  [ -f "$pki/$n.crt" ] && return 0
+  openssl genrsa -out "$pki/$n.key" 2048 2>/dev/null
+  openssl req -new -key "$pki/$n.key" -subj "$subj" -out "$pki/$n.csr" 2>/dev/null
+  local ext="$pki/$n.ext"
+  {
+    echo "basicConstraints=CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    if [ -n "$san" ]; then echo "extendedKeyUsage=serverAuth"; echo "subjectAltName=$san"
+    else echo "extendedKeyUsage=clientAuth"; fi
+  } > "$ext"
+  openssl x509 -req -in "$pki/$n.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 3650 -sha256 -extfile "$ext" -out "$pki/$n.crt" 2>/dev/null
+  rm -f "$pki/$n.csr" "$ext"
+}
+
+make_pki() {
+  mkdir -p "$pki"
+  if [ ! -f "$pki/ca.crt" ]; then
+    openssl genrsa -out "$pki/ca.key" 2048 2>/dev/null
+    openssl req -x509 -new -key "$pki/ca.key" -subj "/CN=paddock-local-ca-$name" -days 3650 -sha256 \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -out "$pki/ca.crt" 2>/dev/null
+  fi
+  issue_cert apiserver "/CN=kube-apiserver" \
+    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  issue_cert admin "/O=system:masters/CN=paddock-admin"
+  issue_cert kube-controller-manager "/CN=system:kube-controller-manager"
+  issue_cert kube-scheduler "/CN=system:kube-scheduler"
+  issue_cert kwok "/O=system:masters/CN=kwok"
+  issue_cert front-proxy-client "/CN=front-proxy-client"
+  if [ ! -f "$pki/sa.key" ]; then
+    openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+    openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  fi
+  chmod 600 "$pki"/*.key
+}
+
+# Writes a kubeconfig for the client certificate $2 to $1.
+write_kubeconfig() {
+  local out=$1 cert=$2 user=${3:-$2}
+  cat > "$out.tmp" <<EOF
+apiVersion: v1
+kind: Config
+current-context: paddock-$name
+clusters:
+- name: paddock-$name
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority: $pki/ca.crt
+users:
+- name: $user
+  user:
+    client-certificate: $pki/$cert.crt
+    client-key: $pki/$cert.key
+contexts:
+- name: paddock-$name
+  context: {cluster: paddock-$name, user: $user}
+EOF
+  mv "$out.tmp" "$out"
+}
+
+# Starts $1 in the background with its output in logs/$1.log and its PID in run/$1.pid.
+launch() {
+  local c=$1; shift
+  "$@" > "$logs/$c.log" 2>&1 &
+  echo $! > "$run/$c.pid"
+}
+
+wait_for() { # description, seconds, command...
+  local what=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@"; do
+    if [ $SECONDS -ge $deadline ]; then log "timed out after ${secs}s waiting for $what"; return 1; fi
+    sleep 0.25
+  done
+}
+
+fail_start() {
+  log "start failed: $1. Last lines of the logs in $logs:"
+  for c in "${components[@]}"; do
+    [ -f "$logs/$c.log" ] && { echo "--- $c" >&2; tail -n 15 "$logs/$c.log" >&2; }
+  done
+  stop_all
+  exit 1
+}
+
+fake_nodes() {
+  local i manifest=""
+  for i in 0 1 2 3; do
+    manifest+="
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: \"0\"}
+  labels: {type: kwok, kubernetes.io/hostname: kwok-node-$i, kubernetes.io/os: linux, kubernetes.io/arch: amd64}
+status:
+  allocatable: {cpu: \"4000\", memory: 16Ti, ephemeral-storage: 100Ti, pods: \"5000\"}
+  capacity: {cpu: \"4000\", memory: 16Ti, ephemeral-storage: 100Ti, pods: \"5000\"}
+  nodeInfo: {architecture: amd64, operatingSystem: linux, kubeletVersion: fake, kubeProxyVersion: fake}"
+  done
+  echo "$manifest" | "$bin/kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null
+}
+
+up() {
+  bin=$("$here/toolchain/build.sh")
+  mkdir -p "$logs" "$run" "$dir/etcd"
+  if alive kube-apiserver && api_ready; then
+    local all=1 c
+    for c in "${components[@]}"; do alive "$c" || all=0; done
+    if [ $all = 1 ]; then log "already running"; echo "$kubeconfig"; return 0; fi
+  fi
+  stop_all
+  make_pki
+  write_kubeconfig "$kubeconfig" admin paddock-admin
+  write_kubeconfig "$dir/kube-controller-manager.kubeconfig" kube-controller-manager
+  write_kubeconfig "$dir/kube-scheduler.kubeconfig" kube-scheduler
+  write_kubeconfig "$dir/kwok.kubeconfig" kwok
+
+  log "starting etcd on 127.0.0.1:$etcd_port"
+  launch etcd "$bin/etcd" --name paddock --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "paddock=http://127.0.0.1:$peer_port" --listen-metrics-urls "" \
+    --log-level warn --unsafe-no-fsync --quota-backend-bytes 4294967296
+  wait_for etcd 30 curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$etcd_port/health" || fail_start "etcd is not healthy"
+
+  log "starting kube-apiserver on https://127.0.0.1:$api_port"
+  launch kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --endpoint-reconciler-type none \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --authorization-mode Node,RBAC \
+    --enable-admission-plugins NodeRestriction,PodSecurity,ValidatingAdmissionPolicy \
+    --requestheader-client-ca-file "$pki/ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key" \
+    --allow-privileged=true --profiling=false
+  wait_for kube-apiserver 120 api_ready || fail_start "kube-apiserver is not ready"
+
+  log "starting kube-controller-manager, kube-scheduler and kwok"
+  launch kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig "$dir/kube-controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$dir/kube-controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$dir/kube-controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$kcm_port" --leader-elect=false \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+    --kube-api-qps "${PADDOCK_KCM_QPS:-20}" --kube-api-burst "${PADDOCK_KCM_BURST:-30}"
+  launch kube-scheduler "$bin/kube-scheduler" \
+    --kubeconfig "$dir/kube-scheduler.kubeconfig" \
+    --authentication-kubeconfig "$dir/kube-scheduler.kubeconfig" \
+    --authorization-kubeconfig "$dir/kube-scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false
+  launch kwok "$bin/kwok" --kubeconfig "$dir/kwok.kubeconfig" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --config "$here/kwok/stages.yaml" \
+    --server-address "127.0.0.1:$kwok_port" --cidr 10.244.0.1/16 --node-ip 10.0.0.1
+  local c
+  for c in kube-controller-manager kube-scheduler kwok; do
+    wait_for "$c" 5 alive "$c" || fail_start "$c exited"
+  done
+  fake_nodes || fail_start "cannot create the fake nodes"
+  wait_for "a Ready kwok node" 60 node_ready || fail_start "no kwok node became Ready"
+  # Namespaces get their default service account from kube-controller-manager.
+  wait_for "the default service account" 60 \
+    "$bin/kubectl" --kubeconfig "$kubeconfig" get serviceaccount default -n default -o name \
+    >/dev/null 2>&1 || fail_start "kube-controller-manager did not create the default service account"
+  log "ready: $("$bin/kubectl" --kubeconfig "$kubeconfig" version -o json 2>/dev/null | awk -F'"' '/gitVersion/ {v=$4} END {print v}') on https://127.0.0.1:$api_port"
+  echo "$kubeconfig"
+}
+
+node_ready() {
+  "$bin/kubectl" --kubeconfig "$kubeconfig" get node kwok-node-0 \
+    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True
+}
+
+status() {
+  local c rc=0
+  for c in "${components[@]}"; do
+    if alive "$c"; then echo "$c: running (pid $(cat "$run/$c.pid"))"; else echo "$c: stopped"; fi
+  done
+  if api_ready; then echo "kube-apiserver: ready on https://127.0.0.1:$api_port"; echo "kubeconfig: $kubeconfig"
+  else echo "kube-apiserver: not ready"; rc=1; fi
+  return $rc
+}
+
+user() {
+  [ ${#args[@]} -ge 1 ] || { echo "usage: $0 user [--name NAME] USER [GROUP...]" >&2; exit 2; }
+  [ -f "$pki/ca.key" ] || { echo "cluster $name has no certificates yet: run '$0 up --name $name' first" >&2; exit 1; }
+  local u=${args[0]} subj="" g
+  for g in "${args[@]:1}"; do subj+="/O=$g"; done
+  local safe=user-$(echo "$u" | tr -c 'a-zA-Z0-9._-\n' '_')
+  issue_cert "$safe" "$subj/CN=$u"
+  write_kubeconfig "$dir/$safe.kubeconfig" "$safe" "$u"
+  echo "$dir/$safe.kubeconfig"
+}
+
+case "$cmd" in
+  up) up ;;
+  down) stop_all; log "stopped" ;;
+  reset) stop_all; rm -rf "$dir"; log "deleted $dir" ;;
+  status) status ;;
+  user) user ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = --help ] || exit 2 ;;
+esac

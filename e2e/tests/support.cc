@@ -1,0 +1,179 @@
+#include "e2e/tests/support.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <random>
+
+extern char** environ;
+
+namespace paddock::e2e {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    ADD_FAILURE() << name << " is not set: run e2e tests through ctest (ctest -L e2e), which starts the cluster";
+    return "";
+  }
+  return v;
+}
+
+std::unique_ptr<kube::RestClient> clientFor(const std::string& kubeconfig) {
+  auto config = kube::loadKubeconfig({kubeconfig});
+  if (!config) throw std::runtime_error(config.error().describe());
+  auto client = kube::RestClient::create(*config, "paddock-e2e");
+  if (!client) throw std::runtime_error(client.error().describe());
+  return std::move(client.value());
+}
+
+std::unique_ptr<kube::RestClient> adminClient() { return clientFor(env("PADDOCK_E2E_KUBECONFIG")); }
+
+http::Response request(kube::RestClient& c, http::Method m, const std::string& path, const json& body) {
+  http::Request req{m, path};
+  if (!body.is_null()) {
+    req.body = body.dump();
+    req.headers.emplace_back("Content-Type", "application/json");
+  }
+  auto resp = c.send(req);
+  if (!resp) throw std::runtime_error(std::string(http::methodName(m)) + " " + path + ": " + resp.error().describe());
+  return resp.value();
+}
+
+std::string randomSuffix() {
+  static std::mt19937_64 rng(std::random_device{}());
+  static const char* chars = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string s;
+  for (int i = 0; i < 6; ++i) s.push_back(chars[rng() % 36]);
+  return s;
+}
+
+TempNamespace::TempNamespace(kube::RestClient& c, const std::string& prefix, const json& labels)
+    : c_(c), name_(prefix + "-" + randomSuffix()) {
+  auto r = request(c_, http::Method::Post, "/api/v1/namespaces",
+                   {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", name_}, {"labels", labels}}}});
+  if (r.status != 201) throw std::runtime_error("cannot create namespace " + name_ + ": " + r.body);
+}
+
+TempNamespace::~TempNamespace() {
+  try {
+    request(c_, http::Method::Delete, "/api/v1/namespaces/" + name_);
+  } catch (...) {
+  }
+}
+
+json watchUntil(kube::RestClient& c, const std::string& path, const std::string& resource_version,
+                const std::function<bool(const std::string&, const json&)>& done, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string rv = resource_version;
+  json found;
+  while (found.is_null() && std::chrono::steady_clock::now() < deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - std::chrono::steady_clock::now());
+    std::string sep = path.find('?') == std::string::npos ? "?" : "&";
+    http::Request req{http::Method::Get, path + sep + "watch=1&allowWatchBookmarks=true&resourceVersion=" + rv +
+                                             "&timeoutSeconds=" + std::to_string(std::max<long>(1, left.count()))};
+    req.timeout = left + std::chrono::seconds(5);
+    auto r = c.stream(req, [&](std::string_view line) {
+      auto ev = json::parse(line, nullptr, false);
+      if (!ev.is_object()) return true;
+      auto& obj = ev["object"];
+      if (obj.contains("metadata")) rv = obj["metadata"].value("resourceVersion", rv);
+      std::string type = ev.value("type", "");
+      if (type == "BOOKMARK" || type == "ERROR") return type != "ERROR";
+      if (done(type, obj)) {
+        found = obj;
+        return false;
+      }
+      return true;
+    });
+    if (!r) throw std::runtime_error("watch " + path + ": " + r.error().describe());
+    if (r->status != 200) throw std::runtime_error("watch " + path + ": HTTP " + std::to_string(r->status) + " " + r->body);
+  }
+  return found;
+}
+
+Process::Process(std::vector<std::string> argv) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  // Children start with no signals blocked, whatever the test runner's mask is.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  int rc = posix_spawn(&pid_, args[0], &actions, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  ::close(fds[1]);
+  err_fd_ = fds[0];
+  if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+}
+
+Process::~Process() {
+  if (status_ < 0 && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  if (err_fd_ >= 0) ::close(err_fd_);
+}
+
+bool Process::readLine(std::chrono::steady_clock::time_point deadline, std::string& line) {
+  while (true) {
+    if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+      line = buffer_.substr(0, nl);
+      buffer_.erase(0, nl + 1);
+      lines_.push_back(line);
+      return true;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{err_fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buf[4096];
+    ssize_t n = ::read(err_fd_, buf, sizeof buf);
+    if (n <= 0) return false;
+    buffer_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+std::string Process::waitForLine(const std::function<bool(const std::string&)>& match, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string line;
+  while (readLine(deadline, line)) {
+    if (match(line)) return line;
+  }
+  return "";
+}
+
+int Process::wait(std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string line;
+  // Drain stderr until it closes (the process exited) or the deadline passes.
+  while (readLine(deadline, line)) {
+  }
+  while (std::chrono::steady_clock::now() < deadline) {
+    int st = 0;
+    pid_t r = ::waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      return status_;
+    }
+    pollfd p{err_fd_, POLLIN, 0};
+    ::poll(&p, 1, 50);
+  }
+  return -1;
+}
+
+}  // namespace paddock::e2e

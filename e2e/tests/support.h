@@ -1,0 +1,75 @@
+// Shared helpers for end-to-end tests: the cluster's kubeconfig, JSON requests, watches, and
+// child processes. Tests talk to the real API server started by e2e/cluster.sh.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "operator/kube/rest.h"
+
+namespace paddock::e2e {
+
+using nlohmann::json;
+
+// The environment ctest gives every e2e test; fails the test when something is missing.
+std::string env(const char* name);
+
+// A client for the test cluster as its admin, or as the user of another kubeconfig.
+std::unique_ptr<kube::RestClient> adminClient();
+std::unique_ptr<kube::RestClient> clientFor(const std::string& kubeconfig);
+
+// Sends JSON and returns the response as is (tests assert on status codes).
+http::Response request(kube::RestClient& c, http::Method m, const std::string& path, const json& body = nullptr);
+
+// A fresh namespace named prefix-<random>, deleted when the guard is destroyed.
+class TempNamespace {
+ public:
+  TempNamespace(kube::RestClient& c, const std::string& prefix, const json& labels = json::object());
+  ~TempNamespace();
+  const std::string& name() const { return name_; }
+
+ private:
+  kube::RestClient& c_;
+  std::string name_;
+};
+
+// Watches `path` (a collection, with an optional fieldSelector/labelSelector query) from
+// `resource_version` until `done` returns true for an event's object, or `timeout` passes.
+// Returns the object that satisfied `done`, or null.
+json watchUntil(kube::RestClient& c, const std::string& path, const std::string& resource_version,
+                const std::function<bool(const std::string& type, const json& object)>& done,
+                std::chrono::seconds timeout);
+
+// A child process with its stderr captured line by line.
+class Process {
+ public:
+  explicit Process(std::vector<std::string> argv);
+  ~Process();
+  // Waits for a stderr line for which `match` is true; returns it, or "" at timeout or exit.
+  std::string waitForLine(const std::function<bool(const std::string&)>& match, std::chrono::seconds timeout);
+  void signal(int sig) { ::kill(pid_, sig); }
+  // Waits for exit; returns the exit status (128+signal when killed), or -1 at timeout.
+  int wait(std::chrono::seconds timeout);
+  const std::vector<std::string>& lines() const { return lines_; }
+  pid_t pid() const { return pid_; }
+
+ private:
+  bool readLine(std::chrono::steady_clock::time_point deadline, std::string& line);
+  pid_t pid_ = -1;
+  int err_fd_ = -1;
+  int status_ = -1;
+  std::string buffer_;
+  std::vector<std::string> lines_;
+};
+
+std::string randomSuffix();
+
+}  // namespace paddock::e2e
