@@ -3,7 +3,9 @@
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake nodes that run
 # the pod lifecycle), all built from source by e2e/toolchain/build.sh.
 #
-#   e2e/cluster.sh up     [--name NAME]   start (or confirm running), then print the kubeconfig path
+#   e2e/cluster.sh up     [--name NAME] [--fresh]
+#                                         start (or confirm running), then print the kubeconfig path;
+#                                         --fresh restarts it on an empty etcd
 #   e2e/cluster.sh down   [--name NAME]   stop every process by PID; keeps certificates and data
 #   e2e/cluster.sh reset  [--name NAME]   stop and delete everything, data included
 #   e2e/cluster.sh status [--name NAME]   say what runs; exit 1 when the API server is not ready
@@ -20,11 +22,13 @@ cache=${PADDOCK_CACHE:-$HOME/.cache/paddock}
 
 cmd=${1:-}; shift || true
 name=dev
+fresh=0
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) name=$2; shift 2 ;;
     --name=*) name=${1#--name=}; shift ;;
+    --fresh) fresh=1; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -53,17 +57,16 @@ api_ready() {
 }
 
 stop_all() {
-  local c pid
+  local c pids=()
   for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-    [ -f "$run/$c.pid" ] || continue
-    pid=$(cat "$run/$c.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$run/$c.pid"
+    alive "$c" && { kill -TERM "$(cat "$run/$c.pid")" 2>/dev/null || true; pids+=("$(cat "$run/$c.pid")"); }
   done
+  local pid
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -f "$run"/*.pid
 }
 
 # A certificate signed by the cluster CA. $1 name, $2 subject, $3 optional subjectAltName.
@@ -176,6 +179,7 @@ status:
 
 up() {
   bin=$("$here/toolchain/build.sh")
+  if [ $fresh = 1 ]; then stop_all; rm -rf "$dir/etcd"; fi
   mkdir -p "$logs" "$run" "$dir/etcd"
   if alive kube-apiserver && api_ready; then
     local all=1 c
@@ -213,7 +217,7 @@ up() {
     --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
     --requestheader-extra-headers-prefix X-Remote-Extra- \
     --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key" \
-    --allow-privileged=true --profiling=false
+    --allow-privileged=true --profiling=false --shutdown-delay-duration 0s
   wait_for kube-apiserver 120 api_ready || fail_start "kube-apiserver is not ready"
 
   log "starting kube-controller-manager, kube-scheduler and kwok"
@@ -280,5 +284,5 @@ case "$cmd" in
   reset) stop_all; rm -rf "$dir"; log "deleted $dir" ;;
   status) status ;;
   user) user ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = --help ] || exit 2 ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = --help ] || exit 2 ;;
 esac

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <map>
 #include <random>
 
 extern char** environ;
@@ -16,12 +17,15 @@ extern char** environ;
 namespace paddock::e2e {
 
 std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) {
-    ADD_FAILURE() << name << " is not set: run e2e tests through ctest (ctest -L e2e), which starts the cluster";
-    return "";
-  }
-  return v;
+  if (const char* v = std::getenv(name); v && *v) return v;
+  static const std::map<std::string, std::string> built_in = {
+      {"PADDOCK_E2E_KUBECONFIG", PADDOCK_E2E_KUBECONFIG},
+      {"PADDOCK_E2E_KUBE_VERSION", PADDOCK_E2E_KUBE_VERSION},
+      {"PADDOCK_OPERATOR_BIN", PADDOCK_OPERATOR_BIN},
+  };
+  if (auto it = built_in.find(name); it != built_in.end()) return it->second;
+  ADD_FAILURE() << name << " is not set";
+  return "";
 }
 
 std::unique_ptr<kube::RestClient> clientFor(const std::string& kubeconfig) {
@@ -102,6 +106,7 @@ Process::Process(std::vector<std::string> argv) {
   if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
   posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());

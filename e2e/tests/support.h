@@ -19,7 +19,8 @@ namespace paddock::e2e {
 
 using nlohmann::json;
 
-// The environment ctest gives every e2e test; fails the test when something is missing.
+// A setting of the e2e tests: the environment variable when set, else the value CMake built in
+// (PADDOCK_E2E_KUBECONFIG, PADDOCK_E2E_KUBE_VERSION, PADDOCK_OPERATOR_BIN).
 std::string env(const char* name);
 
 // A client for the test cluster as its admin, or as the user of another kubeconfig.
@@ -48,7 +49,7 @@ json watchUntil(kube::RestClient& c, const std::string& path, const std::string&
                 const std::function<bool(const std::string& type, const json& object)>& done,
                 std::chrono::seconds timeout);
 
-// A child process with its stderr captured line by line.
+// A child process with its stdout and stderr captured together, line by line.
 class Process {
  public:
   explicit Process(std::vector<std::string> argv);
