@@ -17,6 +17,7 @@ const char* statusText(int status) {
     case 200: return "OK";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
   }
@@ -151,7 +152,9 @@ void Server::answer(int fd) {
   }
   std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " " + statusText(reply.status) +
                     "\r\nContent-Type: " + reply.content_type +
-                    "\r\nContent-Length: " + std::to_string(reply.body.size()) + "\r\nConnection: close\r\n\r\n";
+                    "\r\nContent-Length: " + std::to_string(reply.body.size()) + "\r\nConnection: close\r\n";
+  for (const auto& [k, v] : reply.headers) out += k + ": " + v + "\r\n";
+  out += "\r\n";
   if (method != "HEAD") out += reply.body;
   writeAll(fd, out);
 }

@@ -1,0 +1,199 @@
+#include "operator/kube/client.h"
+
+#include <algorithm>
+#include <mutex>
+#include <random>
+
+namespace paddock::kube {
+namespace {
+
+bool retryable(int code) { return code == 429 || code == 500 || code == 502 || code == 503 || code == 504; }
+
+http::Request jsonRequest(http::Method m, std::string target, const json& body, const char* content_type,
+                          std::chrono::milliseconds timeout) {
+  http::Request req{m, std::move(target)};
+  if (!body.is_null()) {
+    req.body = body.dump();
+    req.headers.emplace_back("Content-Type", content_type);
+  }
+  req.timeout = timeout;
+  return req;
+}
+
+}  // namespace
+
+// The request rate limit: a token bucket of `burst` tokens refilled at `qps`.
+struct Client::Limiter {
+  Limiter(double qps, int burst) : qps(qps), burst(std::max(1, burst)), tokens(std::max(1, burst)) {}
+  // Takes a token; returns how long to wait before using it.
+  std::chrono::steady_clock::duration reserve() {
+    std::lock_guard lock(mu);
+    auto now = std::chrono::steady_clock::now();
+    double elapsed = std::chrono::duration<double>(now - last).count();
+    last = now;
+    tokens = std::min<double>(burst, tokens + elapsed * qps);
+    tokens -= 1;
+    if (tokens >= 0) return {};
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(-tokens / qps));
+  }
+  double qps;
+  int burst;
+  double tokens;
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  std::mutex mu;
+};
+
+std::string Resource::path(const std::string& ns, const std::string& name, const std::string& subresource) const {
+  std::string p = group.empty() ? "/api/" + version : "/apis/" + group + "/" + version;
+  if (namespaced && !ns.empty()) p += "/namespaces/" + ns;
+  p += "/" + plural;
+  if (!name.empty()) p += "/" + name;
+  if (!subresource.empty()) p += "/" + subresource;
+  return p;
+}
+
+std::string urlEncode(const std::string& value) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+bool isTransient(const Error& e) { return e.code == 0 || retryable(e.code); }
+
+Client::Client(RestClient& rest, ClientOptions options, RequestObserver observer)
+    : rest_(rest), options_(options), observer_(std::move(observer)) {
+  if (options_.qps > 0) limiter_ = std::make_unique<Limiter>(options_.qps, options_.burst);
+}
+
+Client::~Client() = default;
+
+bool Client::throttle(const CancelToken& cancel) {
+  if (!limiter_) return !cancel.cancelled();
+  auto wait = limiter_->reserve();
+  if (wait <= std::chrono::steady_clock::duration::zero()) return !cancel.cancelled();
+  return !cancel.waitFor(wait);
+}
+
+Result<http::Response> Client::exchange(const char* verb, const Resource& r, http::Request request,
+                                        const CancelToken& cancel) {
+  static thread_local std::mt19937 rng(std::random_device{}());
+  for (int attempt = 0;; ++attempt) {
+    if (!throttle(cancel)) return Error::local("Cancelled", "request cancelled");
+    auto start = std::chrono::steady_clock::now();
+    auto resp = rest_.send(request, cancel);
+    if (observer_) observer_(verb, r.plural, resp ? resp->status : 0, std::chrono::steady_clock::now() - start);
+    std::optional<Error> failure;
+    if (!resp) {
+      if (resp.error().reason == "Cancelled") return resp.error();
+      failure = resp.error();
+    } else if (retryable(resp->status)) {
+      failure = errorFromResponse(*resp);
+    } else {
+      return resp;
+    }
+    if (attempt >= options_.max_retries) return *failure;
+    // Retry-After when the server gave one, else exponential backoff with jitter.
+    std::chrono::milliseconds delay;
+    if (failure->retry_after) {
+      delay = std::chrono::duration_cast<std::chrono::milliseconds>(*failure->retry_after);
+    } else {
+      auto base = options_.retry_base * (1 << std::min(attempt, 16));
+      base = std::min(base, options_.retry_max);
+      delay = base / 2 + std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, base.count() / 2)(rng));
+    }
+    if (cancel.waitFor(delay)) return Error::local("Cancelled", "request cancelled");
+  }
+}
+
+Result<json> Client::call(const char* verb, const Resource& r, http::Request request, const CancelToken& cancel) {
+  auto resp = exchange(verb, r, std::move(request), cancel);
+  if (!resp) return resp.error();
+  if (resp->status < 200 || resp->status >= 300) return errorFromResponse(*resp);
+  auto body = json::parse(resp->body, nullptr, false);
+  if (body.is_discarded()) return Error{resp->status, "InvalidResponse", std::string(verb) + " " + r.plural + ": response is not JSON", {}};
+  return body;
+}
+
+Result<json> Client::get(const Resource& r, const std::string& ns, const std::string& name, const CancelToken& cancel) {
+  return call("get", r, jsonRequest(http::Method::Get, r.path(ns, name), nullptr, "", options_.timeout), cancel);
+}
+
+Result<ObjectList> Client::list(const Resource& r, const std::string& ns, const ListOptions& options,
+                                const CancelToken& cancel) {
+  ObjectList out;
+  std::string cont;
+  do {
+    std::string target = r.path(ns) + "?limit=" + std::to_string(std::max(1, options.page_size));
+    if (!options.label_selector.empty()) target += "&labelSelector=" + urlEncode(options.label_selector);
+    if (!options.field_selector.empty()) target += "&fieldSelector=" + urlEncode(options.field_selector);
+    if (!cont.empty()) target += "&continue=" + urlEncode(cont);
+    auto page = call("list", r, jsonRequest(http::Method::Get, target, nullptr, "", options_.timeout), cancel);
+    if (!page) return page.error();
+    for (auto& item : (*page)["items"]) out.items.push_back(std::move(item));
+    const auto& meta = (*page)["metadata"];
+    out.resource_version = meta.value("resourceVersion", "");
+    cont = meta.value("continue", "");
+  } while (!cont.empty());
+  return out;
+}
+
+Result<json> Client::create(const Resource& r, const std::string& ns, const json& object, const CancelToken& cancel) {
+  return call("create", r, jsonRequest(http::Method::Post, r.path(ns), object, "application/json", options_.timeout),
+              cancel);
+}
+
+Result<json> Client::replace(const Resource& r, const std::string& ns, const std::string& name, const json& object,
+                             const std::string& subresource, const CancelToken& cancel) {
+  return call(subresource.empty() ? "update" : "update-status", r,
+              jsonRequest(http::Method::Put, r.path(ns, name, subresource), object, "application/json", options_.timeout),
+              cancel);
+}
+
+Result<json> Client::apply(const Resource& r, const std::string& ns, const std::string& name, const json& object,
+                           const std::string& field_manager, bool force, const std::string& subresource,
+                           const CancelToken& cancel) {
+  std::string target = r.path(ns, name, subresource) + "?fieldManager=" + urlEncode(field_manager);
+  if (force) target += "&force=true";
+  return call(subresource.empty() ? "apply" : "apply-status", r,
+              jsonRequest(http::Method::Patch, target, object, "application/apply-patch+yaml", options_.timeout), cancel);
+}
+
+Result<json> Client::mergePatch(const Resource& r, const std::string& ns, const std::string& name, const json& patch,
+                                const std::string& subresource, const CancelToken& cancel) {
+  return call("patch", r,
+              jsonRequest(http::Method::Patch, r.path(ns, name, subresource), patch, "application/merge-patch+json",
+                          options_.timeout),
+              cancel);
+}
+
+Result<json> Client::jsonPatch(const Resource& r, const std::string& ns, const std::string& name, const json& ops,
+                               const std::string& subresource, const CancelToken& cancel) {
+  return call("patch", r,
+              jsonRequest(http::Method::Patch, r.path(ns, name, subresource), ops, "application/json-patch+json",
+                          options_.timeout),
+              cancel);
+}
+
+Status Client::remove(const Resource& r, const std::string& ns, const std::string& name, const DeleteOptions& options,
+                      const CancelToken& cancel) {
+  json body = {{"apiVersion", "v1"}, {"kind", "DeleteOptions"}};
+  if (options.propagation) body["propagationPolicy"] = *options.propagation;
+  if (options.grace_period_seconds) body["gracePeriodSeconds"] = *options.grace_period_seconds;
+  if (options.precondition_uid) body["preconditions"]["uid"] = *options.precondition_uid;
+  if (options.precondition_resource_version) body["preconditions"]["resourceVersion"] = *options.precondition_resource_version;
+  auto resp = call("delete", r, jsonRequest(http::Method::Delete, r.path(ns, name), body, "application/json", options_.timeout),
+                   cancel);
+  if (!resp) return resp.error();
+  return Ok{};
+}
+
+}  // namespace paddock::kube
