@@ -9,6 +9,8 @@
 #   e2e/cluster.sh down   [--name NAME]   stop every process by PID; keeps certificates and data
 #   e2e/cluster.sh reset  [--name NAME]   stop and delete everything, data included
 #   e2e/cluster.sh status [--name NAME]   say what runs; exit 1 when the API server is not ready
+#   e2e/cluster.sh restart [--name NAME] COMPONENT   stop one component and start it again
+#   e2e/cluster.sh compact [--name NAME]  compact etcd to its current revision (old watches get 410)
 #   e2e/cluster.sh user   [--name NAME] USER [GROUP...]
 #                                         write a kubeconfig for USER (client certificate) and print its path
 #
@@ -193,6 +195,28 @@ up() {
   write_kubeconfig "$dir/kube-scheduler.kubeconfig" kube-scheduler
   write_kubeconfig "$dir/kwok.kubeconfig" kwok
 
+  start_etcd
+  start_kube-apiserver
+  log "starting kube-controller-manager, kube-scheduler and kwok"
+  start_kube-controller-manager
+  start_kube-scheduler
+  start_kwok
+  local c
+  for c in kube-controller-manager kube-scheduler kwok; do
+    wait_for "$c" 5 alive "$c" || fail_start "$c exited"
+  done
+  fake_nodes || fail_start "cannot create the fake nodes"
+  wait_for "a Ready kwok node" 60 node_ready || fail_start "no kwok node became Ready"
+  # Namespaces get their default service account from kube-controller-manager.
+  wait_for "the default service account" 60 \
+    "$bin/kubectl" --kubeconfig "$kubeconfig" get serviceaccount default -n default -o name \
+    >/dev/null 2>&1 || fail_start "kube-controller-manager did not create the default service account"
+  log "ready: $("$bin/kubectl" --kubeconfig "$kubeconfig" version -o json 2>/dev/null | awk -F'"' '/gitVersion/ {v=$4} END {print v}') on https://127.0.0.1:$api_port"
+  echo "$kubeconfig"
+}
+
+# One function per component, so `restart` can start one alone.
+start_etcd() {
   log "starting etcd on 127.0.0.1:$etcd_port"
   launch etcd "$bin/etcd" --name paddock --data-dir "$dir/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -200,7 +224,9 @@ up() {
     --initial-cluster "paddock=http://127.0.0.1:$peer_port" --listen-metrics-urls "" \
     --log-level warn --unsafe-no-fsync --quota-backend-bytes 4294967296
   wait_for etcd 30 curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$etcd_port/health" || fail_start "etcd is not healthy"
+}
 
+start_kube-apiserver() {
   log "starting kube-apiserver on https://127.0.0.1:$api_port"
   launch kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
@@ -220,7 +246,9 @@ up() {
     --allow-privileged=true --profiling=false --shutdown-delay-duration 0s
   wait_for kube-apiserver 120 api_ready || fail_start "kube-apiserver is not ready"
 
-  log "starting kube-controller-manager, kube-scheduler and kwok"
+}
+
+start_kube-controller-manager() {
   launch kube-controller-manager "$bin/kube-controller-manager" \
     --kubeconfig "$dir/kube-controller-manager.kubeconfig" \
     --authentication-kubeconfig "$dir/kube-controller-manager.kubeconfig" \
@@ -229,27 +257,21 @@ up() {
     --use-service-account-credentials=true \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --kube-api-qps "${PADDOCK_KCM_QPS:-20}" --kube-api-burst "${PADDOCK_KCM_BURST:-30}"
+}
+
+start_kube-scheduler() {
   launch kube-scheduler "$bin/kube-scheduler" \
     --kubeconfig "$dir/kube-scheduler.kubeconfig" \
     --authentication-kubeconfig "$dir/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig "$dir/kube-scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false
+}
+
+start_kwok() {
   launch kwok "$bin/kwok" --kubeconfig "$dir/kwok.kubeconfig" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --config "$here/kwok/stages.yaml" \
     --server-address "127.0.0.1:$kwok_port" --cidr 10.244.0.1/16 --node-ip 10.0.0.1
-  local c
-  for c in kube-controller-manager kube-scheduler kwok; do
-    wait_for "$c" 5 alive "$c" || fail_start "$c exited"
-  done
-  fake_nodes || fail_start "cannot create the fake nodes"
-  wait_for "a Ready kwok node" 60 node_ready || fail_start "no kwok node became Ready"
-  # Namespaces get their default service account from kube-controller-manager.
-  wait_for "the default service account" 60 \
-    "$bin/kubectl" --kubeconfig "$kubeconfig" get serviceaccount default -n default -o name \
-    >/dev/null 2>&1 || fail_start "kube-controller-manager did not create the default service account"
-  log "ready: $("$bin/kubectl" --kubeconfig "$kubeconfig" version -o json 2>/dev/null | awk -F'"' '/gitVersion/ {v=$4} END {print v}') on https://127.0.0.1:$api_port"
-  echo "$kubeconfig"
 }
 
 node_ready() {
@@ -278,11 +300,38 @@ user() {
   echo "$dir/$safe.kubeconfig"
 }
 
+# Stops one component and starts it again with the same configuration.
+restart() {
+  local c=${args[0]:-}
+  case " ${components[*]} " in *" $c "*) ;; *) echo "usage: $0 restart [--name NAME] {${components[*]}}" >&2; exit 2 ;; esac
+  bin=$("$here/toolchain/build.sh" --path)
+  if alive "$c"; then
+    local pid; pid=$(cat "$run/$c.pid")
+    kill -TERM "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  "start_$c"
+  [ "$c" = etcd ] || [ "$c" = kube-apiserver ] || wait_for "$c" 5 alive "$c" || fail_start "$c exited"
+  log "restarted $c"
+}
+
+# Compacts etcd's history up to its current revision, so watches from older resource versions get 410 Gone.
+compact() {
+  local rev
+  rev=$(curl -sf -X POST "http://127.0.0.1:$etcd_port/v3/kv/range" -d '{"key":"AA=="}' | sed -n 's/.*"revision":"\([0-9]*\)".*/\1/p')
+  [ -n "$rev" ] || { log "cannot read etcd's revision"; exit 1; }
+  curl -sf -X POST "http://127.0.0.1:$etcd_port/v3/kv/compaction" -d "{\"revision\":\"$rev\",\"physical\":true}" >/dev/null
+  log "compacted etcd to revision $rev"
+}
+
 case "$cmd" in
   up) up ;;
+  restart) restart ;;
+  compact) compact ;;
   down) stop_all; log "stopped" ;;
   reset) stop_all; rm -rf "$dir"; log "deleted $dir" ;;
   status) status ;;
   user) user ;;
-  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = --help ] || exit 2 ;;
+  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = --help ] || exit 2 ;;
 esac

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <random>
 
@@ -22,6 +23,9 @@ std::string env(const char* name) {
       {"PADDOCK_E2E_KUBECONFIG", PADDOCK_E2E_KUBECONFIG},
       {"PADDOCK_E2E_KUBE_VERSION", PADDOCK_E2E_KUBE_VERSION},
       {"PADDOCK_OPERATOR_BIN", PADDOCK_OPERATOR_BIN},
+      {"PADDOCK_E2E_CLUSTER_NAME", PADDOCK_E2E_CLUSTER_NAME},
+      {"PADDOCK_E2E_CLUSTER_DIR", PADDOCK_E2E_CLUSTER_DIR},
+      {"PADDOCK_E2E_CLUSTER_SCRIPT", PADDOCK_E2E_CLUSTER_SCRIPT},
   };
   if (auto it = built_in.find(name); it != built_in.end()) return it->second;
   ADD_FAILURE() << name << " is not set";
@@ -47,6 +51,28 @@ http::Response request(kube::RestClient& c, http::Method m, const std::string& p
   auto resp = c.send(req);
   if (!resp) throw std::runtime_error(std::string(http::methodName(m)) + " " + path + ": " + resp.error().describe());
   return resp.value();
+}
+
+int clusterCommand(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {env("PADDOCK_E2E_CLUSTER_SCRIPT")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back("--name");
+  argv.push_back(env("PADDOCK_E2E_CLUSTER_NAME"));
+  Process p(argv);
+  int rc = p.wait(std::chrono::seconds(180));
+  if (rc != 0) {
+    std::string out;
+    for (const auto& l : p.lines()) out += l + "\n";
+    ADD_FAILURE() << "cluster.sh failed (" << rc << "):\n" << out;
+  }
+  return rc;
+}
+
+pid_t componentPid(const std::string& component) {
+  std::ifstream in(env("PADDOCK_E2E_CLUSTER_DIR") + "/run/" + component + ".pid");
+  pid_t pid = 0;
+  in >> pid;
+  return pid;
 }
 
 std::string randomSuffix() {

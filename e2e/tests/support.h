@@ -20,7 +20,8 @@ namespace paddock::e2e {
 using nlohmann::json;
 
 // A setting of the e2e tests: the environment variable when set, else the value CMake built in
-// (PADDOCK_E2E_KUBECONFIG, PADDOCK_E2E_KUBE_VERSION, PADDOCK_OPERATOR_BIN).
+// (PADDOCK_E2E_KUBECONFIG, PADDOCK_E2E_KUBE_VERSION, PADDOCK_OPERATOR_BIN, PADDOCK_E2E_CLUSTER_NAME,
+// PADDOCK_E2E_CLUSTER_DIR, PADDOCK_E2E_CLUSTER_SCRIPT).
 std::string env(const char* name);
 
 // A client for the test cluster as its admin, or as the user of another kubeconfig.
@@ -72,5 +73,21 @@ class Process {
 };
 
 std::string randomSuffix();
+
+// Runs e2e/cluster.sh with `args` against the test cluster; returns its exit status.
+int clusterCommand(const std::vector<std::string>& args);
+// The PID of a control-plane component of the test cluster ("kube-apiserver", "etcd", ...).
+pid_t componentPid(const std::string& component);
+
+// Polls `condition` until it holds or `timeout` passes; true when it held.
+template <typename F>
+bool eventually(F condition, std::chrono::milliseconds timeout, std::chrono::milliseconds every = std::chrono::milliseconds(50)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    CancelToken().waitFor(every);
+  }
+  return true;
+}
 
 }  // namespace paddock::e2e
