@@ -11,6 +11,7 @@
 #   e2e/cluster.sh status [--name NAME]   say what runs; exit 1 when the API server is not ready
 #   e2e/cluster.sh restart [--name NAME] COMPONENT   stop one component and start it again
 #   e2e/cluster.sh compact [--name NAME]  compact etcd to its current revision (old watches get 410)
+#   e2e/cluster.sh apply [--name NAME] FILE|DIR...  kubectl apply, then wait for CRDs to be Established
 #   e2e/cluster.sh user   [--name NAME] USER [GROUP...]
 #                                         write a kubeconfig for USER (client certificate) and print its path
 #
@@ -325,13 +326,25 @@ compact() {
   log "compacted etcd to revision $rev"
 }
 
+# kubectl apply of files or folders, then waits for any CRDs among them to be Established.
+apply() {
+  [ ${#args[@]} -ge 1 ] || { echo "usage: $0 apply [--name NAME] FILE|DIR..." >&2; exit 2; }
+  bin=$("$here/toolchain/build.sh" --path)
+  local f files=()
+  for f in "${args[@]}"; do files+=(-f "$f"); done
+  "$bin/kubectl" --kubeconfig "$kubeconfig" apply "${files[@]}" >/dev/null
+  "$bin/kubectl" --kubeconfig "$kubeconfig" wait --for condition=Established crd --all --timeout 60s >/dev/null
+  log "applied ${args[*]}"
+}
+
 case "$cmd" in
   up) up ;;
+  apply) apply ;;
   restart) restart ;;
   compact) compact ;;
   down) stop_all; log "stopped" ;;
   reset) stop_all; rm -rf "$dir"; log "deleted $dir" ;;
   status) status ;;
   user) user ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = --help ] || exit 2 ;;
+  *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = --help ] || exit 2 ;;
 esac

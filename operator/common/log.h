@@ -19,6 +19,7 @@ bool enabled(Level level);
 void setBaseFields(nlohmann::json fields);
 
 void write(Level level, std::string_view msg, const nlohmann::json& fields = nlohmann::json::object());
+inline void log(Level l, std::string_view m, const nlohmann::json& f = nlohmann::json::object()) { write(l, m, f); }
 inline void debug(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) { write(Level::Debug, m, f); }
 inline void info(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) { write(Level::Info, m, f); }
 inline void warn(std::string_view m, const nlohmann::json& f = nlohmann::json::object()) { write(Level::Warn, m, f); }

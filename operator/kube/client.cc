@@ -1,7 +1,8 @@
 #include "operator/kube/client.h"
 
+#include "operator/runtime/rate_limiter.h"
+
 #include <algorithm>
-#include <mutex>
 #include <random>
 
 namespace paddock::kube {
@@ -21,27 +22,6 @@ http::Request jsonRequest(http::Method m, std::string target, const json& body, 
 }
 
 }  // namespace
-
-// The request rate limit: a token bucket of `burst` tokens refilled at `qps`.
-struct Client::Limiter {
-  Limiter(double qps, int burst) : qps(qps), burst(std::max(1, burst)), tokens(std::max(1, burst)) {}
-  // Takes a token; returns how long to wait before using it.
-  std::chrono::steady_clock::duration reserve() {
-    std::lock_guard lock(mu);
-    auto now = std::chrono::steady_clock::now();
-    double elapsed = std::chrono::duration<double>(now - last).count();
-    last = now;
-    tokens = std::min<double>(burst, tokens + elapsed * qps);
-    tokens -= 1;
-    if (tokens >= 0) return {};
-    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(-tokens / qps));
-  }
-  double qps;
-  int burst;
-  double tokens;
-  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
-  std::mutex mu;
-};
 
 std::string Resource::path(const std::string& ns, const std::string& name, const std::string& subresource) const {
   std::string p = group.empty() ? "/api/" + version : "/apis/" + group + "/" + version;
@@ -71,16 +51,14 @@ bool isTransient(const Error& e) { return e.code == 0 || retryable(e.code); }
 
 Client::Client(RestClient& rest, ClientOptions options, RequestObserver observer)
     : rest_(rest), options_(options), observer_(std::move(observer)) {
-  if (options_.qps > 0) limiter_ = std::make_unique<Limiter>(options_.qps, options_.burst);
+  if (options_.qps > 0) limiter_ = std::make_unique<runtime::TokenBucket>(options_.qps, options_.burst);
 }
 
 Client::~Client() = default;
 
 bool Client::throttle(const CancelToken& cancel) {
   if (!limiter_) return !cancel.cancelled();
-  auto wait = limiter_->reserve();
-  if (wait <= std::chrono::steady_clock::duration::zero()) return !cancel.cancelled();
-  return !cancel.waitFor(wait);
+  return limiter_->wait(cancel).ok();
 }
 
 Result<http::Response> Client::exchange(const char* verb, const Resource& r, http::Request request,

@@ -14,6 +14,10 @@
 #include "operator/common/result.h"
 #include "operator/kube/rest.h"
 
+namespace paddock::runtime {
+class TokenBucket;
+}
+
 namespace paddock::kube {
 
 using nlohmann::json;
@@ -112,8 +116,7 @@ class Client {
   RestClient& rest_;
   ClientOptions options_;
   RequestObserver observer_;
-  struct Limiter;
-  std::unique_ptr<Limiter> limiter_;
+  std::unique_ptr<runtime::TokenBucket> limiter_;
 };
 
 // Percent-encodes a query parameter value.

@@ -7,11 +7,16 @@
 namespace paddock::kube {
 
 std::string objectKey(const json& object) {
-  const auto& meta = object["metadata"];
-  std::string ns = meta.value("namespace", "");
-  std::string name = meta.value("name", "");
+  std::string ns = object.value(json::json_pointer("/metadata/namespace"), std::string());
+  std::string name = object.value(json::json_pointer("/metadata/name"), std::string());
   return ns.empty() ? name : ns + "/" + name;
 }
+
+namespace {
+std::string resourceVersionOf(const json& object, const std::string& otherwise = "") {
+  return object.value(json::json_pointer("/metadata/resourceVersion"), otherwise);
+}
+}  // namespace
 
 json stripBookkeeping(json object) {
   if (auto it = object.find("metadata"); it != object.end() && it->is_object()) {
@@ -100,7 +105,7 @@ bool Informer::relist(const CancelToken& stop) {
   for (const auto& [key, obj] : fresh) {
     auto it = old.find(key);
     ObjectPtr previous = it == old.end() ? nullptr : it->second;
-    if (previous && (*previous)["metadata"].value("resourceVersion", "") == (*obj)["metadata"].value("resourceVersion", "")) {
+    if (previous && resourceVersionOf(*previous) == resourceVersionOf(*obj)) {
       continue;
     }
     notify({InformerEvent::Type::Upsert, key, obj, previous});
@@ -124,7 +129,7 @@ void Informer::upsert(ObjectPtr object) {
     auto& slot = store_[key];
     previous = slot;
     slot = object;
-    resource_version_ = (*object)["metadata"].value("resourceVersion", resource_version_);
+    resource_version_ = resourceVersionOf(*object, resource_version_);
   }
   notify({InformerEvent::Type::Upsert, key, std::move(object), std::move(previous)});
 }
@@ -137,7 +142,7 @@ void Informer::erase(const std::string& key, ObjectPtr last) {
       known = it->second;
       store_.erase(it);
     }
-    resource_version_ = (*last)["metadata"].value("resourceVersion", resource_version_);
+    resource_version_ = resourceVersionOf(*last, resource_version_);
   }
   notify({InformerEvent::Type::Delete, key, known ? known : last, nullptr});
 }
@@ -167,7 +172,7 @@ Informer::WatchEnd Informer::watch(const CancelToken& stop) {
     ++stats_.events;
     if (type == "BOOKMARK") {
       std::unique_lock lock(mu_);
-      resource_version_ = obj["metadata"].value("resourceVersion", resource_version_);
+      resource_version_ = resourceVersionOf(obj, resource_version_);
       return true;
     }
     auto stored = std::make_shared<const json>(options_.transform(std::move(obj)));
