@@ -1,18 +1,22 @@
 // paddock-operator: reconciles AgentRuns into hardened, budgeted, audited agent pods.
+// This file is wiring only: flags, the API connection, caches, leader election, endpoints.
 #include <unistd.h>
 
 #include <algorithm>
 #include <memory>
-
-#include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
+#include <thread>
+#include <vector>
 
 #include "operator/common/flags.h"
 #include "operator/common/log.h"
 #include "operator/common/signals.h"
 #include "operator/http/server.h"
+#include "operator/kube/client.h"
 #include "operator/kube/config.h"
+#include "operator/kube/informer.h"
 #include "operator/kube/rest.h"
+#include "operator/runtime/leader_election.h"
+#include "operator/runtime/metrics.h"
 
 using namespace paddock;
 
@@ -24,7 +28,17 @@ struct Options {
   std::string listen_address = ":8080";
   std::string log_level = "info";
   bool insecure_skip_tls_verify = false;
+  double kube_api_qps = 20;
+  int kube_api_burst = 30;
+  bool leader_elect = true;
+  std::string leader_election_namespace;
+  std::string leader_election_id = "paddock-operator";
+  std::chrono::milliseconds lease_duration{15'000};
+  std::chrono::milliseconds renew_deadline{10'000};
+  std::chrono::milliseconds retry_period{2'000};
 };
+
+http::Reply text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body), {}}; }
 
 }  // namespace
 
@@ -43,8 +57,21 @@ int main(int argc, char** argv) {
   flags.add("log-level", &opt.log_level, "Least severe log level written: debug, info, warn or error.");
   flags.add("insecure-skip-tls-verify", &opt.insecure_skip_tls_verify,
             "Do not verify the API server's certificate. For throwaway test clusters only.");
+  flags.add("kube-api-qps", &opt.kube_api_qps, "Requests per second to the API server, sustained (client-side limit).");
+  flags.add("kube-api-burst", &opt.kube_api_burst, "Requests to the API server allowed in a burst above --kube-api-qps.");
+  flags.add("leader-elect", &opt.leader_elect,
+            "Elect one leader among replicas through a coordination.k8s.io Lease; only the leader reconciles.");
+  flags.add("leader-election-namespace", &opt.leader_election_namespace,
+            "Namespace of the Lease. When empty: the pod's namespace, or the kubeconfig context's.");
+  flags.add("leader-election-id", &opt.leader_election_id, "Name of the Lease.");
+  flags.add("leader-election-lease-duration", &opt.lease_duration,
+            "How long standby replicas wait, after the leader's last renewal, before taking over.");
+  flags.add("leader-election-renew-deadline", &opt.renew_deadline,
+            "How long the leader keeps trying to renew before it gives up leading.");
+  flags.add("leader-election-retry-period", &opt.retry_period, "How often candidates try to acquire or renew.");
   flags.setEpilog(
-      "Logs are JSON lines on stderr. SIGTERM or SIGINT stops the operator gracefully; a second one stops it at once.\n"
+      "Logs are JSON lines on stderr. SIGTERM or SIGINT stops the operator gracefully (the leader releases its\n"
+      "Lease so a standby takes over at once); a second signal stops it at once.\n"
       "Example:\n  paddock-operator --kubeconfig ~/.kube/config --listen-address 127.0.0.1:8080");
   flags.parseOrExit(argc, argv);
 
@@ -69,17 +96,28 @@ int main(int argc, char** argv) {
   }
   log::info("configuration loaded", {{"source", config->source}, {"server", config->server}});
 
-  auto registry = std::make_shared<prometheus::Registry>();
+  runtime::Metrics metrics;
+  kube::Client client(**rest, {.qps = opt.kube_api_qps, .burst = opt.kube_api_burst}, metrics.apiObserver());
+
+  // Caches of what Paddock reads. Every replica keeps them warm, so a new leader starts at once.
+  std::vector<std::unique_ptr<kube::Informer>> informers;
+  informers.push_back(std::make_unique<kube::Informer>(client, kube::resources::agentpolicies));
+  informers.push_back(std::make_unique<kube::Informer>(client, kube::resources::agentruns));
+  for (auto& i : informers) metrics.addInformer(*i);
+
   std::atomic<bool> connected{false};
   http::Server server;
-  server.handle("/healthz", [] { return http::Reply{200, "text/plain; charset=utf-8", "ok\n"}; });
+  server.handle("/healthz", [] { return text(200, "ok\n"); });
   server.handle("/readyz", [&] {
-    return connected ? http::Reply{200, "text/plain; charset=utf-8", "ok\n"}
-                     : http::Reply{503, "text/plain; charset=utf-8", "not connected to the API server\n"};
+    if (!connected) return text(503, "not connected to the API server\n");
+    std::string waiting;
+    for (auto& i : informers) {
+      if (!i->synced()) waiting += " " + i->resource().plural;
+    }
+    return waiting.empty() ? text(200, "ok\n") : text(503, "caches not synced:" + waiting + "\n");
   });
-  server.handle("/metrics", [registry] {
-    return http::Reply{200, "text/plain; version=0.0.4; charset=utf-8",
-                       prometheus::TextSerializer().Serialize(registry->Collect())};
+  server.handle("/metrics", [&metrics] {
+    return http::Reply{200, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape(), {}};
   });
   if (auto s = server.start(opt.listen_address); !s) {
     log::error("cannot serve health and metrics endpoints", {{"error", s.error().describe()}});
@@ -105,9 +143,49 @@ int main(int argc, char** argv) {
     backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
   }
 
-  while (!shutdown.waitFor(std::chrono::hours(1))) {
+  std::vector<std::thread> threads;
+  if (connected) {
+    for (auto& i : informers) threads.emplace_back([&i, &shutdown] { i->run(shutdown); });
   }
+
+  // Only the leader reconciles; without --leader-elect this process always leads.
+  auto lead = [&](const CancelToken& leading) {
+    metrics.setLeader(true);
+    leading.waitFor(std::chrono::hours(24 * 365 * 100));
+    metrics.setLeader(false);
+  };
+  int rc = 0;
+  if (connected && opt.leader_elect) {
+    runtime::LeaderElectionConfig le;
+    le.lease_namespace = opt.leader_election_namespace.empty() ? config->default_namespace : opt.leader_election_namespace;
+    le.lease_name = opt.leader_election_id;
+    le.lease_duration = opt.lease_duration;
+    le.renew_deadline = opt.renew_deadline;
+    le.retry_period = opt.retry_period;
+    if (auto v = runtime::validate(le); !v) {
+      log::error("invalid leader election settings", {{"error", v.error().describe()}});
+      rc = 2;
+      shutdown.cancel();
+    } else {
+      runtime::LeaderElector elector(client, le);
+      // A leader that loses its lease stops at once, so two replicas never reconcile together;
+      // the Deployment restarts it as a standby.
+      auto lost = elector.run(shutdown, lead, [&] {
+        if (!shutdown.cancelled()) {
+          log::error("lost leadership: exiting so a fresh start rejoins as a standby");
+          rc = 1;
+          shutdown.cancel();
+        }
+      });
+      if (!lost && !shutdown.cancelled()) log::error("leader election failed", {{"error", lost.error().describe()}});
+    }
+  } else if (connected) {
+    lead(shutdown);
+  }
+
+  shutdown.cancel();
+  for (auto& t : threads) t.join();
   server.stop();
-  log::info("stopped");
-  return 0;
+  log::info("stopped", {{"exitCode", rc}});
+  return rc;
 }

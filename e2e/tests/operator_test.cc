@@ -35,11 +35,20 @@ TEST(Operator, ConnectsLogsTheServerVersionServesHealthAndStopsOnSigterm) {
 
   auto http = http::makeClient("http://127.0.0.1:" + std::to_string(port), {});
   ASSERT_TRUE(http.ok());
-  for (const char* path : {"/healthz", "/readyz", "/metrics"}) {
+  // Ready once the caches of AgentPolicies and AgentRuns are synced.
+  EXPECT_TRUE(eventually([&] {
+    auto r = (*http)->send({http::Method::Get, "/readyz"});
+    return r.ok() && r->status == 200;
+  }, std::chrono::seconds(30)));
+  for (const char* path : {"/healthz", "/metrics"}) {
     auto r = (*http)->send({http::Method::Get, path});
     ASSERT_TRUE(r.ok()) << path << ": " << r.error().describe();
     EXPECT_EQ(r->status, 200) << path;
   }
+  auto m = (*http)->send({http::Method::Get, "/metrics"});
+  ASSERT_TRUE(m.ok());
+  EXPECT_NE(m->body.find(R"(paddock_informer_objects{resource="agentruns"})"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find(R"(paddock_api_requests_total{code="200",resource="agentruns",verb="list"})"), std::string::npos);
 
   op.signal(SIGTERM);
   EXPECT_EQ(op.wait(std::chrono::seconds(15)), 0) << testing::PrintToString(op.lines());
@@ -84,6 +93,80 @@ TEST(Operator, KeepsRetryingUntilTheServerAnswersAndStopsCleanlyMeanwhile) {
   ASSERT_FALSE(retry.empty()) << testing::PrintToString(op.lines());
   op.signal(SIGTERM);
   EXPECT_EQ(op.wait(std::chrono::seconds(15)), 0);
+}
+
+}  // namespace
+}  // namespace paddock::e2e
+
+namespace paddock::e2e {
+namespace {
+
+// A paddock-operator process with leader election on a Lease in `ns`.
+struct Replica {
+  explicit Replica(const std::string& ns)
+      : process({env("PADDOCK_OPERATOR_BIN"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "--listen-address",
+                 "127.0.0.1:0", "--leader-elect", "--leader-election-namespace", ns}) {
+    auto serving = process.waitForLine([](const std::string& l) { return hasMsg(l, "serving /healthz, /readyz and /metrics"); },
+                                       std::chrono::seconds(20));
+    port = parseLine(serving).value("port", 0);
+    auto c = http::makeClient("http://127.0.0.1:" + std::to_string(port), {});
+    if (c) http = std::move(c.value());
+  }
+  // paddock_leader from /metrics: 1 leading, 0 not, -1 unreachable.
+  int leading() {
+    if (!http) return -1;
+    auto r = http->send({http::Method::Get, "/metrics"});
+    if (!r || r->status != 200) return -1;
+    auto at = r->body.find("\npaddock_leader ");
+    if (at == std::string::npos) return -1;
+    return r->body[at + 16] == '1' ? 1 : 0;
+  }
+  Process process;
+  int port = 0;
+  std::unique_ptr<http::Client> http;
+};
+
+std::string holder(kube::RestClient& c, const std::string& ns) {
+  auto lease = c.getJson("/apis/coordination.k8s.io/v1/namespaces/" + ns + "/leases/paddock-operator");
+  return lease ? (*lease)["spec"].value("holderIdentity", "") : "";
+}
+
+TEST(LeaderElection, ExactlyOneLeadsAndAStandbyTakesOver) {
+  auto admin = adminClient();
+  TempNamespace ns(*admin, "leader");
+  auto a = std::make_unique<Replica>(ns.name());
+  auto b = std::make_unique<Replica>(ns.name());
+  ASSERT_GT(a->port, 0);
+  ASSERT_GT(b->port, 0);
+  ASSERT_TRUE(eventually([&] { return a->leading() + b->leading() == 1; }, std::chrono::seconds(30)))
+      << "a=" << a->leading() << " b=" << b->leading();
+  // Exactly one leads, and keeps leading.
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(a->leading() + b->leading(), 1);
+    CancelToken().waitFor(std::chrono::milliseconds(200));
+  }
+  if (b->leading() == 1) std::swap(a, b);  // a leads
+  EXPECT_NE(holder(*admin, ns.name()).find(std::to_string(a->process.pid())), std::string::npos) << holder(*admin, ns.name());
+
+  // kill -9: the standby takes over once the lease expires.
+  auto killed = std::chrono::steady_clock::now();
+  a->process.signal(SIGKILL);
+  ASSERT_TRUE(eventually([&] { return b->leading() == 1; }, std::chrono::seconds(25)));
+  double after_kill = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  std::cout << "takeover after kill -9 of the leader: " << after_kill << " s (lease duration 15 s)\n";
+  EXPECT_LE(after_kill, 15.0 + 2.5) << "lease duration plus one retry period";
+
+  // SIGTERM: the leader releases its lease and a standby leads within 3 s.
+  auto c = std::make_unique<Replica>(ns.name());
+  ASSERT_TRUE(eventually([&] { return c->leading() == 0; }, std::chrono::seconds(20)));
+  auto termed = std::chrono::steady_clock::now();
+  b->process.signal(SIGTERM);
+  ASSERT_TRUE(eventually([&] { return c->leading() == 1; }, std::chrono::seconds(10)));
+  double after_term = std::chrono::duration<double>(std::chrono::steady_clock::now() - termed).count();
+  std::cout << "takeover after SIGTERM of the leader: " << after_term << " s\n";
+  EXPECT_LT(after_term, 3.0);
+  EXPECT_EQ(b->process.wait(std::chrono::seconds(10)), 0);
+  EXPECT_NE(holder(*admin, ns.name()).find(std::to_string(c->process.pid())), std::string::npos);
 }
 
 }  // namespace

@@ -108,7 +108,18 @@ Result<json> Client::get(const Resource& r, const std::string& ns, const std::st
 Result<ObjectList> Client::list(const Resource& r, const std::string& ns, const ListOptions& options,
                                 const CancelToken& cancel) {
   ObjectList out;
-  std::string cont;
+  auto rv = listPages(r, ns, options, [&](std::vector<json>&& items) {
+    for (auto& item : items) out.items.push_back(std::move(item));
+  }, cancel);
+  if (!rv) return rv.error();
+  out.resource_version = *rv;
+  return out;
+}
+
+Result<std::string> Client::listPages(const Resource& r, const std::string& ns, const ListOptions& options,
+                                      const std::function<void(std::vector<json>&& items)>& on_page,
+                                      const CancelToken& cancel) {
+  std::string cont, resource_version;
   do {
     std::string target = r.path(ns) + "?limit=" + std::to_string(std::max(1, options.page_size));
     if (!options.label_selector.empty()) target += "&labelSelector=" + urlEncode(options.label_selector);
@@ -116,12 +127,18 @@ Result<ObjectList> Client::list(const Resource& r, const std::string& ns, const 
     if (!cont.empty()) target += "&continue=" + urlEncode(cont);
     auto page = call("list", r, jsonRequest(http::Method::Get, target, nullptr, "", options_.timeout), cancel);
     if (!page) return page.error();
-    for (auto& item : (*page)["items"]) out.items.push_back(std::move(item));
     const auto& meta = (*page)["metadata"];
-    out.resource_version = meta.value("resourceVersion", "");
+    resource_version = meta.value("resourceVersion", "");
     cont = meta.value("continue", "");
+    std::vector<json> items;
+    if (auto it = page->find("items"); it != page->end() && it->is_array()) {
+      items.reserve(it->size());
+      for (auto& item : *it) items.push_back(std::move(item));
+    }
+    page.value() = nullptr;
+    on_page(std::move(items));
   } while (!cont.empty());
-  return out;
+  return resource_version;
 }
 
 Result<json> Client::create(const Resource& r, const std::string& ns, const json& object, const CancelToken& cancel) {

@@ -86,6 +86,11 @@ class Client {
   Result<json> get(const Resource& r, const std::string& ns, const std::string& name, const CancelToken& cancel = {});
   Result<ObjectList> list(const Resource& r, const std::string& ns, const ListOptions& options = {},
                           const CancelToken& cancel = {});
+  // Like list(), but hands each page's items to `on_page` as it arrives instead of keeping them
+  // all, so memory holds one page at a time. Returns the list's resourceVersion.
+  Result<std::string> listPages(const Resource& r, const std::string& ns, const ListOptions& options,
+                                const std::function<void(std::vector<json>&& items)>& on_page,
+                                const CancelToken& cancel = {});
   Result<json> create(const Resource& r, const std::string& ns, const json& object, const CancelToken& cancel = {});
   // PUT: replaces the object (or its subresource); the object's resourceVersion, when set,
   // makes it conditional (409 Conflict when stale).

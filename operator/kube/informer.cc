@@ -29,6 +29,19 @@ json stripBookkeeping(json object) {
   return object;
 }
 
+std::shared_ptr<const Informer::Stored> Informer::encode(const json& object) {
+  auto s = std::make_shared<Stored>();
+  s->resource_version = resourceVersionOf(object);
+  s->cbor = json::to_cbor(object);
+  s->cbor.shrink_to_fit();
+  return s;
+}
+
+ObjectPtr Informer::decode(const std::shared_ptr<const Stored>& stored) {
+  if (!stored) return nullptr;
+  return std::make_shared<const json>(json::from_cbor(stored->cbor));
+}
+
 Informer::Informer(Client& client, Resource resource, InformerOptions options)
     : client_(client), resource_(std::move(resource)), options_(std::move(options)) {}
 
@@ -38,16 +51,26 @@ bool Informer::waitForSync(std::chrono::milliseconds timeout) const {
 }
 
 ObjectPtr Informer::get(const std::string& key) const {
-  std::shared_lock lock(mu_);
-  auto it = store_.find(key);
-  return it == store_.end() ? nullptr : it->second;
+  std::shared_ptr<const Stored> stored;
+  {
+    std::shared_lock lock(mu_);
+    auto it = store_.find(key);
+    if (it == store_.end()) return nullptr;
+    stored = it->second;
+  }
+  return decode(stored);
 }
 
 std::vector<ObjectPtr> Informer::list() const {
-  std::shared_lock lock(mu_);
+  std::vector<std::shared_ptr<const Stored>> all;
+  {
+    std::shared_lock lock(mu_);
+    all.reserve(store_.size());
+    for (const auto& [k, v] : store_) all.push_back(v);
+  }
   std::vector<ObjectPtr> out;
-  out.reserve(store_.size());
-  for (const auto& [k, v] : store_) out.push_back(v);
+  out.reserve(all.size());
+  for (const auto& s : all) out.push_back(decode(s));
   return out;
 }
 
@@ -79,63 +102,66 @@ std::string Informer::watchPath() const {
 }
 
 bool Informer::relist(const CancelToken& stop) {
-  auto listed = client_.list(resource_, options_.namespace_,
-                             {options_.label_selector, options_.field_selector, options_.page_size}, stop);
+  // Encode page by page, so memory holds one page of parsed objects at a time.
+  std::unordered_map<std::string, std::shared_ptr<const Stored>> fresh;
+  auto listed = client_.listPages(resource_, options_.namespace_,
+                                  {options_.label_selector, options_.field_selector, options_.page_size},
+                                  [&](std::vector<json>&& items) {
+                                    for (auto& item : items) {
+                                      json obj = options_.transform(std::move(item));
+                                      fresh.insert_or_assign(objectKey(obj), encode(obj));
+                                    }
+                                  },
+                                  stop);
   if (!listed) {
     if (!stop.cancelled()) {
       log::warn("list failed", {{"resource", resource_.plural}, {"error", listed.error().describe()}});
     }
     return false;
   }
-  std::unordered_map<std::string, ObjectPtr> fresh;
-  fresh.reserve(listed->items.size());
-  for (auto& item : listed->items) {
-    auto obj = std::make_shared<const json>(options_.transform(std::move(item)));
-    fresh.emplace(objectKey(*obj), std::move(obj));
-  }
   // Swap the new contents in at once, then tell handlers what changed.
-  std::unordered_map<std::string, ObjectPtr> old;
+  std::unordered_map<std::string, std::shared_ptr<const Stored>> old;
   {
     std::unique_lock lock(mu_);
     old.swap(store_);
     store_ = fresh;
-    resource_version_ = listed->resource_version;
+    resource_version_ = *listed;
   }
   ++stats_.lists;
-  for (const auto& [key, obj] : fresh) {
-    auto it = old.find(key);
-    ObjectPtr previous = it == old.end() ? nullptr : it->second;
-    if (previous && resourceVersionOf(*previous) == resourceVersionOf(*obj)) {
-      continue;
+  if (!handlers_.empty()) {
+    for (const auto& [key, stored] : fresh) {
+      auto it = old.find(key);
+      if (it != old.end() && it->second->resource_version == stored->resource_version) continue;
+      notify({InformerEvent::Type::Upsert, key, decode(stored), it == old.end() ? nullptr : decode(it->second)});
     }
-    notify({InformerEvent::Type::Upsert, key, obj, previous});
-  }
-  for (const auto& [key, obj] : old) {
-    if (!fresh.count(key)) notify({InformerEvent::Type::Delete, key, obj, nullptr});
+    for (const auto& [key, stored] : old) {
+      if (!fresh.count(key)) notify({InformerEvent::Type::Delete, key, decode(stored), nullptr});
+    }
   }
   if (!synced_.exchange(true)) {
     std::lock_guard lock(sync_mu_);
     sync_cv_.notify_all();
   }
-  log::debug("listed", {{"resource", resource_.plural}, {"objects", fresh.size()}, {"resourceVersion", listed->resource_version}});
+  log::debug("listed", {{"resource", resource_.plural}, {"objects", fresh.size()}, {"resourceVersion", *listed}});
   return true;
 }
 
 void Informer::upsert(ObjectPtr object) {
   std::string key = objectKey(*object);
-  ObjectPtr previous;
+  auto stored = encode(*object);
+  std::shared_ptr<const Stored> previous;
   {
     std::unique_lock lock(mu_);
     auto& slot = store_[key];
     previous = slot;
-    slot = object;
-    resource_version_ = resourceVersionOf(*object, resource_version_);
+    slot = stored;
+    resource_version_ = stored->resource_version.empty() ? resource_version_ : stored->resource_version;
   }
-  notify({InformerEvent::Type::Upsert, key, std::move(object), std::move(previous)});
+  if (!handlers_.empty()) notify({InformerEvent::Type::Upsert, key, std::move(object), decode(previous)});
 }
 
 void Informer::erase(const std::string& key, ObjectPtr last) {
-  ObjectPtr known;
+  std::shared_ptr<const Stored> known;
   {
     std::unique_lock lock(mu_);
     if (auto it = store_.find(key); it != store_.end()) {
@@ -144,7 +170,7 @@ void Informer::erase(const std::string& key, ObjectPtr last) {
     }
     resource_version_ = resourceVersionOf(*last, resource_version_);
   }
-  notify({InformerEvent::Type::Delete, key, known ? known : last, nullptr});
+  notify({InformerEvent::Type::Delete, key, known ? decode(known) : last, nullptr});
 }
 
 Informer::WatchEnd Informer::watch(const CancelToken& stop) {
