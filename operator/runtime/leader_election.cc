@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <initializer_list>
@@ -164,16 +165,70 @@ Status LeaderElector::run(const CancelToken& stop, std::function<void(const Canc
   }
   last_holder_.reset();
   log::info("campaigning for leadership", logFields());
+
+  // Wake-ups from the Lease watch: each cancels the token the campaign loop is sleeping on.
+  std::mutex wake_mu;
+  CancelToken* wake = nullptr;  // guarded by wake_mu
+  CancelToken watch_stop;
+  auto stop_watch = stop.onCancel([watch_stop] { watch_stop.cancel(); });
+  std::thread watcher;
+  if (config_.watch_lease) {
+    watcher = std::thread([&] {
+      watchLease(watch_stop, [&] {
+        std::lock_guard lock(wake_mu);
+        if (wake) wake->cancel();
+      });
+    });
+  }
+  auto end_watch = [&] {
+    watch_stop.cancel();
+    if (watcher.joinable()) watcher.join();
+  };
+
   while (!stop.cancelled()) {
     Clock::TimePoint started = clock_.now();
     if (tryAcquireOrRenew(stop, false) == Attempt::Held) {
+      end_watch();
       lead(stop, on_started_leading, on_stopped_leading, started);
       return Ok{};
     }
-    clock_.sleepFor(retryWait(), stop);
+    // Sleep until the next poll, the lease's expiry if sooner, or a change seen by the watch.
+    Clock::TimePoint until = clock_.now() + retryWait();
+    if (observed_) {
+      LeaseDecision d = decide(observed_, clock_.now(), identity_);
+      if (d.action == LeaseAction::Wait) until = std::min(until, clock_.now() + d.expires_in + std::chrono::milliseconds(1));
+    }
+    CancelToken woken;
+    auto stop_wakes = stop.onCancel([woken] { woken.cancel(); });
+    {
+      std::lock_guard lock(wake_mu);
+      wake = &woken;
+    }
+    clock_.sleepUntil(until, woken);
+    std::lock_guard lock(wake_mu);
+    wake = nullptr;
   }
+  end_watch();
   log::info("stopped campaigning", logFields());
   return Ok{};
+}
+
+void LeaderElector::watchLease(const CancelToken& stop, const std::function<void()>& changed) {
+  const std::string path = kube::resources::leases.path(config_.lease_namespace) +
+                           "?watch=1&fieldSelector=" + kube::urlEncode("metadata.name=" + config_.lease_name) +
+                           "&timeoutSeconds=60";
+  while (!stop.cancelled()) {
+    if (!client_.throttle(stop)) return;
+    http::Request req{http::Method::Get, path};
+    req.timeout = std::chrono::seconds(75);
+    auto r = client_.rest().stream(req, [&](std::string_view) {
+      changed();
+      return !stop.cancelled();
+    }, stop);
+    if (stop.cancelled()) return;
+    // The server ends each watch after timeoutSeconds; reconnect at once then, after a pause on errors.
+    if (!r || r->status != 200) stop.waitFor(std::chrono::seconds(1));
+  }
 }
 
 void LeaderElector::lead(const CancelToken& stop, const std::function<void(const CancelToken&)>& on_started_leading,

@@ -119,6 +119,9 @@ struct LeaderElectionConfig {
   // Whether a clean end of leadership (stop cancelled, or the leader's work returned) releases the
   // lease. false leaves it to expire, as a crash would.
   bool release_on_cancel = true;
+  // While campaigning, watch the Lease so each renewal is seen as it happens and a standby takes
+  // over as soon as the lease expires, not up to a retry period later. Polling remains the fallback.
+  bool watch_lease = true;
   // Measures time and waits; systemClock() when null. Must outlive the elector.
   const Clock* clock = nullptr;
   // The wall clock for acquireTime and renewTime; std::chrono::system_clock::now when empty.
@@ -168,6 +171,9 @@ class LeaderElector {
 
  private:
   enum class Attempt { Held, NotHeld, Failed };
+
+  // Streams watch events of the Lease until `stop`, calling `changed` for each.
+  void watchLease(const CancelToken& stop, const std::function<void()>& changed);
 
   // One round of client-go's tryAcquireOrRenew: read (unless renewing what we last wrote),
   // decide, write. Requests are cancelled by `cancel`. While `leading`, any other holder is NotHeld.
