@@ -28,7 +28,7 @@
 
 using namespace paddock;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 extern char** environ;
 
@@ -48,7 +48,7 @@ long rssKiB(pid_t pid) {
   return -1;
 }
 
-double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double secondsSince(Steady::time_point t) { return std::chrono::duration<double>(Steady::now() - t).count(); }
 
 std::unique_ptr<kube::RestClient> connect(const std::string& kubeconfig) {
   auto config = kube::loadKubeconfig({kubeconfig});
@@ -98,7 +98,7 @@ int child(const std::string& kubeconfig, const std::string& ns, int objects) {
   malloc_trim(0);
   long before = rssKiB(0);
   CancelToken stop;
-  auto start = Clock::now();
+  auto start = Steady::now();
   std::thread t([&] { informer.run(stop); });
   informer.waitForSync(std::chrono::minutes(10));
   double sync = secondsSince(start);
@@ -111,7 +111,7 @@ int child(const std::string& kubeconfig, const std::string& ns, int objects) {
   // Wait for the parent's go, then count modifications.
   std::string go;
   std::getline(std::cin, go);
-  auto patch_start = Clock::now();
+  auto patch_start = Steady::now();
   while (modified.load() < objects) CancelToken().waitFor(std::chrono::milliseconds(2));
   std::cout << json{{"phase", "events"}, {"events", modified.load()}, {"seconds", secondsSince(patch_start)},
                     {"rssKiB", rssKiB(0)}}.dump()
@@ -147,14 +147,14 @@ struct Child {
   }
   // Reads one line; "" on EOF or after `timeout`.
   std::string line(std::chrono::seconds timeout = std::chrono::seconds(600)) {
-    auto deadline = Clock::now() + timeout;
+    auto deadline = Steady::now() + timeout;
     while (true) {
       if (auto nl = buf.find('\n'); nl != std::string::npos) {
         std::string l = buf.substr(0, nl);
         buf.erase(0, nl + 1);
         return l;
       }
-      int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+      int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now()).count());
       pollfd p{out, POLLIN, 0};
       if (left <= 0 || poll(&p, 1, left) <= 0) return "";
       char b[65536];
@@ -213,7 +213,7 @@ int main(int argc, char** argv) {
   json results = json::array();
   int created = 0, round = 0;
   for (int count : counts) {
-    auto load_start = Clock::now();
+    auto load_start = Steady::now();
     parallel(kubeconfig, created, count, threads, [&](kube::Client& c, int i) {
       auto r = c.create(kube::resources::agentruns, ns, agentRun(i));
       if (!r && r.error().reason != "AlreadyExists") std::cerr << "create run-" << i << ": " << r.error().describe() << "\n";
@@ -224,7 +224,7 @@ int main(int argc, char** argv) {
     Child informer({argv[0], "--child", "--kubeconfig", kubeconfig, "--child-namespace", ns, "--child-objects",
                     std::to_string(count)});
     Child watch({kubectl, "--kubeconfig", kubeconfig, "get", "agentruns", "-n", ns, "--watch", "-o", "name"});
-    auto kubectl_start = Clock::now();
+    auto kubectl_start = Steady::now();
     auto synced = json::parse(informer.line(), nullptr, false);
     int listed = 0;
     while (listed < count && !watch.line().empty()) ++listed;
@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
     // Patch every object once; both watchers see the same stream.
     ++round;
     informer.say("go\n");
-    auto patch_start = Clock::now();
+    auto patch_start = Steady::now();
     std::thread patcher([&] {
       parallel(kubeconfig, 0, count, threads, [&](kube::Client& c, int i) {
         auto r = c.mergePatch(kube::resources::agentruns, ns, "run-" + std::to_string(i),

@@ -192,8 +192,8 @@ Result<ClusterConfig> resolveConfig(const std::string& kubeconfig_flag, const st
 std::string BearerToken::current() {
   std::lock_guard lock(mu_);
   if (file_.empty()) return token_;
-  auto now = std::chrono::steady_clock::now();
-  if (token_.empty() || now - read_at_ > std::chrono::minutes(1)) {
+  auto now = clock_.now();
+  if (token_.empty() || now - read_at_ >= std::chrono::minutes(1)) {
     if (auto t = readFile(file_, "token file")) {
       token_ = trim(*t);
       read_at_ = now;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "operator/common/clock.h"
 #include "operator/common/result.h"
 #include "operator/http/client.h"
 
@@ -37,7 +38,8 @@ Result<ClusterConfig> resolveConfig(const std::string& kubeconfig_flag, const st
 // service-account tokens rotate hourly), so a rotated token is picked up without a restart.
 class BearerToken {
  public:
-  explicit BearerToken(const ClusterConfig& config) : token_(config.token), file_(config.token_file) {}
+  explicit BearerToken(const ClusterConfig& config, const Clock& clock = systemClock())
+      : token_(config.token), file_(config.token_file), clock_(clock) {}
   // "" when there is no token.
   std::string current();
 
@@ -45,7 +47,8 @@ class BearerToken {
   std::mutex mu_;
   std::string token_;
   std::string file_;
-  std::chrono::steady_clock::time_point read_at_{};
+  const Clock& clock_;
+  Clock::TimePoint read_at_{};
 };
 
 // Decodes standard base64, ignoring white space; false on malformed input.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/operator/common/fake_clock.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -141,6 +143,24 @@ TEST_F(KubeconfigTest, InClusterReadsServiceAccountFiles) {
   auto outside = loadInCluster(dir_.string());
   ASSERT_FALSE(outside.ok());
   EXPECT_NE(outside.error().message.find("KUBERNETES_SERVICE_HOST"), std::string::npos);
+}
+
+TEST_F(KubeconfigTest, RotatedTokenFileIsPickedUpWithinAMinute) {
+  std::string path = write("token", "first\n");
+  ClusterConfig config;
+  config.token_file = path;
+  FakeClock clock;
+  BearerToken token(config, clock);
+  EXPECT_EQ(token.current(), "first");
+  write("token", "second\n");
+  clock.advance(std::chrono::seconds(30));
+  EXPECT_EQ(token.current(), "first") << "re-read at most once a minute";
+  clock.advance(std::chrono::seconds(30));
+  EXPECT_EQ(token.current(), "second");
+  // A token file that disappears keeps the last good token rather than sending none.
+  std::filesystem::remove(path);
+  clock.advance(std::chrono::minutes(2));
+  EXPECT_EQ(token.current(), "second");
 }
 
 TEST(Base64, DecodesWithPaddingAndWhitespace) {
