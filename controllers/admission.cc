@@ -1,0 +1,161 @@
+#include "controllers/admission.h"
+
+#include <algorithm>
+
+#include "operator/common/duration.h"
+
+namespace paddock::controllers {
+
+PolicyChoice resolvePolicy(const std::string& ns, const std::map<std::string, std::string>& ns_labels,
+                           const std::vector<AgentPolicy>& policies) {
+  std::vector<const AgentPolicy*> matching;
+  for (const auto& p : policies) {
+    if (p.namespace_selector.matches(ns_labels)) matching.push_back(&p);
+  }
+  std::sort(matching.begin(), matching.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  if (matching.size() == 1) return {*matching.front(), "PolicyResolved", "AgentPolicy " + matching.front()->name + " governs namespace " + ns};
+  if (matching.empty()) {
+    return {std::nullopt, "NoPolicy",
+            "no AgentPolicy selects namespace " + ns +
+                ": ask the platform team to add this namespace to an AgentPolicy's spec.namespaceSelector"};
+  }
+  std::string names;
+  for (auto* p : matching) names += (names.empty() ? "" : ", ") + p->name;
+  return {std::nullopt, "AmbiguousPolicy",
+          "namespace " + ns + " is selected by several AgentPolicies (" + names +
+              "): exactly one may govern it; ask the platform team to narrow their spec.namespaceSelector"};
+}
+
+bool globMatch(const std::string& pattern, const std::string& text) {
+  // Iterative matcher with backtracking to the last star.
+  size_t p = 0, t = 0, star_p = std::string::npos, star_t = 0;
+  bool star_crosses = false;
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star_crosses = p + 1 < pattern.size() && pattern[p + 1] == '*';
+      p += star_crosses ? 2 : 1;
+      star_p = p;
+      star_t = t;
+    } else if (p < pattern.size() && (pattern[p] == text[t] || (pattern[p] == '?' && text[t] != '/'))) {
+      ++p;
+      ++t;
+    } else if (star_p != std::string::npos && (star_crosses || text[star_t] != '/')) {
+      p = star_p;
+      t = ++star_t;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+namespace {
+
+Admission refuse(std::string reason, std::string message) {
+  Admission a;
+  a.reason = std::move(reason);
+  a.message = std::move(message);
+  return a;
+}
+
+}  // namespace
+
+Admission admit(const AgentRun& run, const AgentPolicy& policy) {
+  Effective e;
+  e.image = run.image.empty() ? policy.default_image : run.image;
+  if (!run.image.empty() && run.image != policy.default_image) {
+    bool allowed = std::any_of(policy.allowed_images.begin(), policy.allowed_images.end(),
+                               [&](const std::string& g) { return globMatch(g, run.image); });
+    if (!allowed) {
+      std::string globs;
+      for (const auto& g : policy.allowed_images) globs += (globs.empty() ? "" : ", ") + g;
+      return refuse("ImageNotAllowed", "spec.image " + run.image + " is not allowed by AgentPolicy " + policy.name +
+                                           " (spec.images.allowed: " + (globs.empty() ? "none" : globs) +
+                                           "); use an allowed image or omit spec.image for " + policy.default_image);
+    }
+  }
+  e.model = run.model.empty() ? policy.model_pin : run.model;
+  if (!policy.model_pin.empty() && !run.model.empty() && run.model != policy.model_pin) {
+    return refuse("ModelNotAllowed", "spec.model " + run.model + " differs from the model AgentPolicy " + policy.name +
+                                         " pins (" + policy.model_pin + "); omit spec.model or set it to " + policy.model_pin);
+  }
+
+  // Budgets: the run's, else the policy's default; each at most the policy's max.
+  auto pick = [](auto run_value, auto default_value) { return run_value ? run_value : default_value; };
+  auto tokens = pick(run.budget.tokens, policy.default_budget.tokens);
+  auto cost = pick(run.budget.cost_cents, policy.default_budget.cost_cents);
+  auto wall = pick(run.budget.wall_clock, policy.default_budget.wall_clock);
+  if (!tokens || !cost || !wall) {
+    return refuse("BudgetMissing", "the run sets no " + std::string(!tokens ? "spec.budget.tokens" : !cost ? "spec.budget.costUSD" : "spec.budget.wallClock") +
+                                       " and AgentPolicy " + policy.name + " has no default for it; set it on the run");
+  }
+  if (*tokens <= 0 || *cost <= 0 || wall->count() <= 0) {
+    return refuse("BudgetInvalid", "spec.budget must be positive in every part; raise the zero or negative value");
+  }
+  if (policy.max_budget.tokens && *tokens > *policy.max_budget.tokens) {
+    return refuse("BudgetOverMax", "spec.budget.tokens " + std::to_string(*tokens) + " exceeds AgentPolicy " + policy.name +
+                                       " max of " + std::to_string(*policy.max_budget.tokens) + "; lower it");
+  }
+  if (policy.max_budget.cost_cents && *cost > *policy.max_budget.cost_cents) {
+    return refuse("BudgetOverMax", "spec.budget.costUSD " + formatCents(*cost) + " exceeds AgentPolicy " + policy.name +
+                                       " max of " + formatCents(*policy.max_budget.cost_cents) + "; lower it");
+  }
+  if (policy.max_budget.wall_clock && *wall > *policy.max_budget.wall_clock) {
+    return refuse("BudgetOverMax", "spec.budget.wallClock " + formatDuration(*wall) + " exceeds AgentPolicy " +
+                                       policy.name + " max of " + formatDuration(*policy.max_budget.wall_clock) + "; lower it");
+  }
+  e.tokens = *tokens;
+  e.cost_cents = *cost;
+  e.wall_clock = *wall;
+
+  for (const auto& s : run.stages) {
+    bool known = std::any_of(policy.stages.begin(), policy.stages.end(), [&](const StageSpec& st) { return st.name == s; });
+    if (!known) {
+      std::string names;
+      for (const auto& st : policy.stages) names += (names.empty() ? "" : ", ") + st.name;
+      return refuse("UnknownStage", "spec.stages names " + s + ", which AgentPolicy " + policy.name +
+                                        " does not define (its stages: " + (names.empty() ? "none" : names) +
+                                        "); remove it or ask the platform team to add it");
+    }
+  }
+  Admission a;
+  a.admitted = true;
+  a.reason = "Admitted";
+  a.message = "admitted under AgentPolicy " + policy.name;
+  a.effective = std::move(e);
+  return a;
+}
+
+bool holdsSlot(const std::string& phase) { return phase == "Running" || phase == "AwaitingApproval"; }
+
+bool isTerminal(const std::string& phase) {
+  return phase == "Succeeded" || phase == "Failed" || phase == "Cancelled" || phase == "BudgetExceeded" ||
+         phase == "TimedOut";
+}
+
+Slot concurrencySlot(const AgentRun& run, const std::vector<AgentRun>& team, int max_running) {
+  Slot s;
+  std::vector<const AgentRun*> waiting;
+  for (const auto& r : team) {
+    if (r.uid == run.uid) continue;
+    if (holdsSlot(r.phase)) ++s.active;
+    else if (!isTerminal(r.phase) && !r.cancel) waiting.push_back(&r);
+  }
+  // Earlier runs (creation time, then namespace and name) go first.
+  auto before = [](const AgentRun* a, const AgentRun& b) {
+    return std::tie(a->creation_timestamp, a->ns, a->name) < std::tie(b.creation_timestamp, b.ns, b.name);
+  };
+  int ahead = static_cast<int>(std::count_if(waiting.begin(), waiting.end(), [&](auto* w) { return before(w, run); }));
+  if (s.active + ahead < max_running) {
+    s.may_start = true;
+    return s;
+  }
+  s.position = ahead + 1;
+  s.message = "waiting for a slot: " + std::to_string(s.active) + " of " + std::to_string(max_running) +
+              " runs allowed by spec.concurrency.maxRunning are running; this run is number " +
+              std::to_string(s.position) + " in line and starts when one finishes";
+  return s;
+}
+
+}  // namespace paddock::controllers

@@ -1,0 +1,64 @@
+// Admission: may this AgentRun run, and with what? Pure functions over parsed objects; every
+// refusal carries a condition reason and a message that names the field and the fix.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "controllers/api.h"
+
+namespace paddock::controllers {
+
+// The policy that governs a namespace: exactly one AgentPolicy must select it.
+struct PolicyChoice {
+  std::optional<AgentPolicy> policy;  // empty when none or several select the namespace
+  std::string reason;                   // NoPolicy, AmbiguousPolicy
+  std::string message;
+};
+PolicyChoice resolvePolicy(const std::string& ns, const std::map<std::string, std::string>& ns_labels,
+                           const std::vector<AgentPolicy>& policies);
+
+// Shell-style glob for image references: `*` matches any run of characters except '/', `**` any
+// run including '/', `?` one character other than '/'. "registry.example.com/team/*" allows
+// "registry.example.com/team/agent:1.2" but not "registry.example.com/team/x/agent:1.2".
+bool globMatch(const std::string& pattern, const std::string& text);
+
+// What an admitted run gets: the policy's defaults filled in.
+struct Effective {
+  std::string image;
+  std::string model;
+  int64_t tokens = 0;
+  int64_t cost_cents = 0;
+  std::chrono::milliseconds wall_clock{0};
+};
+
+struct Admission {
+  bool admitted = false;
+  std::string reason;   // Admitted, or why not: ImageNotAllowed, ModelNotAllowed, BudgetOverMax, UnknownStage, ...
+  std::string message;
+  Effective effective;
+};
+
+// Checks a run against its policy: image allowed, model equal to the pin, budgets within the
+// policy's max (defaults filled from the policy), requested stages defined by the policy.
+Admission admit(const AgentRun& run, const AgentPolicy& policy);
+
+// Concurrency: runs of one team (every namespace of one policy) beyond max_running wait in
+// Pending and start in creation order as slots free.
+struct Slot {
+  bool may_start = false;
+  int active = 0;    // runs of the team holding a slot now
+  int position = 0;  // 1-based place among the waiting runs, when it must wait
+  std::string message;
+};
+// `team` holds every run governed by the same policy, `run` among them. A run holds a slot from
+// the moment it is admitted to start until it ends (phases Running and AwaitingApproval).
+Slot concurrencySlot(const AgentRun& run, const std::vector<AgentRun>& team, int max_running);
+
+bool holdsSlot(const std::string& phase);
+bool isTerminal(const std::string& phase);
+
+}  // namespace paddock::controllers

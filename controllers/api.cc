@@ -1,0 +1,236 @@
+#include "controllers/api.h"
+
+#include <cctype>
+
+#include "operator/common/duration.h"
+
+namespace paddock::controllers {
+namespace {
+
+Error invalid(const std::string& field, const std::string& what) {
+  return Error::local("InvalidSpec", field + ": " + what);
+}
+
+// Reads optional fields of a JSON object, remembering the first problem with its field path.
+class Reader {
+ public:
+  Reader(const json& object, std::string path) : object_(object), path_(std::move(path)) {}
+
+  const json* find(const char* key) const {
+    if (!object_.is_object()) return nullptr;
+    auto it = object_.find(key);
+    return it == object_.end() || it->is_null() ? nullptr : &*it;
+  }
+  std::string field(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  std::string str(const char* key, std::string fallback = "") {
+    const json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_string()) return fail(key, "must be a string"), fallback;
+    return v->get<std::string>();
+  }
+  int64_t integer(const char* key, int64_t fallback) {
+    const json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_number_integer()) return fail(key, "must be an integer"), fallback;
+    return v->get<int64_t>();
+  }
+  bool boolean(const char* key, bool fallback) {
+    const json* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_boolean()) return fail(key, "must be true or false"), fallback;
+    return v->get<bool>();
+  }
+  std::vector<std::string> strings(const char* key) {
+    std::vector<std::string> out;
+    const json* v = find(key);
+    if (!v) return out;
+    if (!v->is_array()) return fail(key, "must be a list of strings"), out;
+    for (const auto& s : *v) {
+      if (!s.is_string()) return fail(key, "must be a list of strings"), out;
+      out.push_back(s.get<std::string>());
+    }
+    return out;
+  }
+  std::optional<std::chrono::milliseconds> duration(const char* key) {
+    const json* v = find(key);
+    if (!v) return std::nullopt;
+    auto d = v->is_string() ? parseDuration(v->get<std::string>()) : std::nullopt;
+    if (!d) fail(key, "must be a duration such as 45m or 1h30m");
+    return d;
+  }
+  Reader child(const char* key) {
+    const json* v = find(key);
+    if (v && !v->is_object()) fail(key, "must be an object");
+    return Reader(v && v->is_object() ? *v : empty(), field(key));
+  }
+  std::vector<Reader> list(const char* key) {
+    std::vector<Reader> out;
+    const json* v = find(key);
+    if (!v) return out;
+    if (!v->is_array()) return fail(key, "must be a list"), out;
+    for (size_t i = 0; i < v->size(); ++i) out.emplace_back((*v)[i], field(key) + "[" + std::to_string(i) + "]");
+    return out;
+  }
+  Budget budget(const char* key) {
+    Reader b = child(key);
+    Budget out;
+    if (b.find("tokens")) out.tokens = b.integer("tokens", 0);
+    if (const json* c = b.find("costUSD")) {
+      auto cents = c->is_string() ? parseCostCents(c->get<std::string>()) : std::nullopt;
+      if (!cents) b.fail("costUSD", "must be a decimal string of dollars such as \"6\" or \"6.25\"");
+      out.cost_cents = cents;
+    }
+    out.wall_clock = b.duration("wallClock");
+    absorb(b);
+    return out;
+  }
+
+  void fail(const char* key, const std::string& what) {
+    if (!error_) error_ = invalid(field(key), what);
+  }
+  void absorb(const Reader& other) {
+    if (!error_ && other.error_) error_ = other.error_;
+  }
+  const std::optional<Error>& error() const { return error_; }
+  const json& raw() const { return object_; }
+
+ private:
+  static const json& empty() {
+    static const json e = json::object();
+    return e;
+  }
+  const json& object_;
+  std::string path_;
+  std::optional<Error> error_;
+};
+
+std::map<std::string, std::string> stringMap(Reader& r, const char* key) {
+  std::map<std::string, std::string> out;
+  const json* v = r.find(key);
+  if (!v) return out;
+  if (!v->is_object()) return r.fail(key, "must be a map of strings"), out;
+  for (const auto& [k, val] : v->items()) {
+    if (!val.is_string()) return r.fail(key, "must be a map of strings"), out;
+    out[k] = val.get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<int64_t> parseCostCents(const std::string& text) {
+  if (text.empty() || text.size() > 15) return std::nullopt;
+  int64_t whole = 0, cents = 0;
+  size_t i = 0;
+  for (; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) whole = whole * 10 + (text[i] - '0');
+  if (i == 0) return std::nullopt;
+  if (i == text.size()) return whole * 100;
+  if (text[i] != '.' || i + 1 == text.size() || text.size() - i - 1 > 2) return std::nullopt;
+  int digits = 0;
+  for (++i; i < text.size(); ++i, ++digits) {
+    if (!std::isdigit(static_cast<unsigned char>(text[i]))) return std::nullopt;
+    cents = cents * 10 + (text[i] - '0');
+  }
+  if (digits == 1) cents *= 10;
+  return whole * 100 + cents;
+}
+
+std::string formatCents(int64_t cents) {
+  std::string out = std::to_string(cents / 100);
+  if (int64_t rest = cents % 100; rest) {
+    out += "." + std::string(rest < 10 ? "0" : "") + std::to_string(rest);
+    if (out.back() == '0') out.pop_back();
+  }
+  return out;
+}
+
+bool LabelSelector::matches(const std::map<std::string, std::string>& labels) const {
+  for (const auto& [k, v] : match_labels) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  for (const auto& e : match_expressions) {
+    auto it = labels.find(e.key);
+    bool has = it != labels.end();
+    bool in = has && std::find(e.values.begin(), e.values.end(), it->second) != e.values.end();
+    if (e.op == "In" && !in) return false;
+    if (e.op == "NotIn" && in) return false;
+    if (e.op == "Exists" && !has) return false;
+    if (e.op == "DoesNotExist" && has) return false;
+    if (e.op != "In" && e.op != "NotIn" && e.op != "Exists" && e.op != "DoesNotExist") return false;
+  }
+  return true;
+}
+
+Result<AgentPolicy> parseAgentPolicy(const json& object) {
+  Reader root(object, "");
+  AgentPolicy p;
+  Reader meta = root.child("metadata");
+  p.name = meta.str("name");
+  Reader spec = root.child("spec");
+  Reader sel = spec.child("namespaceSelector");
+  p.namespace_selector.match_labels = stringMap(sel, "matchLabels");
+  for (auto& e : sel.list("matchExpressions")) {
+    p.namespace_selector.match_expressions.push_back({e.str("key"), e.str("operator"), e.strings("values")});
+    sel.absorb(e);
+  }
+  Reader images = spec.child("images");
+  p.default_image = images.str("default");
+  p.allowed_images = images.strings("allowed");
+  p.model_pin = spec.child("model").str("pin");
+  Reader budgets = spec.child("budgets");
+  p.default_budget = budgets.budget("default");
+  p.max_budget = budgets.budget("max");
+  p.checkpoint_percent = static_cast<int>(budgets.integer("checkpointPercent", 60));
+  p.max_running = static_cast<int>(spec.child("concurrency").integer("maxRunning", 10));
+  for (auto& s : spec.list("stages")) {
+    StageSpec st;
+    st.name = s.str("name");
+    st.image = s.str("image");
+    Reader approval = s.child("approval");
+    Reader approvers = approval.child("approvers");
+    st.approver_users = approvers.strings("users");
+    st.approver_groups = approvers.strings("groups");
+    st.min_approvals = static_cast<int>(approval.integer("minApprovals", 1));
+    if (auto t = approval.duration("timeout")) st.approval_timeout = *t;
+    approval.absorb(approvers);
+    s.absorb(approval);
+    spec.absorb(s);
+    p.stages.push_back(std::move(st));
+  }
+  for (auto& s : spec.list("secrets")) {
+    p.secrets.push_back({s.str("secretName"), s.str("key"), s.strings("stages")});
+    spec.absorb(s);
+  }
+  for (Reader* r : {&sel, &images, &budgets}) spec.absorb(*r);
+  root.absorb(meta);
+  root.absorb(spec);
+  if (root.error()) return *root.error();
+  if (p.default_image.empty()) return invalid("spec.images.default", "is required: the image runs use unless they name another");
+  return p;
+}
+
+Result<AgentRun> parseAgentRun(const json& object) {
+  Reader root(object, "");
+  AgentRun r;
+  Reader meta = root.child("metadata");
+  r.ns = meta.str("namespace");
+  r.name = meta.str("name");
+  r.uid = meta.str("uid");
+  r.generation = meta.integer("generation", 0);
+  r.creation_timestamp = meta.str("creationTimestamp");
+  Reader spec = root.child("spec");
+  r.image = spec.str("image");
+  r.model = spec.str("model");
+  r.budget = spec.budget("budget");
+  r.stages = spec.strings("stages");
+  r.cancel = spec.boolean("cancel", false);
+  r.phase = root.child("status").str("phase");
+  root.absorb(meta);
+  root.absorb(spec);
+  if (root.error()) return *root.error();
+  return r;
+}
+
+}  // namespace paddock::controllers

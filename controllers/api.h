@@ -1,0 +1,92 @@
+// Paddock's API types (paddock.dev/v1alpha1) as the controllers read them, parsed from the JSON
+// the API server returns. Parsing is total: a field of the wrong shape becomes an error that names
+// the field, never an exception, so a bad object becomes a condition rather than a crash.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "operator/common/result.h"
+
+namespace paddock::controllers {
+
+using nlohmann::json;
+
+// A budget; each part is optional (unset: take the policy's default).
+struct Budget {
+  std::optional<int64_t> tokens;
+  std::optional<int64_t> cost_cents;  // costUSD "6.25" is 625
+  std::optional<std::chrono::milliseconds> wall_clock;
+};
+
+struct LabelSelectorRequirement {
+  std::string key;
+  std::string op;  // In, NotIn, Exists, DoesNotExist
+  std::vector<std::string> values;
+};
+
+struct LabelSelector {
+  std::map<std::string, std::string> match_labels;
+  std::vector<LabelSelectorRequirement> match_expressions;
+
+  // Kubernetes semantics: every label and every expression must hold; an empty selector matches all.
+  bool matches(const std::map<std::string, std::string>& labels) const;
+};
+
+struct StageSpec {
+  std::string name;
+  std::string image;
+  std::vector<std::string> approver_users;
+  std::vector<std::string> approver_groups;
+  int min_approvals = 1;
+  std::chrono::milliseconds approval_timeout{72LL * 3600 * 1000};
+};
+
+struct SecretMount {
+  std::string secret_name;
+  std::string key;
+  std::vector<std::string> stages;
+};
+
+struct AgentPolicy {
+  std::string name;
+  LabelSelector namespace_selector;
+  std::string default_image;
+  std::vector<std::string> allowed_images;  // globs
+  std::string model_pin;                    // "" when the policy pins no model
+  Budget default_budget;
+  Budget max_budget;
+  int checkpoint_percent = 60;
+  int max_running = 10;
+  std::vector<StageSpec> stages;
+  std::vector<SecretMount> secrets;
+};
+
+struct AgentRun {
+  std::string ns;
+  std::string name;
+  std::string uid;
+  int64_t generation = 0;
+  std::string creation_timestamp;  // RFC 3339, for ordering runs that wait for a slot
+  std::string image;               // "" means the policy's default
+  std::string model;               // "" means the policy's pin
+  Budget budget;
+  std::vector<std::string> stages;
+  bool cancel = false;
+  std::string phase;  // status.phase, "" before the first status write
+};
+
+// "6", "6.5", "6.25" -> cents; nullopt for anything else.
+std::optional<int64_t> parseCostCents(const std::string& text);
+std::string formatCents(int64_t cents);
+
+Result<AgentPolicy> parseAgentPolicy(const json& object);
+Result<AgentRun> parseAgentRun(const json& object);
+
+}  // namespace paddock::controllers

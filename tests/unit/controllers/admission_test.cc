@@ -1,0 +1,228 @@
+#include "controllers/admission.h"
+
+#include <gtest/gtest.h>
+
+namespace paddock::controllers {
+namespace {
+
+json policyJson() {
+  return json::parse(R"({
+    "metadata": {"name": "payments"},
+    "spec": {
+      "namespaceSelector": {"matchLabels": {"paddock.dev/team": "payments"}},
+      "images": {"default": "registry.example.com/payments/agent:2.1.4", "allowed": ["registry.example.com/payments/*"]},
+      "model": {"pin": "claude-sonnet-4-5"},
+      "budgets": {
+        "default": {"tokens": 2000000, "costUSD": "10", "wallClock": "1h"},
+        "max": {"tokens": 10000000, "costUSD": "40", "wallClock": "4h"},
+        "checkpointPercent": 60
+      },
+      "concurrency": {"maxRunning": 2},
+      "stages": [
+        {"name": "pr", "image": "registry.example.com/platform/paddock-stage:1.0",
+         "approval": {"approvers": {"groups": ["payments-leads"]}, "minApprovals": 1, "timeout": "72h"}},
+        {"name": "deploy", "image": "registry.example.com/platform/paddock-stage:1.0",
+         "approval": {"approvers": {"groups": ["payments-oncall"]}, "minApprovals": 2, "timeout": "24h"}}
+      ],
+      "secrets": [{"secretName": "anthropic-api-key", "key": "api-key", "stages": ["agent"]}]
+    }})");
+}
+
+AgentPolicy policy() {
+  auto p = parseAgentPolicy(policyJson());
+  EXPECT_TRUE(p.ok()) << p.error().describe();
+  return p.value();
+}
+
+AgentRun run(json spec) {
+  json obj = {{"metadata", {{"name", "r"}, {"namespace", "payments"}, {"uid", "u1"}, {"generation", 1},
+                            {"creationTimestamp", "2026-11-23T10:00:00Z"}}},
+              {"spec", spec}};
+  auto r = parseAgentRun(obj);
+  EXPECT_TRUE(r.ok()) << r.error().describe();
+  return r.value();
+}
+
+TEST(ParseAgentPolicy, ReadsEveryField) {
+  auto p = policy();
+  EXPECT_EQ(p.name, "payments");
+  EXPECT_EQ(p.default_image, "registry.example.com/payments/agent:2.1.4");
+  EXPECT_EQ(p.model_pin, "claude-sonnet-4-5");
+  EXPECT_EQ(p.default_budget.cost_cents, 1000);
+  EXPECT_EQ(p.max_budget.wall_clock, std::chrono::hours(4));
+  EXPECT_EQ(p.max_running, 2);
+  ASSERT_EQ(p.stages.size(), 2u);
+  EXPECT_EQ(p.stages[1].min_approvals, 2);
+  EXPECT_EQ(p.stages[1].approval_timeout, std::chrono::hours(24));
+  EXPECT_EQ(p.stages[0].approver_groups, std::vector<std::string>{"payments-leads"});
+  ASSERT_EQ(p.secrets.size(), 1u);
+  EXPECT_EQ(p.secrets[0].stages, std::vector<std::string>{"agent"});
+}
+
+TEST(ParseAgentPolicy, NamesTheFieldOfEveryShapeError) {
+  struct Case { const char* pointer; json value; const char* field; } cases[] = {
+      {"/spec/budgets/max/tokens", "lots", "spec.budgets.max.tokens: must be an integer"},
+      {"/spec/budgets/default/costUSD", "ten", "spec.budgets.default.costUSD: must be a decimal string"},
+      {"/spec/budgets/default/wallClock", "an hour", "spec.budgets.default.wallClock: must be a duration"},
+      {"/spec/images/allowed", "registry.example.com/*", "spec.images.allowed: must be a list of strings"},
+      {"/spec/stages/1/approval/minApprovals", "two", "spec.stages[1].approval.minApprovals: must be an integer"},
+      {"/spec/namespaceSelector/matchLabels", json::array(), "spec.namespaceSelector.matchLabels: must be a map"},
+      {"/spec/concurrency", 5, "spec.concurrency: must be an object"},
+  };
+  for (const auto& c : cases) {
+    json j = policyJson();
+    j[json::json_pointer(c.pointer)] = c.value;
+    auto p = parseAgentPolicy(j);
+    ASSERT_FALSE(p.ok()) << c.pointer;
+    EXPECT_NE(p.error().message.find(c.field), std::string::npos) << p.error().message;
+  }
+  json no_image = policyJson();
+  no_image["spec"]["images"].erase("default");
+  auto p = parseAgentPolicy(no_image);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message.find("spec.images.default"), std::string::npos);
+}
+
+TEST(CostCents, ParsesDollarStrings) {
+  EXPECT_EQ(parseCostCents("6"), 600);
+  EXPECT_EQ(parseCostCents("6.5"), 650);
+  EXPECT_EQ(parseCostCents("6.25"), 625);
+  EXPECT_EQ(parseCostCents("0.01"), 1);
+  for (const char* bad : {"", ".5", "6.", "6.255", "-1", "1e3", "six", "6,5"}) EXPECT_FALSE(parseCostCents(bad)) << bad;
+  EXPECT_EQ(formatCents(625), "6.25");
+  EXPECT_EQ(formatCents(650), "6.5");
+  EXPECT_EQ(formatCents(600), "6");
+  EXPECT_EQ(formatCents(5), "0.05");
+}
+
+TEST(LabelSelector, FollowsKubernetesSemantics) {
+  LabelSelector s;
+  EXPECT_TRUE(s.matches({})) << "empty selects everything";
+  s.match_labels = {{"team", "a"}};
+  s.match_expressions = {{"tier", "In", {"gold", "silver"}}, {"frozen", "DoesNotExist", {}}};
+  EXPECT_TRUE(s.matches({{"team", "a"}, {"tier", "gold"}}));
+  EXPECT_FALSE(s.matches({{"team", "b"}, {"tier", "gold"}}));
+  EXPECT_FALSE(s.matches({{"team", "a"}, {"tier", "bronze"}}));
+  EXPECT_FALSE(s.matches({{"team", "a"}, {"tier", "gold"}, {"frozen", "yes"}}));
+  s.match_expressions = {{"tier", "NotIn", {"bronze"}}, {"team", "Exists", {}}};
+  EXPECT_TRUE(s.matches({{"team", "a"}}));
+  EXPECT_FALSE(s.matches({{"team", "a"}, {"tier", "bronze"}}));
+  s.match_expressions = {{"tier", "Sometimes", {}}};
+  EXPECT_FALSE(s.matches({{"team", "a"}})) << "an unknown operator matches nothing";
+}
+
+TEST(ResolvePolicy, ExactlyOnePolicyMustSelectTheNamespace) {
+  auto a = policy();
+  auto b = policy();
+  b.name = "catch-all";
+  b.namespace_selector = {};
+  auto c = policy();
+  c.name = "other";
+  c.namespace_selector.match_labels = {{"paddock.dev/team", "other"}};
+  auto one = resolvePolicy("payments", {{"paddock.dev/team", "payments"}}, {a, c});
+  ASSERT_TRUE(one.policy.has_value());
+  EXPECT_EQ(one.policy->name, "payments");
+  auto none = resolvePolicy("web", {{"paddock.dev/team", "web"}}, {a, c});
+  EXPECT_FALSE(none.policy.has_value());
+  EXPECT_EQ(none.reason, "NoPolicy");
+  EXPECT_NE(none.message.find("spec.namespaceSelector"), std::string::npos);
+  auto two = resolvePolicy("payments", {{"paddock.dev/team", "payments"}}, {c, b, a});
+  EXPECT_FALSE(two.policy.has_value());
+  EXPECT_EQ(two.reason, "AmbiguousPolicy");
+  EXPECT_NE(two.message.find("(catch-all, payments)"), std::string::npos) << two.message;
+}
+
+TEST(GlobMatch, StarStaysWithinAPathSegment) {
+  struct Case { const char* pattern; const char* text; bool match; } cases[] = {
+      {"registry.example.com/payments/*", "registry.example.com/payments/agent:1.0", true},
+      {"registry.example.com/payments/*", "registry.example.com/payments/sub/agent:1.0", false},
+      {"registry.example.com/payments/**", "registry.example.com/payments/sub/agent:1.0", true},
+      {"registry.example.com/payments/*", "registry.example.com/paymentsx/agent", false},
+      {"registry.example.com/payments/agent:?.0", "registry.example.com/payments/agent:2.0", true},
+      {"*", "a/b", false},
+      {"**", "a/b", true},
+      {"exact:1", "exact:1", true},
+      {"exact:1", "exact:12", false},
+      {"a*b*c", "axxbyyc", true},
+      {"a*b*c", "axxbyy", false},
+  };
+  for (const auto& c : cases) EXPECT_EQ(globMatch(c.pattern, c.text), c.match) << c.pattern << " vs " << c.text;
+}
+
+TEST(Admit, TableOfDecisions) {
+  auto p = policy();
+  struct Case { const char* name; json spec; bool admitted; const char* reason; const char* message_part; } cases[] = {
+      {"defaults fill everything", json::object(), true, "Admitted", ""},
+      {"allowed image", {{"image", "registry.example.com/payments/agent-next:3"}}, true, "Admitted", ""},
+      {"image outside the allowed globs", {{"image", "docker.io/evil/agent:1"}}, false, "ImageNotAllowed", "spec.image docker.io/evil/agent:1"},
+      {"image in a sub-path", {{"image", "registry.example.com/payments/x/agent:1"}}, false, "ImageNotAllowed", "spec.images.allowed"},
+      {"the pinned model", {{"model", "claude-sonnet-4-5"}}, true, "Admitted", ""},
+      {"another model", {{"model", "claude-opus-4"}}, false, "ModelNotAllowed", "spec.model claude-opus-4"},
+      {"tokens over max", {{"budget", {{"tokens", 10000001}}}}, false, "BudgetOverMax", "spec.budget.tokens 10000001 exceeds"},
+      {"tokens at max", {{"budget", {{"tokens", 10000000}}}}, true, "Admitted", ""},
+      {"cost over max", {{"budget", {{"costUSD", "40.01"}}}}, false, "BudgetOverMax", "spec.budget.costUSD 40.01 exceeds AgentPolicy payments max of 40"},
+      {"wall clock over max", {{"budget", {{"wallClock", "4h1m"}}}}, false, "BudgetOverMax", "spec.budget.wallClock 4h1m exceeds"},
+      {"zero tokens", {{"budget", {{"tokens", 0}}}}, false, "BudgetInvalid", "positive"},
+      {"known stages", {{"stages", {"pr", "deploy"}}}, true, "Admitted", ""},
+      {"unknown stage", {{"stages", {"pr", "release"}}}, false, "UnknownStage", "spec.stages names release"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto a = admit(run(c.spec), p);
+    EXPECT_EQ(a.admitted, c.admitted);
+    EXPECT_EQ(a.reason, c.reason);
+    EXPECT_NE(a.message.find(c.message_part), std::string::npos) << a.message;
+  }
+  auto a = admit(run({{"budget", {{"tokens", 5}}}}), p);
+  ASSERT_TRUE(a.admitted);
+  EXPECT_EQ(a.effective.tokens, 5);
+  EXPECT_EQ(a.effective.cost_cents, 1000) << "the policy's default";
+  EXPECT_EQ(a.effective.wall_clock, std::chrono::hours(1));
+  EXPECT_EQ(a.effective.image, "registry.example.com/payments/agent:2.1.4");
+  EXPECT_EQ(a.effective.model, "claude-sonnet-4-5");
+}
+
+TEST(Admit, NoDefaultAndNoValueIsRefused) {
+  auto p = policy();
+  p.default_budget.cost_cents.reset();
+  auto a = admit(run(json::object()), p);
+  EXPECT_FALSE(a.admitted);
+  EXPECT_EQ(a.reason, "BudgetMissing");
+  EXPECT_NE(a.message.find("spec.budget.costUSD"), std::string::npos);
+}
+
+AgentRun teamRun(const std::string& name, const std::string& created, const std::string& phase) {
+  AgentRun r;
+  r.ns = "payments";
+  r.name = name;
+  r.uid = "uid-" + name;
+  r.creation_timestamp = created;
+  r.phase = phase;
+  return r;
+}
+
+TEST(ConcurrencySlot, WaitingRunsStartInCreationOrder) {
+  std::vector<AgentRun> team = {
+      teamRun("a", "2026-11-23T10:00:00Z", "Running"),
+      teamRun("b", "2026-11-23T10:01:00Z", "AwaitingApproval"),
+      teamRun("c", "2026-11-23T10:02:00Z", "Pending"),
+      teamRun("d", "2026-11-23T10:03:00Z", ""),
+      teamRun("e", "2026-11-23T09:00:00Z", "Succeeded"),
+  };
+  auto c = concurrencySlot(team[2], team, 2);
+  EXPECT_FALSE(c.may_start);
+  EXPECT_EQ(c.active, 2);
+  EXPECT_EQ(c.position, 1);
+  EXPECT_NE(c.message.find("spec.concurrency.maxRunning"), std::string::npos);
+  EXPECT_EQ(concurrencySlot(team[3], team, 2).position, 2);
+  // One finishes: the oldest waiting run gets the slot, the next still waits.
+  team[0].phase = "Succeeded";
+  EXPECT_TRUE(concurrencySlot(team[2], team, 2).may_start);
+  EXPECT_FALSE(concurrencySlot(team[3], team, 2).may_start);
+  // A cancelled waiting run does not hold up the line.
+  team[2].cancel = true;
+  EXPECT_TRUE(concurrencySlot(team[3], team, 2).may_start);
+}
+
+}  // namespace
+}  // namespace paddock::controllers
