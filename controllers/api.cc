@@ -203,7 +203,30 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
     p.secrets.push_back({s.str("secretName"), s.str("key"), s.strings("stages")});
     spec.absorb(s);
   }
-  for (Reader* r : {&sel, &images, &budgets}) spec.absorb(*r);
+  p.uid = meta.str("uid");
+  p.runtime_class_name = spec.str("runtimeClassName");
+  if (const json* res = spec.find("resources")) {
+    if (res->is_object()) p.resources = *res;
+    else spec.fail("resources", "must be an object with limits and requests");
+  }
+  for (auto& e : spec.list("egress")) {
+    EgressRule rule{e.str("cidr"), e.str("host"), {}};
+    if (const json* ports = e.find("ports"); ports && ports->is_array()) {
+      for (const auto& port : *ports) {
+        if (port.is_number_integer()) rule.ports.push_back(port.get<int>());
+        else e.fail("ports", "must be a list of port numbers");
+      }
+    }
+    if (rule.cidr.empty() == rule.host.empty()) e.fail("cidr", "set exactly one of cidr and host");
+    spec.absorb(e);
+    p.egress.push_back(std::move(rule));
+  }
+  Reader tools = spec.child("tools");
+  p.tools_allow = tools.strings("allow");
+  p.tools_deny = tools.strings("deny");
+  p.mcp_servers = tools.strings("mcpServers");
+  p.protected_paths = spec.strings("protectedPaths");
+  for (Reader* r : {&sel, &images, &budgets, &tools}) spec.absorb(*r);
   root.absorb(meta);
   root.absorb(spec);
   if (root.error()) return *root.error();
@@ -221,6 +244,11 @@ Result<AgentRun> parseAgentRun(const json& object) {
   r.generation = meta.integer("generation", 0);
   r.creation_timestamp = meta.str("creationTimestamp");
   Reader spec = root.child("spec");
+  r.task = spec.str("task");
+  Reader repo = spec.child("repository");
+  r.repository_url = repo.str("url");
+  r.base_branch = repo.str("baseBranch", "main");
+  spec.absorb(repo);
   r.image = spec.str("image");
   r.model = spec.str("model");
   r.budget = spec.budget("budget");

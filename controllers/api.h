@@ -54,8 +54,15 @@ struct SecretMount {
   std::vector<std::string> stages;
 };
 
+struct EgressRule {
+  std::string cidr;  // exactly one of cidr and host
+  std::string host;
+  std::vector<int> ports;
+};
+
 struct AgentPolicy {
   std::string name;
+  std::string uid;
   LabelSelector namespace_selector;
   std::string default_image;
   std::vector<std::string> allowed_images;  // globs
@@ -66,6 +73,13 @@ struct AgentPolicy {
   int max_running = 10;
   std::vector<StageSpec> stages;
   std::vector<SecretMount> secrets;
+  std::string runtime_class_name;
+  json resources = json::object();  // a container's resources: {limits: {...}, requests: {...}}
+  std::vector<EgressRule> egress;
+  std::vector<std::string> tools_allow;
+  std::vector<std::string> tools_deny;
+  std::vector<std::string> mcp_servers;
+  std::vector<std::string> protected_paths;
 };
 
 struct AgentRun {
@@ -74,6 +88,9 @@ struct AgentRun {
   std::string uid;
   int64_t generation = 0;
   std::string creation_timestamp;  // RFC 3339, for ordering runs that wait for a slot
+  std::string task;
+  std::string repository_url;
+  std::string base_branch = "main";
   std::string image;               // "" means the policy's default
   std::string model;               // "" means the policy's pin
   Budget budget;

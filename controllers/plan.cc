@@ -1,0 +1,218 @@
+#include "controllers/plan.h"
+
+#include <algorithm>
+
+namespace paddock::controllers {
+namespace {
+
+json labels(const AgentRun& run, const AgentPolicy& policy, const std::string& stage) {
+  json l = {{kLabelRun, run.name}, {kLabelTeam, policy.name}, {"app.kubernetes.io/managed-by", "paddock"}};
+  if (!stage.empty()) l[kLabelStage] = stage;
+  return l;
+}
+
+json metadata(const std::string& name, const AgentRun& run, const AgentPolicy& policy, const std::string& stage) {
+  return {{"name", name},
+          {"namespace", run.ns},
+          {"labels", labels(run, policy, stage)},
+          {"ownerReferences", json::array({ownerReference(run)})}};
+}
+
+// The one security context every Paddock container gets.
+json containerSecurity(const PlanOptions& o) {
+  return {{"allowPrivilegeEscalation", false},
+          {"readOnlyRootFilesystem", true},
+          {"runAsNonRoot", true},
+          {"runAsUser", o.uid},
+          {"runAsGroup", o.uid},
+          {"privileged", false},
+          {"capabilities", {{"drop", json::array({"ALL"})}}},
+          {"seccompProfile", {{"type", "RuntimeDefault"}}}};
+}
+
+bool forStage(const SecretMount& s, const std::string& stage) {
+  return std::find(s.stages.begin(), s.stages.end(), stage) != s.stages.end();
+}
+
+std::string secretVolumeName(size_t i) { return "secret-" + std::to_string(i); }
+
+}  // namespace
+
+std::string agentPodName(const AgentRun& run) { return run.name + "-agent"; }
+std::string runConfigMapName(const AgentRun& run) { return run.name + "-agent"; }
+std::string networkPolicyName(const AgentRun& run) { return run.name + "-egress"; }
+
+json ownerReference(const AgentRun& run) {
+  return {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"name", run.name},
+          {"uid", run.uid}, {"controller", true}, {"blockOwnerDeletion", true}};
+}
+
+json planConfigMap(const AgentRun& run, const AgentPolicy& policy, const Effective& effective) {
+  json settings = {{"permissions", {{"allow", policy.tools_allow}, {"deny", policy.tools_deny}}}};
+  if (!effective.model.empty()) settings["model"] = effective.model;
+  if (!policy.mcp_servers.empty()) settings["allowedMcpServers"] = policy.mcp_servers;
+  json repo = {{"url", run.repository_url}, {"baseBranch", run.base_branch}};
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", metadata(runConfigMapName(run), run, policy, "agent")},
+          {"data",
+           {{"task.md", run.task},
+            {"managed-settings.json", settings.dump(2)},
+            {"repository.json", repo.dump(2)},
+            {"protected-paths", [&] {
+               std::string out;
+               for (const auto& p : policy.protected_paths) out += p + "\n";
+               return out;
+             }()}}}};
+}
+
+json planNetworkPolicy(const AgentRun& run, const AgentPolicy& policy) {
+  json dns_ports = json::array({{{"protocol", "UDP"}, {"port", 53}}, {{"protocol", "TCP"}, {"port", 53}}});
+  json egress = json::array();
+  egress.push_back({{"to", json::array({{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", "kube-system"}}}}},
+                                         {"podSelector", {{"matchLabels", {{"k8s-app", "kube-dns"}}}}}}})},
+                    {"ports", dns_ports}});
+  for (const auto& rule : policy.egress) {
+    if (rule.cidr.empty()) continue;
+    json ports = json::array();
+    for (int p : rule.ports) ports.push_back({{"protocol", "TCP"}, {"port", p}});
+    egress.push_back({{"to", json::array({{{"ipBlock", {{"cidr", rule.cidr}}}}})}, {"ports", ports}});
+  }
+  return {{"apiVersion", "networking.k8s.io/v1"},
+          {"kind", "NetworkPolicy"},
+          {"metadata", metadata(networkPolicyName(run), run, policy, "")},
+          {"spec",
+           {{"podSelector", {{"matchLabels", {{kLabelRun, run.name}}}}},
+            {"policyTypes", json::array({"Ingress", "Egress"})},
+            {"ingress", json::array()},
+            {"egress", egress}}}};
+}
+
+bool hostEgressUnenforced(const AgentPolicy& policy, const PlanOptions& options) {
+  return !options.cilium && std::any_of(policy.egress.begin(), policy.egress.end(),
+                                        [](const EgressRule& r) { return !r.host.empty(); });
+}
+
+std::optional<json> planCiliumPolicy(const AgentRun& run, const AgentPolicy& policy, const PlanOptions& options) {
+  if (!options.cilium) return std::nullopt;
+  json egress = json::array();
+  // Cilium learns names from DNS answers, so DNS must go through its proxy.
+  egress.push_back({{"toEndpoints", json::array({{{"matchLabels", {{"k8s:io.kubernetes.pod.namespace", "kube-system"},
+                                                                   {"k8s:k8s-app", "kube-dns"}}}}})},
+                    {"toPorts", json::array({{{"ports", json::array({{{"port", "53"}, {"protocol", "ANY"}}})},
+                                              {"rules", {{"dns", json::array({{{"matchPattern", "*"}}})}}}}})}});
+  bool any = false;
+  for (const auto& rule : policy.egress) {
+    if (rule.host.empty()) continue;
+    any = true;
+    json ports = json::array();
+    for (int p : rule.ports) ports.push_back({{"port", std::to_string(p)}, {"protocol", "TCP"}});
+    egress.push_back({{"toFQDNs", json::array({{{"matchName", rule.host}}})},
+                      {"toPorts", json::array({{{"ports", ports}}})}});
+  }
+  if (!any) return std::nullopt;
+  return json{{"apiVersion", "cilium.io/v2"},
+              {"kind", "CiliumNetworkPolicy"},
+              {"metadata", metadata(run.name + "-fqdn", run, policy, "")},
+              {"spec", {{"endpointSelector", {{"matchLabels", {{kLabelRun, run.name}}}}}, {"egress", egress}}}};
+}
+
+json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effective& effective,
+                  const PlanOptions& o) {
+  json volumes = json::array({
+      {{"name", "workspace"}, {"emptyDir", {{"sizeLimit", o.workspace_size}}}},
+      {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", o.tmp_size}}}},
+      {{"name", "home"}, {"emptyDir", {{"sizeLimit", o.home_size}}}},
+      {{"name", "task"},
+       {"configMap",
+        {{"name", runConfigMapName(run)},
+         {"defaultMode", 0444},
+         {"items", json::array({{{"key", "task.md"}, {"path", "task.md"}},
+                                {{"key", "repository.json"}, {"path", "repository.json"}},
+                                {{"key", "protected-paths"}, {"path", "protected-paths"}}})}}}},
+      {{"name", "settings"},
+       {"configMap",
+        {{"name", runConfigMapName(run)},
+         {"defaultMode", 0444},
+         {"items", json::array({{{"key", "managed-settings.json"}, {"path", "managed-settings.json"}}})}}}},
+      {{"name", "control"},
+       {"downwardAPI",
+        {{"defaultMode", 0444},
+         {"items", json::array({{{"path", "annotations"}, {"fieldRef", {{"fieldPath", "metadata.annotations"}}}}})}}}},
+  });
+  json mounts = json::array({
+      {{"name", "workspace"}, {"mountPath", "/workspace"}},
+      {{"name", "tmp"}, {"mountPath", "/tmp"}},
+      {{"name", "home"}, {"mountPath", "/home/agent"}},
+      {{"name", "task"}, {"mountPath", "/etc/paddock/task"}, {"readOnly", true}},
+      {{"name", "settings"}, {"mountPath", "/etc/claude-code"}, {"readOnly", true}},
+      {{"name", "control"}, {"mountPath", "/etc/paddock/control"}, {"readOnly", true}},
+  });
+  for (size_t i = 0; i < policy.secrets.size(); ++i) {
+    const auto& s = policy.secrets[i];
+    if (!forStage(s, "agent")) continue;
+    volumes.push_back({{"name", secretVolumeName(i)},
+                       {"secret", {{"secretName", s.secret_name},
+                                   {"defaultMode", 0400},
+                                   {"items", json::array({{{"key", s.key}, {"path", s.key}, {"mode", 0400}}})}}}});
+    mounts.push_back({{"name", secretVolumeName(i)},
+                      {"mountPath", "/var/run/paddock/secrets/" + s.secret_name},
+                      {"readOnly", true}});
+  }
+  json env = json::array({
+      {{"name", "HOME"}, {"value", "/home/agent"}},
+      {{"name", "PADDOCK_RUN"}, {"value", run.name}},
+      {{"name", "PADDOCK_TASK_FILE"}, {"value", "/etc/paddock/task/task.md"}},
+      {{"name", "PADDOCK_CONTROL_FILE"}, {"value", "/etc/paddock/control/annotations"}},
+      {{"name", "PADDOCK_SECRETS_DIR"}, {"value", "/var/run/paddock/secrets"}},
+      {{"name", "CLAUDE_CODE_ENABLE_TELEMETRY"}, {"value", "1"}},
+      {{"name", "OTEL_METRICS_EXPORTER"}, {"value", "prometheus"}},
+      {{"name", "OTEL_RESOURCE_ATTRIBUTES"}, {"value", "agentrun=" + run.name + ",namespace=" + run.ns}},
+  });
+  if (!effective.model.empty()) env.push_back({{"name", "ANTHROPIC_MODEL"}, {"value", effective.model}});
+
+  json agent = {{"name", "agent"},
+                {"image", effective.image},
+                {"imagePullPolicy", "IfNotPresent"},
+                {"workingDir", "/workspace"},
+                {"env", env},
+                {"ports", json::array({{{"name", "metrics"}, {"containerPort", o.metrics_port}}})},
+                {"volumeMounts", mounts},
+                {"securityContext", containerSecurity(o)},
+                {"terminationMessagePolicy", "FallbackToLogsOnError"}};
+  if (!policy.resources.empty()) agent["resources"] = policy.resources;
+  json workspace = {{"name", "workspace"},
+                    {"image", o.stage_image},
+                    {"imagePullPolicy", "IfNotPresent"},
+                    {"args", json::array({"clone", "--repository-file", "/etc/paddock/task/repository.json",
+                                          "--into", "/workspace"})},
+                    {"volumeMounts", json::array({{{"name", "workspace"}, {"mountPath", "/workspace"}},
+                                                  {{"name", "tmp"}, {"mountPath", "/tmp"}},
+                                                  {{"name", "task"}, {"mountPath", "/etc/paddock/task"}, {"readOnly", true}}})},
+                    {"securityContext", containerSecurity(o)},
+                    {"resources", {{"limits", {{"cpu", "500m"}, {"memory", "512Mi"}}}}}};
+
+  auto wall = std::chrono::duration_cast<std::chrono::seconds>(effective.wall_clock);
+  json spec = {{"restartPolicy", "Never"},
+               {"automountServiceAccountToken", false},
+               {"enableServiceLinks", false},
+               {"hostNetwork", false},
+               {"hostPID", false},
+               {"hostIPC", false},
+               {"terminationGracePeriodSeconds", o.termination_grace.count()},
+               {"activeDeadlineSeconds", (wall + o.deadline_grace).count()},
+               {"securityContext",
+                {{"runAsNonRoot", true}, {"runAsUser", o.uid}, {"runAsGroup", o.uid}, {"fsGroup", o.uid},
+                 {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+               {"initContainers", json::array({workspace})},
+               {"containers", json::array({agent})},
+               {"volumes", volumes}};
+  if (!policy.runtime_class_name.empty()) spec["runtimeClassName"] = policy.runtime_class_name;
+  json meta = metadata(agentPodName(run), run, policy, "agent");
+  meta["annotations"] = {{"prometheus.io/scrape", "true"},
+                         {"prometheus.io/port", std::to_string(o.metrics_port)},
+                         {"prometheus.io/path", "/metrics"}};
+  return {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", meta}, {"spec", spec}};
+}
+
+}  // namespace paddock::controllers

@@ -1,0 +1,64 @@
+// Planning the children of an AgentRun: pure functions from the run, its policy and what
+// admission decided to the exact objects the operator applies. Deterministic names, owner
+// references and labels; no I/O, no clock.
+//
+// Guarantees
+// - The agent pod passes Pod Security Admission "restricted" whatever the policy says: the
+//   security context is fixed here and no policy field reaches it.
+// - Secrets are mounted as read-only files (mode 0400) into the stage that lists them, never as
+//   environment variables; the agent pod gets only secrets whose stages include "agent".
+// - The NetworkPolicy denies all ingress and allows egress only to DNS and the policy's CIDR
+//   rules. Host rules need an FQDN-aware CNI: rendered as a CiliumNetworkPolicy when enabled.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "controllers/admission.h"
+#include "controllers/api.h"
+
+namespace paddock::controllers {
+
+using nlohmann::json;
+
+struct PlanOptions {
+  // The platform's stage image; its workspace init container clones the repository.
+  std::string stage_image = "registry.example.com/platform/paddock-stage:1.0";
+  int64_t uid = 65532;  // the fixed non-root user every container runs as
+  // How long the agent has to save its work after a termination request.
+  std::chrono::seconds termination_grace{60};
+  // Added to the wall-clock budget for activeDeadlineSeconds, the kubelet's backstop.
+  std::chrono::seconds deadline_grace{120};
+  std::string workspace_size = "10Gi";
+  std::string tmp_size = "1Gi";
+  std::string home_size = "1Gi";
+  int metrics_port = 9464;  // the OpenTelemetry Prometheus exporter's default
+  bool cilium = false;      // render host egress rules as a CiliumNetworkPolicy
+};
+
+inline constexpr const char* kLabelRun = "paddock.dev/run";
+inline constexpr const char* kLabelTeam = "paddock.dev/team";
+inline constexpr const char* kLabelStage = "paddock.dev/stage";
+inline constexpr const char* kAnnotationCheckpoint = "paddock.dev/checkpoint";
+
+std::string agentPodName(const AgentRun& run);
+std::string runConfigMapName(const AgentRun& run);
+std::string networkPolicyName(const AgentRun& run);
+
+// The controller owner reference to the run, so deleting the run collects its children.
+json ownerReference(const AgentRun& run);
+
+// The task and the agent's managed settings (tool allow/deny, MCP servers, model pin).
+json planConfigMap(const AgentRun& run, const AgentPolicy& policy, const Effective& effective);
+json planNetworkPolicy(const AgentRun& run, const AgentPolicy& policy);
+// A CiliumNetworkPolicy for the policy's host rules, when Cilium support is on and there are any.
+std::optional<json> planCiliumPolicy(const AgentRun& run, const AgentPolicy& policy, const PlanOptions& options);
+// True when the policy has host egress rules that nothing will enforce with these options.
+bool hostEgressUnenforced(const AgentPolicy& policy, const PlanOptions& options);
+json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effective& effective,
+                  const PlanOptions& options);
+
+}  // namespace paddock::controllers

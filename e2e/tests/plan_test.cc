@@ -1,0 +1,61 @@
+// The planned agent pod on the real API server: admitted where Pod Security Admission enforces
+// "restricted", and run by kwok; its NetworkPolicy and ConfigMap are accepted as planned.
+#include "controllers/plan.h"
+
+#include <gtest/gtest.h>
+
+#include "e2e/tests/support.h"
+#include "operator/kube/client.h"
+
+namespace paddock::e2e {
+namespace {
+using namespace controllers;
+
+TEST(PlanE2E, AgentPodPassesRestrictedPodSecurityAndRuns) {
+  auto rest = adminClient();
+  kube::Client client(*rest, {.qps = 0});
+  TempNamespace ns(*rest, "plan", {{"pod-security.kubernetes.io/enforce", "restricted"},
+                                   {"pod-security.kubernetes.io/enforce-version", "latest"}});
+  auto policy = parseAgentPolicy(json::parse(R"({
+    "metadata": {"name": "team"},
+    "spec": {"namespaceSelector": {}, "images": {"default": "registry.example.com/team/agent:1"},
+             "runtimeClassName": "", "resources": {"limits": {"cpu": "2", "memory": "4Gi"}},
+             "egress": [{"cidr": "10.1.0.0/16", "ports": [443]}],
+             "secrets": [{"secretName": "api-key", "key": "key", "stages": ["agent"]}],
+             "budgets": {"default": {"tokens": 10, "costUSD": "1", "wallClock": "10m"}}}})"));
+  ASSERT_TRUE(policy.ok()) << policy.error().describe();
+  // The run exists so the children's owner reference points at a real object.
+  auto created = client.create(kube::resources::agentruns, ns.name(),
+                               {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"},
+                                {"metadata", {{"name", "planned"}}},
+                                {"spec", {{"task", "t"}, {"repository", {{"url", "https://example.com/r.git"}}}}}});
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  auto run = parseAgentRun(*created);
+  ASSERT_TRUE(run.ok());
+  auto admission = admit(*run, *policy);
+  ASSERT_TRUE(admission.admitted) << admission.message;
+  PlanOptions options;
+  auto np = client.create(kube::resources::networkpolicies, ns.name(), planNetworkPolicy(*run, *policy));
+  ASSERT_TRUE(np.ok()) << np.error().describe();
+  auto cm = client.create(kube::resources::configmaps, ns.name(), planConfigMap(*run, *policy, admission.effective));
+  ASSERT_TRUE(cm.ok()) << cm.error().describe();
+  auto pod = client.create(kube::resources::pods, ns.name(), planAgentPod(*run, *policy, admission.effective, options));
+  ASSERT_TRUE(pod.ok()) << "restricted PodSecurity refused the planned pod: " << pod.error().describe();
+  auto running = watchUntil(*rest, kube::resources::pods.path(ns.name()) + "?fieldSelector=metadata.name%3Dplanned-agent",
+                            (*pod)["metadata"]["resourceVersion"],
+                            [](const std::string&, const json& p) {
+                              return p.value(json::json_pointer("/status/phase"), std::string()) == "Running";
+                            },
+                            std::chrono::seconds(60));
+  EXPECT_FALSE(running.is_null()) << "the planned pod did not reach Running on a kwok node";
+
+  // Deleting the run collects its children (kube-controller-manager's garbage collector).
+  ASSERT_TRUE(client.remove(kube::resources::agentruns, ns.name(), "planned").ok());
+  EXPECT_TRUE(eventually([&] {
+    auto left = client.get(kube::resources::configmaps, ns.name(), "planned-agent");
+    return !left.ok() && left.error().code == 404;
+  }, std::chrono::seconds(60))) << "the garbage collector did not delete the run's ConfigMap";
+}
+
+}  // namespace
+}  // namespace paddock::e2e

@@ -1,0 +1,174 @@
+#include "controllers/plan.h"
+
+#include <gtest/gtest.h>
+
+namespace paddock::controllers {
+namespace {
+
+AgentPolicy samplePolicy() {
+  auto p = parseAgentPolicy(json::parse(R"({
+    "metadata": {"name": "payments", "uid": "p-uid"},
+    "spec": {
+      "namespaceSelector": {"matchLabels": {"paddock.dev/team": "payments"}},
+      "images": {"default": "registry.example.com/payments/agent:2.1.4"},
+      "model": {"pin": "claude-sonnet-4-5"},
+      "runtimeClassName": "gvisor",
+      "resources": {"limits": {"cpu": "2", "memory": "4Gi"}},
+      "egress": [{"cidr": "140.82.112.0/20", "ports": [443]}, {"host": "api.anthropic.com", "ports": [443]}],
+      "secrets": [{"secretName": "anthropic-api-key", "key": "api-key", "stages": ["agent"]},
+                  {"secretName": "github-pr-token", "key": "token", "stages": ["pr"]},
+                  {"secretName": "deploy-token", "key": "token", "stages": ["deploy"]}],
+      "tools": {"allow": ["Read", "Edit"], "deny": ["WebFetch"], "mcpServers": ["github"]},
+      "protectedPaths": ["billing/**"],
+      "budgets": {"default": {"tokens": 1000, "costUSD": "1", "wallClock": "45m"},
+                  "max": {"tokens": 2000, "costUSD": "2", "wallClock": "1h"}}
+    }})"));
+  EXPECT_TRUE(p.ok()) << p.error().describe();
+  return p.value();
+}
+
+AgentRun sampleRun() {
+  auto r = parseAgentRun(json::parse(R"({
+    "metadata": {"name": "fix-flake", "namespace": "payments", "uid": "run-uid", "generation": 1},
+    "spec": {"task": "Fix the flaky refund test.", "repository": {"url": "https://github.com/acme/payments"}}})"));
+  EXPECT_TRUE(r.ok()) << r.error().describe();
+  return r.value();
+}
+
+struct Planned {
+  AgentPolicy policy = samplePolicy();
+  AgentRun run = sampleRun();
+  Admission admission = admit(run, policy);
+  PlanOptions options;
+  json pod() { return planAgentPod(run, policy, admission.effective, options); }
+};
+
+void expectHardened(const json& c) {
+  SCOPED_TRACE(c.value("name", ""));
+  const auto& sc = c["securityContext"];
+  EXPECT_EQ(sc["allowPrivilegeEscalation"], false);
+  EXPECT_EQ(sc["readOnlyRootFilesystem"], true);
+  EXPECT_EQ(sc["runAsNonRoot"], true);
+  EXPECT_GT(sc["runAsUser"].get<int64_t>(), 0);
+  EXPECT_EQ(sc["privileged"], false);
+  EXPECT_EQ(sc["capabilities"]["drop"], json::array({"ALL"}));
+  EXPECT_FALSE(sc["capabilities"].contains("add"));
+  EXPECT_EQ(sc["seccompProfile"]["type"], "RuntimeDefault");
+}
+
+TEST(PlanAgentPod, IsHardenedAndOwnedByTheRun) {
+  Planned p;
+  ASSERT_TRUE(p.admission.admitted);
+  json pod = p.pod();
+  EXPECT_EQ(pod["metadata"]["name"], "fix-flake-agent");
+  EXPECT_EQ(pod["metadata"]["labels"][kLabelRun], "fix-flake");
+  EXPECT_EQ(pod["metadata"]["labels"][kLabelTeam], "payments");
+  EXPECT_EQ(pod["metadata"]["labels"][kLabelStage], "agent");
+  const auto& owner = pod["metadata"]["ownerReferences"][0];
+  EXPECT_EQ(owner["kind"], "AgentRun");
+  EXPECT_EQ(owner["uid"], "run-uid");
+  EXPECT_EQ(owner["controller"], true);
+  const auto& spec = pod["spec"];
+  EXPECT_EQ(spec["automountServiceAccountToken"], false);
+  EXPECT_EQ(spec["enableServiceLinks"], false);
+  EXPECT_EQ(spec["restartPolicy"], "Never");
+  EXPECT_EQ(spec["hostNetwork"], false);
+  EXPECT_EQ(spec["securityContext"]["runAsNonRoot"], true);
+  EXPECT_EQ(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+  EXPECT_EQ(spec["runtimeClassName"], "gvisor");
+  EXPECT_EQ(spec["activeDeadlineSeconds"], 45 * 60 + 120) << "wall clock plus grace";
+  for (const auto& c : spec["containers"]) expectHardened(c);
+  for (const auto& c : spec["initContainers"]) expectHardened(c);
+  const auto& agent = spec["containers"][0];
+  EXPECT_EQ(agent["image"], "registry.example.com/payments/agent:2.1.4");
+  EXPECT_EQ(agent["resources"]["limits"]["memory"], "4Gi");
+  EXPECT_EQ(pod["metadata"]["annotations"]["prometheus.io/scrape"], "true");
+  std::map<std::string, std::string> env;
+  for (const auto& e : agent["env"]) {
+    EXPECT_FALSE(e.contains("valueFrom")) << "no secret reaches the environment: " << e.dump();
+    env[e["name"]] = e.value("value", "");
+  }
+  EXPECT_EQ(env["OTEL_RESOURCE_ATTRIBUTES"], "agentrun=fix-flake,namespace=payments");
+  EXPECT_EQ(env["CLAUDE_CODE_ENABLE_TELEMETRY"], "1");
+  EXPECT_EQ(env["ANTHROPIC_MODEL"], "claude-sonnet-4-5");
+  EXPECT_FALSE(agent.contains("envFrom"));
+}
+
+TEST(PlanAgentPod, MountsOnlyTheAgentStagesSecretsReadOnly) {
+  Planned p;
+  json pod = p.pod();
+  std::vector<std::string> secrets;
+  for (const auto& v : pod["spec"]["volumes"]) {
+    if (!v.contains("secret")) continue;
+    secrets.push_back(v["secret"]["secretName"]);
+    EXPECT_EQ(v["secret"]["defaultMode"], 0400);
+    for (const auto& item : v["secret"]["items"]) EXPECT_EQ(item["mode"], 0400);
+  }
+  EXPECT_EQ(secrets, std::vector<std::string>{"anthropic-api-key"}) << "never the PR or deploy token";
+  for (const auto& m : pod["spec"]["containers"][0]["volumeMounts"]) {
+    if (m["name"].get<std::string>().rfind("secret-", 0) == 0) {
+      EXPECT_EQ(m["readOnly"], true);
+    }
+  }
+  // The workspace init container gets no secret at all.
+  for (const auto& m : pod["spec"]["initContainers"][0]["volumeMounts"]) {
+    EXPECT_NE(m["name"].get<std::string>().rfind("secret-", 0), 0u);
+  }
+}
+
+TEST(PlanAgentPod, WritablePathsAreSizeLimitedEmptyDirs) {
+  Planned p;
+  json pod = p.pod();
+  std::map<std::string, std::string> sizes;
+  for (const auto& v : pod["spec"]["volumes"]) {
+    if (v.contains("emptyDir")) sizes[v["name"]] = v["emptyDir"].value("sizeLimit", "");
+  }
+  EXPECT_EQ(sizes, (std::map<std::string, std::string>{{"home", "1Gi"}, {"tmp", "1Gi"}, {"workspace", "10Gi"}}));
+  for (const auto& m : pod["spec"]["containers"][0]["volumeMounts"]) {
+    bool writable = !m.value("readOnly", false);
+    EXPECT_EQ(writable, sizes.count(m["name"]) == 1) << m.dump();
+  }
+}
+
+TEST(PlanNetworkPolicy, DeniesIngressAndAllowsOnlyDnsAndCidrs) {
+  Planned p;
+  json np = planNetworkPolicy(p.run, p.policy);
+  EXPECT_EQ(np["metadata"]["name"], "fix-flake-egress");
+  EXPECT_EQ(np["spec"]["podSelector"]["matchLabels"][kLabelRun], "fix-flake");
+  EXPECT_EQ(np["spec"]["policyTypes"], json::array({"Ingress", "Egress"}));
+  EXPECT_EQ(np["spec"]["ingress"], json::array());
+  const auto& egress = np["spec"]["egress"];
+  ASSERT_EQ(egress.size(), 2u) << "DNS and the one CIDR rule; the host rule is not a NetworkPolicy rule";
+  EXPECT_EQ(egress[0]["ports"][0]["port"], 53);
+  EXPECT_EQ(egress[1]["to"][0]["ipBlock"]["cidr"], "140.82.112.0/20");
+  EXPECT_EQ(egress[1]["ports"][0], (json{{"protocol", "TCP"}, {"port", 443}}));
+  EXPECT_TRUE(hostEgressUnenforced(p.policy, p.options));
+  EXPECT_FALSE(planCiliumPolicy(p.run, p.policy, p.options).has_value());
+}
+
+TEST(PlanCiliumPolicy, RendersHostRulesAsToFqdns) {
+  Planned p;
+  p.options.cilium = true;
+  EXPECT_FALSE(hostEgressUnenforced(p.policy, p.options));
+  auto cnp = planCiliumPolicy(p.run, p.policy, p.options);
+  ASSERT_TRUE(cnp.has_value());
+  EXPECT_EQ((*cnp)["kind"], "CiliumNetworkPolicy");
+  EXPECT_EQ((*cnp)["spec"]["egress"][1]["toFQDNs"][0]["matchName"], "api.anthropic.com");
+  p.policy.egress.pop_back();
+  EXPECT_FALSE(planCiliumPolicy(p.run, p.policy, p.options).has_value()) << "no host rules, no Cilium policy";
+}
+
+TEST(PlanConfigMap, CarriesTheTaskAndManagedSettings) {
+  Planned p;
+  json cm = planConfigMap(p.run, p.policy, p.admission.effective);
+  EXPECT_EQ(cm["data"]["task.md"], "Fix the flaky refund test.");
+  auto settings = json::parse(cm["data"]["managed-settings.json"].get<std::string>());
+  EXPECT_EQ(settings["permissions"]["deny"], json::array({"WebFetch"}));
+  EXPECT_EQ(settings["model"], "claude-sonnet-4-5");
+  EXPECT_EQ(settings["allowedMcpServers"], json::array({"github"}));
+  EXPECT_EQ(cm["data"]["protected-paths"], "billing/**\n");
+  EXPECT_EQ(cm["metadata"]["ownerReferences"][0]["uid"], "run-uid");
+}
+
+}  // namespace
+}  // namespace paddock::controllers
