@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace paddock {
 
@@ -22,12 +23,14 @@ class CancelToken {
   // Waits until cancelled or until `d` has passed; true when cancelled.
   bool waitFor(std::chrono::steady_clock::duration d) const;
 
-  // Runs `fn` when cancelled (at once if already cancelled). The returned registration
-  // removes the callback when destroyed.
+  // Runs `fn` when cancelled: on the cancelling thread, or at once on this thread if already
+  // cancelled. The returned registration removes the callback when destroyed; if the callback
+  // is running on another thread at that moment, the destructor waits for it to finish (as
+  // std::stop_callback does), so a callback never outlives what it captured.
   class Registration {
    public:
     Registration() = default;
-    Registration(std::shared_ptr<void> remover) : remover_(std::move(remover)) {}
+    explicit Registration(std::shared_ptr<void> remover) : remover_(std::move(remover)) {}
    private:
     std::shared_ptr<void> remover_;
   };
@@ -38,21 +41,36 @@ class CancelToken {
     std::atomic<bool> cancelled{false};
     std::mutex mu;
     std::condition_variable cv;
-    std::map<int, std::function<void()>> callbacks;
-    int next_id = 0;
+    std::map<int, std::function<void()>> callbacks;  // guarded by mu
+    int next_id = 0;                                  // guarded by mu
+    int running_id = -1;                              // the callback cancel() is running, guarded by mu
+    std::thread::id running_thread;                   // guarded by mu
   };
   std::shared_ptr<State> state_;
 };
 
 inline void CancelToken::cancel() const {
-  std::map<int, std::function<void()>> callbacks;
-  {
-    std::lock_guard lock(state_->mu);
-    if (state_->cancelled.exchange(true)) return;
-    callbacks.swap(state_->callbacks);
-  }
+  std::unique_lock lock(state_->mu);
+  if (state_->cancelled.exchange(true)) return;
   state_->cv.notify_all();
-  for (auto& [id, fn] : callbacks) fn();
+  // One callback at a time, each marked as running so its registration can wait for it.
+  while (!state_->callbacks.empty()) {
+    auto it = state_->callbacks.begin();
+    int id = it->first;
+    auto fn = std::move(it->second);
+    state_->callbacks.erase(it);
+    state_->running_id = id;
+    state_->running_thread = std::this_thread::get_id();
+    lock.unlock();
+    try {
+      fn();
+    } catch (...) {
+      // A failing callback must not stop the others or throw into the canceller.
+    }
+    lock.lock();
+    state_->running_id = -1;
+    state_->cv.notify_all();
+  }
 }
 
 inline bool CancelToken::waitFor(std::chrono::steady_clock::duration d) const {
@@ -71,10 +89,11 @@ inline CancelToken::Registration CancelToken::onCancel(std::function<void()> fn)
   state_->callbacks.emplace(id, std::move(fn));
   std::weak_ptr<State> weak = state_;
   return Registration(std::shared_ptr<void>(nullptr, [weak, id](void*) {
-    if (auto s = weak.lock()) {
-      std::lock_guard l(s->mu);
-      s->callbacks.erase(id);
-    }
+    auto s = weak.lock();
+    if (!s) return;
+    std::unique_lock l(s->mu);
+    if (s->callbacks.erase(id)) return;
+    s->cv.wait(l, [&] { return s->running_id != id || s->running_thread == std::this_thread::get_id(); });
   }));
 }
 
