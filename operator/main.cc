@@ -89,6 +89,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (opt.insecure_skip_tls_verify) config->tls.insecure_skip_verify = true;
+  if (config->tls.insecure_skip_verify) {
+    log::warn("TLS verification of the API server is off: anyone on the path can impersonate it; use only on throwaway clusters",
+              {{"server", config->server}});
+  }
   auto rest = kube::RestClient::create(*config, "paddock-operator/0.1.0");
   if (!rest) {
     log::error("cannot set up the API client", {{"error", rest.error().describe()}, {"source", config->source}});
@@ -130,9 +134,12 @@ int main(int argc, char** argv) {
   while (!shutdown.cancelled()) {
     auto version = (*rest)->getJson("/version", shutdown);
     if (version) {
-      log::info("connected to the API server", {{"server", config->server},
-                                                {"serverVersion", version->value("gitVersion", "")},
-                                                {"platform", version->value("platform", "")}});
+      auto text = [&](const char* key) {
+        auto it = version->find(key);
+        return it != version->end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      log::info("connected to the API server",
+                {{"server", config->server}, {"serverVersion", text("gitVersion")}, {"platform", text("platform")}});
       connected = true;
       break;
     }

@@ -108,7 +108,10 @@ TEST_F(GatedInformerE2E, RelistsAfterApiServerRestartAndCompaction) {
   // The informer is parked at resourceVersion "gate". Restart the API server, change things,
   // and compact etcd past that version.
   ASSERT_EQ(clusterCommand({"restart", "kube-apiserver"}), 0);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(client.create(configmaps, ns.name(), configMap("after-" + std::to_string(i))).ok());
+  for (int i = 0; i < 5; ++i) {
+    auto c = client.create(configmaps, ns.name(), configMap("after-" + std::to_string(i)));
+    ASSERT_TRUE(c.ok()) << c.error().describe();
+  }
   ASSERT_TRUE(client.remove(configmaps, ns.name(), "drop").ok());
   ASSERT_TRUE(client.mergePatch(configmaps, ns.name(), "keep", {{"data", {{"n", "changed"}}}}).ok());
   ASSERT_EQ(clusterCommand({"compact"}), 0);

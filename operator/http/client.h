@@ -27,8 +27,8 @@ struct Request {
   std::string target;
   Headers headers;
   std::string body;
-  // For send(): the whole exchange. For stream(): the longest silence allowed between two
-  // reads, so a connection that died without closing is noticed.
+  // The longest silence allowed while sending or reading (not a limit on the whole exchange),
+  // so a connection that died without closing is noticed.
   std::chrono::milliseconds timeout{30'000};
 };
 
@@ -55,8 +55,10 @@ class Client {
  public:
   virtual ~Client() = default;
 
-  // Sends a request and reads the whole response. Failures to get any response (connection,
-  // TLS, timeout, cancellation) are errors; every HTTP status is a Response.
+  // Sends a request and reads the whole response. Failures to get any response are errors with
+  // reason "NotSent" (the request never reached the server: no connection, a failed write),
+  // "Transport" (it may have), "Timeout" or "Cancelled"; every HTTP status is a Response.
+  // The timeout is an inactivity limit: the longest wait for the next read or write.
   virtual Result<Response> send(const Request& request, const CancelToken& cancel = {}) = 0;
 
   // Sends a request and, for a 2xx status, hands each line of the body to `on_line` as it

@@ -50,7 +50,13 @@ Error fromException(const std::exception& e, const CancelToken& cancel) {
   if (auto* he = dynamic_cast<const wh::http_exception*>(&e)) {
     if (he->error_code() == std::errc::timed_out) return Error::local("Timeout", he->what());
   }
-  return Error::local("Transport", e.what());
+  // Failures before a complete request reached the server (no connection, a stale keep-alive
+  // connection refusing the write): the server cannot have acted on it, so any verb may retry.
+  std::string what = e.what();
+  for (const char* before : {"Failed to connect", "Failed to write", "Error resolving", "Failed to resolve"}) {
+    if (what.rfind(before, 0) == 0) return Error::local("NotSent", what);
+  }
+  return Error::local("Transport", what);
 }
 
 class CpprestClient final : public Client {
@@ -77,7 +83,12 @@ class CpprestClient final : public Client {
     config.set_validate_certificates(!tls_.insecure_skip_verify);
     TlsOptions tls = tls_;
     config.set_ssl_context_callback([tls](boost::asio::ssl::context& ctx) {
-      if (!tls.ca_pem.empty()) ctx.add_certificate_authority(boost::asio::buffer(tls.ca_pem));
+      // A configured CA replaces the system's trust store (cpprestsdk loads it first), so only
+      // certificates from that CA are accepted, as kubectl does.
+      if (!tls.ca_pem.empty()) {
+        SSL_CTX_set_cert_store(ctx.native_handle(), X509_STORE_new());
+        ctx.add_certificate_authority(boost::asio::buffer(tls.ca_pem));
+      }
       if (!tls.cert_pem.empty()) {
         ctx.use_certificate_chain(boost::asio::buffer(tls.cert_pem));
         ctx.use_private_key(boost::asio::buffer(tls.key_pem), boost::asio::ssl::context::pem);
@@ -88,21 +99,20 @@ class CpprestClient final : public Client {
   }
 
   Result<Response> exchange(const Request& request, const LineHandler* on_line, const CancelToken& cancel) {
-    wh::http_request req(toCpprest(request.method));
-    req.set_request_uri(utility::conversions::to_string_t(request.target));
-    std::string content_type = "application/json";
-    for (const auto& [k, v] : request.headers) {
-      if (strcasecmp(k.c_str(), "Content-Type") == 0) content_type = v;
-      else req.headers().add(k, v);
-    }
-    if (!request.body.empty() || request.method == Method::Post || request.method == Method::Put ||
-        request.method == Method::Patch) {
-      req.set_body(request.body, content_type);
-    }
-
     pplx::cancellation_token_source cts;
     auto registration = cancel.onCancel([cts]() mutable { cts.cancel(); });
     try {
+      wh::http_request req(toCpprest(request.method));
+      req.set_request_uri(utility::conversions::to_string_t(request.target));
+      std::string content_type = "application/json";
+      for (const auto& [k, v] : request.headers) {
+        if (strcasecmp(k.c_str(), "Content-Type") == 0) content_type = v;
+        else req.headers().add(k, v);
+      }
+      if (!request.body.empty() || request.method == Method::Post || request.method == Method::Put ||
+          request.method == Method::Patch) {
+        req.set_body(request.body, content_type);
+      }
       wh::http_response resp = clientFor(request.timeout).request(req, cts.get_token()).get();
       Response out;
       out.status = resp.status_code();
@@ -117,7 +127,10 @@ class CpprestClient final : public Client {
         concurrency::streams::container_buffer<std::string> line;
         body.read_line(line).get();
         bool eof = body.is_eof();
-        if (!line.collection().empty() && !(*on_line)(line.collection())) break;
+        if (!line.collection().empty() && !(*on_line)(line.collection())) {
+          cts.cancel();  // stop cpprestsdk reading the rest of the body into memory
+          break;
+        }
         if (eof) break;
         if (cancel.cancelled()) return Error::local("Cancelled", "request cancelled");
       }

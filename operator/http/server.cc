@@ -4,10 +4,13 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <vector>
 
 namespace paddock::http {
 namespace {
@@ -63,18 +66,30 @@ Status Server::start(const std::string& address) {
   if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port_text.c_str(), &hints, &res); rc != 0) {
     return Error::local("InvalidConfig", "listen address \"" + address + "\": " + gai_strerror(rc));
   }
-  // Prefer IPv6 (dual stack) for ":port", else the first address returned.
-  addrinfo* pick = res;
-  for (addrinfo* a = res; a && host.empty(); a = a->ai_next) {
-    if (a->ai_family == AF_INET6) pick = a;
+  // For ":port" prefer IPv6 (dual stack) and fall back to the other addresses, so a host without
+  // IPv6 still listens on IPv4.
+  std::vector<addrinfo*> candidates;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    if (host.empty() && a->ai_family == AF_INET6) candidates.insert(candidates.begin(), a);
+    else candidates.push_back(a);
   }
-  int fd = ::socket(pick->ai_family, pick->ai_socktype | SOCK_CLOEXEC, 0);
-  int one = 1, zero = 0;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (pick->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-  if (fd < 0 || ::bind(fd, pick->ai_addr, pick->ai_addrlen) != 0 || ::listen(fd, 64) != 0) {
-    std::string why = std::strerror(errno);
-    if (fd >= 0) ::close(fd);
+  int fd = -1;
+  std::string why = "no address";
+  for (addrinfo* pick : candidates) {
+    fd = ::socket(pick->ai_family, pick->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      why = std::strerror(errno);
+      continue;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (pick->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (::bind(fd, pick->ai_addr, pick->ai_addrlen) == 0 && ::listen(fd, 64) == 0) break;
+    why = std::strerror(errno);
+    ::close(fd);
+    fd = -1;
+  }
+  if (fd < 0) {
     freeaddrinfo(res);
     return Error::local("ListenFailed", "cannot listen on " + address + ": " + why);
   }
@@ -84,8 +99,12 @@ Status Server::start(const std::string& address) {
   getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
   port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  if (::pipe2(wake_, O_CLOEXEC) != 0) {
+    std::string e = std::strerror(errno);
+    ::close(fd);
+    return Error::local("ListenFailed", "pipe: " + e);
+  }
   listen_fd_ = fd;
-  if (::pipe2(wake_, O_CLOEXEC) != 0) return Error::local("ListenFailed", "pipe: " + std::string(std::strerror(errno)));
   thread_ = std::thread([this] { serve(); });
   return Ok{};
 }
@@ -120,12 +139,18 @@ void Server::serve() {
 }
 
 void Server::answer(int fd) {
-  // Read the request head, for at most 2 s and 8 KiB.
+  // One slow client must not hold the only serving thread: the request head must arrive within
+  // 2 s in all (at most 8 KiB), and each write of the reply may block for at most 2 s.
+  timeval send_timeout{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   std::string head;
   char buf[2048];
   while (head.find("\r\n\r\n") == std::string::npos && head.size() < 8192) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return;
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 2000) <= 0) return;
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return;
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n <= 0) return;
     head.append(buf, static_cast<size_t>(n));

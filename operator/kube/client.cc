@@ -69,20 +69,26 @@ Result<http::Response> Client::exchange(const char* verb, const Resource& r, htt
     auto start = std::chrono::steady_clock::now();
     auto resp = rest_.send(request, cancel);
     if (observer_) observer_(verb, r.plural, resp ? resp->status : 0, std::chrono::steady_clock::now() - start);
+    // What may be retried (client-go's rules): a 429 or a 5xx the server asks us to retry
+    // (Retry-After) was not acted on; other 5xx and transport failures may have been, so only
+    // reads are repeated then.
+    const bool read = request.method == http::Method::Get;
     std::optional<Error> failure;
     if (!resp) {
-      if (resp.error().reason == "Cancelled") return resp.error();
+      const auto& reason = resp.error().reason;
+      if (reason == "Cancelled" || (!read && reason != "NotSent")) return resp.error();
       failure = resp.error();
     } else if (retryable(resp->status)) {
       failure = errorFromResponse(*resp);
+      if (!read && resp->status != 429 && !failure->retry_after) return resp;
     } else {
       return resp;
     }
     if (attempt >= options_.max_retries) return *failure;
-    // Retry-After when the server gave one, else exponential backoff with jitter.
+    // Retry-After when the server gave one (at most retry_max), else exponential backoff with jitter.
     std::chrono::milliseconds delay;
     if (failure->retry_after) {
-      delay = std::chrono::duration_cast<std::chrono::milliseconds>(*failure->retry_after);
+      delay = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(*failure->retry_after), options_.retry_max);
     } else {
       auto base = options_.retry_base * (1 << std::min(attempt, 16));
       base = std::min(base, options_.retry_max);
@@ -97,7 +103,9 @@ Result<json> Client::call(const char* verb, const Resource& r, http::Request req
   if (!resp) return resp.error();
   if (resp->status < 200 || resp->status >= 300) return errorFromResponse(*resp);
   auto body = json::parse(resp->body, nullptr, false);
-  if (body.is_discarded()) return Error{resp->status, "InvalidResponse", std::string(verb) + " " + r.plural + ": response is not JSON", {}};
+  if (!body.is_object()) {
+    return Error{resp->status, "InvalidResponse", std::string(verb) + " " + r.plural + ": response is not a JSON object", {}};
+  }
   return body;
 }
 
@@ -127,9 +135,8 @@ Result<std::string> Client::listPages(const Resource& r, const std::string& ns, 
     if (!cont.empty()) target += "&continue=" + urlEncode(cont);
     auto page = call("list", r, jsonRequest(http::Method::Get, target, nullptr, "", options_.timeout), cancel);
     if (!page) return page.error();
-    const auto& meta = (*page)["metadata"];
-    resource_version = meta.value("resourceVersion", "");
-    cont = meta.value("continue", "");
+    resource_version = page->value(json::json_pointer("/metadata/resourceVersion"), std::string());
+    cont = page->value(json::json_pointer("/metadata/continue"), std::string());
     std::vector<json> items;
     if (auto it = page->find("items"); it != page->end() && it->is_array()) {
       items.reserve(it->size());

@@ -1,5 +1,7 @@
 #include "operator/kube/config.h"
 
+#include "operator/common/log.h"
+
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
@@ -73,7 +75,8 @@ Result<ClusterConfig> loadKubeconfig(const std::vector<std::string>& paths, cons
   std::string current;
   std::vector<std::string> read;
   for (const auto& path : paths) {
-    if (path.empty() || !fs::exists(path)) continue;
+    std::error_code ec;
+    if (path.empty() || !fs::exists(path, ec)) continue;
     YAML::Node doc;
     try {
       doc = YAML::LoadFile(path);
@@ -81,7 +84,7 @@ Result<ClusterConfig> loadKubeconfig(const std::vector<std::string>& paths, cons
       return Error::local("InvalidConfig", "kubeconfig " + path + " is not valid YAML: " + e.what());
     }
     read.push_back(path);
-    fs::path dir = fs::absolute(path).parent_path();
+    fs::path dir = fs::absolute(path, ec).parent_path();
     auto collect = [&](const char* list, const char* inner, std::map<std::string, Named>& into) {
       for (const auto& item : doc[list]) {
         if (!item["name"]) continue;
@@ -123,6 +126,11 @@ Result<ClusterConfig> loadKubeconfig(const std::vector<std::string>& paths, cons
     auto ca = material(cl->second, "certificate-authority", "cluster \"" + cluster_name + "\"");
     if (!ca) return ca.error();
     out.tls.ca_pem = *ca;
+    if (out.tls.insecure_skip_verify && !out.tls.ca_pem.empty()) {
+      return Error::local("InvalidConfig", "cluster \"" + cluster_name +
+                                               "\" sets both a certificate authority and insecure-skip-tls-verify; "
+                                               "remove one of them");
+    }
 
     if (!user_name.empty()) {
       auto us = users.find(user_name);
@@ -175,7 +183,10 @@ Result<ClusterConfig> loadInCluster(const std::string& dir) {
 
 Result<ClusterConfig> resolveConfig(const std::string& kubeconfig_flag, const std::string& context) {
   if (!kubeconfig_flag.empty()) {
-    if (!fs::exists(kubeconfig_flag)) return Error::local("InvalidConfig", "--kubeconfig " + kubeconfig_flag + " does not exist");
+    std::error_code ec;
+    if (!fs::exists(kubeconfig_flag, ec)) {
+      return Error::local("InvalidConfig", "--kubeconfig " + kubeconfig_flag + " does not exist");
+    }
     return loadKubeconfig({kubeconfig_flag}, context);
   }
   if (const char* env = std::getenv("KUBECONFIG"); env && *env) {
@@ -194,9 +205,13 @@ std::string BearerToken::current() {
   if (file_.empty()) return token_;
   auto now = clock_.now();
   if (token_.empty() || now - read_at_ >= std::chrono::minutes(1)) {
+    read_at_ = now;  // also after a failure, so a missing file is not read on every request
     if (auto t = readFile(file_, "token file")) {
       token_ = trim(*t);
-      read_at_ = now;
+    } else {
+      log::warn(token_.empty() ? "cannot read the bearer token file; requests go unauthenticated"
+                               : "cannot read the bearer token file; keeping the last token read",
+                {{"file", file_}});
     }
   }
   return token_;

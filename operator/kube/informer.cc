@@ -7,14 +7,19 @@
 namespace paddock::kube {
 
 std::string objectKey(const json& object) {
-  std::string ns = object.value(json::json_pointer("/metadata/namespace"), std::string());
-  std::string name = object.value(json::json_pointer("/metadata/name"), std::string());
+  auto text = [&](const char* pointer) {
+    auto p = json::json_pointer(pointer);
+    return object.contains(p) && object[p].is_string() ? object[p].get<std::string>() : std::string();
+  };
+  std::string ns = text("/metadata/namespace");
+  std::string name = text("/metadata/name");
   return ns.empty() ? name : ns + "/" + name;
 }
 
 namespace {
 std::string resourceVersionOf(const json& object, const std::string& otherwise = "") {
-  return object.value(json::json_pointer("/metadata/resourceVersion"), otherwise);
+  auto p = json::json_pointer("/metadata/resourceVersion");
+  return object.is_object() && object.contains(p) && object[p].is_string() ? object[p].get<std::string>() : otherwise;
 }
 }  // namespace
 
@@ -108,6 +113,7 @@ bool Informer::relist(const CancelToken& stop) {
                                   {options_.label_selector, options_.field_selector, options_.page_size},
                                   [&](std::vector<json>&& items) {
                                     for (auto& item : items) {
+                                      if (!item.is_object()) continue;
                                       json obj = options_.transform(std::move(item));
                                       fresh.insert_or_assign(objectKey(obj), encode(obj));
                                     }
@@ -180,30 +186,44 @@ Informer::WatchEnd Informer::watch(const CancelToken& stop) {
                                            "&timeoutSeconds=" + std::to_string(options_.timeout_seconds.count())};
   req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeout_seconds + options_.idle_margin);
   WatchEnd end = WatchEnd::Closed;
+  got_events = false;
   auto result = client_.rest().stream(req, [&](std::string_view line) {
     auto ev = json::parse(line, nullptr, false);
-    if (!ev.is_object() || !ev.contains("object")) return true;
+    if (!ev.is_object() || !ev.contains("object") || !ev["object"].is_object()) {
+      log::warn("watch sent an event that is not an object: relisting", {{"resource", resource_.plural}});
+      end = WatchEnd::Expired;
+      return false;
+    }
     std::string type = ev.value("type", "");
     auto& obj = ev["object"];
     if (type == "ERROR") {
-      int code = obj.value("code", 0);
+      int code = obj.value(json::json_pointer("/code"), 0);
       if (code == 410) {
         end = WatchEnd::Expired;
       } else {
-        log::warn("watch error", {{"resource", resource_.plural}, {"code", code}, {"message", obj.value("message", "")}});
+        log::warn("watch error", {{"resource", resource_.plural}, {"code", code},
+                                  {"message", obj.value(json::json_pointer("/message"), std::string())}});
         end = WatchEnd::Failed;
       }
       return false;
     }
-    ++stats_.events;
     if (type == "BOOKMARK") {
       std::unique_lock lock(mu_);
       resource_version_ = resourceVersionOf(obj, resource_version_);
       return true;
     }
-    auto stored = std::make_shared<const json>(options_.transform(std::move(obj)));
-    if (type == "ADDED" || type == "MODIFIED") upsert(std::move(stored));
-    else if (type == "DELETED") erase(objectKey(*stored), stored);
+    try {
+      auto stored = std::make_shared<const json>(options_.transform(std::move(obj)));
+      if (type == "ADDED" || type == "MODIFIED") upsert(std::move(stored));
+      else if (type == "DELETED") erase(objectKey(*stored), stored);
+      ++stats_.events;
+      got_events = true;
+    } catch (const std::exception& e) {
+      // An event the informer cannot take would come back on every reconnect: relist instead.
+      log::error("cannot apply a watch event: relisting", {{"resource", resource_.plural}, {"error", e.what()}});
+      end = WatchEnd::Expired;
+      return false;
+    }
     return !stop.cancelled();
   }, stop);
   if (stop.cancelled()) return WatchEnd::Stopped;
@@ -226,14 +246,23 @@ void Informer::run(const CancelToken& stop) {
   bool need_list = true;
   while (!stop.cancelled()) {
     if (need_list) {
-      if (!relist(stop)) {
+      bool listed = false;
+      try {
+        listed = relist(stop);
+      } catch (const std::exception& e) {
+        log::error("cannot store a list", {{"resource", resource_.plural}, {"error", e.what()}});
+      }
+      if (!listed) {
         if (stop.waitFor(backoff)) break;
         backoff = std::min(backoff * 2, options_.backoff_max);
         continue;
       }
       need_list = false;
+      backoff = options_.backoff_initial;
     }
-    switch (watch(stop)) {
+    auto ended = watch(stop);
+    if (got_events) backoff = options_.backoff_initial;
+    switch (ended) {
       case WatchEnd::Stopped:
         return;
       case WatchEnd::Closed:  // the server ended the watch at timeoutSeconds: resume

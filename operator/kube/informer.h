@@ -73,7 +73,7 @@ struct InformerStats {
   std::atomic<uint64_t> relists_gone{0};   // relists forced by 410 Gone
   std::atomic<uint64_t> watch_restarts{0}; // watches re-established after an error or silence
   std::atomic<uint64_t> silent_restarts{0};
-  std::atomic<uint64_t> events{0};         // watch events applied
+  std::atomic<uint64_t> events{0};         // watch events applied (bookmarks not counted)
 };
 
 class Informer {
@@ -129,6 +129,7 @@ class Informer {
   std::string resource_version_;
 
   std::atomic<bool> synced_{false};
+  bool got_events = false;  // the last watch delivered events; informer thread only
   mutable std::mutex sync_mu_;
   mutable std::condition_variable sync_cv_;
   InformerStats stats_;

@@ -1,8 +1,15 @@
 #include "operator/kube/rest.h"
 
+#include <algorithm>
+
 namespace paddock::kube {
 
 Result<std::unique_ptr<RestClient>> RestClient::create(const ClusterConfig& config, std::string user_agent) {
+  if (config.server.rfind("http://", 0) == 0 &&
+      (!config.token.empty() || !config.token_file.empty() || !config.tls.cert_pem.empty())) {
+    return Error::local("InvalidConfig", "server " + config.server +
+                                             " is plain http: credentials are only sent over https; use an https:// server");
+  }
   auto http = http::makeClient(config.server, config.tls);
   if (!http) return http.error();
   return std::make_unique<RestClient>(std::move(http.value()), config, std::move(user_agent));
@@ -30,7 +37,7 @@ Result<nlohmann::json> RestClient::getJson(const std::string& path, const Cancel
   if (!resp) return resp.error();
   if (resp->status < 200 || resp->status >= 300) return errorFromResponse(*resp);
   auto body = nlohmann::json::parse(resp->body, nullptr, false);
-  if (body.is_discarded()) return Error{resp->status, "InvalidResponse", "response to GET " + path + " is not JSON", {}};
+  if (!body.is_object()) return Error{resp->status, "InvalidResponse", "response to GET " + path + " is not a JSON object", {}};
   return body;
 }
 
@@ -38,9 +45,13 @@ Error errorFromResponse(const http::Response& response) {
   Error e;
   e.code = response.status;
   auto body = nlohmann::json::parse(response.body, nullptr, false);
-  if (body.is_object() && body.value("kind", "") == "Status") {
-    e.reason = body.value("reason", "");
-    e.message = body.value("message", "");
+  auto text = [&](const char* key) {
+    auto it = body.find(key);
+    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (body.is_object() && text("kind") == "Status") {
+    e.reason = text("reason");
+    e.message = text("message");
   }
   if (e.reason.empty()) {
     switch (response.status) {
@@ -56,8 +67,10 @@ Error errorFromResponse(const http::Response& response) {
     }
   }
   if (e.message.empty()) e.message = response.body.substr(0, 512);
-  if (auto ra = response.header("Retry-After"); !ra.empty() && ra.find_first_not_of("0123456789") == std::string::npos) {
-    e.retry_after = std::chrono::seconds(std::stoi(ra));
+  // Retry-After in whole seconds (the form the API server sends), capped at an hour.
+  if (auto ra = response.header("Retry-After"); !ra.empty() && ra.size() <= 6 &&
+                                                ra.find_first_not_of("0123456789") == std::string::npos) {
+    e.retry_after = std::chrono::seconds(std::min(std::stol(ra), 3600L));
   }
   return e;
 }

@@ -6,7 +6,10 @@ namespace paddock::runtime {
 
 ReconcileError reconcileErrorFrom(const Error& e) {
   if (e.code == 409) return {ReconcileError::Kind::Conflict, e.describe()};
-  if (e.code == 0 || e.code == 429 || e.code >= 500) return {ReconcileError::Kind::Transient, e.describe()};
+  // 401 happens while a rotated token propagates; 410 when a list's continue token expired.
+  if (e.code == 0 || e.code == 401 || e.code == 410 || e.code == 429 || e.code >= 500) {
+    return {ReconcileError::Kind::Transient, e.describe()};
+  }
   return {ReconcileError::Kind::Terminal, e.describe()};
 }
 

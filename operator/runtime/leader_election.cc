@@ -166,9 +166,12 @@ Status LeaderElector::run(const CancelToken& stop, std::function<void(const Canc
   last_holder_.reset();
   log::info("campaigning for leadership", logFields());
 
-  // Wake-ups from the Lease watch: each cancels the token the campaign loop is sleeping on.
+  // Wake-ups from the Lease watch: each bumps a generation and cancels the token the campaign
+  // loop sleeps on. A change seen while the loop is busy is not lost: the loop compares
+  // generations before it sleeps.
   std::mutex wake_mu;
   CancelToken* wake = nullptr;  // guarded by wake_mu
+  uint64_t changes = 0;         // guarded by wake_mu
   CancelToken watch_stop;
   auto stop_watch = stop.onCancel([watch_stop] { watch_stop.cancel(); });
   std::thread watcher;
@@ -176,6 +179,7 @@ Status LeaderElector::run(const CancelToken& stop, std::function<void(const Canc
     watcher = std::thread([&] {
       watchLease(watch_stop, [&] {
         std::lock_guard lock(wake_mu);
+        ++changes;
         if (wake) wake->cancel();
       });
     });
@@ -187,6 +191,11 @@ Status LeaderElector::run(const CancelToken& stop, std::function<void(const Canc
 
   while (!stop.cancelled()) {
     Clock::TimePoint started = clock_.now();
+    uint64_t seen;
+    {
+      std::lock_guard lock(wake_mu);
+      seen = changes;
+    }
     if (tryAcquireOrRenew(stop, false) == Attempt::Held) {
       end_watch();
       lead(stop, on_started_leading, on_stopped_leading, started);
@@ -202,6 +211,7 @@ Status LeaderElector::run(const CancelToken& stop, std::function<void(const Canc
     auto stop_wakes = stop.onCancel([woken] { woken.cancel(); });
     {
       std::lock_guard lock(wake_mu);
+      if (changes != seen) continue;  // the lease changed while we were reading it: look again now
       wake = &woken;
     }
     clock_.sleepUntil(until, woken);
@@ -217,17 +227,31 @@ void LeaderElector::watchLease(const CancelToken& stop, const std::function<void
   const std::string path = kube::resources::leases.path(config_.lease_namespace) +
                            "?watch=1&fieldSelector=" + kube::urlEncode("metadata.name=" + config_.lease_name) +
                            "&timeoutSeconds=60";
+  auto backoff = std::chrono::milliseconds(500);
+  bool warned = false;
   while (!stop.cancelled()) {
     if (!client_.throttle(stop)) return;
     http::Request req{http::Method::Get, path};
     req.timeout = std::chrono::seconds(75);
-    auto r = client_.rest().stream(req, [&](std::string_view) {
-      changed();
+    auto r = client_.rest().stream(req, [&](std::string_view line) {
+      if (line.find("\"type\":\"ERROR\"") == std::string_view::npos) changed();
       return !stop.cancelled();
     }, stop);
     if (stop.cancelled()) return;
-    // The server ends each watch after timeoutSeconds; reconnect at once then, after a pause on errors.
-    if (!r || r->status != 200) stop.waitFor(std::chrono::seconds(1));
+    bool ok = r && r->status == 200;
+    if (ok) {  // the server ended the watch at timeoutSeconds: resume at once
+      backoff = std::chrono::milliseconds(500);
+      continue;
+    }
+    // Polling still elects correctly; say once why takeover may be up to a retry period late.
+    if (!warned) {
+      auto fields = logFields();
+      fields["error"] = r ? kube::errorFromResponse(*r).describe() : r.error().describe();
+      log::warn("cannot watch the lease; falling back to polling it (allow watch on leases)", fields);
+      warned = true;
+    }
+    if (stop.waitFor(backoff)) return;  // real time: this paces I/O retries, not lease timing
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
   }
 }
 

@@ -142,7 +142,7 @@ class LeaderElector {
  public:
   using Config = LeaderElectionConfig;
 
-  // `client` must outlive the elector and is used from run()'s thread only.
+  // `client` must outlive the elector; run() uses it from its own thread and a Lease-watch thread.
   LeaderElector(kube::Client& client, Config config);
   LeaderElector(const LeaderElector&) = delete;
   LeaderElector& operator=(const LeaderElector&) = delete;

@@ -27,7 +27,7 @@ class Metrics {
 
   // For kube::Client: paddock_api_requests_total{verb,resource,code}, paddock_api_request_duration_seconds{verb}.
   kube::RequestObserver apiObserver();
-  // For a Controller: paddock_reconcile_total{controller,result}, paddock_reconcile_duration_seconds{controller}.
+  // For a Controller: paddock_reconcile_total{controller,result}, paddock_reconcile_time_seconds{controller}.
   ReconcileObserver reconcileObserver(const std::string& controller);
   // For a WorkQueue named `name`: depth, adds, retries, queue and work durations.
   std::unique_ptr<WorkQueueMetrics> workQueue(const std::string& name);

@@ -40,6 +40,30 @@ TEST(Server, ServesRegisteredPathsAndRefusesOthers) {
   server.stop();
 }
 
+TEST(Server, ASlowClientDoesNotHoldTheServer) {
+  Server server;
+  server.handle("/healthz", [] { return Reply{200, "text/plain", "ok\n"}; });
+  ASSERT_TRUE(server.start("127.0.0.1:0").ok());
+  // A client that sends one byte and then nothing.
+  int slow = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(server.port()));
+  ASSERT_EQ(::connect(slow, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  (void)!::send(slow, "G", 1, 0);
+  auto client = makeClient("http://127.0.0.1:" + std::to_string(server.port()), {});
+  ASSERT_TRUE(client.ok());
+  Request req{Method::Get, "/healthz"};
+  req.timeout = std::chrono::seconds(10);
+  auto start = std::chrono::steady_clock::now();
+  auto r = (*client)->send(req);
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << "the slow client held the server";
+  ::close(slow);
+}
+
 TEST(Server, RejectsMalformedAddress) {
   Server server;
   auto s = server.start("localhost");
@@ -123,7 +147,7 @@ TEST(Client, StreamStopsWhenCancelled) {
   EXPECT_EQ(result.error().reason, "Cancelled");
 }
 
-TEST(Client, ConnectionRefusedIsATransportError) {
+TEST(Client, ConnectionRefusedIsNotSent) {
   // Bind then close a socket to find a port nothing listens on.
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -137,7 +161,7 @@ TEST(Client, ConnectionRefusedIsATransportError) {
   ASSERT_TRUE(client.ok());
   auto r = (*client)->send({Method::Get, "/"});
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().reason, "Transport");
+  EXPECT_EQ(r.error().reason, "NotSent") << r.error().describe();
 }
 
 TEST(Client, RejectsBadConfiguration) {

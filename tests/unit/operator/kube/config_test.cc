@@ -115,6 +115,8 @@ TEST_F(KubeconfigTest, ErrorsNameWhatIsWrong) {
       {"current-context: a\nclusters: [{name: c, cluster: {server: s}}]\nusers: [{name: u, user: {exec: {command: x}}}]\n"
        "contexts: [{name: a, context: {cluster: c, user: u}}]\n", "", "exec or auth-provider"},
       {"current-context: [unclosed\n", "", "not valid YAML"},
+      {"current-context: a\nclusters: [{name: c, cluster: {server: s, certificate-authority-data: Q0E=, insecure-skip-tls-verify: true}}]\n"
+       "contexts: [{name: a, context: {cluster: c}}]\n", "", "remove one of them"},
   };
   for (const auto& c : cases) {
     std::string path = write("config", c.yaml);

@@ -80,6 +80,8 @@ TEST(ReconcileErrorFrom, ClassifiesApiErrors) {
   EXPECT_EQ(reconcileErrorFrom(Error{503, "ServiceUnavailable", "", {}}).kind, ReconcileError::Kind::Transient);
   EXPECT_EQ(reconcileErrorFrom(Error{429, "TooManyRequests", "", {}}).kind, ReconcileError::Kind::Transient);
   EXPECT_EQ(reconcileErrorFrom(Error::local("Transport", "reset")).kind, ReconcileError::Kind::Transient);
+  EXPECT_EQ(reconcileErrorFrom(Error{401, "Unauthorized", "", {}}).kind, ReconcileError::Kind::Transient);
+  EXPECT_EQ(reconcileErrorFrom(Error{410, "Expired", "", {}}).kind, ReconcileError::Kind::Transient);
   EXPECT_EQ(reconcileErrorFrom(Error{422, "Invalid", "", {}}).kind, ReconcileError::Kind::Terminal);
   EXPECT_EQ(reconcileErrorFrom(Error{403, "Forbidden", "", {}}).kind, ReconcileError::Kind::Terminal);
 }
