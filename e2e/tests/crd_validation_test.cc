@@ -21,71 +21,10 @@ using kube::resources::agentruns;
 
 json J(const char* text) { return json::parse(text); }
 
-// crds/samples/policy.yaml, run.yaml and approval.yaml as JSON; keep them in step with the files.
-json samplePolicy() {
-  return J(R"json({
-    "apiVersion": "paddock.dev/v1alpha1",
-    "kind": "AgentPolicy",
-    "metadata": {"name": "sample"},
-    "spec": {
-      "namespaceSelector": {"matchLabels": {"paddock.dev/team": "sample"}},
-      "images": {"default": "registry.example.com/sample/agent:1.0", "allowed": ["registry.example.com/sample/*"]},
-      "model": {"pin": "claude-sonnet-4-5"},
-      "resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
-                    "limits": {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "10Gi"}},
-      "egress": [{"cidr": "140.82.112.0/20", "ports": [443]}, {"host": "api.anthropic.com", "ports": [443]}],
-      "secrets": [{"secretName": "anthropic-api-key", "key": "api-key", "stages": ["agent"]},
-                  {"secretName": "github-pr-token", "key": "token", "stages": ["pr"]}],
-      "tools": {"allow": ["Read", "Edit", "Bash(npm test:*)"], "deny": ["WebFetch", "Bash(curl:*)"],
-                "mcpServers": ["github"]},
-      "protectedPaths": [".github/workflows/**", "db/migrations/**"],
-      "budgets": {
-        "default": {"tokens": 2000000, "costUSD": "10", "wallClock": "1h"},
-        "max": {"tokens": 10000000, "costUSD": "40", "wallClock": "4h"},
-        "checkpointPercent": 60,
-        "metrics": {"tokens": "sum by (agentrun, namespace) (claude_code_token_usage_tokens_total)",
-                    "costUSD": "sum by (agentrun, namespace) (claude_code_cost_usage_USD_total)"},
-        "whenMetricsUnavailable": {"after": "5m", "action": "Terminate"}
-      },
-      "concurrency": {"maxRunning": 10},
-      "stages": [
-        {"name": "pr", "image": "registry.example.com/platform/paddock-stage:1.0",
-         "approval": {"approvers": {"groups": ["sample-leads"]}, "minApprovals": 1, "timeout": "72h"}},
-        {"name": "deploy", "image": "registry.example.com/platform/paddock-stage:1.0",
-         "approval": {"approvers": {"groups": ["sample-oncall"]}, "minApprovals": 2, "timeout": "24h"}}
-      ]
-    }
-  })json");
-}
-
-json sampleRun() {
-  return J(R"json({
-    "apiVersion": "paddock.dev/v1alpha1",
-    "kind": "AgentRun",
-    "metadata": {"name": "hello", "namespace": "paddock-sample"},
-    "spec": {
-      "task": "Add a one-line greeting to README.md.",
-      "repository": {"url": "https://github.com/example/hello", "baseBranch": "main"},
-      "budget": {"tokens": 100000, "costUSD": "1", "wallClock": "10m"},
-      "idempotencyKey": "hello-1"
-    }
-  })json");
-}
-
-json sampleApproval() {
-  return J(R"json({
-    "apiVersion": "paddock.dev/v1alpha1",
-    "kind": "AgentApproval",
-    "metadata": {"name": "hello-pr-alice", "namespace": "paddock-sample"},
-    "spec": {
-      "run": "hello",
-      "stage": "pr",
-      "decision": "Approve",
-      "approver": {"username": "alice", "groups": ["sample-leads"]},
-      "comment": "Diff reviewed; fine to open the pull request."
-    }
-  })json");
-}
+// The samples, read from crds/samples: the positive control checks the files people apply.
+json samplePolicy() { return loadYaml(repoPath("crds/samples/policy.yaml")); }
+json sampleRun() { return loadYaml(repoPath("crds/samples/run.yaml")); }
+json sampleApproval() { return loadYaml(repoPath("crds/samples/approval.yaml")); }
 
 // The samples made postable by the tests: no name (each check names its object) and no namespace
 // (objects go to the test's namespace). The policy selects no namespace, so that a policy the API

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -74,6 +75,43 @@ pid_t componentPid(const std::string& component) {
   in >> pid;
   return pid;
 }
+
+namespace {
+
+json fromYaml(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      json out = json::object();
+      for (const auto& kv : node) out[kv.first.as<std::string>()] = fromYaml(kv.second);
+      return out;
+    }
+    case YAML::NodeType::Sequence: {
+      json out = json::array();
+      for (const auto& item : node) out.push_back(fromYaml(item));
+      return out;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string& text = node.Scalar();
+      if (node.Tag() == "!") return text;  // quoted
+      if (text == "true" || text == "false") return text == "true";
+      if (text == "null" || text == "~") return nullptr;
+      char* end = nullptr;
+      long long n = std::strtoll(text.c_str(), &end, 10);
+      if (!text.empty() && *end == '\0') return n;
+      double d = std::strtod(text.c_str(), &end);
+      if (!text.empty() && *end == '\0' && text.find_first_of(".eE") != std::string::npos) return d;
+      return text;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace
+
+json loadYaml(const std::string& path) { return fromYaml(YAML::LoadFile(path)); }
+
+std::string repoPath(const std::string& relative) { return std::string(PADDOCK_SOURCE_DIR) + "/" + relative; }
 
 std::string randomSuffix() {
   static std::mt19937_64 rng(std::random_device{}());

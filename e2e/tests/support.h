@@ -74,6 +74,12 @@ class Process {
 
 std::string randomSuffix();
 
+// A YAML file (one document) as JSON, with YAML's types: quoted scalars stay strings, plain ones
+// become numbers, booleans or null where they read as such. For the samples in crds/samples.
+json loadYaml(const std::string& path);
+// A file of the repository, by its path from the repository's root.
+std::string repoPath(const std::string& relative);
+
 // Runs e2e/cluster.sh with `args` against the test cluster; returns its exit status.
 int clusterCommand(const std::vector<std::string>& args);
 // The PID of a control-plane component of the test cluster ("kube-apiserver", "etcd", ...).
