@@ -24,7 +24,9 @@ CancelToken shutdownOnSignal() {
     log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     token.cancel();
     sigwait(&set, &sig);
-    log::warn("second signal: exiting at once", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    // No logger here: main may already be tearing down statics. write(2) is always safe.
+    static const char msg[] = "{\"level\":\"warn\",\"msg\":\"second signal: exiting at once\"}\n";
+    (void)!::write(2, msg, sizeof msg - 1);
     _exit(1);
   }).detach();
   return token;

@@ -98,6 +98,15 @@ Result<http::Response> Client::exchange(const char* verb, const Resource& r, htt
   }
 }
 
+Result<http::Response> Client::stream(const Resource& r, http::Request request, const http::LineHandler& on_line,
+                                     const CancelToken& cancel) {
+  if (!throttle(cancel)) return Error::local("Cancelled", "request cancelled");
+  auto start = std::chrono::steady_clock::now();
+  auto resp = rest_.stream(std::move(request), on_line, cancel);
+  if (observer_) observer_("watch", r.plural, resp ? resp->status : 0, std::chrono::steady_clock::now() - start);
+  return resp;
+}
+
 Result<json> Client::call(const char* verb, const Resource& r, http::Request request, const CancelToken& cancel) {
   auto resp = exchange(verb, r, std::move(request), cancel);
   if (!resp) return resp.error();

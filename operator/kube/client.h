@@ -109,6 +109,11 @@ class Client {
   Status remove(const Resource& r, const std::string& ns, const std::string& name, const DeleteOptions& options = {},
                 const CancelToken& cancel = {});
 
+  // A streaming GET (a watch) of `r`: rate-limited like every request and reported to the
+  // observer (verb "watch") when it ends. See http::Client::stream.
+  Result<http::Response> stream(const Resource& r, http::Request request, const http::LineHandler& on_line,
+                                const CancelToken& cancel = {});
+
   RestClient& rest() { return rest_; }
 
   // Waits for the rate limiter; false when cancelled first. Watches call this too.

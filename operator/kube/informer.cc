@@ -180,14 +180,13 @@ void Informer::erase(const std::string& key, ObjectPtr last) {
 }
 
 Informer::WatchEnd Informer::watch(const CancelToken& stop) {
-  if (!client_.throttle(stop)) return WatchEnd::Stopped;
   std::string rv = resourceVersion();
   http::Request req{http::Method::Get, watchPath() + "&resourceVersion=" + urlEncode(rv) +
                                            "&timeoutSeconds=" + std::to_string(options_.timeout_seconds.count())};
   req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeout_seconds + options_.idle_margin);
   WatchEnd end = WatchEnd::Closed;
   got_events = false;
-  auto result = client_.rest().stream(req, [&](std::string_view line) {
+  auto result = client_.stream(resource_, req, [&](std::string_view line) {
     auto ev = json::parse(line, nullptr, false);
     if (!ev.is_object() || !ev.contains("object") || !ev["object"].is_object()) {
       log::warn("watch sent an event that is not an object: relisting", {{"resource", resource_.plural}});

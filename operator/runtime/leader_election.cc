@@ -230,14 +230,13 @@ void LeaderElector::watchLease(const CancelToken& stop, const std::function<void
   auto backoff = std::chrono::milliseconds(500);
   bool warned = false;
   while (!stop.cancelled()) {
-    if (!client_.throttle(stop)) return;
     http::Request req{http::Method::Get, path};
     req.timeout = std::chrono::seconds(75);
-    auto r = client_.rest().stream(req, [&](std::string_view line) {
+    auto r = client_.stream(kube::resources::leases, req, [&](std::string_view line) {
       if (line.find("\"type\":\"ERROR\"") == std::string_view::npos) changed();
       return !stop.cancelled();
     }, stop);
-    if (stop.cancelled()) return;
+    if (stop.cancelled() || (!r && r.error().reason == "Cancelled")) return;
     bool ok = r && r->status == 200;
     if (ok) {  // the server ended the watch at timeoutSeconds: resume at once
       backoff = std::chrono::milliseconds(500);
