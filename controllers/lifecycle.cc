@@ -1,0 +1,117 @@
+#include "controllers/lifecycle.h"
+
+#include "controllers/admission.h"
+
+namespace paddock::controllers {
+namespace {
+
+using nlohmann::json;
+
+std::string text(const json& j, const char* pointer) {
+  auto p = json::json_pointer(pointer);
+  return j.contains(p) && j[p].is_string() ? j[p].get<std::string>() : std::string();
+}
+
+bool imagePullProblem(const std::string& reason) {
+  return reason == "ErrImagePull" || reason == "ImagePullBackOff" || reason == "InvalidImageName" ||
+         reason == "ErrImageNeverPull";
+}
+
+}  // namespace
+
+PodObservation observePod(const json* pod) {
+  PodObservation o;
+  if (!pod || !pod->is_object()) return o;
+  o.exists = true;
+  o.deleting = pod->contains(json::json_pointer("/metadata/deletionTimestamp"));
+  o.phase = text(*pod, "/status/phase");
+  o.reason = text(*pod, "/status/reason");
+  o.message = text(*pod, "/status/message");
+  auto statuses = pod->find("status");
+  if (statuses != pod->end() && statuses->is_object()) {
+    if (auto cs = statuses->find("containerStatuses"); cs != statuses->end() && cs->is_array()) {
+      for (const auto& c : *cs) {
+        if (!c.is_object() || c.value("name", "") != "agent") continue;
+        o.waiting_reason = text(c, "/state/waiting/reason");
+        auto code = json::json_pointer("/state/terminated/exitCode");
+        if (c.contains(code) && c[code].is_number_integer()) o.exit_code = c[code].get<int>();
+        o.terminated_reason = text(c, "/state/terminated/reason");
+      }
+    }
+    if (auto conds = statuses->find("conditions"); conds != statuses->end() && conds->is_array()) {
+      for (const auto& c : *conds) {
+        if (c.is_object() && c.value("type", "") == "PodScheduled" && c.value("status", "") == "False" &&
+            c.value("reason", "") == "Unschedulable") {
+          o.unschedulable = true;
+          o.unschedulable_message = c.value("message", "");
+        }
+      }
+    }
+  }
+  return o;
+}
+
+LifecycleDecision decideLifecycle(const LifecycleInput& in) {
+  // 1. Finished runs stay as they are.
+  if (isTerminal(in.phase)) return {in.phase, "", "", false, false};
+
+  // 2. Cancelled: stop the pod with its grace period so the agent can save its work.
+  if (in.cancel) {
+    return {"Cancelled", "Cancelled",
+            in.pod.exists ? "spec.cancel is true: the agent pod was stopped with a grace period to save its work"
+                          : "spec.cancel is true: the run was cancelled before its pod started",
+            false, in.pod.exists && !in.pod.deleting};
+  }
+
+  // 3. No pod: create it, unless it existed and vanished.
+  if (!in.pod.exists) {
+    if (in.pod_created) {
+      return {"Failed", "PodDeleted",
+              "the agent pod was deleted or evicted before it finished; its work in progress may be lost. "
+              "Create a new AgentRun to run the task again",
+              false, false};
+    }
+    return {"Running", "PodCreated", "the agent pod was created", true, false};
+  }
+
+  // 4. The pod finished.
+  if (in.pod.phase == "Succeeded") return {"Succeeded", "Completed", "the agent finished its task", false, false};
+  if (in.pod.phase == "Failed") {
+    if (in.pod.reason == "DeadlineExceeded") {
+      return {"TimedOut", "WallClockExceeded",
+              "the agent pod ran past spec.budget.wallClock plus its grace (activeDeadlineSeconds) and was stopped; "
+              "raise spec.budget.wallClock within the policy's max if the task needs longer",
+              false, false};
+    }
+    if (in.pod.reason == "Evicted") {
+      return {"Failed", "Evicted", "the agent pod was evicted: " + in.pod.message + "; create a new AgentRun to retry",
+              false, false};
+    }
+    std::string why = "the agent exited with code " + std::to_string(in.pod.exit_code);
+    if (!in.pod.terminated_reason.empty()) why += " (" + in.pod.terminated_reason + ")";
+    if (in.pod.terminated_reason == "OOMKilled") why += "; it needs more memory than the policy's resources.limits";
+    return {"Failed", "AgentFailed", why + "; see kubectl paddock logs for its output", false, false};
+  }
+
+  // 5. The pod is stuck before it starts.
+  if (in.pod.phase == "Pending" && in.pod_pending_for >= in.pending_deadline) {
+    if (imagePullProblem(in.pod.waiting_reason)) {
+      return {"Failed", "ImagePullFailed",
+              "the agent image could not be pulled (" + in.pod.waiting_reason +
+                  "); check spec.image or the policy's spec.images.default and the registry's credentials",
+              false, true};
+    }
+    if (in.pod.unschedulable) {
+      return {"Failed", "Unschedulable",
+              "no node can run the agent pod: " + in.pod.unschedulable_message +
+                  "; lower the policy's spec.resources or add capacity",
+              false, true};
+    }
+  }
+
+  // 6. On its way.
+  if (in.pod.phase == "Running") return {"Running", "AgentRunning", "the agent is working on the task", false, false};
+  return {"Running", "PodStarting", "the agent pod is starting", false, false};
+}
+
+}  // namespace paddock::controllers

@@ -1,0 +1,49 @@
+// The agent stage's lifecycle: from what the agent pod shows to the run's phase, the reason a
+// person reads, and what to do next. Ordered guards, as Tekton's TaskRun reconciler has them:
+// finished? cancelled? pod gone? pod finished? pod stuck? Pure: time comes in as durations.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace paddock::controllers {
+
+// What the agent pod says, read from its status.
+struct PodObservation {
+  bool exists = false;
+  bool deleting = false;         // metadata.deletionTimestamp is set
+  std::string phase;             // Pending, Running, Succeeded, Failed
+  std::string reason;            // status.reason: DeadlineExceeded, Evicted, ...
+  std::string message;           // status.message
+  std::string waiting_reason;    // the agent container's waiting reason: ErrImagePull, ...
+  int exit_code = 0;             // the agent container's exit code, once terminated
+  std::string terminated_reason; // Completed, Error, OOMKilled, ...
+  bool unschedulable = false;    // PodScheduled is False with reason Unschedulable
+  std::string unschedulable_message;
+};
+
+// Reads a pod object (null or missing: the pod does not exist).
+PodObservation observePod(const nlohmann::json* pod);
+
+struct LifecycleInput {
+  std::string phase;         // the run's current phase ("" before the first status)
+  bool cancel = false;       // spec.cancel
+  bool pod_created = false;  // status records that the agent pod was created
+  PodObservation pod;
+  std::chrono::seconds pod_pending_for{0};  // how long the pod has been Pending
+  std::chrono::seconds pending_deadline{600};
+};
+
+struct LifecycleDecision {
+  std::string phase;
+  std::string reason;   // CamelCase, for the condition and the Event
+  std::string message;  // what happened and what to do
+  bool create_pod = false;
+  bool delete_pod = false;
+};
+
+LifecycleDecision decideLifecycle(const LifecycleInput& in);
+
+}  // namespace paddock::controllers

@@ -1,0 +1,101 @@
+#include "controllers/lifecycle.h"
+
+#include <gtest/gtest.h>
+
+namespace paddock::controllers {
+namespace {
+using nlohmann::json;
+using std::chrono::seconds;
+
+json pod(const char* phase) {
+  return {{"metadata", {{"name", "r-agent"}}}, {"status", {{"phase", phase}}}};
+}
+
+json terminated(const char* phase, int code, const char* reason) {
+  json p = pod(phase);
+  p["status"]["containerStatuses"] = json::array(
+      {{{"name", "workspace"}, {"state", {{"terminated", {{"exitCode", 0}}}}}},
+       {{"name", "agent"}, {"state", {{"terminated", {{"exitCode", code}, {"reason", reason}}}}}}});
+  return p;
+}
+
+json waiting(const char* reason) {
+  json p = pod("Pending");
+  p["status"]["containerStatuses"] = json::array({{{"name", "agent"}, {"state", {{"waiting", {{"reason", reason}}}}}}});
+  return p;
+}
+
+json unschedulable() {
+  json p = pod("Pending");
+  p["status"]["conditions"] = json::array(
+      {{{"type", "PodScheduled"}, {"status", "False"}, {"reason", "Unschedulable"}, {"message", "0/4 nodes are available"}}});
+  return p;
+}
+
+TEST(ObservePod, ReadsTheAgentContainerAndConditions) {
+  json p = terminated("Failed", 137, "OOMKilled");
+  auto o = observePod(&p);
+  EXPECT_TRUE(o.exists);
+  EXPECT_EQ(o.exit_code, 137) << "the agent container's code, not the workspace's";
+  EXPECT_EQ(o.terminated_reason, "OOMKilled");
+  json u = unschedulable();
+  EXPECT_TRUE(observePod(&u).unschedulable);
+  EXPECT_FALSE(observePod(nullptr).exists);
+  json odd = {{"status", "not an object"}};
+  EXPECT_TRUE(observePod(&odd).exists) << "odd shapes read as empty, not as a crash";
+  json deleting = pod("Running");
+  deleting["metadata"]["deletionTimestamp"] = "2026-11-23T10:00:00Z";
+  EXPECT_TRUE(observePod(&deleting).deleting);
+}
+
+TEST(DecideLifecycle, Table) {
+  struct Case {
+    const char* name;
+    std::string phase;
+    bool cancel, created;
+    json pod;  // null: no pod
+    int pending_for;
+    const char* want_phase;
+    const char* want_reason;
+    bool create, del;
+    const char* message_part;
+  } cases[] = {
+      {"new run creates its pod", "", false, false, nullptr, 0, "Running", "PodCreated", true, false, "created"},
+      {"pod starting", "Running", false, true, pod("Pending"), 5, "Running", "PodStarting", false, false, "starting"},
+      {"pod running", "Running", false, true, pod("Running"), 0, "Running", "AgentRunning", false, false, "working"},
+      {"pod succeeded", "Running", false, true, terminated("Succeeded", 0, "Completed"), 0, "Succeeded", "Completed", false, false, "finished"},
+      {"pod failed", "Running", false, true, terminated("Failed", 3, "Error"), 0, "Failed", "AgentFailed", false, false, "exited with code 3 (Error)"},
+      {"pod out of memory", "Running", false, true, terminated("Failed", 137, "OOMKilled"), 0, "Failed", "AgentFailed", false, false, "resources.limits"},
+      {"deadline backstop", "Running", false, true, [] { json p = pod("Failed"); p["status"]["reason"] = "DeadlineExceeded"; return p; }(), 0,
+       "TimedOut", "WallClockExceeded", false, false, "spec.budget.wallClock"},
+      {"evicted", "Running", false, true, [] { json p = pod("Failed"); p["status"]["reason"] = "Evicted"; p["status"]["message"] = "low on memory"; return p; }(), 0,
+       "Failed", "Evicted", false, false, "low on memory"},
+      {"pod deleted under the run", "Running", false, true, nullptr, 0, "Failed", "PodDeleted", false, false, "new AgentRun"},
+      {"cancel stops the pod", "Running", true, true, pod("Running"), 0, "Cancelled", "Cancelled", false, true, "grace period"},
+      {"cancel while already stopping", "Running", true, true, [] { json p = pod("Running"); p["metadata"]["deletionTimestamp"] = "x"; return p; }(), 0,
+       "Cancelled", "Cancelled", false, false, "grace period"},
+      {"cancel before the pod", "Pending", true, false, nullptr, 0, "Cancelled", "Cancelled", false, false, "before its pod started"},
+      {"image pull within the deadline", "Running", false, true, waiting("ImagePullBackOff"), 599, "Running", "PodStarting", false, false, ""},
+      {"image pull past the deadline", "Running", false, true, waiting("ImagePullBackOff"), 600, "Failed", "ImagePullFailed", false, true, "spec.image"},
+      {"unschedulable past the deadline", "Running", false, true, unschedulable(), 900, "Failed", "Unschedulable", false, true, "0/4 nodes"},
+      {"finished runs stay finished", "Succeeded", true, true, nullptr, 0, "Succeeded", "", false, false, ""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    LifecycleInput in;
+    in.phase = c.phase;
+    in.cancel = c.cancel;
+    in.pod_created = c.created;
+    in.pod = observePod(c.pod.is_null() ? nullptr : &c.pod);
+    in.pod_pending_for = seconds(c.pending_for);
+    auto d = decideLifecycle(in);
+    EXPECT_EQ(d.phase, c.want_phase);
+    EXPECT_EQ(d.reason, c.want_reason);
+    EXPECT_EQ(d.create_pod, c.create);
+    EXPECT_EQ(d.delete_pod, c.del);
+    EXPECT_NE(d.message.find(c.message_part), std::string::npos) << d.message;
+  }
+}
+
+}  // namespace
+}  // namespace paddock::controllers
