@@ -15,6 +15,9 @@
 #include "operator/kube/config.h"
 #include "operator/kube/informer.h"
 #include "operator/kube/rest.h"
+#include "controllers/run_reconciler.h"
+#include "operator/runtime/controller.h"
+#include "operator/runtime/events.h"
 #include "operator/runtime/leader_election.h"
 #include "operator/runtime/metrics.h"
 
@@ -36,6 +39,9 @@ struct Options {
   std::chrono::milliseconds lease_duration{15'000};
   std::chrono::milliseconds renew_deadline{10'000};
   std::chrono::milliseconds retry_period{2'000};
+  int workers = 4;
+  bool cilium = false;
+  std::string stage_image = "registry.example.com/platform/paddock-stage:1.0";
 };
 
 http::Reply text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body), {}}; }
@@ -69,6 +75,12 @@ int main(int argc, char** argv) {
   flags.add("leader-election-renew-deadline", &opt.renew_deadline,
             "How long the leader keeps trying to renew before it gives up leading.");
   flags.add("leader-election-retry-period", &opt.retry_period, "How often candidates try to acquire or renew.");
+  flags.add("workers", &opt.workers, "AgentRuns reconciled in parallel.");
+  flags.add("cilium", &opt.cilium,
+            "Render the policies' host egress rules as CiliumNetworkPolicies (toFQDNs). Without it they are not enforced "
+            "and runs say so in a condition.");
+  flags.add("stage-image", &opt.stage_image,
+            "The platform's stage image; its workspace init container clones the run's repository.");
   flags.setEpilog(
       "Logs are JSON lines on stderr. SIGTERM or SIGINT stops the operator gracefully (the leader releases its\n"
       "Lease so a standby takes over at once); a second signal stops it at once.\n"
@@ -104,10 +116,36 @@ int main(int argc, char** argv) {
   kube::Client client(**rest, {.qps = opt.kube_api_qps, .burst = opt.kube_api_burst}, metrics.apiObserver());
 
   // Caches of what Paddock reads. Every replica keeps them warm, so a new leader starts at once.
-  std::vector<std::unique_ptr<kube::Informer>> informers;
-  informers.push_back(std::make_unique<kube::Informer>(client, kube::resources::agentpolicies));
-  informers.push_back(std::make_unique<kube::Informer>(client, kube::resources::agentruns));
-  for (auto& i : informers) metrics.addInformer(*i);
+  // Only Paddock's own pods are cached, and never a Secret.
+  kube::Informer policies(client, kube::resources::agentpolicies);
+  kube::Informer runs(client, kube::resources::agentruns);
+  kube::Informer namespaces(client, kube::resources::namespaces);
+  kube::Informer pods(client, kube::resources::pods, {.label_selector = "app.kubernetes.io/managed-by=paddock"});
+  std::vector<kube::Informer*> informers = {&policies, &runs, &namespaces, &pods};
+  for (auto* i : informers) metrics.addInformer(*i);
+
+  runtime::EventRecorder events(client, {});
+  controllers::RunReconcilerOptions reconcile_options;
+  reconcile_options.plan.cilium = opt.cilium;
+  reconcile_options.plan.stage_image = opt.stage_image;
+  controllers::RunReconciler reconciler(client, runs, policies, namespaces, pods, &events, reconcile_options);
+  runtime::WorkQueue queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("agentruns")});
+  runtime::Controller controller("agentrun", reconciler, queue, metrics.reconcileObserver("agentrun"));
+  controller.watchPrimary(runs);
+  controller.watchOwned(pods, "AgentRun");
+  // A policy or a namespace label changes what governs runs: look at the runs it may touch.
+  controller.watchMapped(policies, [&runs](const kube::InformerEvent&) {
+    std::vector<std::string> keys;
+    for (const auto& r : runs.list()) keys.push_back(kube::objectKey(*r));
+    return keys;
+  });
+  controller.watchMapped(namespaces, [&runs](const kube::InformerEvent& e) {
+    std::vector<std::string> keys;
+    for (const auto& r : runs.list()) {
+      if (r->value(nlohmann::json::json_pointer("/metadata/namespace"), std::string()) == e.key) keys.push_back(kube::objectKey(*r));
+    }
+    return keys;
+  });
 
   std::atomic<bool> connected{false};
   http::Server server;
@@ -115,7 +153,7 @@ int main(int argc, char** argv) {
   server.handle("/readyz", [&] {
     if (!connected) return text(503, "not connected to the API server\n");
     std::string waiting;
-    for (auto& i : informers) {
+    for (auto* i : informers) {
       if (!i->synced()) waiting += " " + i->resource().plural;
     }
     return waiting.empty() ? text(200, "ok\n") : text(503, "caches not synced:" + waiting + "\n");
@@ -152,13 +190,19 @@ int main(int argc, char** argv) {
 
   std::vector<std::thread> threads;
   if (connected) {
-    for (auto& i : informers) threads.emplace_back([&i, &shutdown] { i->run(shutdown); });
+    for (auto* i : informers) threads.emplace_back([i, &shutdown] { i->run(shutdown); });
   }
 
   // Only the leader reconciles; without --leader-elect this process always leads.
   auto lead = [&](const CancelToken& leading) {
     metrics.setLeader(true);
-    leading.waitFor(std::chrono::hours(24 * 365 * 100));
+    for (auto* i : informers) {
+      while (!i->synced() && !leading.cancelled()) i->waitForSync(std::chrono::seconds(1));
+    }
+    // Every run is looked at once on taking over; watches then keep the queue fed.
+    for (const auto& r : runs.list()) queue.add(kube::objectKey(*r));
+    log::info("reconciling AgentRuns", {{"workers", opt.workers}});
+    controller.run(opt.workers, leading);
     metrics.setLeader(false);
   };
   int rc = 0;

@@ -1,0 +1,201 @@
+#include "controllers/run_reconciler.h"
+
+#include "controllers/lifecycle.h"
+#include "operator/common/log.h"
+#include "operator/common/timestamp.h"
+
+namespace paddock::controllers {
+namespace {
+
+using runtime::Action;
+using runtime::ReconcileError;
+
+std::map<std::string, std::string> labelsOf(const json& object) {
+  std::map<std::string, std::string> out;
+  auto p = json::json_pointer("/metadata/labels");
+  if (object.contains(p) && object[p].is_object()) {
+    for (const auto& [k, v] : object[p].items()) {
+      if (v.is_string()) out[k] = v.get<std::string>();
+    }
+  }
+  return out;
+}
+
+// Seconds since an RFC 3339 timestamp ("2026-11-23T10:00:00Z"), or 0.
+std::chrono::seconds since(const std::string& stamp, std::chrono::system_clock::time_point now) {
+  std::tm tm{};
+  if (stamp.size() < 19 || !strptime(stamp.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return std::chrono::seconds(0);
+  auto t = std::chrono::system_clock::from_time_t(timegm(&tm));
+  return std::chrono::duration_cast<std::chrono::seconds>(now - t);
+}
+
+}  // namespace
+
+void setCondition(json& status, const std::string& type, bool value, const std::string& reason,
+                  const std::string& message, int64_t generation, const std::string& now) {
+  if (!status.contains("conditions") || !status["conditions"].is_array()) status["conditions"] = json::array();
+  json c = {{"type", type}, {"status", value ? "True" : "False"}, {"reason", reason}, {"message", message},
+            {"observedGeneration", generation}, {"lastTransitionTime", now}};
+  for (auto& existing : status["conditions"]) {
+    if (existing.value("type", "") != type) continue;
+    if (existing.value("status", "") == c["status"]) c["lastTransitionTime"] = existing.value("lastTransitionTime", now);
+    existing = c;
+    return;
+  }
+  status["conditions"].push_back(c);
+}
+
+runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const CancelToken& cancel) {
+  auto object = runs_.get(key);
+  if (!object) return Action::awaitChange();  // deleted: its children go with it
+  const json& obj = *object;
+  const json old_status = obj.contains("status") && obj["status"].is_object() ? obj["status"] : json::object();
+  json status = old_status;
+  auto wall = std::chrono::system_clock::now();
+  std::string now = formatMicroTime(wall).substr(0, 19) + "Z";
+  auto generation = obj.value(json::json_pointer("/metadata/generation"), int64_t{0});
+  auto regarding = runtime::ObjectReference::from(obj);
+  std::string old_phase = old_status.value("phase", "");
+  std::string ns = obj.value(json::json_pointer("/metadata/namespace"), std::string());
+  std::string name = obj.value(json::json_pointer("/metadata/name"), std::string());
+
+  // Writes the status when it changed, then tells people about a phase change.
+  auto finish = [&](const std::string& reason, const std::string& message,
+                    Action next) -> runtime::ReconcileResult {
+    status["observedGeneration"] = generation;
+    if (status == old_status) return next;
+    json updated = obj;
+    updated["status"] = status;
+    auto written = client_.replace(kube::resources::agentruns, ns, name, updated, "status", cancel);
+    if (!written) return runtime::reconcileErrorFrom(written.error());
+    std::string phase = status.value("phase", "");
+    if (events_ && phase != old_phase) {
+      bool bad = phase == "Failed" || phase == "TimedOut" || phase == "BudgetExceeded" ||
+                 (phase == "Pending" && !reason.empty() && reason != "WaitingForSlot" && reason != "Admitted");
+      events_->record(regarding, bad ? runtime::EventType::Warning : runtime::EventType::Normal, reason,
+                      phase.empty() ? "Reconcile" : phase, message);
+    }
+    log::info("run status", {{"key", key}, {"phase", phase}, {"reason", reason}, {"message", message}});
+    return next;
+  };
+
+  auto run = parseAgentRun(obj);
+  if (!run) {
+    status["phase"] = "Pending";
+    setCondition(status, "Admitted", false, "InvalidSpec", run.error().message, generation, now);
+    return finish("InvalidSpec", run.error().message, Action::awaitChange());
+  }
+  if (isTerminal(run->phase)) return Action::awaitChange();
+
+  // Gather the policies and decide which one governs the run's namespace.
+  std::vector<AgentPolicy> policies;
+  for (const auto& p : policies_.list()) {
+    if (auto parsed = parseAgentPolicy(*p)) policies.push_back(std::move(parsed.value()));
+    else log::warn("ignoring an AgentPolicy that cannot be read", {{"key", kube::objectKey(*p)}, {"error", parsed.error().message}});
+  }
+  auto ns_obj = namespaces_.get(ns);
+  auto choice = resolvePolicy(ns, ns_obj ? labelsOf(*ns_obj) : std::map<std::string, std::string>{}, policies);
+  if (!choice.policy) {
+    status["phase"] = "Pending";
+    setCondition(status, "Admitted", false, choice.reason, choice.message, generation, now);
+    return finish(choice.reason, choice.message, Action::awaitChange());
+  }
+  const AgentPolicy& policy = *choice.policy;
+  status["policy"] = policy.name;
+  auto admission = admit(*run, policy);
+  if (!admission.admitted) {
+    status["phase"] = "Pending";
+    setCondition(status, "Admitted", false, admission.reason, admission.message, generation, now);
+    return finish(admission.reason, admission.message, Action::awaitChange());
+  }
+  setCondition(status, "Admitted", true, "Admitted", admission.message, generation, now);
+  if (hostEgressUnenforced(policy, options_.plan)) {
+    setCondition(status, "HostEgressEnforced", false, "NoFQDNSupport",
+                 "the policy's host egress rules are not enforced: run the operator with Cilium support, or use CIDR "
+                 "rules; the NetworkPolicy enforces only spec.egress[].cidr",
+                 generation, now);
+  }
+
+  // The agent pod, and whether the run holds a slot to create it.
+  auto pod = pods_.get(ns + "/" + agentPodName(*run));
+  bool pod_created = status.contains(json::json_pointer("/stages/0/pod"));
+  if (!pod && !pod_created && !run->cancel) {
+    std::vector<AgentRun> team;
+    for (const auto& r : runs_.list()) {
+      auto other = parseAgentRun(*r);
+      if (!other) continue;
+      auto other_ns = namespaces_.get(other->ns);
+      if (other_ns && policy.namespace_selector.matches(labelsOf(*other_ns))) team.push_back(std::move(other.value()));
+    }
+    auto slot = concurrencySlot(*run, team, policy.max_running);
+    if (!slot.may_start) {
+      status["phase"] = "Pending";
+      setCondition(status, "Running", false, "WaitingForSlot", slot.message, generation, now);
+      return finish("WaitingForSlot", slot.message, Action::requeueAfter(options_.slot_recheck));
+    }
+  }
+
+  LifecycleInput in;
+  in.phase = run->phase;
+  in.cancel = run->cancel;
+  in.pod_created = pod_created;
+  in.pod = observePod(pod.get());
+  in.pending_deadline = options_.pending_deadline;
+  if (pod) in.pod_pending_for = since(pod->value(json::json_pointer("/metadata/creationTimestamp"), std::string()), wall);
+  auto d = decideLifecycle(in);
+
+  if (d.create_pod) {
+    // The NetworkPolicy first, so the pod never runs without it; then its ConfigMap; then the pod.
+    auto np = planNetworkPolicy(*run, policy);
+    if (auto r = client_.apply(kube::resources::networkpolicies, ns, networkPolicyName(*run), np, options_.field_manager,
+                               true, "", cancel); !r) {
+      return runtime::reconcileErrorFrom(r.error());
+    }
+    auto cm = planConfigMap(*run, policy, admission.effective);
+    if (auto r = client_.apply(kube::resources::configmaps, ns, runConfigMapName(*run), cm, options_.field_manager, true,
+                               "", cancel); !r) {
+      return runtime::reconcileErrorFrom(r.error());
+    }
+    auto created = client_.create(kube::resources::pods, ns, planAgentPod(*run, policy, admission.effective, options_.plan),
+                                  cancel);
+    if (!created && created.error().reason != "AlreadyExists") {
+      auto e = runtime::reconcileErrorFrom(created.error());
+      if (e.kind == ReconcileError::Kind::Terminal) {
+        status["phase"] = "Failed";
+        setCondition(status, "Succeeded", false, "PodRejected", "the API server refused the agent pod: " + created.error().message,
+                     generation, now);
+        status["completionTime"] = now;
+        return finish("PodRejected", "the API server refused the agent pod: " + created.error().message, Action::awaitChange());
+      }
+      return e;
+    }
+    status["startTime"] = status.value("startTime", now);
+  }
+  if (d.delete_pod && pod) {
+    kube::DeleteOptions del;
+    del.grace_period_seconds = static_cast<int>(options_.plan.termination_grace.count());
+    del.precondition_uid = pod->value(json::json_pointer("/metadata/uid"), std::string());
+    if (auto r = client_.remove(kube::resources::pods, ns, agentPodName(*run), del, cancel); !r && r.error().code != 404) {
+      return runtime::reconcileErrorFrom(r.error());
+    }
+  }
+
+  status["phase"] = d.phase;
+  status["currentStage"] = "agent";
+  json stage = {{"name", "agent"}, {"phase", d.phase}, {"pod", agentPodName(*run)}, {"message", d.message}};
+  if (!pod_created && !d.create_pod) stage.erase("pod");
+  status["stages"] = json::array({stage});
+  setCondition(status, "Running", d.phase == "Running", d.reason, d.message, generation, now);
+  if (isTerminal(d.phase)) {
+    setCondition(status, "Succeeded", d.phase == "Succeeded", d.reason, d.message, generation, now);
+    status["completionTime"] = status.value("completionTime", now);
+  }
+  // A pod still Pending is looked at again when its deadline falls due.
+  Action next = Action::awaitChange();
+  if (in.pod.exists && in.pod.phase == "Pending" && in.pod_pending_for < options_.pending_deadline) {
+    next = Action::requeueAfter(std::chrono::duration_cast<std::chrono::milliseconds>(options_.pending_deadline - in.pod_pending_for));
+  }
+  return finish(d.reason, d.message, next);
+}
+
+}  // namespace paddock::controllers

@@ -1,0 +1,49 @@
+// The AgentRun reconciler: the I/O shell around the pure functions of this folder.
+//   gather   the run, its namespace, the policies, the run's pod (all from caches)
+//   decide   resolvePolicy, admit, concurrencySlot, decideLifecycle, plan*
+//   execute  children first (NetworkPolicy and ConfigMap by server-side apply, then the pod),
+//            then the status, written only when it changed, then an Event per transition
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "controllers/plan.h"
+#include "operator/kube/client.h"
+#include "operator/kube/informer.h"
+#include "operator/runtime/controller.h"
+#include "operator/runtime/events.h"
+
+namespace paddock::controllers {
+
+struct RunReconcilerOptions {
+  PlanOptions plan;
+  std::chrono::seconds pending_deadline{600};  // a pod stuck pulling or unschedulable this long fails the run
+  std::chrono::seconds slot_recheck{10};       // how often a run waiting for a slot looks again
+  std::string field_manager = "paddock-operator";
+};
+
+class RunReconciler : public runtime::Reconciler {
+ public:
+  RunReconciler(kube::Client& client, kube::Informer& runs, kube::Informer& policies, kube::Informer& namespaces,
+                kube::Informer& pods, runtime::EventRecorder* events, RunReconcilerOptions options)
+      : client_(client), runs_(runs), policies_(policies), namespaces_(namespaces), pods_(pods), events_(events),
+        options_(std::move(options)) {}
+
+  runtime::ReconcileResult reconcile(const std::string& key, const CancelToken& cancel) override;
+
+ private:
+  kube::Client& client_;
+  kube::Informer& runs_;
+  kube::Informer& policies_;
+  kube::Informer& namespaces_;
+  kube::Informer& pods_;
+  runtime::EventRecorder* events_;
+  RunReconcilerOptions options_;
+};
+
+// Sets a condition in a status object, keeping lastTransitionTime unless the status flips.
+void setCondition(nlohmann::json& status, const std::string& type, bool value, const std::string& reason,
+                  const std::string& message, int64_t generation, const std::string& now);
+
+}  // namespace paddock::controllers

@@ -1,0 +1,153 @@
+// AgentRuns end to end: paddock-operator as a process, a policy, runs in a namespace that
+// enforces PSA restricted, kwok playing the agent. Pending -> Running -> Succeeded, a failing
+// agent, a cancelled run and a refused image, each with conditions and Events a person can act on.
+#include <gtest/gtest.h>
+
+#include "e2e/tests/support.h"
+#include "operator/kube/client.h"
+
+namespace paddock::e2e {
+namespace {
+using kube::resources::agentruns;
+
+std::string phaseOf(const json& run) { return run.value(json::json_pointer("/status/phase"), std::string()); }
+
+json condition(const json& run, const std::string& type) {
+  auto p = json::json_pointer("/status/conditions");
+  if (!run.contains(p)) return nullptr;
+  for (const auto& c : run[p]) {
+    if (c.value("type", "") == type) return c;
+  }
+  return nullptr;
+}
+
+class RunE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    team = "team-" + randomSuffix();
+    ns = std::make_unique<TempNamespace>(*rest, "runs", json{{"paddock.dev/team", team},
+                                                            {"pod-security.kubernetes.io/enforce", "restricted"}});
+    json policy = loadYaml(repoPath("crds/samples/policy.yaml"));
+    policy["metadata"] = {{"name", team}};
+    policy["spec"]["namespaceSelector"] = {{"matchLabels", {{"paddock.dev/team", team}}}};
+    auto p = client.create(kube::resources::agentpolicies, "", policy);
+    ASSERT_TRUE(p.ok()) << p.error().describe();
+    op = std::make_unique<Process>(std::vector<std::string>{
+        env("PADDOCK_OPERATOR_BIN"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "--listen-address", "127.0.0.1:0",
+        "--leader-election-namespace", ns->name()});
+    ASSERT_FALSE(op->waitForLine([](const std::string& l) { return l.find("reconciling AgentRuns") != std::string::npos; },
+                                 std::chrono::seconds(60))
+                     .empty())
+        << testing::PrintToString(op->lines());
+  }
+  void TearDown() override {
+    if (op) {
+      op->signal(SIGTERM);
+      EXPECT_EQ(op->wait(std::chrono::seconds(20)), 0);
+    }
+    client.remove(kube::resources::agentpolicies, "", team).ok();
+    ns.reset();
+  }
+
+  json create(const std::string& name, json spec_changes = json::object()) {
+    json run = loadYaml(repoPath("crds/samples/run.yaml"));
+    run["metadata"] = {{"name", name}};
+    run["spec"]["idempotencyKey"] = name;
+    run["spec"].merge_patch(spec_changes);
+    auto r = client.create(agentruns, ns->name(), run);
+    EXPECT_TRUE(r.ok()) << r.error().describe();
+    return r.ok() ? *r : json();
+  }
+  // Waits, on a watch, for the run to satisfy `done`.
+  json waitRun(const json& created, const std::function<bool(const json&)>& done) {
+    return watchUntil(*rest, agentruns.path(ns->name()) + "?fieldSelector=metadata.name%3D" +
+                                 created["metadata"]["name"].get<std::string>(),
+                      created["metadata"]["resourceVersion"], [&](const std::string&, const json& o) { return done(o); },
+                      std::chrono::seconds(60));
+  }
+  void agentExits(const std::string& run, int code) {
+    auto r = client.mergePatch(kube::resources::pods, ns->name(), run + "-agent",
+                               {{"metadata", {{"annotations", {{"kwok.paddock.dev/exit", std::to_string(code)}}}}}});
+    ASSERT_TRUE(r.ok()) << r.error().describe();
+  }
+  std::vector<std::string> eventReasons(const std::string& run) {
+    std::vector<std::string> out;
+    auto list = client.list(kube::resources::events, ns->name(), {.field_selector = "regarding.name=" + run});
+    if (list) {
+      for (const auto& e : list->items) out.push_back(e.value("reason", ""));
+    }
+    return out;
+  }
+
+  std::unique_ptr<kube::RestClient> rest = adminClient();
+  kube::Client client{*rest, {.qps = 0}};
+  std::string team;
+  std::unique_ptr<TempNamespace> ns;
+  std::unique_ptr<Process> op;
+};
+
+TEST_F(RunE2E, SucceedsWithItsChildrenConditionsAndEvents) {
+  auto run = create("ok");
+  auto running = waitRun(run, [](const json& o) { return phaseOf(o) == "Running"; });
+  ASSERT_FALSE(running.is_null()) << testing::PrintToString(op->lines());
+  EXPECT_EQ(condition(running, "Admitted")["status"], "True");
+  EXPECT_EQ(running["status"]["policy"], team);
+  EXPECT_EQ(running["status"]["stages"][0]["pod"], "ok-agent");
+  EXPECT_TRUE(client.get(kube::resources::networkpolicies, ns->name(), "ok-egress").ok());
+  EXPECT_TRUE(client.get(kube::resources::configmaps, ns->name(), "ok-agent").ok());
+  ASSERT_TRUE(eventually([&] { return client.get(kube::resources::pods, ns->name(), "ok-agent").ok(); },
+                         std::chrono::seconds(10)));
+  // The sample's host rule is not enforced without Cilium, and the run says so.
+  EXPECT_EQ(condition(running, "HostEgressEnforced")["status"], "False");
+  agentExits("ok", 0);
+  auto done = waitRun(running, [](const json& o) { return phaseOf(o) == "Succeeded"; });
+  ASSERT_FALSE(done.is_null());
+  EXPECT_EQ(condition(done, "Succeeded")["status"], "True");
+  EXPECT_FALSE(done["status"].value("completionTime", "").empty());
+  EXPECT_TRUE(eventually([&] {
+    auto reasons = eventReasons("ok");
+    return std::find(reasons.begin(), reasons.end(), "Completed") != reasons.end();
+  }, std::chrono::seconds(30))) << testing::PrintToString(eventReasons("ok"));
+}
+
+TEST_F(RunE2E, AFailingAgentFailsTheRunWithItsExitCode) {
+  auto run = create("bad");
+  auto running = waitRun(run, [](const json& o) { return phaseOf(o) == "Running"; });
+  ASSERT_FALSE(running.is_null());
+  ASSERT_TRUE(eventually([&] { return client.get(kube::resources::pods, ns->name(), "bad-agent").ok(); },
+                         std::chrono::seconds(10)));
+  agentExits("bad", 3);
+  auto failed = waitRun(running, [](const json& o) { return phaseOf(o) == "Failed"; });
+  ASSERT_FALSE(failed.is_null());
+  auto c = condition(failed, "Succeeded");
+  EXPECT_EQ(c["reason"], "AgentFailed");
+  EXPECT_NE(c["message"].get<std::string>().find("exited with code 3"), std::string::npos) << c.dump();
+}
+
+TEST_F(RunE2E, CancelStopsThePodAndEndsCancelled) {
+  auto run = create("stop");
+  auto running = waitRun(run, [](const json& o) { return phaseOf(o) == "Running"; });
+  ASSERT_FALSE(running.is_null());
+  ASSERT_TRUE(client.mergePatch(agentruns, ns->name(), "stop", {{"spec", {{"cancel", true}}}}).ok());
+  auto cancelled = waitRun(running, [](const json& o) { return phaseOf(o) == "Cancelled"; });
+  ASSERT_FALSE(cancelled.is_null());
+  EXPECT_TRUE(eventually([&] {
+    auto p = client.get(kube::resources::pods, ns->name(), "stop-agent");
+    return !p.ok() && p.error().code == 404;
+  }, std::chrono::seconds(30))) << "the agent pod was not stopped";
+}
+
+TEST_F(RunE2E, ARefusedImageWaitsWithAConditionNamingTheField) {
+  auto run = create("evil", {{"image", "docker.io/evil/agent:1"}});
+  auto refused = waitRun(run, [](const json& o) { return !condition(o, "Admitted").is_null(); });
+  ASSERT_FALSE(refused.is_null());
+  EXPECT_EQ(phaseOf(refused), "Pending");
+  auto c = condition(refused, "Admitted");
+  EXPECT_EQ(c["status"], "False");
+  EXPECT_EQ(c["reason"], "ImageNotAllowed");
+  EXPECT_NE(c["message"].get<std::string>().find("spec.image docker.io/evil/agent:1"), std::string::npos);
+  EXPECT_FALSE(client.get(kube::resources::pods, ns->name(), "evil-agent").ok()) << "no pod for a refused run";
+}
+
+}  // namespace
+}  // namespace paddock::e2e
