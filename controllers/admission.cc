@@ -127,7 +127,9 @@ Admission admit(const AgentRun& run, const AgentPolicy& policy) {
   return a;
 }
 
-bool holdsSlot(const std::string& phase) { return phase == "Running" || phase == "AwaitingApproval"; }
+bool holdsSlot(const AgentRun& run) {
+  return !isTerminal(run.phase) && (run.started || run.phase == "Running" || run.phase == "AwaitingApproval");
+}
 
 bool isTerminal(const std::string& phase) {
   return phase == "Succeeded" || phase == "Failed" || phase == "Cancelled" || phase == "BudgetExceeded" ||
@@ -139,7 +141,7 @@ Slot concurrencySlot(const AgentRun& run, const std::vector<AgentRun>& team, int
   std::vector<const AgentRun*> waiting;
   for (const auto& r : team) {
     if (r.uid == run.uid) continue;
-    if (holdsSlot(r.phase)) ++s.active;
+    if (holdsSlot(r)) ++s.active;
     else if (!isTerminal(r.phase) && !r.cancel) waiting.push_back(&r);
   }
   // Earlier runs (creation time, then namespace and name) go first.

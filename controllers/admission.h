@@ -55,10 +55,10 @@ struct Slot {
   std::string message;
 };
 // `team` holds every run governed by the same policy, `run` among them. A run holds a slot from
-// the moment it is admitted to start until it ends (phases Running and AwaitingApproval).
+// the moment its agent pod is created until it ends.
 Slot concurrencySlot(const AgentRun& run, const std::vector<AgentRun>& team, int max_running);
 
-bool holdsSlot(const std::string& phase);
+bool holdsSlot(const AgentRun& run);
 bool isTerminal(const std::string& phase);
 
 }  // namespace paddock::controllers

@@ -255,6 +255,8 @@ Result<AgentRun> parseAgentRun(const json& object) {
   r.stages = spec.strings("stages");
   r.cancel = spec.boolean("cancel", false);
   r.phase = root.child("status").str("phase");
+  auto pod = json::json_pointer("/status/stages/0/pod");
+  r.started = object.contains(pod) && object[pod].is_string() && !object[pod].get<std::string>().empty();
   root.absorb(meta);
   root.absorb(spec);
   if (root.error()) return *root.error();

@@ -96,7 +96,8 @@ struct AgentRun {
   Budget budget;
   std::vector<std::string> stages;
   bool cancel = false;
-  std::string phase;  // status.phase, "" before the first status write
+  std::string phase;     // status.phase, "" before the first status write
+  bool started = false;  // its agent pod was created (status.stages records it)
 };
 
 // "6", "6.5", "6.25" -> cents; nullopt for anything else.

@@ -71,7 +71,7 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
               "Create a new AgentRun to run the task again",
               false, false};
     }
-    return {"Running", "PodCreated", "the agent pod was created", true, false};
+    return {"Pending", "PodCreated", "the agent pod was created", true, false};
   }
 
   // 4. The pod finished.
@@ -111,7 +111,7 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
 
   // 6. On its way.
   if (in.pod.phase == "Running") return {"Running", "AgentRunning", "the agent is working on the task", false, false};
-  return {"Running", "PodStarting", "the agent pod is starting", false, false};
+  return {"Pending", "PodStarting", "the agent pod is starting", false, false};
 }
 
 }  // namespace paddock::controllers

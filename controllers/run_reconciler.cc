@@ -118,7 +118,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
 
   // The agent pod, and whether the run holds a slot to create it.
   auto pod = pods_.get(ns + "/" + agentPodName(*run));
-  bool pod_created = status.contains(json::json_pointer("/stages/0/pod"));
+  bool pod_created = run->started;
   if (!pod && !pod_created && !run->cancel) {
     std::vector<AgentRun> team;
     for (const auto& r : runs_.list()) {

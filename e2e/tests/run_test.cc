@@ -88,7 +88,16 @@ class RunE2E : public ::testing::Test {
 
 TEST_F(RunE2E, SucceedsWithItsChildrenConditionsAndEvents) {
   auto run = create("ok");
-  auto running = waitRun(run, [](const json& o) { return phaseOf(o) == "Running"; });
+  // The NetworkPolicy exists before the pod does: look for it the moment the pod appears.
+  auto pod = watchUntil(*rest, kube::resources::pods.path(ns->name()) + "?fieldSelector=metadata.name%3Dok-agent",
+                        run["metadata"]["resourceVersion"], [](const std::string& type, const json&) { return type == "ADDED"; },
+                        std::chrono::seconds(60));
+  ASSERT_FALSE(pod.is_null()) << testing::PrintToString(op->lines());
+  EXPECT_TRUE(client.get(kube::resources::networkpolicies, ns->name(), "ok-egress").ok())
+      << "the agent pod exists without its NetworkPolicy";
+  auto pending = waitRun(run, [](const json& o) { return phaseOf(o) == "Pending"; });
+  ASSERT_FALSE(pending.is_null()) << "the run goes Pending -> Running -> Succeeded";
+  auto running = waitRun(pending, [](const json& o) { return phaseOf(o) == "Running"; });
   ASSERT_FALSE(running.is_null()) << testing::PrintToString(op->lines());
   EXPECT_EQ(condition(running, "Admitted")["status"], "True");
   EXPECT_EQ(running["status"]["policy"], team);
@@ -135,6 +144,18 @@ TEST_F(RunE2E, CancelStopsThePodAndEndsCancelled) {
     auto p = client.get(kube::resources::pods, ns->name(), "stop-agent");
     return !p.ok() && p.error().code == 404;
   }, std::chrono::seconds(30))) << "the agent pod was not stopped";
+}
+
+TEST_F(RunE2E, ADeletedPodFailsTheRunWithAReason) {
+  auto run = create("gone");
+  auto running = waitRun(run, [](const json& o) { return phaseOf(o) == "Running"; });
+  ASSERT_FALSE(running.is_null());
+  ASSERT_TRUE(client.remove(kube::resources::pods, ns->name(), "gone-agent", {.grace_period_seconds = 0}).ok());
+  auto failed = waitRun(running, [](const json& o) { return phaseOf(o) == "Failed"; });
+  ASSERT_FALSE(failed.is_null()) << "the run did not notice its pod was deleted";
+  EXPECT_EQ(condition(failed, "Succeeded")["reason"], "PodDeleted");
+  // It does not start another pod behind the person who deleted it.
+  EXPECT_FALSE(client.get(kube::resources::pods, ns->name(), "gone-agent").ok());
 }
 
 TEST_F(RunE2E, ARefusedImageWaitsWithAConditionNamingTheField) {

@@ -222,6 +222,11 @@ TEST(ConcurrencySlot, WaitingRunsStartInCreationOrder) {
   // A cancelled waiting run does not hold up the line.
   team[2].cancel = true;
   EXPECT_TRUE(concurrencySlot(team[3], team, 2).may_start);
+  // A run whose pod was created holds its slot while the pod is still starting (phase Pending).
+  team[2].cancel = false;
+  team[2].phase = "Pending";
+  team[2].started = true;
+  EXPECT_FALSE(concurrencySlot(team[3], team, 2).may_start);
 }
 
 }  // namespace

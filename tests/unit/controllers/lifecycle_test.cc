@@ -60,8 +60,8 @@ TEST(DecideLifecycle, Table) {
     bool create, del;
     const char* message_part;
   } cases[] = {
-      {"new run creates its pod", "", false, false, nullptr, 0, "Running", "PodCreated", true, false, "created"},
-      {"pod starting", "Running", false, true, pod("Pending"), 5, "Running", "PodStarting", false, false, "starting"},
+      {"new run creates its pod", "", false, false, nullptr, 0, "Pending", "PodCreated", true, false, "created"},
+      {"pod starting", "Pending", false, true, pod("Pending"), 5, "Pending", "PodStarting", false, false, "starting"},
       {"pod running", "Running", false, true, pod("Running"), 0, "Running", "AgentRunning", false, false, "working"},
       {"pod succeeded", "Running", false, true, terminated("Succeeded", 0, "Completed"), 0, "Succeeded", "Completed", false, false, "finished"},
       {"pod failed", "Running", false, true, terminated("Failed", 3, "Error"), 0, "Failed", "AgentFailed", false, false, "exited with code 3 (Error)"},
@@ -75,7 +75,7 @@ TEST(DecideLifecycle, Table) {
       {"cancel while already stopping", "Running", true, true, [] { json p = pod("Running"); p["metadata"]["deletionTimestamp"] = "x"; return p; }(), 0,
        "Cancelled", "Cancelled", false, false, "grace period"},
       {"cancel before the pod", "Pending", true, false, nullptr, 0, "Cancelled", "Cancelled", false, false, "before its pod started"},
-      {"image pull within the deadline", "Running", false, true, waiting("ImagePullBackOff"), 599, "Running", "PodStarting", false, false, ""},
+      {"image pull within the deadline", "Pending", false, true, waiting("ImagePullBackOff"), 599, "Pending", "PodStarting", false, false, ""},
       {"image pull past the deadline", "Running", false, true, waiting("ImagePullBackOff"), 600, "Failed", "ImagePullFailed", false, true, "spec.image"},
       {"unschedulable past the deadline", "Running", false, true, unschedulable(), 900, "Failed", "Unschedulable", false, true, "0/4 nodes"},
       {"finished runs stay finished", "Succeeded", true, true, nullptr, 0, "Succeeded", "", false, false, ""},
