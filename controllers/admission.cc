@@ -136,6 +136,21 @@ bool isTerminal(const std::string& phase) {
          phase == "TimedOut";
 }
 
+Original findOriginal(const AgentRun& run, const std::vector<AgentRun>& same_namespace) {
+  Original o;
+  if (run.idempotency_key.empty() || run.started) return o;
+  const AgentRun* first = nullptr;
+  for (const auto& r : same_namespace) {
+    if (r.uid == run.uid || r.ns != run.ns || r.idempotency_key != run.idempotency_key) continue;
+    // An earlier run, or one that already started (it got there first whatever its timestamp).
+    bool earlier = std::tie(r.creation_timestamp, r.name) < std::tie(run.creation_timestamp, run.name);
+    if (!(earlier || r.started)) continue;
+    if (!first || std::tie(first->creation_timestamp, first->name) > std::tie(r.creation_timestamp, r.name)) first = &r;
+  }
+  if (first) o = {true, first->name, first->phase};
+  return o;
+}
+
 Slot concurrencySlot(const AgentRun& run, const std::vector<AgentRun>& team, int max_running) {
   Slot s;
   std::vector<const AgentRun*> waiting;

@@ -59,6 +59,16 @@ struct Slot {
 Slot concurrencySlot(const AgentRun& run, const std::vector<AgentRun>& team, int max_running);
 
 bool holdsSlot(const AgentRun& run);
+
+// idempotencyKey: among the runs of a namespace with the same key, the earliest created is the one
+// that runs; any other follows it, waiting while it is unfinished and ending as it ended, so a
+// GitOps tool re-creating a finished run does not run the task again.
+struct Original {
+  bool found = false;  // `run` is a duplicate of `name`
+  std::string name;
+  std::string phase;
+};
+Original findOriginal(const AgentRun& run, const std::vector<AgentRun>& same_namespace);
 bool isTerminal(const std::string& phase);
 
 }  // namespace paddock::controllers

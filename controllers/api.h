@@ -95,6 +95,7 @@ struct AgentRun {
   std::string model;               // "" means the policy's pin
   Budget budget;
   std::vector<std::string> stages;
+  std::string idempotency_key;
   bool cancel = false;
   std::string phase;     // status.phase, "" before the first status write
   bool started = false;  // its agent pod was created (status.stages records it)

@@ -119,6 +119,30 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   // The agent pod, and whether the run holds a slot to create it.
   auto pod = pods_.get(ns + "/" + agentPodName(*run));
   bool pod_created = run->started;
+  if (!pod && !pod_created && !run->cancel && !run->idempotency_key.empty()) {
+    std::vector<AgentRun> same_namespace;
+    for (const auto& r : runs_.list()) {
+      auto other = parseAgentRun(*r);
+      if (other && other->ns == ns) same_namespace.push_back(std::move(other.value()));
+    }
+    auto original = findOriginal(*run, same_namespace);
+    if (original.found && isTerminal(original.phase)) {
+      std::string message = "spec.idempotencyKey " + run->idempotency_key + " was already run by AgentRun " + original.name +
+                            " (" + original.phase + "); this run ends as it did without running the task again";
+      status["phase"] = original.phase;
+      setCondition(status, "Running", false, "IdempotencyKeyDone", message, generation, now);
+      setCondition(status, "Succeeded", original.phase == "Succeeded", "IdempotencyKeyDone", message, generation, now);
+      status["completionTime"] = status.value("completionTime", now);
+      return finish("IdempotencyKeyDone", message, Action::awaitChange());
+    }
+    if (original.found) {
+      std::string message = "spec.idempotencyKey " + run->idempotency_key + " is being run by AgentRun " + original.name +
+                            "; this run waits for it and ends as it does";
+      status["phase"] = "Pending";
+      setCondition(status, "Running", false, "IdempotencyKeyInProgress", message, generation, now);
+      return finish("IdempotencyKeyInProgress", message, Action::requeueAfter(options_.slot_recheck));
+    }
+  }
   if (!pod && !pod_created && !run->cancel) {
     std::vector<AgentRun> team;
     for (const auto& r : runs_.list()) {

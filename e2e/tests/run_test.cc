@@ -52,7 +52,7 @@ class RunE2E : public ::testing::Test {
   json create(const std::string& name, json spec_changes = json::object()) {
     json run = loadYaml(repoPath("crds/samples/run.yaml"));
     run["metadata"] = {{"name", name}};
-    run["spec"]["idempotencyKey"] = name;
+    run["spec"]["idempotencyKey"] = name;  // a key of its own unless the test sets one
     run["spec"].merge_patch(spec_changes);
     auto r = client.create(agentruns, ns->name(), run);
     EXPECT_TRUE(r.ok()) << r.error().describe();
@@ -144,6 +144,23 @@ TEST_F(RunE2E, CancelStopsThePodAndEndsCancelled) {
     auto p = client.get(kube::resources::pods, ns->name(), "stop-agent");
     return !p.ok() && p.error().code == 404;
   }, std::chrono::seconds(30))) << "the agent pod was not stopped";
+}
+
+TEST_F(RunE2E, ARunWhoseIdempotencyKeyAlreadyRanDoesNotRunAgain) {
+  auto first = create("first", {{"idempotencyKey", "refund-flake-1"}});
+  auto running = waitRun(first, [](const json& o) { return phaseOf(o) == "Running"; });
+  ASSERT_FALSE(running.is_null());
+  agentExits("first", 0);
+  ASSERT_FALSE(waitRun(running, [](const json& o) { return phaseOf(o) == "Succeeded"; }).is_null());
+  // GitOps re-creates the run under another name with the same key.
+  auto again = create("again", {{"idempotencyKey", "refund-flake-1"}});
+  auto done = waitRun(again, [](const json& o) { return !phaseOf(o).empty(); });
+  ASSERT_FALSE(done.is_null());
+  EXPECT_EQ(phaseOf(done), "Succeeded");
+  auto c = condition(done, "Succeeded");
+  EXPECT_EQ(c["reason"], "IdempotencyKeyDone");
+  EXPECT_NE(c["message"].get<std::string>().find("already run by AgentRun first"), std::string::npos) << c.dump();
+  EXPECT_FALSE(client.get(kube::resources::pods, ns->name(), "again-agent").ok()) << "the task ran again";
 }
 
 TEST_F(RunE2E, ADeletedPodFailsTheRunWithAReason) {

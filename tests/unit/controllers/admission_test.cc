@@ -229,5 +229,32 @@ TEST(ConcurrencySlot, WaitingRunsStartInCreationOrder) {
   EXPECT_FALSE(concurrencySlot(team[3], team, 2).may_start);
 }
 
+TEST(FindOriginal, TheEarliestRunWithTheKeyRunsTheOthersFollowIt) {
+  auto a = teamRun("a", "2026-11-23T10:00:00Z", "Succeeded");
+  auto b = teamRun("b", "2026-11-23T11:00:00Z", "");
+  auto c = teamRun("c", "2026-11-23T12:00:00Z", "");
+  auto other = teamRun("d", "2026-11-23T09:00:00Z", "Failed");
+  for (auto* r : {&a, &b, &c}) r->idempotency_key = "fix-1";
+  other.idempotency_key = "fix-2";
+  std::vector<AgentRun> all = {a, b, c, other};
+  auto ob = findOriginal(b, all);
+  EXPECT_TRUE(ob.found);
+  EXPECT_EQ(ob.name, "a");
+  EXPECT_EQ(ob.phase, "Succeeded");
+  EXPECT_EQ(findOriginal(c, all).name, "a");
+  EXPECT_FALSE(findOriginal(a, all).found) << "the earliest is the original";
+  EXPECT_FALSE(findOriginal(other, all).found) << "another key";
+  b.idempotency_key = "";
+  EXPECT_FALSE(findOriginal(b, all).found) << "no key, no duplicates";
+  // A run that already started keeps running even if an older duplicate appears later.
+  c.started = true;
+  EXPECT_FALSE(findOriginal(c, all).found);
+  // Another namespace is another scope.
+  auto elsewhere = teamRun("e", "2026-11-23T13:00:00Z", "");
+  elsewhere.ns = "other";
+  elsewhere.idempotency_key = "fix-1";
+  EXPECT_FALSE(findOriginal(elsewhere, all).found);
+}
+
 }  // namespace
 }  // namespace paddock::controllers
