@@ -85,7 +85,20 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     setCondition(status, "Admitted", false, "InvalidSpec", run.error().message, generation, now);
     return finish("InvalidSpec", run.error().message, Action::awaitChange());
   }
-  if (isTerminal(run->phase)) return Action::awaitChange();
+  if (isTerminal(run->phase)) {
+    // A finished run keeps no live pod (the decision is written before the pod is deleted, so a
+    // restart between the two lands here).
+    auto pod = pods_.get(ns + "/" + agentPodName(*run));
+    auto seen = observePod(pod.get());
+    if (seen.exists && !seen.deleting && (seen.phase == "Pending" || seen.phase == "Running")) {
+      kube::DeleteOptions del;
+      del.grace_period_seconds = static_cast<int>(options_.plan.termination_grace.count());
+      if (auto r = client_.remove(kube::resources::pods, ns, agentPodName(*run), del, cancel); !r && r.error().code != 404) {
+        return runtime::reconcileErrorFrom(r.error());
+      }
+    }
+    return Action::awaitChange();
+  }
 
   // Gather the policies and decide which one governs the run's namespace.
   std::vector<AgentPolicy> policies;
@@ -119,6 +132,12 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   // The agent pod, and whether the run holds a slot to create it.
   auto pod = pods_.get(ns + "/" + agentPodName(*run));
   bool pod_created = run->started;
+  if (!pod && pod_created) {
+    // The pod cache can lag behind our own writes: ask the API server before concluding the pod is gone.
+    auto fresh = client_.get(kube::resources::pods, ns, agentPodName(*run), cancel);
+    if (fresh) pod = std::make_shared<const json>(std::move(fresh.value()));
+    else if (fresh.error().code != 404) return runtime::reconcileErrorFrom(fresh.error());
+  }
   if (!pod && !pod_created && !run->cancel && !run->idempotency_key.empty()) {
     std::vector<AgentRun> same_namespace;
     for (const auto& r : runs_.list()) {
@@ -195,15 +214,6 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     }
     status["startTime"] = status.value("startTime", now);
   }
-  if (d.delete_pod && pod) {
-    kube::DeleteOptions del;
-    del.grace_period_seconds = static_cast<int>(options_.plan.termination_grace.count());
-    del.precondition_uid = pod->value(json::json_pointer("/metadata/uid"), std::string());
-    if (auto r = client_.remove(kube::resources::pods, ns, agentPodName(*run), del, cancel); !r && r.error().code != 404) {
-      return runtime::reconcileErrorFrom(r.error());
-    }
-  }
-
   status["phase"] = d.phase;
   status["currentStage"] = "agent";
   json stage = {{"name", "agent"}, {"phase", d.phase}, {"pod", agentPodName(*run)}, {"message", d.message}};
@@ -219,7 +229,17 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   if (in.pod.exists && in.pod.phase == "Pending" && in.pod_pending_for < options_.pending_deadline) {
     next = Action::requeueAfter(std::chrono::duration_cast<std::chrono::milliseconds>(options_.pending_deadline - in.pod_pending_for));
   }
-  return finish(d.reason, d.message, next);
+  if (!d.delete_pod || !pod) return finish(d.reason, d.message, next);
+  // Write-ahead: the decision is recorded before the pod goes, so it survives whatever happens next.
+  auto written = finish(d.reason, d.message, next);
+  if (std::holds_alternative<ReconcileError>(written)) return written;
+  kube::DeleteOptions del;
+  del.grace_period_seconds = static_cast<int>(options_.plan.termination_grace.count());
+  del.precondition_uid = pod->value(json::json_pointer("/metadata/uid"), std::string());
+  if (auto r = client_.remove(kube::resources::pods, ns, agentPodName(*run), del, cancel); !r && r.error().code != 404) {
+    return runtime::reconcileErrorFrom(r.error());
+  }
+  return written;
 }
 
 }  // namespace paddock::controllers

@@ -40,6 +40,7 @@ struct Options {
   std::chrono::milliseconds renew_deadline{10'000};
   std::chrono::milliseconds retry_period{2'000};
   int workers = 4;
+  std::chrono::milliseconds pending_deadline{600'000};
   bool cilium = false;
   std::string stage_image = "registry.example.com/platform/paddock-stage:1.0";
 };
@@ -76,6 +77,9 @@ int main(int argc, char** argv) {
             "How long the leader keeps trying to renew before it gives up leading.");
   flags.add("leader-election-retry-period", &opt.retry_period, "How often candidates try to acquire or renew.");
   flags.add("workers", &opt.workers, "AgentRuns reconciled in parallel.");
+  flags.add("pending-deadline", &opt.pending_deadline,
+            "How long an agent pod may stay Pending while its image cannot be pulled or no node can run it before "
+            "the run fails.");
   flags.add("cilium", &opt.cilium,
             "Render the policies' host egress rules as CiliumNetworkPolicies (toFQDNs). Without it they are not enforced "
             "and runs say so in a condition.");
@@ -128,6 +132,7 @@ int main(int argc, char** argv) {
   controllers::RunReconcilerOptions reconcile_options;
   reconcile_options.plan.cilium = opt.cilium;
   reconcile_options.plan.stage_image = opt.stage_image;
+  reconcile_options.pending_deadline = std::chrono::duration_cast<std::chrono::seconds>(opt.pending_deadline);
   controllers::RunReconciler reconciler(client, runs, policies, namespaces, pods, &events, reconcile_options);
   runtime::WorkQueue queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("agentruns")});
   runtime::Controller controller("agentrun", reconciler, queue, metrics.reconcileObserver("agentrun"));

@@ -34,7 +34,7 @@ class RunE2E : public ::testing::Test {
     ASSERT_TRUE(p.ok()) << p.error().describe();
     op = std::make_unique<Process>(std::vector<std::string>{
         env("PADDOCK_OPERATOR_BIN"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "--listen-address", "127.0.0.1:0",
-        "--leader-election-namespace", ns->name()});
+        "--leader-election-namespace", ns->name(), "--pending-deadline", "3s"});
     ASSERT_FALSE(op->waitForLine([](const std::string& l) { return l.find("reconciling AgentRuns") != std::string::npos; },
                                  std::chrono::seconds(60))
                      .empty())
@@ -161,6 +161,20 @@ TEST_F(RunE2E, ARunWhoseIdempotencyKeyAlreadyRanDoesNotRunAgain) {
   EXPECT_EQ(c["reason"], "IdempotencyKeyDone");
   EXPECT_NE(c["message"].get<std::string>().find("already run by AgentRun first"), std::string::npos) << c.dump();
   EXPECT_FALSE(client.get(kube::resources::pods, ns->name(), "again-agent").ok()) << "the task ran again";
+}
+
+TEST_F(RunE2E, AnUnschedulablePodFailsTheRunAfterThePendingDeadline) {
+  // More CPU than any kwok node has: the scheduler can place the pod nowhere.
+  ASSERT_TRUE(client.mergePatch(kube::resources::agentpolicies, "", team,
+                                {{"spec", {{"resources", {{"limits", {{"cpu", "5000"}}}, {"requests", {{"cpu", "5000"}}}}}}}}).ok());
+  auto run = create("huge");
+  auto failed = waitRun(run, [](const json& o) { return phaseOf(o) == "Failed"; });
+  ASSERT_FALSE(failed.is_null()) << testing::PrintToString(op->lines());
+  auto c = condition(failed, "Succeeded");
+  EXPECT_EQ(c["reason"], "Unschedulable");
+  EXPECT_NE(c["message"].get<std::string>().find("spec.resources"), std::string::npos) << c.dump();
+  EXPECT_TRUE(eventually([&] { return !client.get(kube::resources::pods, ns->name(), "huge-agent").ok(); },
+                         std::chrono::seconds(30))) << "the stuck pod was not removed";
 }
 
 TEST_F(RunE2E, ADeletedPodFailsTheRunWithAReason) {
