@@ -224,10 +224,13 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     setCondition(status, "Succeeded", d.phase == "Succeeded", d.reason, d.message, generation, now);
     status["completionTime"] = status.value("completionTime", now);
   }
-  // A pod still Pending is looked at again when its deadline falls due.
+  // A pod still Pending is looked at again when its deadline falls due, and every slot_recheck
+  // after that, so a reason that shows up late (the scheduler's verdict, a pull error) is seen.
   Action next = Action::awaitChange();
-  if (in.pod.exists && in.pod.phase == "Pending" && in.pod_pending_for < options_.pending_deadline) {
-    next = Action::requeueAfter(std::chrono::duration_cast<std::chrono::milliseconds>(options_.pending_deadline - in.pod_pending_for));
+  if (in.pod.exists && in.pod.phase == "Pending" && !isTerminal(d.phase)) {
+    auto left = in.pod_pending_for < options_.pending_deadline ? options_.pending_deadline - in.pod_pending_for
+                                                               : options_.slot_recheck;
+    next = Action::requeueAfter(std::chrono::duration_cast<std::chrono::milliseconds>(std::min(left, options_.slot_recheck)));
   }
   if (!d.delete_pod || !pod) return finish(d.reason, d.message, next);
   // Write-ahead: the decision is recorded before the pod goes, so it survives whatever happens next.
