@@ -1,16 +1,12 @@
 #include "controllers/lifecycle.h"
 
 #include "controllers/admission.h"
+#include "operator/common/json.h"
 
 namespace paddock::controllers {
 namespace {
 
 using nlohmann::json;
-
-std::string text(const json& j, const char* pointer) {
-  auto p = json::json_pointer(pointer);
-  return j.contains(p) && j[p].is_string() ? j[p].get<std::string>() : std::string();
-}
 
 bool imagePullProblem(const std::string& reason) {
   return reason == "ErrImagePull" || reason == "ImagePullBackOff" || reason == "InvalidImageName" ||
@@ -24,18 +20,18 @@ PodObservation observePod(const json* pod) {
   if (!pod || !pod->is_object()) return o;
   o.exists = true;
   o.deleting = pod->contains(json::json_pointer("/metadata/deletionTimestamp"));
-  o.phase = text(*pod, "/status/phase");
-  o.reason = text(*pod, "/status/reason");
-  o.message = text(*pod, "/status/message");
+  o.phase = stringAt(*pod, "/status/phase");
+  o.reason = stringAt(*pod, "/status/reason");
+  o.message = stringAt(*pod, "/status/message");
   auto statuses = pod->find("status");
   if (statuses != pod->end() && statuses->is_object()) {
     if (auto cs = statuses->find("containerStatuses"); cs != statuses->end() && cs->is_array()) {
       for (const auto& c : *cs) {
         if (!c.is_object() || c.value("name", "") != "agent") continue;
-        o.waiting_reason = text(c, "/state/waiting/reason");
+        o.waiting_reason = stringAt(c, "/state/waiting/reason");
         auto code = json::json_pointer("/state/terminated/exitCode");
         if (c.contains(code) && c[code].is_number_integer()) o.exit_code = c[code].get<int>();
-        o.terminated_reason = text(c, "/state/terminated/reason");
+        o.terminated_reason = stringAt(c, "/state/terminated/reason");
       }
     }
     if (auto conds = statuses->find("conditions"); conds != statuses->end() && conds->is_array()) {

@@ -1,6 +1,7 @@
 #include "controllers/run_reconciler.h"
 
 #include "controllers/lifecycle.h"
+#include "operator/common/json.h"
 #include "operator/common/log.h"
 #include "operator/common/timestamp.h"
 
@@ -53,11 +54,11 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   json status = old_status;
   auto wall = std::chrono::system_clock::now();
   std::string now = formatMicroTime(wall).substr(0, 19) + "Z";
-  auto generation = obj.value(json::json_pointer("/metadata/generation"), int64_t{0});
+  auto generation = intAt(obj, "/metadata/generation");
   auto regarding = runtime::ObjectReference::from(obj);
   std::string old_phase = old_status.value("phase", "");
-  std::string ns = obj.value(json::json_pointer("/metadata/namespace"), std::string());
-  std::string name = obj.value(json::json_pointer("/metadata/name"), std::string());
+  std::string ns = stringAt(obj, "/metadata/namespace");
+  std::string name = stringAt(obj, "/metadata/name");
 
   // Writes the status when it changed, then tells people about a phase change.
   auto finish = [&](const std::string& reason, const std::string& message,
@@ -184,7 +185,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   in.pod_created = pod_created;
   in.pod = observePod(pod.get());
   in.pending_deadline = options_.pending_deadline;
-  if (pod) in.pod_pending_for = since(pod->value(json::json_pointer("/metadata/creationTimestamp"), std::string()), wall);
+  if (pod) in.pod_pending_for = since(stringAt(*pod, "/metadata/creationTimestamp"), wall);
   auto d = decideLifecycle(in);
 
   if (d.create_pod) {
@@ -238,7 +239,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   if (std::holds_alternative<ReconcileError>(written)) return written;
   kube::DeleteOptions del;
   del.grace_period_seconds = static_cast<int>(options_.plan.termination_grace.count());
-  del.precondition_uid = pod->value(json::json_pointer("/metadata/uid"), std::string());
+  del.precondition_uid = stringAt(*pod, "/metadata/uid");
   if (auto r = client_.remove(kube::resources::pods, ns, agentPodName(*run), del, cancel); !r && r.error().code != 404) {
     return runtime::reconcileErrorFrom(r.error());
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "operator/common/flags.h"
+#include "operator/common/json.h"
 #include "operator/common/log.h"
 #include "operator/common/signals.h"
 #include "operator/http/server.h"
@@ -147,7 +148,7 @@ int main(int argc, char** argv) {
   controller.watchMapped(namespaces, [&runs](const kube::InformerEvent& e) {
     std::vector<std::string> keys;
     for (const auto& r : runs.list()) {
-      if (r->value(nlohmann::json::json_pointer("/metadata/namespace"), std::string()) == e.key) keys.push_back(kube::objectKey(*r));
+      if (stringAt(*r, "/metadata/namespace") == e.key) keys.push_back(kube::objectKey(*r));
     }
     return keys;
   });
@@ -177,12 +178,9 @@ int main(int argc, char** argv) {
   while (!shutdown.cancelled()) {
     auto version = (*rest)->getJson("/version", shutdown);
     if (version) {
-      auto text = [&](const char* key) {
-        auto it = version->find(key);
-        return it != version->end() && it->is_string() ? it->get<std::string>() : std::string();
-      };
-      log::info("connected to the API server",
-                {{"server", config->server}, {"serverVersion", text("gitVersion")}, {"platform", text("platform")}});
+      log::info("connected to the API server", {{"server", config->server},
+                                                {"serverVersion", stringAt(*version, "/gitVersion")},
+                                                {"platform", stringAt(*version, "/platform")}});
       connected = true;
       break;
     }

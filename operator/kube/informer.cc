@@ -2,24 +2,21 @@
 
 #include <algorithm>
 
+#include "operator/common/json.h"
 #include "operator/common/log.h"
 
 namespace paddock::kube {
 
 std::string objectKey(const json& object) {
-  auto text = [&](const char* pointer) {
-    auto p = json::json_pointer(pointer);
-    return object.contains(p) && object[p].is_string() ? object[p].get<std::string>() : std::string();
-  };
-  std::string ns = text("/metadata/namespace");
-  std::string name = text("/metadata/name");
+  std::string ns = stringAt(object, "/metadata/namespace");
+  std::string name = stringAt(object, "/metadata/name");
   return ns.empty() ? name : ns + "/" + name;
 }
 
 namespace {
 std::string resourceVersionOf(const json& object, const std::string& otherwise = "") {
-  auto p = json::json_pointer("/metadata/resourceVersion");
-  return object.is_object() && object.contains(p) && object[p].is_string() ? object[p].get<std::string>() : otherwise;
+  std::string rv = stringAt(object, "/metadata/resourceVersion");
+  return rv.empty() ? otherwise : rv;
 }
 }  // namespace
 
@@ -196,12 +193,12 @@ Informer::WatchEnd Informer::watch(const CancelToken& stop) {
     std::string type = ev.value("type", "");
     auto& obj = ev["object"];
     if (type == "ERROR") {
-      int code = obj.value(json::json_pointer("/code"), 0);
+      int code = static_cast<int>(intAt(obj, "/code"));
       if (code == 410) {
         end = WatchEnd::Expired;
       } else {
         log::warn("watch error", {{"resource", resource_.plural}, {"code", code},
-                                  {"message", obj.value(json::json_pointer("/message"), std::string())}});
+                                  {"message", stringAt(obj, "/message")}});
         end = WatchEnd::Failed;
       }
       return false;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "operator/common/json.h"
+
 namespace paddock::kube {
 
 Result<std::unique_ptr<RestClient>> RestClient::create(const ClusterConfig& config, std::string user_agent) {
@@ -45,13 +47,9 @@ Error errorFromResponse(const http::Response& response) {
   Error e;
   e.code = response.status;
   auto body = nlohmann::json::parse(response.body, nullptr, false);
-  auto text = [&](const char* key) {
-    auto it = body.find(key);
-    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  if (body.is_object() && text("kind") == "Status") {
-    e.reason = text("reason");
-    e.message = text("message");
+  if (stringAt(body, "/kind") == "Status") {
+    e.reason = stringAt(body, "/reason");
+    e.message = stringAt(body, "/message");
   }
   if (e.reason.empty()) {
     switch (response.status) {

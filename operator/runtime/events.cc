@@ -1,5 +1,6 @@
 #include "operator/runtime/events.h"
 
+#include "operator/common/json.h"
 #include "operator/common/timestamp.h"
 
 #include <unistd.h>
@@ -104,16 +105,11 @@ std::string hostName() {
   return buf;
 }
 
-std::string stringAt(const json& object, const char* field) {
-  auto it = object.find(field);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 // "ConfigMap ns/name", for log lines.
 std::string describeRegarding(const json& event) {
   const json& r = event.value("regarding", json::object());
-  std::string ns = stringAt(r, "namespace");
-  return stringAt(r, "kind") + " " + (ns.empty() ? "" : ns + "/") + stringAt(r, "name");
+  std::string ns = stringAt(r, "/namespace");
+  return stringAt(r, "/kind") + " " + (ns.empty() ? "" : ns + "/") + stringAt(r, "/name");
 }
 
 // Failures nobody can act on are not worth a warning: a name clash, shutdown, a namespace gone
@@ -128,14 +124,14 @@ bool expectedFailure(const Error& e) {
 ObjectReference ObjectReference::from(const json& object) {
   ObjectReference r;
   if (!object.is_object()) return r;
-  r.api_version = stringAt(object, "apiVersion");
-  r.kind = stringAt(object, "kind");
+  r.api_version = stringAt(object, "/apiVersion");
+  r.kind = stringAt(object, "/kind");
   auto metadata = object.find("metadata");
   if (metadata != object.end() && metadata->is_object()) {
-    r.ns = stringAt(*metadata, "namespace");
-    r.name = stringAt(*metadata, "name");
-    r.uid = stringAt(*metadata, "uid");
-    r.resource_version = stringAt(*metadata, "resourceVersion");
+    r.ns = stringAt(*metadata, "/namespace");
+    r.name = stringAt(*metadata, "/name");
+    r.uid = stringAt(*metadata, "/uid");
+    r.resource_version = stringAt(*metadata, "/resourceVersion");
   }
   return r;
 }
