@@ -3,6 +3,11 @@
 // agent, a cancelled run and a refused image, each with conditions and Events a person can act on.
 #include <gtest/gtest.h>
 
+#include <iostream>
+#include <map>
+#include <set>
+#include <thread>
+
 #include "e2e/tests/support.h"
 #include "operator/kube/client.h"
 
@@ -33,13 +38,18 @@ class RunE2E : public ::testing::Test {
     policy["spec"].merge_patch(policyChanges());
     auto p = client.create(kube::resources::agentpolicies, "", policy);
     ASSERT_TRUE(p.ok()) << p.error().describe();
-    op = std::make_unique<Process>(std::vector<std::string>{
-        env("PADDOCK_OPERATOR_BIN"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "--listen-address", "127.0.0.1:0",
-        "--leader-election-namespace", ns->name(), "--pending-deadline", "3s"});
+    op = startOperator();
     ASSERT_FALSE(op->waitForLine([](const std::string& l) { return l.find("reconciling AgentRuns") != std::string::npos; },
                                  std::chrono::seconds(60))
                      .empty())
         << testing::PrintToString(op->lines());
+  }
+  std::unique_ptr<Process> startOperator() {
+    std::vector<std::string> argv = {env("PADDOCK_OPERATOR_BIN"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"),
+                                     "--listen-address", "127.0.0.1:0", "--leader-election-namespace", ns->name(),
+                                     "--pending-deadline", "3s"};
+    for (auto& a : operatorArgs()) argv.push_back(a);
+    return std::make_unique<Process>(argv);
   }
   void TearDown() override {
     if (op) {
@@ -52,6 +62,8 @@ class RunE2E : public ::testing::Test {
 
   // What a test changes in the sample policy (set before the operator starts, so its cache has it).
   virtual json policyChanges() { return json::object(); }
+  // Flags a test adds to the operator's.
+  virtual std::vector<std::string> operatorArgs() { return {}; }
 
   json create(const std::string& name, json spec_changes = json::object()) {
     json run = loadYaml(repoPath("crds/samples/run.yaml"));
@@ -207,6 +219,90 @@ TEST_F(RunE2E, ARefusedImageWaitsWithAConditionNamingTheField) {
   EXPECT_EQ(c["reason"], "ImageNotAllowed");
   EXPECT_NE(c["message"].get<std::string>().find("spec.image docker.io/evil/agent:1"), std::string::npos);
   EXPECT_FALSE(client.get(kube::resources::pods, ns->name(), "evil-agent").ok()) << "no pod for a refused run";
+}
+
+// 200 runs in flight when the operator is killed: a new one takes over from the API server's state.
+class RestartRunE2E : public RunE2E {
+  json policyChanges() override { return {{"concurrency", {{"maxRunning", 500}}}}; }
+  std::vector<std::string> operatorArgs() override {
+    return {"--kube-api-qps", "200", "--kube-api-burst", "400", "--leader-election-lease-duration", "4s",
+            "--leader-election-renew-deadline", "3s", "--leader-election-retry-period", "500ms"};
+  }
+};
+
+TEST_F(RestartRunE2E, NoRunEverHasTwoPodsAndEveryRunFinishesAcrossAKill) {
+  constexpr int kRuns = 200;
+  auto start = client.list(kube::resources::pods, ns->name());
+  ASSERT_TRUE(start.ok());
+  // Plays the agents: every pod that runs is told to exit, run-<i> with code 3 when i % 10 == 0.
+  // Records every pod ever seen per run, by UID.
+  std::mutex mu;
+  std::map<std::string, std::set<std::string>> pod_uids;  // run -> pod UIDs
+  std::set<std::string> told, finished_pods;
+  std::atomic<int> pods_seen{0};
+  std::thread agents([&] {
+    auto agent_client = adminClient();
+    kube::Client c{*agent_client, {.qps = 0}};
+    watchUntil(*agent_client, kube::resources::pods.path(ns->name()), start->resource_version,
+               [&](const std::string& type, const json& pod) {
+                 std::string run = pod.value(json::json_pointer("/metadata/labels/paddock.dev~1run"), std::string());
+                 std::string name = pod["metadata"].value("name", "");
+                 std::string phase = pod.value(json::json_pointer("/status/phase"), std::string());
+                 std::lock_guard lock(mu);
+                 if (pod_uids[run].insert(pod["metadata"].value("uid", "")).second) ++pods_seen;
+                 if (phase == "Running" && told.insert(name).second) {
+                   int i = std::stoi(run.substr(run.find('-') + 1));
+                   c.mergePatch(kube::resources::pods, ns->name(), name,
+                                {{"metadata", {{"annotations", {{"kwok.paddock.dev/exit", i % 10 == 0 ? "3" : "0"}}}}}})
+                       .ok();
+                 }
+                 if (phase == "Succeeded" || phase == "Failed") finished_pods.insert(name);
+                 return static_cast<int>(finished_pods.size()) == kRuns;
+               },
+               std::chrono::seconds(240));
+  });
+  for (int i = 0; i < kRuns; ++i) create("run-" + std::to_string(i));
+  // Kill the operator without warning while runs are at every step: waiting, with a pod, done.
+  ASSERT_TRUE(eventually([&] { return pods_seen >= kRuns / 3; }, std::chrono::seconds(120)))
+      << testing::PrintToString(op->lines());
+  op->signal(SIGKILL);
+  ASSERT_EQ(op->wait(std::chrono::seconds(10)), 128 + SIGKILL);
+  int at_kill = pods_seen;
+  op = startOperator();
+  ASSERT_FALSE(op->waitForLine([](const std::string& l) { return l.find("reconciling AgentRuns") != std::string::npos; },
+                               std::chrono::seconds(60))
+                   .empty())
+      << testing::PrintToString(op->lines());
+
+  // Every run reaches the phase its agent's exit code says.
+  std::map<std::string, std::string> phases;
+  auto list = client.list(agentruns, ns->name());
+  ASSERT_TRUE(list.ok());
+  auto finished = [&] {
+    return std::count_if(phases.begin(), phases.end(),
+                         [](const auto& p) { return p.second == "Succeeded" || p.second == "Failed"; }) == kRuns;
+  };
+  for (const auto& run : list->items) phases[run["metadata"]["name"]] = phaseOf(run);
+  if (!finished()) {
+    watchUntil(*rest, agentruns.path(ns->name()), list->resource_version, [&](const std::string&, const json& run) {
+      phases[run["metadata"]["name"]] = phaseOf(run);
+      return finished();
+    }, std::chrono::seconds(240));
+  }
+  agents.join();
+  list = client.list(agentruns, ns->name());
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->items.size(), static_cast<size_t>(kRuns));
+  for (const auto& run : list->items) {
+    std::string name = run["metadata"]["name"];
+    int i = std::stoi(name.substr(name.find('-') + 1));
+    EXPECT_EQ(phaseOf(run), i % 10 == 0 ? "Failed" : "Succeeded") << name << ": " << run["status"].dump();
+    std::lock_guard lock(mu);
+    EXPECT_EQ(pod_uids[name].size(), 1u) << name << " had " << pod_uids[name].size() << " pods";
+  }
+  std::cout << "operator killed with " << at_kill << " of " << kRuns << " agent pods created; every run finished\n";
+  EXPECT_GT(at_kill, 0);
+  EXPECT_LT(at_kill, kRuns) << "the kill came after every pod existed; it should land mid-flight";
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #include "e2e/tests/support.h"
 
 #include <fcntl.h>
-#include <poll.h>
+#include <cerrno>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -187,8 +187,12 @@ Process::Process(std::vector<std::string> argv) {
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   ::close(fds[1]);
-  err_fd_ = fds[0];
-  if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+  out_fd_ = fds[0];
+  if (rc != 0) {
+    ::close(out_fd_);
+    throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+  }
+  reader_ = std::thread([this] { readAll(); });
 }
 
 Process::~Process() {
@@ -196,42 +200,55 @@ Process::~Process() {
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
-  if (err_fd_ >= 0) ::close(err_fd_);
+  if (reader_.joinable()) reader_.join();  // the pipe closes with the process
+  if (out_fd_ >= 0) ::close(out_fd_);
 }
 
-bool Process::readLine(std::chrono::steady_clock::time_point deadline, std::string& line) {
+void Process::readAll() {
+  std::string buffer;
+  char buf[4096];
   while (true) {
-    if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
-      line = buffer_.substr(0, nl);
-      buffer_.erase(0, nl + 1);
-      lines_.push_back(line);
-      return true;
+    ssize_t n = ::read(out_fd_, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    std::lock_guard lock(mu_);
+    if (n <= 0) {
+      if (!buffer.empty()) lines_.push_back(buffer);
+      closed_ = true;
+      changed_.notify_all();
+      return;
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{err_fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-    char buf[4096];
-    ssize_t n = ::read(err_fd_, buf, sizeof buf);
-    if (n <= 0) return false;
-    buffer_.append(buf, static_cast<size_t>(n));
+    buffer.append(buf, static_cast<size_t>(n));
+    for (auto nl = buffer.find('\n'); nl != std::string::npos; nl = buffer.find('\n')) {
+      lines_.push_back(buffer.substr(0, nl));
+      buffer.erase(0, nl + 1);
+    }
+    changed_.notify_all();
   }
+}
+
+std::vector<std::string> Process::lines() const {
+  std::lock_guard lock(mu_);
+  return lines_;
 }
 
 std::string Process::waitForLine(const std::function<bool(const std::string&)>& match, std::chrono::seconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string line;
-  while (readLine(deadline, line)) {
-    if (match(line)) return line;
+  std::unique_lock lock(mu_);
+  while (true) {
+    for (; examined_ < lines_.size(); ++examined_) {
+      if (match(lines_[examined_])) return lines_[examined_++];
+    }
+    if (closed_) return "";
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout && examined_ == lines_.size()) return "";
   }
-  return "";
 }
 
 int Process::wait(std::chrono::seconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string line;
-  // Drain stderr until it closes (the process exited) or the deadline passes.
-  while (readLine(deadline, line)) {
+  {
+    // Output ends when the process exits (or hands its pipe to no one).
+    std::unique_lock lock(mu_);
+    changed_.wait_until(lock, deadline, [&] { return closed_; });
   }
   while (std::chrono::steady_clock::now() < deadline) {
     int st = 0;
@@ -240,8 +257,7 @@ int Process::wait(std::chrono::seconds timeout) {
       status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
       return status_;
     }
-    pollfd p{err_fd_, POLLIN, 0};
-    ::poll(&p, 1, 50);
+    CancelToken().waitFor(std::chrono::milliseconds(20));
   }
   return -1;
 }

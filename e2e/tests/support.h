@@ -6,9 +6,12 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -50,26 +53,33 @@ json watchUntil(kube::RestClient& c, const std::string& path, const std::string&
                 const std::function<bool(const std::string& type, const json& object)>& done,
                 std::chrono::seconds timeout);
 
-// A child process with its stdout and stderr captured together, line by line.
+// A child process with its stdout and stderr captured together, line by line. A thread reads
+// the pipe all the time, so a chatty child never blocks on a full pipe.
 class Process {
  public:
   explicit Process(std::vector<std::string> argv);
   ~Process();
-  // Waits for a stderr line for which `match` is true; returns it, or "" at timeout or exit.
+  // Waits for a line, after those already examined by earlier calls, for which `match` is true;
+  // returns it, or "" at timeout or exit.
   std::string waitForLine(const std::function<bool(const std::string&)>& match, std::chrono::seconds timeout);
   void signal(int sig) { ::kill(pid_, sig); }
   // Waits for exit; returns the exit status (128+signal when killed), or -1 at timeout.
   int wait(std::chrono::seconds timeout);
-  const std::vector<std::string>& lines() const { return lines_; }
+  // Every line read so far.
+  std::vector<std::string> lines() const;
   pid_t pid() const { return pid_; }
 
  private:
-  bool readLine(std::chrono::steady_clock::time_point deadline, std::string& line);
+  void readAll();
   pid_t pid_ = -1;
-  int err_fd_ = -1;
+  int out_fd_ = -1;
   int status_ = -1;
-  std::string buffer_;
-  std::vector<std::string> lines_;
+  mutable std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<std::string> lines_;  // guarded by mu_
+  bool closed_ = false;             // guarded by mu_: the pipe reached end of file
+  size_t examined_ = 0;             // lines waitForLine has looked at
+  std::thread reader_;
 };
 
 std::string randomSuffix();
