@@ -209,6 +209,33 @@ TEST_F(RunE2E, ADeletedPodFailsTheRunWithAReason) {
   EXPECT_FALSE(client.get(kube::resources::pods, ns->name(), "gone-agent").ok());
 }
 
+TEST_F(RunE2E, AnUnpullableImageFailsTheRunAfterThePendingDeadline) {
+  // kwok leaves a pod whose image has the tag :unpullable Pending with ErrImagePull.
+  auto run = create("pull", {{"image", "registry.example.com/sample/agent:unpullable"}});
+  auto failed = waitRun(run, [](const json& o) { return phaseOf(o) == "Failed"; });
+  ASSERT_FALSE(failed.is_null()) << testing::PrintToString(op->lines());
+  auto c = condition(failed, "Succeeded");
+  EXPECT_EQ(c["reason"], "ImagePullFailed");
+  EXPECT_NE(c["message"].get<std::string>().find("ErrImagePull"), std::string::npos) << c.dump();
+  EXPECT_NE(c["message"].get<std::string>().find("spec.image"), std::string::npos) << c.dump();
+  EXPECT_TRUE(eventually([&] { return !client.get(kube::resources::pods, ns->name(), "pull-agent").ok(); },
+                         std::chrono::seconds(30))) << "the stuck pod was not removed";
+}
+
+TEST_F(RunE2E, AnEvictedPodFailsTheRunWithTheKubeletsMessage) {
+  auto run = create("evicted");
+  auto running = waitRun(run, [](const json& o) { return phaseOf(o) == "Running"; });
+  ASSERT_FALSE(running.is_null());
+  ASSERT_TRUE(client.mergePatch(kube::resources::pods, ns->name(), "evicted-agent",
+                                {{"metadata", {{"annotations", {{"kwok.paddock.dev/evict", "The node was low on resource: memory."}}}}}})
+                  .ok());
+  auto failed = waitRun(running, [](const json& o) { return phaseOf(o) == "Failed"; });
+  ASSERT_FALSE(failed.is_null());
+  auto c = condition(failed, "Succeeded");
+  EXPECT_EQ(c["reason"], "Evicted");
+  EXPECT_NE(c["message"].get<std::string>().find("low on resource: memory"), std::string::npos) << c.dump();
+}
+
 TEST_F(RunE2E, ARefusedImageWaitsWithAConditionNamingTheField) {
   auto run = create("evil", {{"image", "docker.io/evil/agent:1"}});
   auto refused = waitRun(run, [](const json& o) { return !condition(o, "Admitted").is_null(); });
