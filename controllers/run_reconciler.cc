@@ -32,6 +32,25 @@ std::chrono::seconds since(const std::string& stamp, std::chrono::system_clock::
 
 }  // namespace
 
+std::vector<std::string> runsWaitingForSlot(const kube::InformerEvent& event, const kube::Informer& runs) {
+  auto held = [](const kube::ObjectPtr& o) {
+    if (!o) return false;
+    auto r = parseAgentRun(*o);
+    return r && holdsSlot(*r);
+  };
+  bool freed = event.type == kube::InformerEvent::Type::Delete ? held(event.object)
+                                                                : held(event.old) && !held(event.object);
+  std::vector<std::string> keys;
+  if (!freed) return keys;
+  for (const auto& r : runs.list()) {
+    auto conditions = r->value(json::json_pointer("/status/conditions"), json::array());
+    for (const auto& c : conditions) {
+      if (c.value("type", "") == "Running" && c.value("reason", "") == "WaitingForSlot") keys.push_back(kube::objectKey(*r));
+    }
+  }
+  return keys;
+}
+
 void setCondition(json& status, const std::string& type, bool value, const std::string& reason,
                   const std::string& message, int64_t generation, const std::string& now) {
   if (!status.contains("conditions") || !status["conditions"].is_array()) status["conditions"] = json::array();

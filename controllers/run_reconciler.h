@@ -42,6 +42,11 @@ class RunReconciler : public runtime::Reconciler {
   RunReconcilerOptions options_;
 };
 
+// The runs to look at again when `event` may have freed a concurrency slot (a run that held one
+// finished or was deleted): those waiting for a slot, so the next in line starts at once instead of
+// at its next recheck.
+std::vector<std::string> runsWaitingForSlot(const kube::InformerEvent& event, const kube::Informer& runs);
+
 // Sets a condition in a status object, keeping lastTransitionTime unless the status flips.
 void setCondition(nlohmann::json& status, const std::string& type, bool value, const std::string& reason,
                   const std::string& message, int64_t generation, const std::string& now);

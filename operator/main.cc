@@ -139,6 +139,8 @@ int main(int argc, char** argv) {
   runtime::Controller controller("agentrun", reconciler, queue, metrics.reconcileObserver("agentrun"));
   controller.watchPrimary(runs);
   controller.watchOwned(pods, "AgentRun");
+  // A run that frees a concurrency slot wakes the runs waiting for one.
+  controller.watchMapped(runs, [&runs](const kube::InformerEvent& e) { return controllers::runsWaitingForSlot(e, runs); });
   // A policy or a namespace label changes what governs runs: look at the runs it may touch.
   controller.watchMapped(policies, [&runs](const kube::InformerEvent&) {
     std::vector<std::string> keys;

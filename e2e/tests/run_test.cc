@@ -248,6 +248,31 @@ TEST_F(RunE2E, ARefusedImageWaitsWithAConditionNamingTheField) {
   EXPECT_FALSE(client.get(kube::resources::pods, ns->name(), "evil-agent").ok()) << "no pod for a refused run";
 }
 
+// One run at a time for the team.
+class OneAtATimeRunE2E : public RunE2E {
+  json policyChanges() override { return {{"concurrency", {{"maxRunning", 1}}}}; }
+};
+
+TEST_F(OneAtATimeRunE2E, ARunWaitsForASlotAndStartsWhenTheRunBeforeItFinishes) {
+  auto first = create("first");
+  auto running = waitRun(first, [](const json& o) { return phaseOf(o) == "Running"; });
+  ASSERT_FALSE(running.is_null());
+  auto second = create("second");
+  auto waiting = waitRun(second, [](const json& o) { return !condition(o, "Running").is_null(); });
+  ASSERT_FALSE(waiting.is_null());
+  EXPECT_EQ(phaseOf(waiting), "Pending");
+  auto c = condition(waiting, "Running");
+  EXPECT_EQ(c["reason"], "WaitingForSlot");
+  EXPECT_NE(c["message"].get<std::string>().find("spec.concurrency.maxRunning"), std::string::npos) << c.dump();
+  EXPECT_FALSE(client.get(kube::resources::pods, ns->name(), "second-agent").ok()) << "the slot was not respected";
+  agentExits("first", 0);
+  // The finished run wakes the waiting one: it starts well before its own 10 s recheck.
+  auto started = watchUntil(*rest, kube::resources::pods.path(ns->name()) + "?fieldSelector=metadata.name%3Dsecond-agent",
+                            waiting["metadata"]["resourceVersion"],
+                            [](const std::string& type, const json&) { return type == "ADDED"; }, std::chrono::seconds(5));
+  EXPECT_FALSE(started.is_null()) << "the waiting run did not start when the slot freed";
+}
+
 // 200 runs in flight when the operator is killed: a new one takes over from the API server's state.
 class RestartRunE2E : public RunE2E {
   json policyChanges() override { return {{"concurrency", {{"maxRunning", 500}}}}; }
