@@ -69,6 +69,9 @@ class Client {
                                   const CancelToken& cancel = {}) = 0;
 };
 
+// Percent-encodes everything but RFC 3986's unreserved characters, for a query parameter's value.
+std::string urlEncode(const std::string& value);
+
 // A client for `base_url` ("https://127.0.0.1:6443") backed by cpprestsdk.
 Result<std::unique_ptr<Client>> makeClient(const std::string& base_url, const TlsOptions& tls);
 

@@ -32,21 +32,6 @@ std::string Resource::path(const std::string& ns, const std::string& name, const
   return p;
 }
 
-std::string urlEncode(const std::string& value) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : value) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
-
 bool isTransient(const Error& e) { return e.code == 0 || retryable(e.code); }
 
 Client::Client(RestClient& rest, ClientOptions options, RequestObserver observer)

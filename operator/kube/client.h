@@ -129,8 +129,7 @@ class Client {
   std::unique_ptr<runtime::TokenBucket> limiter_;
 };
 
-// Percent-encodes a query parameter value.
-std::string urlEncode(const std::string& value);
+using http::urlEncode;
 
 // True for the errors a caller may retry later (throttling, server errors, transport).
 bool isTransient(const Error& e);
