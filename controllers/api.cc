@@ -183,6 +183,16 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
   p.default_budget = budgets.budget("default");
   p.max_budget = budgets.budget("max");
   p.checkpoint_percent = static_cast<int>(budgets.integer("checkpointPercent", 60));
+  Reader metrics = budgets.child("metrics");
+  if (auto q = metrics.str("tokens"); !q.empty()) p.tokens_query = q;
+  if (auto q = metrics.str("costUSD"); !q.empty()) p.cost_query = q;
+  Reader unavailable = budgets.child("whenMetricsUnavailable");
+  if (auto after = unavailable.duration("after")) p.metrics_grace = *after;
+  std::string action = unavailable.str("action");
+  if (action == "Continue") p.continue_without_metrics = true;
+  else if (!action.empty() && action != "Terminate") unavailable.fail("action", "must be Terminate or Continue");
+  budgets.absorb(metrics);
+  budgets.absorb(unavailable);
   p.max_running = static_cast<int>(spec.child("concurrency").integer("maxRunning", 10));
   for (auto& s : spec.list("stages")) {
     StageSpec st;

@@ -60,6 +60,10 @@ struct EgressRule {
   std::vector<int> ports;
 };
 
+// Claude Code's own metric names, as its OpenTelemetry Prometheus exporter writes them.
+inline constexpr const char* kDefaultTokensQuery = "sum by (agentrun, namespace) (claude_code_token_usage_tokens_total)";
+inline constexpr const char* kDefaultCostQuery = "sum by (agentrun, namespace) (claude_code_cost_usage_USD_total)";
+
 struct AgentPolicy {
   std::string name;
   std::string uid;
@@ -70,6 +74,12 @@ struct AgentPolicy {
   Budget default_budget;
   Budget max_budget;
   int checkpoint_percent = 60;
+  // spec.budgets.metrics: PromQL returning each run's usage, grouped by agentrun and namespace.
+  std::string tokens_query = kDefaultTokensQuery;
+  std::string cost_query = kDefaultCostQuery;
+  // spec.budgets.whenMetricsUnavailable: how long usage may be unreadable, then stop or carry on.
+  std::chrono::milliseconds metrics_grace{5 * 60 * 1000};
+  bool continue_without_metrics = false;  // action Continue (the default is Terminate)
   int max_running = 10;
   std::vector<StageSpec> stages;
   std::vector<SecretMount> secrets;
