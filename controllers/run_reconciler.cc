@@ -22,12 +22,37 @@ std::map<std::string, std::string> labelsOf(const json& object) {
   return out;
 }
 
-// Seconds since an RFC 3339 timestamp ("2026-11-23T10:00:00Z"), or 0.
-std::chrono::seconds since(const std::string& stamp, std::chrono::system_clock::time_point now) {
+// An RFC 3339 timestamp ("2026-11-23T10:00:00Z"), to the second.
+std::optional<std::chrono::system_clock::time_point> parseTime(const std::string& stamp) {
   std::tm tm{};
-  if (stamp.size() < 19 || !strptime(stamp.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return std::chrono::seconds(0);
-  auto t = std::chrono::system_clock::from_time_t(timegm(&tm));
-  return std::chrono::duration_cast<std::chrono::seconds>(now - t);
+  if (stamp.size() < 19 || !strptime(stamp.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+// Seconds since an RFC 3339 timestamp, or 0.
+std::chrono::seconds since(const std::string& stamp, std::chrono::system_clock::time_point now) {
+  auto t = parseTime(stamp);
+  return t ? std::chrono::duration_cast<std::chrono::seconds>(now - *t) : std::chrono::seconds(0);
+}
+
+bool conditionTrue(const json& status, const std::string& type) {
+  for (const auto& c : status.value("conditions", json::array())) {
+    if (c.value("type", "") == type) return c.value("status", "") == "True";
+  }
+  return false;
+}
+
+double numberAt(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end()) return 0;
+  if (it->is_number()) return it->get<double>();
+  if (it->is_string()) {
+    try {
+      return std::stod(it->get<std::string>());
+    } catch (...) {
+    }
+  }
+  return 0;
 }
 
 }  // namespace
@@ -49,6 +74,106 @@ std::vector<std::string> runsWaitingForSlot(const kube::InformerEvent& event, co
     }
   }
   return keys;
+}
+
+BudgetDecision RunReconciler::checkBudget(const AgentRun& run, const AgentPolicy& policy, int64_t tokens_limit,
+                                         int64_t cost_cents, std::chrono::milliseconds wall_clock, json& status,
+                                         const json& old_status, std::chrono::system_clock::time_point wall,
+                                         const std::string& now, int64_t generation) {
+  using std::chrono::milliseconds;
+  const std::string key = run.ns + "/" + run.name;
+  const json old_usage = old_status.contains("usage") && old_status["usage"].is_object() ? old_status["usage"] : json::object();
+  Spend spend;
+  {
+    std::lock_guard lock(spend_mu_);
+    if (auto it = spend_.find(key); it != spend_.end() && it->second.uid == run.uid) {
+      spend = it->second;
+    } else {
+      // First look since this process started: carry on from what status recorded.
+      const json readings = old_usage.value("readings", json::object());
+      spend = {run.uid, {numberAt(old_usage, "tokens"), numberAt(readings, "tokens")},
+               {numberAt(old_usage, "costUSD"), numberAt(readings, "costUSD")}};
+    }
+  }
+  auto started = parseTime(status.value("startTime", "")).value_or(wall);
+  BudgetInput in;
+  in.tokens_limit = tokens_limit;
+  in.cost_limit_cents = cost_cents;
+  in.wall_clock_limit = wall_clock;
+  in.checkpoint_percent = policy.checkpoint_percent;
+  in.elapsed = std::chrono::duration_cast<milliseconds>(wall - started);
+  in.grace = policy.metrics_grace;
+  in.continue_when_unreadable = policy.continue_without_metrics;
+  in.checkpoint_requested = conditionTrue(old_status, "BudgetCheckpoint");
+  std::string unreadable_error;
+  if (options_.usage) {
+    for (auto [query, counter] : {std::pair{&policy.tokens_query, &spend.tokens}, std::pair{&policy.cost_query, &spend.cost}}) {
+      auto reading = options_.usage->read(*query, key);
+      if (reading.polled && !reading.readable) {
+        auto from = std::max(reading.unreadable_since, started);
+        auto unreadable = std::chrono::duration_cast<milliseconds>(wall - from);
+        if (!in.unreadable_for || unreadable > *in.unreadable_for) in.unreadable_for = unreadable;
+        unreadable_error = reading.error;
+      } else if (reading.value) {
+        *counter = advance(*counter, *reading.value);
+      }
+    }
+  }
+  in.tokens = spend.tokens.total;
+  in.cost_usd = spend.cost.total;
+  auto d = decideBudget(in);
+  {
+    std::lock_guard lock(spend_mu_);
+    spend_[key] = spend;
+  }
+
+  if (!options_.usage) {
+    setCondition(status, "BudgetMetricsAvailable", false, "NoPrometheus",
+                 "the operator runs without --prometheus-url, so spec.budget.tokens and spec.budget.costUSD are not "
+                 "enforced; spec.budget.wallClock is",
+                 generation, now);
+  } else if (in.unreadable_for) {
+    setCondition(status, "BudgetMetricsAvailable", false, "MetricsUnavailable",
+                 "usage cannot be read from Prometheus (" + unreadable_error + "); once it has been unreadable for " +
+                     formatDuration(policy.metrics_grace) + " the policy's action " +
+                     (policy.continue_without_metrics ? "Continue lets the run go on without token and cost limits"
+                                                      : "Terminate stops the run"),
+                 generation, now);
+  } else {
+    setCondition(status, "BudgetMetricsAvailable", true, "MetricsRead", "usage is read from Prometheus", generation, now);
+  }
+  if (d.checkpoint) setCondition(status, "BudgetCheckpoint", true, "CheckpointRequested", d.message, generation, now);
+  if (d.exceeded) {
+    setCondition(status, "BudgetExceeded", true, *d.exceeded == Metric::WallClock ? "WallClockExceeded" : "BudgetExceeded",
+                 d.message, generation, now);
+  }
+
+  // Usage in status: when the spend moved, at most every usage_write_interval, and at once when
+  // a threshold is crossed; the wall clock alone does not cause a write.
+  json usage = {{"tokens", static_cast<int64_t>(spend.tokens.total)},
+                {"costUSD", formatUSD(spend.cost.total)},
+                {"wallClockSeconds", std::max<int64_t>(0, in.elapsed.count() / 1000)},
+                {"observedAt", now},
+                {"readings", {{"tokens", spend.tokens.last_reading}, {"costUSD", spend.cost.last_reading}}}};
+  bool moved = old_usage.value("tokens", json()) != usage["tokens"] || old_usage.value("costUSD", json()) != usage["costUSD"];
+  auto last = parseTime(old_usage.value("observedAt", ""));
+  bool due = !last || wall - *last >= options_.usage_write_interval;
+  bool crossing = d.checkpoint || d.exceeded || d.stop_unreadable;
+  status["usage"] = old_usage.empty() || crossing || (moved && due) ? usage : old_usage;
+  if (const auto& ratio = options_.budget_observer.ratio) {
+    ratio(run.ns, run.name, "tokens", d.tokens_ratio);
+    ratio(run.ns, run.name, "costUSD", d.cost_ratio);
+    ratio(run.ns, run.name, "wallClock", d.wall_clock_ratio);
+  }
+  return d;
+}
+
+void RunReconciler::forgetSpend(const AgentRun& run) {
+  {
+    std::lock_guard lock(spend_mu_);
+    if (spend_.erase(run.ns + "/" + run.name) == 0) return;
+  }
+  if (options_.budget_observer.forget) options_.budget_observer.forget(run.ns, run.name);
 }
 
 void setCondition(json& status, const std::string& type, bool value, const std::string& reason,
@@ -106,6 +231,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     return finish("InvalidSpec", run.error().message, Action::awaitChange());
   }
   if (isTerminal(run->phase)) {
+    forgetSpend(*run);
     // A finished run keeps no live pod (the decision is written before the pod is deleted, so a
     // restart between the two lands here).
     auto pod = pods_.get(ns + "/" + agentPodName(*run));
@@ -206,6 +332,35 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   in.pending_deadline = options_.pending_deadline;
   if (pod) in.pod_pending_for = since(stringAt(*pod, "/metadata/creationTimestamp"), wall);
   auto d = decideLifecycle(in);
+  std::optional<std::chrono::milliseconds> budget_recheck;
+  if (d.phase == "Running" && !d.delete_pod) {
+    auto b = checkBudget(*run, policy, admission.effective.tokens, admission.effective.cost_cents,
+                         admission.effective.wall_clock, status, old_status, wall, now, generation);
+    budget_recheck = b.recheck_after;
+    if (b.exceeded || b.stop_unreadable) {
+      bool wall_clock = b.exceeded == Metric::WallClock;
+      d.phase = wall_clock ? "TimedOut" : b.exceeded ? "BudgetExceeded" : "Failed";
+      d.reason = wall_clock ? "WallClockExceeded" : b.exceeded ? "BudgetExceeded" : "MetricsUnavailable";
+      d.message = b.message;
+      d.delete_pod = true;
+      if (options_.budget_observer.termination) {
+        options_.budget_observer.termination(b.exceeded ? std::string("BudgetExceeded:") + metricName(*b.exceeded)
+                                                        : "MetricsUnavailable");
+      }
+    } else if (b.checkpoint) {
+      // The request reaches the agent as a file of its downward-API volume; the condition is
+      // written after, so a crash in between asks again (the patch is idempotent).
+      std::string value = std::string(metricName(*b.checkpoint)) + " " +
+                          std::to_string(static_cast<int>(100 * std::max({b.tokens_ratio, b.cost_ratio, b.wall_clock_ratio}))) + "%";
+      auto patched = client_.mergePatch(kube::resources::pods, ns, agentPodName(*run),
+                                        {{"metadata", {{"annotations", {{"paddock.dev/checkpoint", value}}}}}}, "", cancel);
+      if (!patched && patched.error().code != 404) return runtime::reconcileErrorFrom(patched.error());
+      if (events_) events_->record(regarding, runtime::EventType::Normal, "CheckpointRequested", "Checkpoint", b.message);
+      if (options_.budget_observer.checkpoint) options_.budget_observer.checkpoint(metricName(*b.checkpoint));
+      log::info("checkpoint requested", {{"key", key}, {"budget", metricName(*b.checkpoint)}, {"message", b.message}});
+    }
+  }
+  if (isTerminal(d.phase)) forgetSpend(*run);
 
   if (d.create_pod) {
     // The NetworkPolicy first, so the pod never runs without it; then its ConfigMap; then the pod.
@@ -251,6 +406,10 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     auto left = in.pod_pending_for < options_.pending_deadline ? options_.pending_deadline - in.pod_pending_for
                                                                : options_.slot_recheck;
     next = Action::requeueAfter(std::chrono::duration_cast<std::chrono::milliseconds>(std::min(left, options_.slot_recheck)));
+  }
+  if (budget_recheck && !isTerminal(d.phase)) {
+    auto at = std::max(*budget_recheck, std::chrono::milliseconds(1));
+    if (!next.requeue_after || at < *next.requeue_after) next = Action::requeueAfter(at);
   }
   if (!d.delete_pod || !pod) return finish(d.reason, d.message, next);
   // Write-ahead: the decision is recorded before the pod goes, so it survives whatever happens next.

@@ -6,9 +6,13 @@
 #pragma once
 
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <string>
 
+#include "controllers/budget.h"
 #include "controllers/plan.h"
+#include "controllers/usage.h"
 #include "operator/kube/client.h"
 #include "operator/kube/informer.h"
 #include "operator/runtime/controller.h"
@@ -18,6 +22,12 @@ namespace paddock::controllers {
 
 struct RunReconcilerOptions {
   PlanOptions plan;
+  // Usage read from Prometheus; null when the operator has none (token and cost budgets are then
+  // not enforced, and the runs say so; the wall clock still is).
+  const UsageBoard* usage = nullptr;
+  // Usage figures in status are refreshed at most this often (thresholds are acted on at once).
+  std::chrono::milliseconds usage_write_interval{15'000};
+  runtime::BudgetObserver budget_observer;
   std::chrono::seconds pending_deadline{600};  // a pod stuck pulling or unschedulable this long fails the run
   std::chrono::seconds slot_recheck{10};       // how often a run waiting for a slot looks again
   std::string field_manager = "paddock-operator";
@@ -33,6 +43,20 @@ class RunReconciler : public runtime::Reconciler {
   runtime::ReconcileResult reconcile(const std::string& key, const CancelToken& cancel) override;
 
  private:
+  struct Spend {
+    std::string uid;
+    Counter tokens, cost;
+  };
+  // Brings the run's usage up to date from the board and decides what its budget calls for;
+  // writes usage and the budget conditions into `status`.
+  BudgetDecision checkBudget(const AgentRun& run, const AgentPolicy& policy, int64_t tokens_limit, int64_t cost_cents,
+                             std::chrono::milliseconds wall_clock, json& status, const json& old_status,
+                             std::chrono::system_clock::time_point wall, const std::string& now, int64_t generation);
+  void forgetSpend(const AgentRun& run);
+
+  std::mutex spend_mu_;
+  std::map<std::string, Spend> spend_;  // guarded by spend_mu_; by run key, the totals not yet in status
+
   kube::Client& client_;
   kube::Informer& runs_;
   kube::Informer& policies_;

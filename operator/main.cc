@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include "controllers/run_reconciler.h"
+#include "controllers/usage.h"
 #include "operator/common/flags.h"
 #include "operator/common/json.h"
 #include "operator/common/log.h"
@@ -16,7 +18,7 @@
 #include "operator/kube/config.h"
 #include "operator/kube/informer.h"
 #include "operator/kube/rest.h"
-#include "controllers/run_reconciler.h"
+#include "operator/prometheus/client.h"
 #include "operator/runtime/controller.h"
 #include "operator/runtime/events.h"
 #include "operator/runtime/leader_election.h"
@@ -44,6 +46,12 @@ struct Options {
   std::chrono::milliseconds pending_deadline{600'000};
   bool cilium = false;
   std::string stage_image = "registry.example.com/platform/paddock-stage:1.0";
+  std::string prometheus_url;
+  std::string prometheus_bearer_token_file;
+  std::string prometheus_ca_file;
+  std::chrono::milliseconds prometheus_timeout{10'000};
+  std::chrono::milliseconds budget_interval{15'000};
+  std::chrono::milliseconds usage_write_interval{15'000};
 };
 
 http::Reply text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body), {}}; }
@@ -86,6 +94,17 @@ int main(int argc, char** argv) {
             "and runs say so in a condition.");
   flags.add("stage-image", &opt.stage_image,
             "The platform's stage image; its workspace init container clones the run's repository.");
+  flags.add("prometheus-url", &opt.prometheus_url,
+            "Prometheus to read run usage from (http:// or https://, with any path prefix). Without it token and "
+            "cost budgets are not enforced, and runs say so; the wall clock still is.");
+  flags.add("prometheus-bearer-token-file", &opt.prometheus_bearer_token_file,
+            "File with a bearer token for Prometheus, re-read at each query (https only).");
+  flags.add("prometheus-ca-file", &opt.prometheus_ca_file, "PEM CA bundle trusted for an https Prometheus.");
+  flags.add("prometheus-timeout", &opt.prometheus_timeout, "Longest wait for one Prometheus query.");
+  flags.add("budget-interval", &opt.budget_interval,
+            "How often usage is read: one query per distinct policy metric each interval, whatever the number of runs.");
+  flags.add("usage-write-interval", &opt.usage_write_interval,
+            "Usage figures in AgentRun status are refreshed at most this often (limits are acted on at once).");
   flags.setEpilog(
       "Logs are JSON lines on stderr. SIGTERM or SIGINT stops the operator gracefully (the leader releases its\n"
       "Lease so a standby takes over at once); a second signal stops it at once.\n"
@@ -129,11 +148,31 @@ int main(int argc, char** argv) {
   std::vector<kube::Informer*> informers = {&policies, &runs, &namespaces, &pods};
   for (auto* i : informers) metrics.addInformer(*i);
 
+  // Usage from Prometheus, when there is one.
+  std::unique_ptr<promapi::PrometheusClient> prometheus;
+  controllers::UsageBoard usage_board;
+  if (!opt.prometheus_url.empty()) {
+    auto p = promapi::PrometheusClient::create({opt.prometheus_url, opt.prometheus_bearer_token_file,
+                                                opt.prometheus_ca_file, opt.prometheus_timeout});
+    if (!p) {
+      log::error("cannot set up the Prometheus client", {{"error", p.error().describe()}});
+      return 2;
+    }
+    prometheus = std::move(p.value());
+    log::info("reading run usage from Prometheus",
+              {{"url", opt.prometheus_url}, {"interval", opt.budget_interval.count() / 1000.0}});
+  } else {
+    log::warn("no --prometheus-url: token and cost budgets are not enforced (the wall clock is)");
+  }
+
   runtime::EventRecorder events(client, {});
   controllers::RunReconcilerOptions reconcile_options;
   reconcile_options.plan.cilium = opt.cilium;
   reconcile_options.plan.stage_image = opt.stage_image;
   reconcile_options.pending_deadline = std::chrono::duration_cast<std::chrono::seconds>(opt.pending_deadline);
+  reconcile_options.usage = prometheus ? &usage_board : nullptr;
+  reconcile_options.usage_write_interval = opt.usage_write_interval;
+  reconcile_options.budget_observer = metrics.budgetObserver();
   controllers::RunReconciler reconciler(client, runs, policies, namespaces, pods, &events, reconcile_options);
   runtime::WorkQueue queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("agentruns")});
   runtime::Controller controller("agentrun", reconciler, queue, metrics.reconcileObserver("agentrun"));
@@ -207,7 +246,15 @@ int main(int argc, char** argv) {
     // Every run is looked at once on taking over; watches then keep the queue fed.
     for (const auto& r : runs.list()) queue.add(kube::objectKey(*r));
     log::info("reconciling AgentRuns", {{"workers", opt.workers}});
+    std::thread poller;
+    if (prometheus) {
+      poller = std::thread([&] {
+        controllers::UsagePoller(*prometheus, policies, runs, usage_board, opt.budget_interval, metrics.budgetObserver())
+            .run(leading, [&queue](const std::string& key) { queue.add(key); });
+      });
+    }
     controller.run(opt.workers, leading);
+    if (poller.joinable()) poller.join();
     metrics.setLeader(false);
   };
   int rc = 0;

@@ -94,6 +94,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()), inform
                         .Help("How long keys waited in the queue before a worker took them.").Register(r);
   queue_work_ = &prometheus::BuildHistogram().Name("paddock_workqueue_work_duration_seconds")
                      .Help("How long workers held keys.").Register(r);
+  prom_latency_ = &prometheus::BuildHistogram().Name("paddock_prometheus_query_duration_seconds")
+                       .Help("Latency of budget queries to Prometheus (its _count is the number of queries).").Register(r);
+  prom_errors_ = &prometheus::BuildCounter().Name("paddock_prometheus_query_errors_total")
+                      .Help("Budget queries to Prometheus that failed, by reason.").Register(r);
+  budget_ratio_ = &prometheus::BuildGauge().Name("paddock_budget_used_ratio")
+                       .Help("Fraction of each budget a running AgentRun has used (1 is the limit).").Register(r);
+  checkpoints_ = &prometheus::BuildCounter().Name("paddock_budget_checkpoints_total")
+                      .Help("Checkpoint requests sent to agents, by the budget that reached the soft limit.").Register(r);
+  terminations_ = &prometheus::BuildCounter().Name("paddock_budget_terminations_total")
+                       .Help("Runs stopped by budget enforcement, by reason.").Register(r);
   leader_ = &prometheus::BuildGauge().Name("paddock_leader").Help("1 while this process is the leader.").Register(r).Add({});
 }
 
@@ -116,6 +126,26 @@ std::unique_ptr<WorkQueueMetrics> Metrics::workQueue(const std::string& name) {
   prometheus::Labels l = {{"name", name}};
   return std::make_unique<QueueMetrics>(queue_depth_->Add(l), queue_adds_->Add(l), queue_retries_->Add(l),
                                         queue_latency_->Add(l, kLatency), queue_work_->Add(l, kLatency));
+}
+
+BudgetObserver Metrics::budgetObserver() {
+  BudgetObserver o;
+  o.query = [this](std::chrono::duration<double> took, const std::string& error) {
+    prom_latency_->Add({}, kLatency).Observe(took.count());
+    if (!error.empty()) prom_errors_->Add({{"reason", error}}).Increment();
+  };
+  o.ratio = [this](const std::string& ns, const std::string& run, const std::string& metric, double ratio) {
+    budget_ratio_->Add({{"namespace", ns}, {"agentrun", run}, {"metric", metric}}).Set(ratio);
+  };
+  o.forget = [this](const std::string& ns, const std::string& run) {
+    for (const char* metric : {"tokens", "costUSD", "wallClock"}) {
+      prometheus::Labels l = {{"namespace", ns}, {"agentrun", run}, {"metric", metric}};
+      if (budget_ratio_->Has(l)) budget_ratio_->Remove(&budget_ratio_->Add(l));
+    }
+  };
+  o.checkpoint = [this](const std::string& metric) { checkpoints_->Add({{"metric", metric}}).Increment(); };
+  o.termination = [this](const std::string& reason) { terminations_->Add({{"reason", reason}}).Increment(); };
+  return o;
 }
 
 void Metrics::addInformer(const kube::Informer& informer) { informers_->add(informer); }

@@ -2,6 +2,8 @@
 // requests and leadership. Names follow controller-runtime's where there is one to mirror.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,6 +23,19 @@
 
 namespace paddock::runtime {
 
+// What budget enforcement reports. Every member may be empty (no metrics).
+struct BudgetObserver {
+  // One Prometheus query: how long it took, and its error's reason ("" when it succeeded).
+  std::function<void(std::chrono::duration<double> took, const std::string& error_reason)> query;
+  // A run's used fraction of one budget ("tokens", "costUSD", "wallClock").
+  std::function<void(const std::string& ns, const std::string& run, const std::string& metric, double ratio)> ratio;
+  // The run ended: its series go.
+  std::function<void(const std::string& ns, const std::string& run)> forget;
+  std::function<void(const std::string& metric)> checkpoint;
+  // A run stopped by its budget; reason BudgetExceeded:<metric> or MetricsUnavailable.
+  std::function<void(const std::string& reason)> termination;
+};
+
 class Metrics {
  public:
   Metrics();
@@ -34,6 +49,10 @@ class Metrics {
   // Exports an informer's counters (watch restarts, relists, events, cached objects). The
   // informer must outlive this object.
   void addInformer(const kube::Informer& informer);
+  // paddock_prometheus_query_duration_seconds, paddock_prometheus_query_errors_total{reason},
+  // paddock_budget_used_ratio{namespace,agentrun,metric}, paddock_budget_checkpoints_total{metric},
+  // paddock_budget_terminations_total{reason}.
+  BudgetObserver budgetObserver();
   // paddock_leader: 1 while this process leads.
   void setLeader(bool leading) { leader_->Set(leading ? 1 : 0); }
 
@@ -53,6 +72,11 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* queue_latency_;
   prometheus::Family<prometheus::Histogram>* queue_work_;
   prometheus::Gauge* leader_;
+  prometheus::Family<prometheus::Histogram>* prom_latency_;
+  prometheus::Family<prometheus::Counter>* prom_errors_;
+  prometheus::Family<prometheus::Gauge>* budget_ratio_;
+  prometheus::Family<prometheus::Counter>* checkpoints_;
+  prometheus::Family<prometheus::Counter>* terminations_;
 
   class InformerCollector;
   std::shared_ptr<InformerCollector> informers_;
