@@ -7,6 +7,8 @@
 
 #include <mutex>
 
+#include "operator/common/log.h"
+
 namespace paddock::audit {
 namespace {
 
@@ -62,7 +64,17 @@ struct MongoStore::Connection {
 
   static Result<std::unique_ptr<Connection>> open(const std::string& text, const std::string& collection) {
     static std::once_flag init;
-    std::call_once(init, [] { mongoc_init(); });
+    std::call_once(init, [] {
+      mongoc_init();
+      // libmongoc's own lines go to our JSON log. Its warnings are about the driver's housekeeping
+      // (e.g. a server without endSessions); failures reach us as bson_error_t anyway.
+      mongoc_log_set_handler(
+          [](mongoc_log_level_t level, const char* domain, const char* message, void*) {
+            auto l = level <= MONGOC_LOG_LEVEL_ERROR ? log::Level::Error : log::Level::Debug;
+            log::write(l, message, {{"component", "libmongoc"}, {"domain", domain}});
+          },
+          nullptr);
+    });
     auto c = std::make_unique<Connection>();
     bson_error_t e;
     c->uri = mongoc_uri_new_with_error(text.c_str(), &e);
