@@ -28,6 +28,9 @@ std::string env(const char* name) {
       {"PADDOCK_E2E_CLUSTER_NAME", PADDOCK_E2E_CLUSTER_NAME},
       {"PADDOCK_E2E_CLUSTER_DIR", PADDOCK_E2E_CLUSTER_DIR},
       {"PADDOCK_E2E_CLUSTER_SCRIPT", PADDOCK_E2E_CLUSTER_SCRIPT},
+      {"PADDOCK_AGENT_SIM_BIN", PADDOCK_AGENT_SIM_BIN},
+      {"PADDOCK_E2E_PROMETHEUS_URL", PADDOCK_E2E_PROMETHEUS_URL},
+      {"PADDOCK_E2E_PROMETHEUS_TARGETS", PADDOCK_E2E_PROMETHEUS_TARGETS},
   };
   if (auto it = built_in.find(name); it != built_in.end()) return it->second;
   ADD_FAILURE() << name << " is not set";

@@ -24,7 +24,8 @@ using nlohmann::json;
 
 // A setting of the e2e tests: the environment variable when set, else the value CMake built in
 // (PADDOCK_E2E_KUBECONFIG, PADDOCK_E2E_KUBE_VERSION, PADDOCK_OPERATOR_BIN, PADDOCK_E2E_CLUSTER_NAME,
-// PADDOCK_E2E_CLUSTER_DIR, PADDOCK_E2E_CLUSTER_SCRIPT).
+// PADDOCK_E2E_CLUSTER_DIR, PADDOCK_E2E_CLUSTER_SCRIPT, PADDOCK_AGENT_SIM_BIN, PADDOCK_E2E_PROMETHEUS_URL,
+// PADDOCK_E2E_PROMETHEUS_TARGETS).
 std::string env(const char* name);
 
 // A client for the test cluster as its admin, or as the user of another kubeconfig.

@@ -1,0 +1,91 @@
+// The agent simulator scraped by a real Prometheus (e2e/prometheus.sh, CTest fixture
+// "prometheus"), with AgentHost playing the kubelet. No Kubernetes cluster is needed.
+#include <gtest/gtest.h>
+
+#include "e2e/tests/agent_host.h"
+
+namespace paddock::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string tokensQuery(const AgentHost::Options& o) {
+  return "sum by (agentrun, namespace) (claude_code_token_usage_tokens_total{agentrun=\"" + o.agentrun +
+         "\",namespace=\"" + o.ns + "\"})";
+}
+
+TEST(AgentSimPrometheus, ScrapedThenCheckpointsOnTheAnnotationThenStopsOnSigterm) {
+  AgentHost::Options o;
+  o.agentrun = "sim-" + randomSuffix();
+  o.ns = "team-sim";
+  o.tokens_per_second = 1000;
+  o.usd_per_second = 0.5;
+  AgentHost agent(o);
+
+  // Prometheus reads the new target file and scrapes it once a second.
+  double first = 0;
+  ASSERT_TRUE(eventually([&] { return (first = prometheusValue(tokensQuery(o)).value_or(0)) > 0; }, 15s, 200ms))
+      << "Prometheus never had tokens for " << o.agentrun;
+  double later = 0;
+  EXPECT_TRUE(eventually([&] { return (later = prometheusValue(tokensQuery(o)).value_or(0)) > first; }, 5s, 200ms))
+      << "tokens did not grow past " << first;
+  std::string cost = "sum by (agentrun, namespace) (claude_code_cost_usage_USD_total{agentrun=\"" + o.agentrun + "\"})";
+  EXPECT_GT(prometheusValue(cost).value_or(0), 0);
+
+  // The operator annotates the pod; the kubelet projects it; the agent checkpoints once per request.
+  agent.projectAnnotations({{"paddock.dev/checkpoint", "60"}, {"other", "kept"}});
+  json checkpoint;
+  ASSERT_TRUE(eventually([&] { return !(checkpoint = agent.workspaceFile("checkpoint.json")).is_null(); }, 5s));
+  EXPECT_EQ(checkpoint.value("request", ""), "60");
+  EXPECT_EQ(checkpoint.value("agentrun", ""), o.agentrun);
+  EXPECT_GT(checkpoint.value("tokens", 0), 0);
+  EXPECT_FALSE(agent.process().waitForLine([](const std::string& l) { return l.find("\"msg\":\"checkpointed\"") != std::string::npos; }, 5s).empty());
+  std::string checkpoints = "paddock_agent_checkpoints_total{agentrun=\"" + o.agentrun + "\",namespace=\"" + o.ns + "\"}";
+  EXPECT_TRUE(eventually([&] { return prometheusValue(checkpoints).value_or(0) == 1; }, 5s, 200ms));
+
+  // The pod is deleted: SIGTERM, work in progress written, exit 0, promptly.
+  auto stop = std::chrono::steady_clock::now();
+  agent.terminate();
+  EXPECT_EQ(agent.wait(10s), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - stop, 2s);
+  json wip = agent.workspaceFile("wip.json");
+  ASSERT_FALSE(wip.is_null());
+  EXPECT_EQ(wip.value("reason", ""), "SIGTERM");
+  EXPECT_EQ(wip.value("checkpoints", 0), 1);
+  EXPECT_GE(wip.value("tokens", 0), checkpoint.value("tokens", 0));
+}
+
+TEST(AgentSimPrometheus, ACounterResetIsSeenAsOneByPrometheus) {
+  AgentHost::Options o;
+  o.agentrun = "sim-" + randomSuffix();
+  o.ns = "team-sim";
+  o.tokens_per_second = 1000;
+  o.reset_after = 3;
+  AgentHost agent(o);
+
+  double peak = 0;
+  ASSERT_TRUE(eventually([&] { return (peak = prometheusValue(tokensQuery(o)).value_or(0)) > 0; }, 15s, 200ms));
+  ASSERT_FALSE(agent.process().waitForLine([](const std::string& l) { return l.find("counters reset") != std::string::npos; }, 10s).empty());
+  // The sum goes backwards: what the operator must not copy into a run's usage.
+  EXPECT_TRUE(eventually([&] {
+    double now = prometheusValue(tokensQuery(o)).value_or(0);
+    peak = std::max(peak, now);
+    return now < peak;
+  }, 10s, 200ms));
+  std::string resets = "sum(resets(claude_code_token_usage_tokens_total{agentrun=\"" + o.agentrun + "\"}[1m]))";
+  EXPECT_TRUE(eventually([&] { return prometheusValue(resets).value_or(0) > 0; }, 5s, 200ms));
+}
+
+TEST(AgentSimPrometheus, ExitsWithItsExitCodeAfterItsDuration) {
+  AgentHost::Options o;
+  o.agentrun = "sim-" + randomSuffix();
+  o.ns = "team-sim";
+  o.duration = 0.5;
+  o.exit_code = 3;
+  AgentHost agent(o);
+  EXPECT_EQ(agent.wait(10s), 3);
+  EXPECT_TRUE(agent.workspaceFile("wip.json").is_null());
+}
+
+}  // namespace
+}  // namespace paddock::e2e
