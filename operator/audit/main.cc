@@ -78,47 +78,53 @@ int eachRecord(const std::string& store, const StoreOptions& options, const std:
   return 0;
 }
 
-bool splitRun(const std::string& run, std::string& ns, std::string& name) {
-  size_t slash = run.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == run.size()) return false;
-  ns = run.substr(0, slash);
-  name = run.substr(slash + 1);
-  return true;
-}
+// --run NAMESPACE/NAME: whose records to keep.
+struct RunFilter {
+  std::string flag, ns, name;
+
+  void add(Flags& flags, const char* help) { flags.add("run", &flag, help); }
+  // Splits the flag, or says what is wrong with it; an empty flag passes unless `required`.
+  bool parse(bool required) {
+    size_t slash = flag.find('/');
+    if (flag.empty() && !required) return true;
+    if (slash == std::string::npos || slash == 0 || slash + 1 == flag.size()) {
+      std::fprintf(stderr, "--run must be NAMESPACE/NAME\n");
+      return false;
+    }
+    ns = flag.substr(0, slash);
+    name = flag.substr(slash + 1);
+    return true;
+  }
+  bool matches(const nlohmann::json& record) const { return flag.empty() || isForRun(record, ns, name); }
+};
 
 int show(int argc, char** argv) {
   StoreOptions options;
-  std::string run, ns, name;
+  RunFilter run;
   Flags flags("paddock-audit show", "Tells one run's story from the audit store, in chain order.");
-  flags.add("run", &run, "the run, as NAMESPACE/NAME (required)");
+  run.add(flags, "the run, as NAMESPACE/NAME (required)");
   addStoreFlags(flags, options);
   std::string store = parseStore(flags, argc, argv);
-  if (!splitRun(run, ns, name)) {
-    std::fprintf(stderr, "--run must be NAMESPACE/NAME\n");
-    return 2;
-  }
+  if (!run.parse(/*required=*/true)) return 2;
   std::vector<nlohmann::json> records;
   int rc = eachRecord(store, options, [&](const nlohmann::json& r) {
-    if (isForRun(r, ns, name)) records.push_back(r);
+    if (run.matches(r)) records.push_back(r);
   });
   if (rc != 0) return rc;
-  std::fputs(tellStory(ns, name, records).c_str(), stdout);
+  std::fputs(tellStory(run.ns, run.name, records).c_str(), stdout);
   return 0;
 }
 
 int exportRecords(int argc, char** argv) {
   StoreOptions options;
-  std::string run, ns, name;
+  RunFilter run;
   Flags flags("paddock-audit export", "Writes the audit records of STORE to stdout, one JSON object a line.");
-  flags.add("run", &run, "only this run's records, as NAMESPACE/NAME");
+  run.add(flags, "only this run's records, as NAMESPACE/NAME");
   addStoreFlags(flags, options);
   std::string store = parseStore(flags, argc, argv);
-  if (!run.empty() && !splitRun(run, ns, name)) {
-    std::fprintf(stderr, "--run must be NAMESPACE/NAME\n");
-    return 2;
-  }
+  if (!run.parse(/*required=*/false)) return 2;
   return eachRecord(store, options, [&](const nlohmann::json& r) {
-    if (run.empty() || isForRun(r, ns, name)) std::cout << canonical(r) << '\n';
+    if (run.matches(r)) std::cout << canonical(r) << '\n';
   });
 }
 
