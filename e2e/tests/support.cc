@@ -140,11 +140,12 @@ TempNamespace::~TempNamespace() {
 }
 
 json watchUntil(kube::RestClient& c, const std::string& path, const std::string& resource_version,
-                const std::function<bool(const std::string&, const json&)>& done, std::chrono::seconds timeout) {
+                const std::function<bool(const std::string&, const json&)>& done, std::chrono::seconds timeout,
+                const CancelToken& cancel) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string rv = resource_version;
   json found;
-  while (found.is_null() && std::chrono::steady_clock::now() < deadline) {
+  while (found.is_null() && std::chrono::steady_clock::now() < deadline && !cancel.cancelled()) {
     auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - std::chrono::steady_clock::now());
     std::string sep = path.find('?') == std::string::npos ? "?" : "&";
     http::Request req{http::Method::Get, path + sep + "watch=1&allowWatchBookmarks=true&resourceVersion=" + rv +
@@ -162,7 +163,8 @@ json watchUntil(kube::RestClient& c, const std::string& path, const std::string&
         return false;
       }
       return true;
-    });
+    }, cancel);
+    if (!r && cancel.cancelled()) break;
     if (!r) throw std::runtime_error("watch " + path + ": " + r.error().describe());
     if (r->status != 200) throw std::runtime_error("watch " + path + ": HTTP " + std::to_string(r->status) + " " + r->body);
   }

@@ -49,10 +49,10 @@ class TempNamespace {
 
 // Watches `path` (a collection, with an optional fieldSelector/labelSelector query) from
 // `resource_version` until `done` returns true for an event's object, or `timeout` passes.
-// Returns the object that satisfied `done`, or null.
+// Returns the object that satisfied `done`, or null (also when `cancel` fires).
 json watchUntil(kube::RestClient& c, const std::string& path, const std::string& resource_version,
                 const std::function<bool(const std::string& type, const json& object)>& done,
-                std::chrono::seconds timeout);
+                std::chrono::seconds timeout, const CancelToken& cancel = {});
 
 // A child process with its stdout and stderr captured together, line by line. A thread reads
 // the pipe all the time, so a chatty child never blocks on a full pipe.
