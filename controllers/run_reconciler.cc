@@ -1,6 +1,7 @@
 #include "controllers/run_reconciler.h"
 
 #include "controllers/lifecycle.h"
+#include "operator/audit/record.h"
 #include "operator/common/json.h"
 #include "operator/common/log.h"
 #include "operator/common/timestamp.h"
@@ -104,7 +105,7 @@ BudgetDecision RunReconciler::checkBudget(const AgentRun& run, const AgentPolicy
   in.elapsed = std::chrono::duration_cast<milliseconds>(wall - started);
   in.grace = policy.metrics_grace;
   in.continue_when_unreadable = policy.continue_without_metrics;
-  in.checkpoint_requested = conditionTrue(old_status, "BudgetCheckpoint");
+  in.checkpoint_requested = conditionTrue(old_status, "BudgetCheckpoint") || spend.checkpointed;
   std::string unreadable_error;
   if (options_.usage) {
     for (auto [query, counter] : {std::pair{&policy.tokens_query, &spend.tokens}, std::pair{&policy.cost_query, &spend.cost}}) {
@@ -166,6 +167,41 @@ BudgetDecision RunReconciler::checkBudget(const AgentRun& run, const AgentPolicy
     ratio(run.ns, run.name, "wallClock", d.wall_clock_ratio);
   }
   return d;
+}
+
+Status RunReconciler::record(const AgentRun& run, std::vector<std::pair<audit::Action, json>> records, json& status,
+                             const CancelToken& cancel) {
+  auto* log = audit_.load();
+  if (!log || records.empty()) return Ok{};
+  std::vector<audit::Entry> entries;
+  for (auto& [action, details] : records) {
+    entries.push_back({options_.actor, {run.ns, run.name, run.uid}, action, std::move(details)});
+  }
+  auto appended = log->append(std::move(entries), cancel);
+  if (!appended) return appended.error();
+  status["audit"] = {{"sequence", appended->last_seq}, {"head", appended->last_hash}};
+  return Ok{};
+}
+
+// The secrets a planned pod mounts, as SecretMounted details: names, keys and paths, never values.
+static std::vector<json> secretMounts(const json& pod) {
+  std::vector<json> out;
+  const auto& spec = pod.value("spec", json::object());
+  for (const auto& v : spec.value("volumes", json::array())) {
+    if (!v.contains("secret")) continue;
+    std::string volume = v.value("name", "");
+    for (const auto& item : v["secret"].value("items", json::array())) {
+      for (const auto& c : spec.value("containers", json::array())) {
+        for (const auto& m : c.value("volumeMounts", json::array())) {
+          if (m.value("name", "") != volume) continue;
+          out.push_back({{"secret", v["secret"].value("secretName", "")}, {"key", item.value("key", "")},
+                         {"path", m.value("mountPath", "") + "/" + item.value("path", "")},
+                         {"container", c.value("name", "")}, {"stage", "agent"}});
+        }
+      }
+    }
+  }
+  return out;
 }
 
 void RunReconciler::forgetSpend(const AgentRun& run) {
@@ -262,12 +298,36 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   const AgentPolicy& policy = *choice.policy;
   status["policy"] = policy.name;
   auto admission = admit(*run, policy);
+  auto old_admitted = [&]() -> json {
+    for (const auto& c : old_status.value("conditions", json::array())) {
+      if (c.value("type", "") == "Admitted") return c;
+    }
+    return json::object();
+  }();
   if (!admission.admitted) {
     status["phase"] = "Pending";
     setCondition(status, "Admitted", false, admission.reason, admission.message, generation, now);
+    if (old_admitted.value("reason", "") != admission.reason) {
+      if (auto a = record(*run, {{audit::Action::RunRefused, {{"policy", policy.name}, {"reason", admission.reason},
+                                                               {"message", admission.message}}}},
+                          status, cancel); !a) {
+        return runtime::reconcileErrorFrom(a.error());
+      }
+    }
     return finish(admission.reason, admission.message, Action::awaitChange());
   }
   setCondition(status, "Admitted", true, "Admitted", admission.message, generation, now);
+  if (old_admitted.value("status", "") != "True") {
+    const auto& e = admission.effective;
+    json details = {{"policy", policy.name}, {"task", run->task}, {"repository", run->repository_url},
+                    {"baseBranch", run->base_branch}, {"image", e.image}, {"model", e.model},
+                    {"budget", {{"tokens", e.tokens}, {"costUSD", formatCents(e.cost_cents)},
+                                {"wallClock", formatDuration(e.wall_clock)}}},
+                    {"stages", run->stages}};
+    if (auto a = record(*run, {{audit::Action::RunAdmitted, details}}, status, cancel); !a) {
+      return runtime::reconcileErrorFrom(a.error());
+    }
+  }
   if (hostEgressUnenforced(policy, options_.plan)) {
     setCondition(status, "HostEgressEnforced", false, "NoFQDNSupport",
                  "the policy's host egress rules are not enforced: run the operator with Cilium support, or use CIDR "
@@ -338,6 +398,14 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
                          admission.effective.wall_clock, status, old_status, wall, now, generation);
     budget_recheck = b.recheck_after;
     if (b.exceeded || b.stop_unreadable) {
+      json spent = status.value("usage", json::object());
+      spent.erase("readings");
+      if (auto a = record(*run, {{audit::Action::BudgetExceeded,
+                                  {{"budget", b.exceeded ? metricName(*b.exceeded) : "metrics"},
+                                   {"spent", spent}, {"message", b.message}}}},
+                          status, cancel); !a) {
+        return runtime::reconcileErrorFrom(a.error());
+      }
       bool wall_clock = b.exceeded == Metric::WallClock;
       d.phase = wall_clock ? "TimedOut" : b.exceeded ? "BudgetExceeded" : "Failed";
       d.reason = wall_clock ? "WallClockExceeded" : b.exceeded ? "BudgetExceeded" : "MetricsUnavailable";
@@ -350,11 +418,20 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     } else if (b.checkpoint) {
       // The request reaches the agent as a file of its downward-API volume; the condition is
       // written after, so a crash in between asks again (the patch is idempotent).
+      if (auto a = record(*run, {{audit::Action::CheckpointRequested,
+                                  {{"budget", metricName(*b.checkpoint)}, {"message", b.message}}}},
+                          status, cancel); !a) {
+        return runtime::reconcileErrorFrom(a.error());
+      }
       std::string value = std::string(metricName(*b.checkpoint)) + " " +
                           std::to_string(static_cast<int>(100 * std::max({b.tokens_ratio, b.cost_ratio, b.wall_clock_ratio}))) + "%";
       auto patched = client_.mergePatch(kube::resources::pods, ns, agentPodName(*run),
                                         {{"metadata", {{"annotations", {{"paddock.dev/checkpoint", value}}}}}}, "", cancel);
       if (!patched && patched.error().code != 404) return runtime::reconcileErrorFrom(patched.error());
+      {
+        std::lock_guard lock(spend_mu_);
+        spend_[key].checkpointed = true;
+      }
       if (events_) events_->record(regarding, runtime::EventType::Normal, "CheckpointRequested", "Checkpoint", b.message);
       if (options_.budget_observer.checkpoint) options_.budget_observer.checkpoint(metricName(*b.checkpoint));
       log::info("checkpoint requested", {{"key", key}, {"budget", metricName(*b.checkpoint)}, {"message", b.message}});
@@ -374,8 +451,17 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
                                "", cancel); !r) {
       return runtime::reconcileErrorFrom(r.error());
     }
-    auto created = client_.create(kube::resources::pods, ns, planAgentPod(*run, policy, admission.effective, options_.plan),
-                                  cancel);
+    auto planned = planAgentPod(*run, policy, admission.effective, options_.plan);
+    if (!run->started) {
+      std::vector<std::pair<audit::Action, json>> records = {
+          {audit::Action::ChildCreated, {{"kind", "NetworkPolicy"}, {"name", networkPolicyName(*run)}}},
+          {audit::Action::ChildCreated, {{"kind", "ConfigMap"}, {"name", runConfigMapName(*run)}}},
+          {audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", agentPodName(*run)}, {"image", admission.effective.image}}}};
+      for (auto& m : secretMounts(planned)) records.push_back({audit::Action::SecretMounted, std::move(m)});
+      records.push_back({audit::Action::StageStarted, {{"stage", "agent"}, {"pod", agentPodName(*run)}}});
+      if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
+    }
+    auto created = client_.create(kube::resources::pods, ns, planned, cancel);
     if (!created && created.error().reason != "AlreadyExists") {
       auto e = runtime::reconcileErrorFrom(created.error());
       if (e.kind == ReconcileError::Kind::Terminal) {
@@ -398,6 +484,16 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   if (isTerminal(d.phase)) {
     setCondition(status, "Succeeded", d.phase == "Succeeded", d.reason, d.message, generation, now);
     status["completionTime"] = status.value("completionTime", now);
+    std::vector<std::pair<audit::Action, json>> records;
+    if (d.delete_pod && pod) {
+      records.push_back({audit::Action::ChildDeleted, {{"kind", "Pod"}, {"name", agentPodName(*run)}, {"reason", d.reason}}});
+    }
+    json spent = status.value("usage", json::object());
+    spent.erase("readings");
+    records.push_back({audit::Action::StageFinished, {{"stage", "agent"}, {"phase", d.phase}, {"reason", d.reason}}});
+    records.push_back({audit::Action::RunFinished,
+                       {{"phase", d.phase}, {"reason", d.reason}, {"message", d.message}, {"spent", spent}}});
+    if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
   }
   // A pod still Pending is looked at again when its deadline falls due, and every slot_recheck
   // after that, so a reason that shows up late (the scheduler's verdict, a pull error) is seen.

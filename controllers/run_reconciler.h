@@ -5,6 +5,7 @@
 //            then the status, written only when it changed, then an Event per transition
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include "controllers/budget.h"
 #include "controllers/plan.h"
 #include "controllers/usage.h"
+#include "operator/audit/audit.h"
 #include "operator/kube/client.h"
 #include "operator/kube/informer.h"
 #include "operator/runtime/controller.h"
@@ -31,6 +33,7 @@ struct RunReconcilerOptions {
   std::chrono::seconds pending_deadline{600};  // a pod stuck pulling or unschedulable this long fails the run
   std::chrono::seconds slot_recheck{10};       // how often a run waiting for a slot looks again
   std::string field_manager = "paddock-operator";
+  std::string actor = "paddock-operator";  // who the audit records say acted
 };
 
 class RunReconciler : public runtime::Reconciler {
@@ -42,10 +45,15 @@ class RunReconciler : public runtime::Reconciler {
 
   runtime::ReconcileResult reconcile(const std::string& key, const CancelToken& cancel) override;
 
+  // The audit log records are written to before the actions they describe; null: none. Set by
+  // the leader before it reconciles (only the leader writes the chain).
+  void setAuditLog(audit::AuditLog* log) { audit_ = log; }
+
  private:
   struct Spend {
     std::string uid;
     Counter tokens, cost;
+    bool checkpointed = false;  // asked already, though the cache may not show the condition yet
   };
   // Brings the run's usage up to date from the board and decides what its budget calls for;
   // writes usage and the budget conditions into `status`.
@@ -53,6 +61,10 @@ class RunReconciler : public runtime::Reconciler {
                              std::chrono::milliseconds wall_clock, json& status, const json& old_status,
                              std::chrono::system_clock::time_point wall, const std::string& now, int64_t generation);
   void forgetSpend(const AgentRun& run);
+  // Appends the run's records and notes the chain's position in status; Ok without an audit log.
+  Status record(const AgentRun& run, std::vector<std::pair<audit::Action, json>> records, json& status,
+                const CancelToken& cancel);
+  std::atomic<audit::AuditLog*> audit_{nullptr};
 
   std::mutex spend_mu_;
   std::map<std::string, Spend> spend_;  // guarded by spend_mu_; by run key, the totals not yet in status

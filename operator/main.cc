@@ -3,12 +3,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "controllers/run_reconciler.h"
 #include "controllers/usage.h"
+#include "operator/audit/audit.h"
+#include "operator/audit/store.h"
 #include "operator/common/flags.h"
 #include "operator/common/json.h"
 #include "operator/common/log.h"
@@ -46,6 +49,7 @@ struct Options {
   std::chrono::milliseconds pending_deadline{600'000};
   bool cilium = false;
   std::string stage_image = "registry.example.com/platform/paddock-stage:1.0";
+  std::string audit_store = std::getenv("PADDOCK_AUDIT_STORE") ? std::getenv("PADDOCK_AUDIT_STORE") : "/var/lib/paddock/audit";
   std::string prometheus_url;
   std::string prometheus_bearer_token_file;
   std::string prometheus_ca_file;
@@ -94,6 +98,10 @@ int main(int argc, char** argv) {
             "and runs say so in a condition.");
   flags.add("stage-image", &opt.stage_image,
             "The platform's stage image; its workspace init container clones the run's repository.");
+  flags.add("audit-store", &opt.audit_store,
+            "Where the audit log is kept: a directory of segment files, or a mongodb:// URI (the shared store). "
+            "Only the leader writes it; reconciles wait while it cannot be written. Default: $PADDOCK_AUDIT_STORE, "
+            "else /var/lib/paddock/audit.");
   flags.add("prometheus-url", &opt.prometheus_url,
             "Prometheus to read run usage from (http:// or https://, with any path prefix). Without it token and "
             "cost budgets are not enforced, and runs say so; the wall clock still is.");
@@ -245,6 +253,27 @@ int main(int argc, char** argv) {
     }
     // Every run is looked at once on taking over; watches then keep the queue fed.
     for (const auto& r : runs.list()) queue.add(kube::objectKey(*r));
+    // The audit chain: opened by the leader, continued from the store's head; reconciles wait
+    // until it can be written.
+    std::unique_ptr<audit::AuditLog> audit_log;
+    for (auto backoff = std::chrono::milliseconds(500); !leading.cancelled();) {
+      auto opened = audit::openAuditLog(audit::makeBackend(opt.audit_store), {}, &metrics.registry());
+      if (opened) {
+        audit_log = std::move(opened.value());
+        log::info("audit log open", {{"store", audit::isMongoUri(opt.audit_store) ? "mongodb" : opt.audit_store},
+                                     {"seq", audit_log->head().seq}});
+        break;
+      }
+      log::error("cannot open the audit log; reconciles wait for it",
+                 {{"error", opened.error().describe()}, {"retryIn", backoff.count() / 1000.0}});
+      leading.waitFor(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+    }
+    if (!audit_log) {
+      metrics.setLeader(false);
+      return;
+    }
+    reconciler.setAuditLog(audit_log.get());
     log::info("reconciling AgentRuns", {{"workers", opt.workers}});
     std::thread poller;
     if (prometheus) {
@@ -255,6 +284,7 @@ int main(int argc, char** argv) {
     }
     controller.run(opt.workers, leading);
     if (poller.joinable()) poller.join();
+    reconciler.setAuditLog(nullptr);
     metrics.setLeader(false);
   };
   int rc = 0;
