@@ -53,6 +53,10 @@ TEST(AuditCli, VerifyProvesTheChainOrNamesTheFirstBadRecord) {
   Ran ok = paddockAudit("verify " + tmp.path());
   EXPECT_EQ(ok.exit_code, 0);
   EXPECT_EQ(ok.out.rfind("OK: 6 records, head seq 6 sha256:", 0), 0u) << ok.out;
+  EXPECT_EQ(paddockAudit("verify --expect-seq 6 " + tmp.path()).exit_code, 0);
+  Ran cut = paddockAudit("verify --expect-seq 7 " + tmp.path());
+  EXPECT_EQ(cut.exit_code, 1);
+  EXPECT_EQ(cut.out.rfind("BAD at seq 7 (end of store)", 0), 0u) << cut.out;
 
   std::string path = tmp.path() + "/" + segmentName(1);
   std::ifstream in(path);

@@ -120,7 +120,9 @@ void crashTwentyTimes(const std::string& target, const std::vector<std::string>&
     repairs = 0;
     for (const auto& [seq, action] : actions) repairs += action == "StoreRepaired";
   }
-  if (tear) EXPECT_EQ(repairs, 4u) << "each torn tail was cut and the repair recorded";
+  if (tear) {
+    EXPECT_EQ(repairs, 4u) << "each torn tail was cut and the repair recorded";
+  }
   std::printf("20 kills: %zu acknowledged records, all present; %llu torn tails repaired\n", acked.size(),
               static_cast<unsigned long long>(repairs));
 }

@@ -19,8 +19,8 @@ struct MongoStoreTest : ::testing::Test {
   std::string uri = mongoUri();
   std::string collection = freshCollection();
   std::unique_ptr<Backend> store() { return std::make_unique<MongoStore>(uri, collection); }
-  VerifyReport verified() {
-    auto report = verifyStore(uri, StoreOptions{.collection = collection});
+  VerifyReport verified(uint64_t expect_seq = 0) {
+    auto report = verifyStore(uri, StoreOptions{.collection = collection}, expect_seq);
     if (!report) throw std::runtime_error(report.error().describe());
     return *report;
   }
@@ -39,6 +39,19 @@ TEST_F(MongoStoreTest, WritesAChainThatVerifiesAndANewWriterContinuesIt) {
   auto report = verified();
   EXPECT_EQ(report.failure, std::nullopt);
   EXPECT_EQ(report.records, 7u);
+}
+
+TEST_F(MongoStoreTest, RecordsRoundTripThroughBsonUnchanged) {
+  auto log = openAuditLog(store());
+  ASSERT_TRUE(log.ok());
+  Entry e = sampleEntry(1);
+  e.details = {{"title", "caf\u00e9 \u2615"}, {"usd", 0.1}, {"whole", 2.0}, {"big", int64_t{1} << 40}, {"neg", -3},
+               {"nested", {{"b", {1, "x", nullptr, true}}, {"a", nlohmann::json::object()}}}};
+  ASSERT_TRUE((*log)->append({e}, CancelToken()).ok());
+  log->reset();
+  auto report = verified();
+  EXPECT_EQ(report.failure, std::nullopt) << report.failure->reason;
+  EXPECT_EQ(report.records, 1u);
 }
 
 TEST_F(MongoStoreTest, AnotherWriterOnTheChainIsAConflict) {
@@ -83,7 +96,7 @@ class MongoTamper : public MongoStoreTest, public ::testing::WithParamInterface<
  protected:
   void SetUp() override { appendSamples(store(), 6); }
   uint64_t failsAt() {
-    auto report = verified();
+    auto report = verified(/*expect_seq=*/6);
     return report.failure ? report.failure->seq : 0;
   }
   std::string seq(int64_t k) { return "{\"seq\": " + std::to_string(k) + "}"; }
@@ -98,7 +111,7 @@ TEST_P(MongoTamper, ChangingARecord) {
 
 TEST_P(MongoTamper, DeletingARecord) {
   int k = GetParam();
-  if (k == 6) GTEST_SKIP() << "the last record's deletion is invisible to a hash chain alone";
+  // The last record's deletion is invisible to a hash chain alone: a seq known from elsewhere finds it.
   RawCollection raw(uri, collection);
   ASSERT_TRUE(raw.remove(seq(k)));
   EXPECT_EQ(failsAt(), static_cast<uint64_t>(k));

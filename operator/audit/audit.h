@@ -15,6 +15,8 @@
 // - Another writer on the same chain (a MongoDB duplicate seq: this process is no longer the
 //   leader) is not retried: append() and every later call fail with reason Conflict. Reopen the
 //   log to continue from the store's new head.
+// - Destroying the log stops the writer (a batch still failing is abandoned, unacknowledged);
+//   every append() must have returned before.
 #pragma once
 
 #include <chrono>

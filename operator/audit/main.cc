@@ -28,6 +28,9 @@ Commands:
 Run 'paddock-audit COMMAND --help' for a command's flags.
 )";
 
+constexpr const char* kStoreHelp =
+    "STORE is a segment directory (e.g. /var/lib/paddock/audit) or a mongodb:// URI (the database in its path).\n";
+
 // Parses a subcommand's flags and its one STORE argument, or exits 2.
 std::string parseStore(Flags& flags, int argc, char** argv) {
   std::vector<std::string> positional;
@@ -45,11 +48,16 @@ void addStoreFlags(Flags& flags, StoreOptions& options) {
 
 int verify(int argc, char** argv) {
   StoreOptions options;
+  int expect_seq = 0;
   Flags flags("paddock-audit verify", "Proves the audit chain of STORE, or names the first bad record and why.");
   addStoreFlags(flags, options);
-  flags.setEpilog("Exit status: 0 the chain holds, 1 a bad record (printed), 2 the store could not be read.\n");
+  flags.add("expect-seq", &expect_seq,
+            "a seq known to be durable (from a log line, a metric, an earlier verify): the chain must reach it, "
+            "as a hash chain alone cannot see records cut from its end");
+  flags.setEpilog(std::string(kStoreHelp) +
+                  "Exit status: 0 the chain holds, 1 a bad record (printed), 2 the store could not be read.\n");
   std::string store = parseStore(flags, argc, argv);
-  auto report = verifyStore(store, options);
+  auto report = verifyStore(store, options, static_cast<uint64_t>(std::max(expect_seq, 0)));
   if (!report) {
     std::fprintf(stderr, "cannot read %s: %s\n", store.c_str(), report.error().describe().c_str());
     return 2;
@@ -104,6 +112,7 @@ int show(int argc, char** argv) {
   Flags flags("paddock-audit show", "Tells one run's story from the audit store, in chain order.");
   run.add(flags, "the run, as NAMESPACE/NAME (required)");
   addStoreFlags(flags, options);
+  flags.setEpilog(kStoreHelp);
   std::string store = parseStore(flags, argc, argv);
   if (!run.parse(/*required=*/true)) return 2;
   std::vector<nlohmann::json> records;
@@ -121,6 +130,7 @@ int exportRecords(int argc, char** argv) {
   Flags flags("paddock-audit export", "Writes the audit records of STORE to stdout, one JSON object a line.");
   run.add(flags, "only this run's records, as NAMESPACE/NAME");
   addStoreFlags(flags, options);
+  flags.setEpilog(kStoreHelp);
   std::string store = parseStore(flags, argc, argv);
   if (!run.parse(/*required=*/false)) return 2;
   return eachRecord(store, options, [&](const nlohmann::json& r) {

@@ -113,6 +113,12 @@ std::optional<Failure> ChainVerifier::invalid(std::string_view where, std::strin
   return fail(where, std::move(reason));
 }
 
+std::optional<Failure> ChainVerifier::reaches(uint64_t seq) {
+  if (failure_ || head_.seq >= seq) return failure_;
+  return fail("end of store", "the chain ends at seq " + std::to_string(head_.seq) + " but seq " + std::to_string(seq) +
+                                  " was known to be durable: records missing from the end");
+}
+
 std::optional<Failure> ChainVerifier::record(const nlohmann::json& r, std::string_view where) {
   if (failure_) return failure_;
   if (std::string why = malformed(r); !why.empty()) return fail(where, "malformed record: " + why);

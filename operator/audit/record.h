@@ -115,6 +115,9 @@ class ChainVerifier {
                                        std::string_view where);
   // Something that is not a record where one should be (an unparsable line, a torn tail).
   std::optional<Failure> invalid(std::string_view where, std::string reason);
+  // After the last record: the chain must reach `seq`, a head known from elsewhere (a log line, a
+  // metric, an earlier export). A hash chain alone cannot see records cut from its end.
+  std::optional<Failure> reaches(uint64_t seq);
 
   const Head& head() const { return head_; }
   uint64_t records() const { return records_; }

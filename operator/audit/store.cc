@@ -19,7 +19,7 @@ Status readStore(const std::string& target, const ItemSink& sink, const StoreOpt
   return readDirectory(target, sink);
 }
 
-Result<VerifyReport> verifyStore(const std::string& target, const StoreOptions& options) {
+Result<VerifyReport> verifyStore(const std::string& target, const StoreOptions& options, uint64_t expect_seq) {
   ChainVerifier verifier;
   Status s = readStore(
       target,
@@ -34,6 +34,7 @@ Result<VerifyReport> verifyStore(const std::string& target, const StoreOptions& 
       },
       options);
   if (!s) return s.error();
+  verifier.reaches(expect_seq);
   return VerifyReport{verifier.records(), verifier.head(), verifier.failure()};
 }
 

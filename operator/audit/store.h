@@ -65,7 +65,8 @@ struct VerifyReport {
   Head head;
   std::optional<Failure> failure;
 };
-// Reads the whole store through a ChainVerifier. An error means it could not be read at all.
-Result<VerifyReport> verifyStore(const std::string& target, const StoreOptions& options = {});
+// Reads the whole store through a ChainVerifier, which must reach `expect_seq` at least. An error
+// means the store could not be read at all.
+Result<VerifyReport> verifyStore(const std::string& target, const StoreOptions& options = {}, uint64_t expect_seq = 0);
 
 }  // namespace paddock::audit

@@ -119,7 +119,7 @@ class FileTamper : public ::testing::TestWithParam<int> {
   }
   uint64_t failsAt() {
     writeLines(first(tmp_.path()), lines_);
-    auto report = verified(tmp_.path());
+    auto report = verifyStore(tmp_.path(), {}, /*expect_seq=*/6).value();
     if (!report.failure) return 0;
     return report.failure->seq;
   }
@@ -137,7 +137,7 @@ TEST_P(FileTamper, ChangingARecord) {
 
 TEST_P(FileTamper, DeletingARecord) {
   int k = GetParam();
-  if (k == 6) GTEST_SKIP() << "the last record's deletion is invisible to a hash chain alone";
+  // The last record's deletion is invisible to a hash chain alone: a seq known from elsewhere finds it.
   lines_.erase(lines_.begin() + k);
   EXPECT_EQ(failsAt(), static_cast<uint64_t>(k));
 }

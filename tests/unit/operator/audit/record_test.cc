@@ -127,6 +127,18 @@ TEST(ChainVerifier, FailsAtExactlyTheSeqThatWasTamperedWith) {
   }
 }
 
+TEST(ChainVerifier, ASeqKnownFromElsewhereCatchesRecordsCutFromTheEnd) {
+  auto records = chain(5);
+  records.pop_back();
+  ChainVerifier v;
+  for (const auto& r : records) ASSERT_EQ(v.record(r, "x"), std::nullopt);
+  EXPECT_EQ(v.reaches(4), std::nullopt);
+  auto f = v.reaches(5);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->seq, 5u);
+  EXPECT_NE(f->reason.find("missing from the end"), std::string::npos);
+}
+
 TEST(ChainVerifier, ARecordWithARecomputedHashBreaksTheNextLink) {
   auto records = chain(4);
   records[1]["details"]["name"] = "forged";
