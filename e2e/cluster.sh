@@ -295,7 +295,7 @@ user() {
   [ -f "$pki/ca.key" ] || { echo "cluster $name has no certificates yet: run '$0 up --name $name' first" >&2; exit 1; }
   local u=${args[0]} subj="" g
   for g in "${args[@]:1}"; do subj+="/O=$g"; done
-  local safe=user-$(echo "$u" | tr -c 'a-zA-Z0-9._-\n' '_')
+  local safe=user-$(printf '%s' "$u" | tr -c 'a-zA-Z0-9._-' '_')
   issue_cert "$safe" "$subj/CN=$u"
   write_kubeconfig "$dir/$safe.kubeconfig" "$safe" "$u"
   echo "$dir/$safe.kubeconfig"
