@@ -165,9 +165,9 @@ Status FileStore::write(const std::vector<Record>& records) {
   if (s && ::fdatasync(fd_) != 0) s = ioError("fdatasync " + path);
   if (!s) {
     // Leave nothing unacknowledged behind, so the retry writes the same bytes at the same place.
-    if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
-      // The next open cuts whatever is left as a torn tail, or verify reports it.
-    }
+    // Should this fail too, the retry overwrites the same range; a crash first leaves a tail that
+    // the next open cuts as torn, or verify reports.
+    (void)::ftruncate(fd_, static_cast<off_t>(size_));
     return s;
   }
   size_ += static_cast<int64_t>(batch.size());
