@@ -54,8 +54,10 @@ up() {
   if listening; then log "port $port is taken by another process"; exit 1; fi
   local bin; bin=$("$here/toolchain/ferretdb.sh")
   mkdir -p "$dir/data"
+  # No debug HTTP listener: nothing reads it, and its fixed default port would collide with any
+  # other FerretDB on the machine.
   "$bin" --handler=sqlite --sqlite-url="file:$dir/data/" --state-dir="$dir" --listen-addr="127.0.0.1:$port" \
-    --telemetry=disable --log-level=warn --log-format=json >"$dir/ferretdb.log" 2>&1 &
+    --debug-addr=- --telemetry=disable --log-level=warn --log-format=json >"$dir/ferretdb.log" 2>&1 &
   echo $! > "$dir/ferretdb.pid"
   for _ in $(seq 100); do
     if listening; then log "listening on 127.0.0.1:$port"; echo "$uri"; return; fi
