@@ -161,6 +161,22 @@ fail_start() {
   exit 1
 }
 
+# The default StorageClass: kube-controller-manager's hostPath provisioner (for tests on one
+# machine) binds claims at once, so pods with a PersistentVolumeClaim (a run's shared workspace)
+# schedule onto the fake nodes.
+storage_class() {
+  "$bin/kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local-hostpath
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+EOF
+}
+
 fake_nodes() {
   local i manifest=""
   for i in 0 1 2 3; do
@@ -207,6 +223,7 @@ up() {
     wait_for "$c" 5 alive "$c" || fail_start "$c exited"
   done
   fake_nodes || fail_start "cannot create the fake nodes"
+  storage_class || fail_start "cannot create the default StorageClass"
   wait_for "a Ready kwok node" 60 node_ready || fail_start "no kwok node became Ready"
   # Namespaces get their default service account from kube-controller-manager.
   wait_for "the default service account" 60 \
@@ -257,7 +274,8 @@ start_kube-controller-manager() {
     --bind-address 127.0.0.1 --secure-port "$kcm_port" --leader-elect=false \
     --use-service-account-credentials=true \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
-    --kube-api-qps "${PADDOCK_KCM_QPS:-20}" --kube-api-burst "${PADDOCK_KCM_BURST:-30}"
+    --kube-api-qps "${PADDOCK_KCM_QPS:-20}" --kube-api-burst "${PADDOCK_KCM_BURST:-30}" \
+    --enable-hostpath-provisioner
 }
 
 start_kube-scheduler() {
