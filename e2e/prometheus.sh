@@ -82,7 +82,7 @@ scrape_configs:
     honor_labels: true
     file_sd_configs:
       - files: ["$targets/*.json"]
-        refresh_interval: 5s
+        refresh_interval: 1s
 YAML
   mv "$dir/prometheus.yml.tmp" "$dir/prometheus.yml"
 }

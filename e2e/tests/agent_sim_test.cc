@@ -60,11 +60,15 @@ TEST(AgentSimPrometheus, ACounterResetIsSeenAsOneByPrometheus) {
   o.agentrun = "sim-" + randomSuffix();
   o.ns = "team-sim";
   o.tokens_per_second = 1000;
-  o.reset_after = 3;
+  o.reset_after = 6;  // Prometheus finds a new target within about 2 s: it sees counters before the reset
   AgentHost agent(o);
 
   double peak = 0;
   ASSERT_TRUE(eventually([&] { return (peak = prometheusValue(tokensQuery(o)).value_or(0)) > 0; }, 15s, 200ms));
+  ASSERT_TRUE(agent.process().lines().size() > 0);
+  for (const auto& l : agent.process().lines()) {
+    ASSERT_EQ(l.find("counters reset"), std::string::npos) << "Prometheus saw the agent only after its reset";
+  }
   ASSERT_FALSE(agent.process().waitForLine([](const std::string& l) { return l.find("counters reset") != std::string::npos; }, 10s).empty());
   // The sum goes backwards: what the operator must not copy into a run's usage.
   EXPECT_TRUE(eventually([&] {
