@@ -28,7 +28,7 @@ Commands:
 Run 'paddock-audit COMMAND --help' for a command's flags.
 )";
 
-constexpr const char* kStoreHelp =
+const std::string kStoreHelp =
     "STORE is a segment directory (e.g. /var/lib/paddock/audit) or a mongodb:// URI (the database in its path).\n";
 
 // Parses a subcommand's flags and its one STORE argument, or exits 2.
@@ -42,20 +42,21 @@ std::string parseStore(Flags& flags, int argc, char** argv) {
   return positional[0];
 }
 
-void addStoreFlags(Flags& flags, StoreOptions& options) {
+// --collection, and what STORE is (then `more_help`) after the flag list.
+void addStoreFlags(Flags& flags, StoreOptions& options, const std::string& more_help = "") {
   flags.add("collection", &options.collection, "MongoDB collection that holds the records");
+  flags.setEpilog(kStoreHelp + more_help);
 }
 
 int verify(int argc, char** argv) {
   StoreOptions options;
   int expect_seq = 0;
   Flags flags("paddock-audit verify", "Proves the audit chain of STORE, or names the first bad record and why.");
-  addStoreFlags(flags, options);
   flags.add("expect-seq", &expect_seq,
             "a seq known to be durable (from a log line, a metric, an earlier verify): the chain must reach it, "
             "as a hash chain alone cannot see records cut from its end");
-  flags.setEpilog(std::string(kStoreHelp) +
-                  "Exit status: 0 the chain holds, 1 a bad record (printed), 2 the store could not be read.\n");
+  addStoreFlags(flags, options,
+                "Exit status: 0 the chain holds, 1 a bad record (printed), 2 the store could not be read.\n");
   std::string store = parseStore(flags, argc, argv);
   auto report = verifyStore(store, options, static_cast<uint64_t>(std::max(expect_seq, 0)));
   if (!report) {
@@ -74,7 +75,8 @@ int verify(int argc, char** argv) {
 }
 
 // Calls `fn` with each record of the store (segment headers and unreadable lines left out).
-int eachRecord(const std::string& store, const StoreOptions& options, const std::function<void(const nlohmann::json&)>& fn) {
+int eachRecord(const std::string& store, const StoreOptions& options,
+               const std::function<void(const nlohmann::json&)>& fn) {
   Status s = readStore(store, [&](const StoredItem& item) {
     if (item.kind == StoredItem::Kind::Record) fn(item.json);
     return true;
@@ -112,7 +114,6 @@ int show(int argc, char** argv) {
   Flags flags("paddock-audit show", "Tells one run's story from the audit store, in chain order.");
   run.add(flags, "the run, as NAMESPACE/NAME (required)");
   addStoreFlags(flags, options);
-  flags.setEpilog(kStoreHelp);
   std::string store = parseStore(flags, argc, argv);
   if (!run.parse(/*required=*/true)) return 2;
   std::vector<nlohmann::json> records;
@@ -130,7 +131,6 @@ int exportRecords(int argc, char** argv) {
   Flags flags("paddock-audit export", "Writes the audit records of STORE to stdout, one JSON object a line.");
   run.add(flags, "only this run's records, as NAMESPACE/NAME");
   addStoreFlags(flags, options);
-  flags.setEpilog(kStoreHelp);
   std::string store = parseStore(flags, argc, argv);
   if (!run.parse(/*required=*/false)) return 2;
   return eachRecord(store, options, [&](const nlohmann::json& r) {

@@ -129,7 +129,8 @@ std::optional<Failure> ChainVerifier::record(const nlohmann::json& r, std::strin
   }
   const std::string& prev = r["prev"].get_ref<const std::string&>();
   if (prev != head_.hash) {
-    return fail(where, "prev " + prev + " is not the hash of seq " + std::to_string(head_.seq) + " (" + head_.hash + ")");
+    return fail(where,
+                "prev " + prev + " is not the hash of seq " + std::to_string(head_.seq) + " (" + head_.hash + ")");
   }
   nlohmann::json body = r;
   body.erase("hash");

@@ -36,9 +36,13 @@ std::string tellStory(std::string_view ns, std::string_view name, const std::vec
     out += stringAt(r, "/time") + "  #" + std::to_string(intAt(r, "/seq")) + "  " + action + " by " + actor +
            (line.empty() ? "" : ": " + line) + "\n";
     if (action == "RunAdmitted" || action == "RunRefused") asked = action + ": " + line;
-    if (action == "ApprovalCounted") approvals += (approvals.empty() ? "" : "; ") + actor + (line.empty() ? "" : " (" + line + ")");
-    if (action == "ApprovalRefused") refusals += (refusals.empty() ? "" : "; ") + actor + (line.empty() ? "" : " (" + line + ")");
-    if (details.is_object() && details.contains("spent")) spent = summarize(nlohmann::json{{"spent", details["spent"]}}).substr(6);
+    std::string who = actor + (line.empty() ? "" : " (" + line + ")");
+    if (action == "ApprovalCounted") approvals += (approvals.empty() ? "" : "; ") + who;
+    if (action == "ApprovalRefused") refusals += (refusals.empty() ? "" : "; ") + who;
+    if (details.is_object() && details.contains("spent")) {
+      const auto& v = details["spent"];
+      spent = v.is_string() ? v.get<std::string>() : v.dump();
+    }
     if (action == "RunFinished") outcome = line.empty() ? "finished" : line;
   }
   out += "\nAsked:     " + asked + "\n";
