@@ -31,6 +31,7 @@ std::string env(const char* name) {
       {"PADDOCK_AGENT_SIM_BIN", PADDOCK_AGENT_SIM_BIN},
       {"PADDOCK_E2E_PROMETHEUS_URL", PADDOCK_E2E_PROMETHEUS_URL},
       {"PADDOCK_E2E_PROMETHEUS_TARGETS", PADDOCK_E2E_PROMETHEUS_TARGETS},
+      {"PADDOCK_HELM", PADDOCK_HELM},
   };
   if (auto it = built_in.find(name); it != built_in.end()) return it->second;
   ADD_FAILURE() << name << " is not set";
@@ -114,6 +115,14 @@ json fromYaml(const YAML::Node& node) {
 }  // namespace
 
 json loadYaml(const std::string& path) { return fromYaml(YAML::LoadFile(path)); }
+
+std::vector<json> loadYamlDocuments(const std::string& text) {
+  std::vector<json> out;
+  for (const auto& doc : YAML::LoadAll(text)) {
+    if (doc.IsMap() || doc.IsSequence()) out.push_back(fromYaml(doc));
+  }
+  return out;
+}
 
 std::string repoPath(const std::string& relative) { return std::string(PADDOCK_SOURCE_DIR) + "/" + relative; }
 

@@ -25,7 +25,7 @@ using nlohmann::json;
 // A setting of the e2e tests: the environment variable when set, else the value CMake built in
 // (PADDOCK_E2E_KUBECONFIG, PADDOCK_E2E_KUBE_VERSION, PADDOCK_OPERATOR_BIN, PADDOCK_E2E_CLUSTER_NAME,
 // PADDOCK_E2E_CLUSTER_DIR, PADDOCK_E2E_CLUSTER_SCRIPT, PADDOCK_AGENT_SIM_BIN, PADDOCK_E2E_PROMETHEUS_URL,
-// PADDOCK_E2E_PROMETHEUS_TARGETS).
+// PADDOCK_E2E_PROMETHEUS_TARGETS, PADDOCK_HELM).
 std::string env(const char* name);
 
 // A client for the test cluster as its admin, or as the user of another kubeconfig.
@@ -88,6 +88,8 @@ std::string randomSuffix();
 // A YAML file (one document) as JSON, with YAML's types: quoted scalars stay strings, plain ones
 // become numbers, booleans or null where they read as such. For the samples in crds/samples.
 json loadYaml(const std::string& path);
+// Every document of a YAML stream (helm's output), the same way; empty documents are left out.
+std::vector<json> loadYamlDocuments(const std::string& text);
 // A file of the repository, by its path from the repository's root.
 std::string repoPath(const std::string& relative);
 
