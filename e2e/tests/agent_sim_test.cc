@@ -14,10 +14,14 @@ std::string tokensQuery(const AgentHost::Options& o) {
          "\",namespace=\"" + o.ns + "\"})";
 }
 
+// Options for a simulator of a fresh run.
+AgentHost::Options freshRun() {
+  AgentHost::Options o = freshRun();
+  return o;
+}
+
 TEST(AgentSimPrometheus, ScrapedThenCheckpointsOnTheAnnotationThenStopsOnSigterm) {
-  AgentHost::Options o;
-  o.agentrun = "sim-" + randomSuffix();
-  o.ns = "team-sim";
+  AgentHost::Options o = freshRun();
   o.tokens_per_second = 1000;
   o.usd_per_second = 0.5;
   AgentHost agent(o);
@@ -56,9 +60,7 @@ TEST(AgentSimPrometheus, ScrapedThenCheckpointsOnTheAnnotationThenStopsOnSigterm
 }
 
 TEST(AgentSimPrometheus, ACounterResetIsSeenAsOneByPrometheus) {
-  AgentHost::Options o;
-  o.agentrun = "sim-" + randomSuffix();
-  o.ns = "team-sim";
+  AgentHost::Options o = freshRun();
   o.tokens_per_second = 1000;
   o.reset_after = 6;  // Prometheus finds a new target within about 2 s: it sees counters before the reset
   AgentHost agent(o);
@@ -81,9 +83,7 @@ TEST(AgentSimPrometheus, ACounterResetIsSeenAsOneByPrometheus) {
 }
 
 TEST(AgentSimPrometheus, ExitsWithItsExitCodeAfterItsDuration) {
-  AgentHost::Options o;
-  o.agentrun = "sim-" + randomSuffix();
-  o.ns = "team-sim";
+  AgentHost::Options o = freshRun();
   o.duration = 0.5;
   o.exit_code = 3;
   AgentHost agent(o);
