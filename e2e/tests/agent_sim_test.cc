@@ -16,7 +16,9 @@ std::string tokensQuery(const AgentHost::Options& o) {
 
 // Options for a simulator of a fresh run.
 AgentHost::Options freshRun() {
-  AgentHost::Options o = freshRun();
+  AgentHost::Options o;
+  o.agentrun = "sim-" + randomSuffix();
+  o.ns = "team-sim";
   return o;
 }
 
