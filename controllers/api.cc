@@ -264,6 +264,7 @@ Result<AgentRun> parseAgentRun(const json& object) {
   r.budget = spec.budget("budget");
   r.stages = spec.strings("stages");
   r.idempotency_key = spec.str("idempotencyKey");
+  r.requested_by = spec.str("requestedBy");
   r.cancel = spec.boolean("cancel", false);
   r.phase = root.child("status").str("phase");
   auto pod = json::json_pointer("/status/stages/0/pod");

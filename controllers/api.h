@@ -106,6 +106,7 @@ struct AgentRun {
   Budget budget;
   std::vector<std::string> stages;
   std::string idempotency_key;
+  std::string requested_by;  // spec.requestedBy: the creating user (admission policy)
   bool cancel = false;
   std::string phase;     // status.phase, "" before the first status write
   bool started = false;  // its agent pod was created (status.stages records it)

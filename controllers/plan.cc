@@ -41,6 +41,8 @@ std::string secretVolumeName(size_t i) { return "secret-" + std::to_string(i); }
 std::string agentPodName(const AgentRun& run) { return run.name + "-agent"; }
 std::string runConfigMapName(const AgentRun& run) { return run.name + "-agent"; }
 std::string networkPolicyName(const AgentRun& run) { return run.name + "-egress"; }
+std::string workspaceClaimName(const AgentRun& run) { return run.name + "-workspace"; }
+std::string stagePodName(const AgentRun& run, const std::string& stage) { return run.name + "-" + stage; }
 
 json ownerReference(const AgentRun& run) {
   return {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"name", run.name},
@@ -117,10 +119,104 @@ std::optional<json> planCiliumPolicy(const AgentRun& run, const AgentPolicy& pol
               {"spec", {{"endpointSelector", {{"matchLabels", {{kLabelRun, run.name}}}}}, {"egress", egress}}}};
 }
 
+namespace {
+
+json workspaceVolume(const AgentRun& run, const PlanOptions& o) {
+  if (run.stages.empty()) return {{"name", "workspace"}, {"emptyDir", {{"sizeLimit", o.workspace_size}}}};
+  return {{"name", "workspace"}, {"persistentVolumeClaim", {{"claimName", workspaceClaimName(run)}}}};
+}
+
+// The stage's secrets as read-only files under /var/run/paddock/secrets/<secret>/<key>.
+void mountSecrets(const AgentPolicy& policy, const std::string& stage, json& volumes, json& mounts) {
+  for (size_t i = 0; i < policy.secrets.size(); ++i) {
+    const auto& s = policy.secrets[i];
+    if (!forStage(s, stage)) continue;
+    volumes.push_back({{"name", secretVolumeName(i)},
+                       {"secret", {{"secretName", s.secret_name},
+                                   {"defaultMode", 0400},
+                                   {"items", json::array({{{"key", s.key}, {"path", s.key}, {"mode", 0400}}})}}}});
+    mounts.push_back({{"name", secretVolumeName(i)},
+                      {"mountPath", "/var/run/paddock/secrets/" + s.secret_name},
+                      {"readOnly", true}});
+  }
+}
+
+json podSecurity(const PlanOptions& o) {
+  return {{"runAsNonRoot", true}, {"runAsUser", o.uid}, {"runAsGroup", o.uid}, {"fsGroup", o.uid},
+          {"seccompProfile", {{"type", "RuntimeDefault"}}}};
+}
+
+}  // namespace
+
+json planWorkspaceClaim(const AgentRun& run, const AgentPolicy& policy, const PlanOptions& o) {
+  json spec = {{"accessModes", json::array({"ReadWriteOnce"})},
+               {"resources", {{"requests", {{"storage", o.workspace_size}}}}}};
+  if (!o.workspace_storage_class.empty()) spec["storageClassName"] = o.workspace_storage_class;
+  return {{"apiVersion", "v1"},
+          {"kind", "PersistentVolumeClaim"},
+          {"metadata", metadata(workspaceClaimName(run), run, policy, "agent")},
+          {"spec", spec}};
+}
+
+json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpec& stage, const PlanOptions& o) {
+  json volumes = json::array({
+      workspaceVolume(run, o),
+      {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", o.tmp_size}}}},
+      {{"name", "home"}, {"emptyDir", {{"sizeLimit", o.home_size}}}},
+      {{"name", "task"},
+       {"configMap",
+        {{"name", runConfigMapName(run)},
+         {"defaultMode", 0444},
+         {"items", json::array({{{"key", "task.md"}, {"path", "task.md"}},
+                                {{"key", "repository.json"}, {"path", "repository.json"}},
+                                {{"key", "protected-paths"}, {"path", "protected-paths"}}})}}}},
+  });
+  json mounts = json::array({
+      {{"name", "workspace"}, {"mountPath", "/workspace"}},
+      {{"name", "tmp"}, {"mountPath", "/tmp"}},
+      {{"name", "home"}, {"mountPath", "/home/stage"}},
+      {{"name", "task"}, {"mountPath", "/etc/paddock/task"}, {"readOnly", true}},
+  });
+  mountSecrets(policy, stage.name, volumes, mounts);
+  json env = json::array({
+      {{"name", "HOME"}, {"value", "/home/stage"}},
+      {{"name", "PADDOCK_RUN"}, {"value", run.name}},
+      {{"name", "PADDOCK_NAMESPACE"}, {"value", run.ns}},
+      {{"name", "PADDOCK_STAGE"}, {"value", stage.name}},
+      {{"name", "PADDOCK_TASK_FILE"}, {"value", "/etc/paddock/task/task.md"}},
+      {{"name", "PADDOCK_SECRETS_DIR"}, {"value", "/var/run/paddock/secrets"}},
+  });
+  json container = {{"name", "stage"},
+                    {"image", stage.image.empty() ? o.stage_image : stage.image},
+                    {"imagePullPolicy", "IfNotPresent"},
+                    {"workingDir", "/workspace"},
+                    {"args", json::array({stage.name, "--workspace", "/workspace", "--repository-file",
+                                          "/etc/paddock/task/repository.json", "--protected-paths-file",
+                                          "/etc/paddock/task/protected-paths"})},
+                    {"env", env},
+                    {"volumeMounts", mounts},
+                    {"securityContext", containerSecurity(o)},
+                    {"resources", {{"limits", {{"cpu", "1"}, {"memory", "1Gi"}}}}},
+                    {"terminationMessagePolicy", "FallbackToLogsOnError"}};
+  json spec = {{"restartPolicy", "Never"},
+               {"automountServiceAccountToken", false},
+               {"enableServiceLinks", false},
+               {"terminationGracePeriodSeconds", o.termination_grace.count()},
+               {"activeDeadlineSeconds", o.stage_deadline.count()},
+               {"securityContext", podSecurity(o)},
+               {"containers", json::array({container})},
+               {"volumes", volumes}};
+  if (!policy.runtime_class_name.empty()) spec["runtimeClassName"] = policy.runtime_class_name;
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", metadata(stagePodName(run, stage.name), run, policy, stage.name)},
+          {"spec", spec}};
+}
+
 json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effective& effective,
                   const PlanOptions& o) {
   json volumes = json::array({
-      {{"name", "workspace"}, {"emptyDir", {{"sizeLimit", o.workspace_size}}}},
+      workspaceVolume(run, o),
       {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", o.tmp_size}}}},
       {{"name", "home"}, {"emptyDir", {{"sizeLimit", o.home_size}}}},
       {{"name", "task"},
@@ -148,17 +244,7 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
       {{"name", "settings"}, {"mountPath", "/etc/claude-code"}, {"readOnly", true}},
       {{"name", "control"}, {"mountPath", "/etc/paddock/control"}, {"readOnly", true}},
   });
-  for (size_t i = 0; i < policy.secrets.size(); ++i) {
-    const auto& s = policy.secrets[i];
-    if (!forStage(s, "agent")) continue;
-    volumes.push_back({{"name", secretVolumeName(i)},
-                       {"secret", {{"secretName", s.secret_name},
-                                   {"defaultMode", 0400},
-                                   {"items", json::array({{{"key", s.key}, {"path", s.key}, {"mode", 0400}}})}}}});
-    mounts.push_back({{"name", secretVolumeName(i)},
-                      {"mountPath", "/var/run/paddock/secrets/" + s.secret_name},
-                      {"readOnly", true}});
-  }
+  mountSecrets(policy, "agent", volumes, mounts);
   json env = json::array({
       {{"name", "HOME"}, {"value", "/home/agent"}},
       {{"name", "PADDOCK_RUN"}, {"value", run.name}},
@@ -201,9 +287,7 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
                {"hostIPC", false},
                {"terminationGracePeriodSeconds", o.termination_grace.count()},
                {"activeDeadlineSeconds", (wall + o.deadline_grace).count()},
-               {"securityContext",
-                {{"runAsNonRoot", true}, {"runAsUser", o.uid}, {"runAsGroup", o.uid}, {"fsGroup", o.uid},
-                 {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+               {"securityContext", podSecurity(o)},
                {"initContainers", json::array({workspace})},
                {"containers", json::array({agent})},
                {"volumes", volumes}};

@@ -37,6 +37,8 @@ struct PlanOptions {
   std::string home_size = "1Gi";
   int metrics_port = 9464;  // the OpenTelemetry Prometheus exporter's default
   bool cilium = false;      // render host egress rules as a CiliumNetworkPolicy
+  std::string workspace_storage_class;  // "" for the cluster's default StorageClass
+  std::chrono::seconds stage_deadline{3600};  // activeDeadlineSeconds of a gated stage's pod
 };
 
 inline constexpr const char* kLabelRun = "paddock.dev/run";
@@ -47,6 +49,8 @@ inline constexpr const char* kAnnotationCheckpoint = "paddock.dev/checkpoint";
 std::string agentPodName(const AgentRun& run);
 std::string runConfigMapName(const AgentRun& run);
 std::string networkPolicyName(const AgentRun& run);
+std::string workspaceClaimName(const AgentRun& run);
+std::string stagePodName(const AgentRun& run, const std::string& stage);
 
 // The controller owner reference to the run, so deleting the run collects its children.
 json ownerReference(const AgentRun& run);
@@ -58,7 +62,13 @@ json planNetworkPolicy(const AgentRun& run, const AgentPolicy& policy);
 std::optional<json> planCiliumPolicy(const AgentRun& run, const AgentPolicy& policy, const PlanOptions& options);
 // True when the policy has host egress rules that nothing will enforce with these options.
 bool hostEgressUnenforced(const AgentPolicy& policy, const PlanOptions& options);
+// The agent pod. A run with gated stages keeps its workspace on a claim of its own
+// (planWorkspaceClaim) that the stages share; otherwise the workspace is an emptyDir.
 json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effective& effective,
                   const PlanOptions& options);
+json planWorkspaceClaim(const AgentRun& run, const AgentPolicy& policy, const PlanOptions& options);
+// A gated stage's pod: the policy's stage image, the shared workspace, and only the secrets
+// whose stages name this stage.
+json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpec& stage, const PlanOptions& options);
 
 }  // namespace paddock::controllers

@@ -1,6 +1,8 @@
 #include "controllers/run_reconciler.h"
 
 #include "controllers/lifecycle.h"
+
+#include <algorithm>
 #include "operator/audit/record.h"
 #include "operator/common/json.h"
 #include "operator/common/log.h"
@@ -170,12 +172,12 @@ BudgetDecision RunReconciler::checkBudget(const AgentRun& run, const AgentPolicy
 }
 
 Status RunReconciler::record(const AgentRun& run, std::vector<std::pair<audit::Action, json>> records, json& status,
-                             const CancelToken& cancel) {
+                             const CancelToken& cancel, const std::string& actor) {
   auto* log = audit_.load();
   if (!log || records.empty()) return Ok{};
   std::vector<audit::Entry> entries;
   for (auto& [action, details] : records) {
-    entries.push_back({options_.actor, {run.ns, run.name, run.uid}, action, std::move(details)});
+    entries.push_back({actor.empty() ? options_.actor : actor, {run.ns, run.name, run.uid}, action, std::move(details)});
   }
   auto appended = log->append(std::move(entries), cancel);
   if (!appended) return appended.error();
@@ -204,6 +206,19 @@ static std::vector<json> secretMounts(const json& pod) {
   return out;
 }
 
+Result<bool> RunReconciler::mayApprove(const AgentRun& run, const AgentApproval& approval, const CancelToken& cancel) {
+  json review = {{"apiVersion", "authorization.k8s.io/v1"},
+                 {"kind", "SubjectAccessReview"},
+                 {"spec", {{"user", approval.username},
+                           {"groups", approval.groups},
+                           {"resourceAttributes", {{"namespace", run.ns}, {"verb", "approve"}, {"group", "paddock.dev"},
+                                                   {"resource", "agentruns"}, {"name", run.name}}}}}};
+  auto answer = client_.create(kube::resources::subjectaccessreviews, "", review, cancel);
+  if (!answer) return answer.error();
+  auto allowed = answer->value(json::json_pointer("/status/allowed"), false);
+  return allowed;
+}
+
 void RunReconciler::forgetSpend(const AgentRun& run) {
   {
     std::lock_guard lock(spend_mu_);
@@ -230,6 +245,19 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   auto object = runs_.get(key);
   if (!object) return Action::awaitChange();  // deleted: its children go with it
   const json& obj = *object;
+  {
+    // Our last status write may not have reached the cache yet: deciding from the older status
+    // would repeat what that write recorded. Wait briefly until the cache shows it (or someone
+    // else's newer write replaced it).
+    std::lock_guard lock(written_mu_);
+    if (auto w = written_.find(key); w != written_.end()) {
+      if (stringAt(obj, "/metadata/resourceVersion") != w->second.first &&
+          std::chrono::steady_clock::now() - w->second.second < std::chrono::seconds(2)) {
+        return Action::requeueAfter(std::chrono::milliseconds(50));
+      }
+      written_.erase(w);
+    }
+  }
   const json old_status = obj.contains("status") && obj["status"].is_object() ? obj["status"] : json::object();
   json status = old_status;
   auto wall = std::chrono::system_clock::now();
@@ -249,6 +277,10 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     updated["status"] = status;
     auto written = client_.replace(kube::resources::agentruns, ns, name, updated, "status", cancel);
     if (!written) return runtime::reconcileErrorFrom(written.error());
+    {
+      std::lock_guard lock(written_mu_);
+      written_[key] = {stringAt(*written, "/metadata/resourceVersion"), std::chrono::steady_clock::now()};
+    }
     std::string phase = status.value("phase", "");
     if (events_ && phase != old_phase) {
       bool bad = phase == "Failed" || phase == "TimedOut" || phase == "BudgetExceeded" ||
@@ -392,6 +424,197 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   in.pending_deadline = options_.pending_deadline;
   if (pod) in.pod_pending_for = since(stringAt(*pod, "/metadata/creationTimestamp"), wall);
   auto d = decideLifecycle(in);
+
+  // Gated stages: once the agent has succeeded, each requested stage waits for its approvals, then
+  // runs as its own pod on the shared workspace; in order, and a failure stops the rest.
+  auto old_stages = old_status.value("stages", json::array());
+  bool agent_done = std::any_of(old_stages.begin(), old_stages.end(), [](const json& e) {
+    return e.value("name", "") == "agent" && e.value("phase", "") == "Succeeded";
+  });
+  if (!run->stages.empty() && (agent_done || d.phase == "Succeeded")) {
+    json stages = status.value("stages", json::array());
+    auto entry = [&stages](const std::string& stage) -> json& {
+      for (auto& e : stages) {
+        if (e.value("name", "") == stage) return e;
+      }
+      stages.push_back({{"name", stage}});
+      return stages.back();
+    };
+    std::vector<std::pair<audit::Action, json>> records;
+    json& agent = entry("agent");
+    if (agent.value("phase", "") != "Succeeded") {
+      agent = {{"name", "agent"}, {"phase", "Succeeded"}, {"pod", agentPodName(*run)}, {"message", d.message},
+               {"completionTime", now}};
+      records.push_back({audit::Action::StageFinished, {{"stage", "agent"}, {"phase", "Succeeded"}}});
+    }
+    for (const auto& name : run->stages) entry(name);  // every requested stage is listed, in order
+    std::string phase = "Succeeded", reason = "Completed", message = "the agent and every gated stage succeeded";
+    std::string current;
+    Action next = Action::awaitChange();
+    for (const auto& name : run->stages) {
+      json& e = entry(name);
+      std::string stage_phase = e.value("phase", "");
+      if (stage_phase == "Succeeded") continue;
+      current = name;
+      const StageSpec* spec = nullptr;
+      for (const auto& st : policy.stages) {
+        if (st.name == name) spec = &st;
+      }
+      if (!spec) {  // admission checked it; the policy changed since
+        e["phase"] = "Failed";
+        phase = "Failed", reason = "UnknownStage";
+        message = "stage " + name + " is no longer defined by the policy's spec.stages";
+        break;
+      }
+      const std::string pod_name = stagePodName(*run, name);
+      if (run->cancel) {
+        if (stage_phase == "Running") {
+          kube::DeleteOptions del;
+          del.grace_period_seconds = static_cast<int>(options_.plan.termination_grace.count());
+          records.push_back({audit::Action::ChildDeleted, {{"kind", "Pod"}, {"name", pod_name}, {"reason", "Cancelled"}}});
+          if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
+          records.clear();
+          if (auto r = client_.remove(kube::resources::pods, ns, pod_name, del, cancel); !r && r.error().code != 404) {
+            return runtime::reconcileErrorFrom(r.error());
+          }
+        }
+        e["phase"] = "Cancelled";
+        phase = "Cancelled", reason = "Cancelled", message = "spec.cancel is true: the run was stopped in stage " + name;
+        break;
+      }
+      if (stage_phase.empty() || stage_phase == "Pending") {
+        e["phase"] = stage_phase = "AwaitingApproval";
+        e["waitingSince"] = now;
+      }
+      if (stage_phase == "AwaitingApproval") {
+        GateInput gate;
+        gate.stage = *spec;
+        gate.requester = run->requested_by;
+        auto since_wait = parseTime(e.value("waitingSince", now)).value_or(wall);
+        gate.waiting_for = std::chrono::duration_cast<std::chrono::milliseconds>(wall - since_wait);
+        std::map<std::string, json> known;
+        for (const auto& v : e.value("approvals", json::array())) known[v.value("name", "")] = v;
+        for (const auto& obj : approvals_.list()) {
+          auto a = parseAgentApproval(*obj);
+          if (!a || a->ns != ns || a->run != run->name || a->stage != name) continue;
+          gate.approvals.push_back(*a);
+        }
+        std::sort(gate.approvals.begin(), gate.approvals.end(), [](const auto& x, const auto& y) {
+          return std::tie(x.creation_timestamp, x.name) < std::tie(y.creation_timestamp, y.name);
+        });
+        for (const auto& a : gate.approvals) {
+          if (auto k = known.find(a.name); k != known.end()) {
+            gate.rbac_allows[a.name] = k->second.value("authorized", false);
+            continue;
+          }
+          auto allowed = mayApprove(*run, a, cancel);
+          if (!allowed) return runtime::reconcileErrorFrom(allowed.error());
+          gate.rbac_allows[a.name] = *allowed;
+        }
+        auto g = decideGate(gate);
+        json verdicts = json::array();
+        for (const auto& v : g.verdicts) {
+          json item = {{"name", v.name}, {"approver", v.approver}, {"decision", v.approve ? "Approve" : "Reject"},
+                       {"counted", v.counted}, {"authorized", gate.rbac_allows[v.name]}};
+          if (!v.reason.empty()) item["reason"] = v.reason;
+          verdicts.push_back(item);
+          if (known.count(v.name)) continue;
+          // Each approval is audited once, in its approver's name, with why it did or did not count.
+          json details = {{"stage", name}, {"approval", v.name}, {"decision", item["decision"]}};
+          if (!v.reason.empty()) details["reason"] = v.reason;
+          if (auto a = record(*run, {{v.counted ? audit::Action::ApprovalCounted : audit::Action::ApprovalRefused, details}},
+                              status, cancel, v.approver);
+              !a) {
+            return runtime::reconcileErrorFrom(a.error());
+          }
+          if (events_) {
+            events_->record(regarding, v.counted ? runtime::EventType::Normal : runtime::EventType::Warning,
+                            v.counted ? "ApprovalCounted" : "ApprovalRefused", "Approve",
+                            "AgentApproval " + v.name + " by " + v.approver + " for stage " + name +
+                                (v.counted ? " counted" : " does not count: " + v.reason));
+          }
+        }
+        e["approvals"] = verdicts;
+        e["message"] = g.message;
+        if (g.outcome == GateDecision::Outcome::Waiting) {
+          phase = "AwaitingApproval", reason = "AwaitingApproval", message = g.message;
+          auto left = spec->approval_timeout - gate.waiting_for;
+          next = Action::requeueAfter(std::max(left, std::chrono::milliseconds(1000)));
+          break;
+        }
+        if (g.outcome != GateDecision::Outcome::Approved) {
+          e["phase"] = "Failed";
+          e["completionTime"] = now;
+          phase = "Failed";
+          reason = g.outcome == GateDecision::Outcome::Rejected ? "StageRejected" : "ApprovalTimedOut";
+          message = g.message;
+          break;
+        }
+        // Approved: the stage's pod, recorded first.
+        auto planned_stage = planStagePod(*run, policy, *spec, options_.plan);
+        records.push_back({audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", pod_name}, {"image", spec->image}}});
+        for (auto& m : secretMounts(planned_stage)) {
+          m["stage"] = name;
+          records.push_back({audit::Action::SecretMounted, std::move(m)});
+        }
+        records.push_back({audit::Action::StageStarted, {{"stage", name}, {"pod", pod_name}}});
+        if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
+        records.clear();
+        auto created = client_.create(kube::resources::pods, ns, planned_stage, cancel);
+        if (!created && created.error().reason != "AlreadyExists") return runtime::reconcileErrorFrom(created.error());
+        e["phase"] = stage_phase = "Running";
+        e["pod"] = pod_name;
+        e["startTime"] = now;
+      }
+      if (stage_phase == "Running") {
+        auto stage_pod = pods_.get(ns + "/" + pod_name);
+        if (!stage_pod) {
+          auto fresh = client_.get(kube::resources::pods, ns, pod_name, cancel);
+          if (fresh) stage_pod = std::make_shared<const json>(std::move(fresh.value()));
+          else if (fresh.error().code != 404) return runtime::reconcileErrorFrom(fresh.error());
+        }
+        auto seen = observePod(stage_pod.get());
+        if (!seen.exists) {
+          e["phase"] = "Failed";
+          phase = "Failed", reason = "PodDeleted", message = "the pod of stage " + name + " was deleted before it finished";
+          break;
+        }
+        if (seen.phase == "Succeeded") {
+          e["phase"] = "Succeeded";
+          e["completionTime"] = now;
+          e.erase("message");
+          records.push_back({audit::Action::StageFinished, {{"stage", name}, {"phase", "Succeeded"}}});
+          continue;
+        }
+        if (seen.phase == "Failed") {
+          e["phase"] = "Failed";
+          e["completionTime"] = now;
+          phase = "Failed", reason = "StageFailed";
+          message = "stage " + name + " failed (exit code " + std::to_string(seen.exit_code) +
+                    "); see kubectl paddock logs for its result. Later stages do not run";
+          e["message"] = message;
+          break;
+        }
+        phase = "Running", reason = "StageRunning", message = "stage " + name + " is running";
+        break;
+      }
+    }
+    status["stages"] = stages;
+    status["phase"] = phase;
+    if (isTerminal(phase)) status.erase("currentStage");
+    else status["currentStage"] = current;
+    setCondition(status, "AwaitingApproval", phase == "AwaitingApproval", phase == "AwaitingApproval" ? reason : "NotWaiting",
+                 phase == "AwaitingApproval" ? message : "no stage is waiting for approval", generation, now);
+    setCondition(status, "Running", phase == "Running", reason, message, generation, now);
+    if (isTerminal(phase)) {
+      setCondition(status, "Succeeded", phase == "Succeeded", reason, message, generation, now);
+      status["completionTime"] = status.value("completionTime", now);
+      records.push_back({audit::Action::RunFinished, {{"phase", phase}, {"reason", reason}, {"message", message}}});
+    }
+    if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
+    return finish(reason, message, next);
+  }
+
   std::optional<std::chrono::milliseconds> budget_recheck;
   if (d.phase == "Running" && !d.delete_pod) {
     auto b = checkBudget(*run, policy, admission.effective.tokens, admission.effective.cost_cents,
@@ -451,12 +674,22 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
                                "", cancel); !r) {
       return runtime::reconcileErrorFrom(r.error());
     }
+    if (!run->stages.empty()) {
+      // The workspace the gated stages share outlives the agent pod; the run owns it.
+      if (auto r = client_.apply(kube::resources::persistentvolumeclaims, ns, workspaceClaimName(*run),
+                                 planWorkspaceClaim(*run, policy, options_.plan), options_.field_manager, true, "", cancel);
+          !r) {
+        return runtime::reconcileErrorFrom(r.error());
+      }
+    }
     auto planned = planAgentPod(*run, policy, admission.effective, options_.plan);
     if (!run->started) {
       std::vector<std::pair<audit::Action, json>> records = {
           {audit::Action::ChildCreated, {{"kind", "NetworkPolicy"}, {"name", networkPolicyName(*run)}}},
           {audit::Action::ChildCreated, {{"kind", "ConfigMap"}, {"name", runConfigMapName(*run)}}},
+          {audit::Action::ChildCreated, {{"kind", "PersistentVolumeClaim"}, {"name", workspaceClaimName(*run)}}},
           {audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", agentPodName(*run)}, {"image", admission.effective.image}}}};
+      if (run->stages.empty()) records.erase(records.begin() + 2);  // no workspace claim
       for (auto& m : secretMounts(planned)) records.push_back({audit::Action::SecretMounted, std::move(m)});
       records.push_back({audit::Action::StageStarted, {{"stage", "agent"}, {"pod", agentPodName(*run)}}});
       if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());

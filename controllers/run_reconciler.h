@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 
+#include "controllers/approval.h"
 #include "controllers/budget.h"
 #include "controllers/plan.h"
 #include "controllers/usage.h"
@@ -39,9 +40,10 @@ struct RunReconcilerOptions {
 class RunReconciler : public runtime::Reconciler {
  public:
   RunReconciler(kube::Client& client, kube::Informer& runs, kube::Informer& policies, kube::Informer& namespaces,
-                kube::Informer& pods, runtime::EventRecorder* events, RunReconcilerOptions options)
-      : client_(client), runs_(runs), policies_(policies), namespaces_(namespaces), pods_(pods), events_(events),
-        options_(std::move(options)) {}
+                kube::Informer& pods, kube::Informer& approvals, runtime::EventRecorder* events,
+                RunReconcilerOptions options)
+      : client_(client), runs_(runs), policies_(policies), namespaces_(namespaces), pods_(pods), approvals_(approvals),
+        events_(events), options_(std::move(options)) {}
 
   runtime::ReconcileResult reconcile(const std::string& key, const CancelToken& cancel) override;
 
@@ -62,9 +64,15 @@ class RunReconciler : public runtime::Reconciler {
                              std::chrono::system_clock::time_point wall, const std::string& now, int64_t generation);
   void forgetSpend(const AgentRun& run);
   // Appends the run's records and notes the chain's position in status; Ok without an audit log.
+  // The actor is the operator unless `actor` names someone else (an approver).
   Status record(const AgentRun& run, std::vector<std::pair<audit::Action, json>> records, json& status,
-                const CancelToken& cancel);
+                const CancelToken& cancel, const std::string& actor = "");
+  // Does RBAC grant the approval's approver the approve verb on the run? (SubjectAccessReview)
+  Result<bool> mayApprove(const AgentRun& run, const AgentApproval& approval, const CancelToken& cancel);
   std::atomic<audit::AuditLog*> audit_{nullptr};
+  std::mutex written_mu_;
+  // By run key: the resourceVersion of our last status write, and when it was made.
+  std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> written_;  // guarded by written_mu_
 
   std::mutex spend_mu_;
   std::map<std::string, Spend> spend_;  // guarded by spend_mu_; by run key, the totals not yet in status
@@ -74,6 +82,7 @@ class RunReconciler : public runtime::Reconciler {
   kube::Informer& policies_;
   kube::Informer& namespaces_;
   kube::Informer& pods_;
+  kube::Informer& approvals_;
   runtime::EventRecorder* events_;
   RunReconcilerOptions options_;
 };

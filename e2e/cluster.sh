@@ -314,6 +314,8 @@ user() {
   local u=${args[0]} subj="" g
   for g in "${args[@]:1}"; do subj+="/O=$g"; done
   local safe=user-$(printf '%s' "$u" | tr -c 'a-zA-Z0-9._-' '_')
+  # A fresh certificate each time, so the user has exactly the groups asked for now.
+  rm -f "$pki/$safe.crt"
   issue_cert "$safe" "$subj/CN=$u"
   write_kubeconfig "$dir/$safe.kubeconfig" "$safe" "$u"
   echo "$dir/$safe.kubeconfig"

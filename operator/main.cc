@@ -153,7 +153,8 @@ int main(int argc, char** argv) {
   kube::Informer runs(client, kube::resources::agentruns);
   kube::Informer namespaces(client, kube::resources::namespaces);
   kube::Informer pods(client, kube::resources::pods, {.label_selector = "app.kubernetes.io/managed-by=paddock"});
-  std::vector<kube::Informer*> informers = {&policies, &runs, &namespaces, &pods};
+  kube::Informer approvals(client, kube::resources::agentapprovals);
+  std::vector<kube::Informer*> informers = {&policies, &runs, &namespaces, &pods, &approvals};
   for (auto* i : informers) metrics.addInformer(*i);
 
   // Usage from Prometheus, when there is one.
@@ -181,11 +182,16 @@ int main(int argc, char** argv) {
   reconcile_options.usage = prometheus ? &usage_board : nullptr;
   reconcile_options.usage_write_interval = opt.usage_write_interval;
   reconcile_options.budget_observer = metrics.budgetObserver();
-  controllers::RunReconciler reconciler(client, runs, policies, namespaces, pods, &events, reconcile_options);
+  controllers::RunReconciler reconciler(client, runs, policies, namespaces, pods, approvals, &events, reconcile_options);
   runtime::WorkQueue queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("agentruns")});
   runtime::Controller controller("agentrun", reconciler, queue, metrics.reconcileObserver("agentrun"));
   controller.watchPrimary(runs);
   controller.watchOwned(pods, "AgentRun");
+  // An approval concerns the run it names.
+  controller.watchMapped(approvals, [](const kube::InformerEvent& e) {
+    std::string run = stringAt(*e.object, "/spec/run");
+    return run.empty() ? std::vector<std::string>{} : std::vector<std::string>{stringAt(*e.object, "/metadata/namespace") + "/" + run};
+  });
   // A run that frees a concurrency slot wakes the runs waiting for one.
   controller.watchMapped(runs, [&runs](const kube::InformerEvent& e) { return controllers::runsWaitingForSlot(e, runs); });
   // A policy or a namespace label changes what governs runs: look at the runs it may touch.

@@ -39,7 +39,24 @@ json basePolicy() {
   return p;
 }
 json baseRun() { return unnamed(sampleRun()); }
-json baseApproval() { return unnamed(sampleApproval()); }
+// The cluster's admin, as the API server authenticates the tests: {username, groups}.
+const json& adminIdentity() {
+  static const json me = [] {
+    auto admin = adminClient();
+    auto r = request(*admin, http::Method::Post, "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                     {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "SelfSubjectReview"}});
+    auto info = json::parse(r.body, nullptr, false).value(json::json_pointer("/status/userInfo"), json::object());
+    return json{{"username", info.value("username", "")}, {"groups", info.value("groups", json::array())}};
+  }();
+  return me;
+}
+// The tests create approvals as the admin, and the admission policy accepts only an approval in
+// its creator's name: the sample names the admin instead of alice.
+json baseApproval() {
+  json a = unnamed(sampleApproval());
+  a["spec"]["approver"] = adminIdentity();
+  return a;
+}
 
 // One change to a valid object.
 using Mutation = std::function<void(json&)>;
@@ -405,7 +422,7 @@ struct UpdateCase {
 };
 
 json requested(json run) {
-  run["spec"]["requestedBy"] = "alice";
+  run["spec"]["requestedBy"] = adminIdentity()["username"];  // the creator, as the admission policy requires
   return run;
 }
 

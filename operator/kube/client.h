@@ -44,6 +44,8 @@ inline const Resource events{"events.k8s.io", "v1", "events", true};
 inline const Resource agentpolicies{"paddock.dev", "v1alpha1", "agentpolicies", false};
 inline const Resource agentruns{"paddock.dev", "v1alpha1", "agentruns", true};
 inline const Resource agentapprovals{"paddock.dev", "v1alpha1", "agentapprovals", true};
+inline const Resource persistentvolumeclaims{"", "v1", "persistentvolumeclaims", true};
+inline const Resource subjectaccessreviews{"authorization.k8s.io", "v1", "subjectaccessreviews", false};
 }  // namespace resources
 
 struct ListOptions {
