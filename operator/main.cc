@@ -50,6 +50,7 @@ struct Options {
   bool cilium = false;
   std::string stage_image = "registry.example.com/platform/paddock-stage:1.0";
   std::string audit_store = std::getenv("PADDOCK_AUDIT_STORE") ? std::getenv("PADDOCK_AUDIT_STORE") : "/var/lib/paddock/audit";
+  std::string workspace_storage_class;
   std::string prometheus_url;
   std::string prometheus_bearer_token_file;
   std::string prometheus_ca_file;
@@ -98,6 +99,9 @@ int main(int argc, char** argv) {
             "and runs say so in a condition.");
   flags.add("stage-image", &opt.stage_image,
             "The platform's stage image; its workspace init container clones the run's repository.");
+  flags.add("workspace-storage-class", &opt.workspace_storage_class,
+            "StorageClass of the workspace claim a run with gated stages shares between its pods; empty: the "
+            "cluster's default.");
   flags.add("audit-store", &opt.audit_store,
             "Where the audit log is kept: a directory of segment files, or a mongodb:// URI (the shared store). "
             "Only the leader writes it; reconciles wait while it cannot be written. Default: $PADDOCK_AUDIT_STORE, "
@@ -178,6 +182,7 @@ int main(int argc, char** argv) {
   controllers::RunReconcilerOptions reconcile_options;
   reconcile_options.plan.cilium = opt.cilium;
   reconcile_options.plan.stage_image = opt.stage_image;
+  reconcile_options.plan.workspace_storage_class = opt.workspace_storage_class;
   reconcile_options.pending_deadline = std::chrono::duration_cast<std::chrono::seconds>(opt.pending_deadline);
   reconcile_options.usage = prometheus ? &usage_board : nullptr;
   reconcile_options.usage_write_interval = opt.usage_write_interval;
