@@ -126,6 +126,17 @@ json workspaceVolume(const AgentRun& run, const PlanOptions& o) {
   return {{"name", "workspace"}, {"persistentVolumeClaim", {{"claimName", workspaceClaimName(run)}}}};
 }
 
+// The run's task, repository and protected paths from its ConfigMap, read-only.
+json taskVolume(const AgentRun& run) {
+  return {{"name", "task"},
+          {"configMap",
+           {{"name", runConfigMapName(run)},
+            {"defaultMode", 0444},
+            {"items", json::array({{{"key", "task.md"}, {"path", "task.md"}},
+                                   {{"key", "repository.json"}, {"path", "repository.json"}},
+                                   {{"key", "protected-paths"}, {"path", "protected-paths"}}})}}}};
+}
+
 // The stage's secrets as read-only files under /var/run/paddock/secrets/<secret>/<key>.
 void mountSecrets(const AgentPolicy& policy, const std::string& stage, json& volumes, json& mounts) {
   for (size_t i = 0; i < policy.secrets.size(); ++i) {
@@ -163,13 +174,7 @@ json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpe
       workspaceVolume(run, o),
       {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", o.tmp_size}}}},
       {{"name", "home"}, {"emptyDir", {{"sizeLimit", o.home_size}}}},
-      {{"name", "task"},
-       {"configMap",
-        {{"name", runConfigMapName(run)},
-         {"defaultMode", 0444},
-         {"items", json::array({{{"key", "task.md"}, {"path", "task.md"}},
-                                {{"key", "repository.json"}, {"path", "repository.json"}},
-                                {{"key", "protected-paths"}, {"path", "protected-paths"}}})}}}},
+      taskVolume(run),
   });
   json mounts = json::array({
       {{"name", "workspace"}, {"mountPath", "/workspace"}},
@@ -219,13 +224,7 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
       workspaceVolume(run, o),
       {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", o.tmp_size}}}},
       {{"name", "home"}, {"emptyDir", {{"sizeLimit", o.home_size}}}},
-      {{"name", "task"},
-       {"configMap",
-        {{"name", runConfigMapName(run)},
-         {"defaultMode", 0444},
-         {"items", json::array({{{"key", "task.md"}, {"path", "task.md"}},
-                                {{"key", "repository.json"}, {"path", "repository.json"}},
-                                {{"key", "protected-paths"}, {"path", "protected-paths"}}})}}}},
+      taskVolume(run),
       {{"name", "settings"},
        {"configMap",
         {{"name", runConfigMapName(run)},

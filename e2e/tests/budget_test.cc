@@ -17,15 +17,6 @@ namespace {
 using kube::resources::agentruns;
 using kube::resources::pods;
 
-std::string phaseOf(const json& run) { return run.value(json::json_pointer("/status/phase"), std::string()); }
-
-json condition(const json& run, const std::string& type) {
-  for (const auto& c : run.value(json::json_pointer("/status/conditions"), json::array())) {
-    if (c.value("type", "") == type) return c;
-  }
-  return nullptr;
-}
-
 // One team: a namespace, its policy, and the simulators standing in for its agents.
 class Team {
  public:

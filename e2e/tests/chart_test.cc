@@ -333,11 +333,6 @@ std::string argoHealth(const json& agentrun) {
   return o.out.substr(0, o.out.find('\n'));
 }
 
-std::string phaseOf(const json& run) {
-  auto p = json::json_pointer("/status/phase");
-  return run.contains(p) ? run[p].get<std::string>() : "";
-}
-
 // Every object carrying the release's label, of every kind that can be listed, in every namespace.
 std::vector<std::string> labelled(const std::string& release) {
   auto kinds = kubectl({"api-resources", "--verbs=list", "-o", "name"});

@@ -15,17 +15,6 @@ namespace paddock::e2e {
 namespace {
 using kube::resources::agentruns;
 
-std::string phaseOf(const json& run) { return run.value(json::json_pointer("/status/phase"), std::string()); }
-
-json condition(const json& run, const std::string& type) {
-  auto p = json::json_pointer("/status/conditions");
-  if (!run.contains(p)) return nullptr;
-  for (const auto& c : run[p]) {
-    if (c.value("type", "") == type) return c;
-  }
-  return nullptr;
-}
-
 class RunE2E : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -18,8 +18,6 @@ using kube::resources::agentapprovals;
 using kube::resources::agentruns;
 using kube::resources::pods;
 
-std::string phaseOf(const json& run) { return run.value(json::json_pointer("/status/phase"), std::string()); }
-
 json stageOf(const json& run, const std::string& name) {
   for (const auto& s : run.value(json::json_pointer("/status/stages"), json::array())) {
     if (s.value("name", "") == name) return s;

@@ -124,6 +124,15 @@ std::vector<json> loadYamlDocuments(const std::string& text) {
   return out;
 }
 
+std::string phaseOf(const json& run) { return run.value(json::json_pointer("/status/phase"), std::string()); }
+
+json condition(const json& object, const std::string& type) {
+  for (const auto& c : object.value(json::json_pointer("/status/conditions"), json::array())) {
+    if (c.value("type", "") == type) return c;
+  }
+  return nullptr;
+}
+
 std::string repoPath(const std::string& relative) { return std::string(PADDOCK_SOURCE_DIR) + "/" + relative; }
 
 std::string randomSuffix() {

@@ -98,6 +98,11 @@ int clusterCommand(const std::vector<std::string>& args);
 // The PID of a control-plane component of the test cluster ("kube-apiserver", "etcd", ...).
 pid_t componentPid(const std::string& component);
 
+// A run's status.phase ("" before the first status write).
+std::string phaseOf(const json& run);
+// The status condition of that type, or null.
+json condition(const json& object, const std::string& type);
+
 // Polls `condition` until it holds or `timeout` passes; true when it held.
 template <typename F>
 bool eventually(F condition, std::chrono::milliseconds timeout, std::chrono::milliseconds every = std::chrono::milliseconds(50)) {
