@@ -1,0 +1,312 @@
+#include "stage/stages.h"
+
+#include <stdlib.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "operator/common/json.h"
+#include "operator/common/log.h"
+#include "operator/http/client.h"
+#include "stage/checks.h"
+#include "stage/forge.h"
+#include "stage/git.h"
+
+namespace paddock::stage {
+
+using nlohmann::json;
+
+namespace {
+
+Result<std::string> readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error::local("NotFound", "cannot read " + path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n')) ++i;
+  return s.substr(i);
+}
+
+std::string today() {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+std::vector<std::string> splitNul(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\0', start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// Removes the stage's scratch git directory however the stage ends.
+struct ScratchDir {
+  std::string path;
+  ~ScratchDir() {
+    if (path.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+Outcome finish(StageResult r, int code, std::string outcome, std::string reason, std::string message) {
+  r.outcome = std::move(outcome);
+  r.reason = std::move(reason);
+  r.message = std::move(message);
+  return {std::move(r), code};
+}
+
+}  // namespace
+
+std::string redact(std::string text, const std::string& secret) {
+  if (secret.empty()) return text;
+  for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
+    text.replace(pos, secret.size(), "[redacted]");
+  }
+  return text;
+}
+
+Outcome runPr(const PrOptions& o) {
+  StageResult r;
+  r.stage = "pr";
+  r.branch = branchName(o.run);
+  auto usage = [&](std::string reason, std::string message) {
+    r.branch.clear();
+    return finish(r, kUsage, "UsageError", std::move(reason), std::move(message));
+  };
+  if (o.run.run.empty()) return usage("NoRun", "the run's name is unknown: set --run or PADDOCK_RUN");
+
+  // Inputs the operator mounted: the repository, the protected paths, the token, the canaries.
+  auto repo_text = readFile(o.repository_file);
+  if (!repo_text) return usage("RepositoryFile", repo_text.error().message);
+  json repo = json::parse(*repo_text, nullptr, false);
+  std::string url = stringAt(repo, "/url");
+  std::string base = stringAt(repo, "/baseBranch");
+  if (url.empty() || base.empty()) {
+    return usage("RepositoryFile", o.repository_file + " must be JSON with the strings url and baseBranch");
+  }
+  std::vector<std::string> globs;
+  if (!o.protected_paths_file.empty()) {
+    auto text = readFile(o.protected_paths_file);
+    if (!text) return usage("ProtectedPathsFile", text.error().message);
+    globs = parseGlobList(*text);
+  }
+  std::string token;
+  if (!o.token_file.empty()) {
+    auto text = readFile(o.token_file);
+    if (!text) return usage("TokenFile", text.error().message + " (the forge token, the policy's secret for stage pr)");
+    token = trimmed(*text);
+  }
+  if (token.empty() && o.open_pull_request) return usage("TokenFile", "no forge token: set --token-file to its secret file");
+  std::vector<std::string> canaries = parseCanaries(o.canaries);
+  if (!o.canaries_file.empty()) {
+    auto text = readFile(o.canaries_file);
+    if (!text) return usage("CanariesFile", text.error().message);
+    for (auto& c : parseCanaries(*text)) canaries.push_back(std::move(c));
+  }
+  Result<Forge> forge = Error::local("", "");
+  if (o.open_pull_request) {
+    forge = forgeFor(url, o.forge, o.forge_api_url, o.forge_repository);
+    if (!forge) return usage("Forge", forge.error().message);
+  }
+
+  // The stage's own git directory, with the workspace as its work tree.
+  std::string templ = (std::filesystem::path(o.scratch) / "paddock-stage-XXXXXX").string();
+  if (!mkdtemp(templ.data())) return finish(r, kFailed, "Failed", "Scratch", "cannot create a directory in " + o.scratch);
+  ScratchDir scratch{templ};
+  std::string git_dir = templ + "/git";
+  Git git(o.git, git_dir, o.workspace);
+  git.setAuthorization(token.empty() ? "" : gitAuthorizationHeader(token));
+  auto failed = [&](const Error& e, int code = kFailed, std::string reason = "Git") {
+    std::string outcome = code == kForgeError ? "ForgeError" : "Failed";
+    return finish(r, code, outcome, std::move(reason), redact(e.message, token));
+  };
+  if (auto s = Git(o.git, git_dir, "").run({"init", "-q", "--bare"}); !s) return failed(s.error());
+
+  // The base branch as the remote has it now, not as the workspace says.
+  if (auto s = git.runRemote({"fetch", "-q", "--no-tags", "--depth=1", "--", url, "refs/heads/" + base + ":refs/paddock/base"});
+      !s) {
+    return failed(s.error(), kForgeError, "FetchFailed");
+  }
+  auto base_sha = git.run({"rev-parse", "--verify", "refs/paddock/base^{commit}"});
+  if (!base_sha) return failed(base_sha.error());
+  r.base_commit = trimmed(*base_sha);
+
+  // The agent's work: every file of the work tree (as .gitignore leaves it), but the agent's
+  // result folder .paddock/.
+  if (auto s = git.run({"read-tree", "refs/paddock/base"}); !s) return failed(s.error());
+  if (auto s = git.run({"add", "-A", "--", ".", ":(exclude).paddock"}); !s) return failed(s.error());
+  auto names = git.run({"diff", "--cached", "--name-only", "--no-renames", "-z", "refs/paddock/base"});
+  if (!names) return failed(names.error());
+  std::vector<std::string> changed = splitNul(*names);
+  if (changed.empty()) {
+    return finish(r, kNoChanges, "NoChanges", "NoChanges",
+                  "the workspace does not differ from " + base + " at " + r.base_commit + "; nothing to propose");
+  }
+  r.refused_paths = protectedPaths(changed, globs);
+
+  // The summary: the agent's result file (never through a symbolic link), else the task.
+  std::string summary;
+  if (auto s = readBelow(o.workspace, o.summary_file, 16 * 1024); s) {
+    summary = *s;
+  } else if (!o.task_file.empty()) {
+    if (auto t = readFile(o.task_file); t) summary = t->substr(0, 16 * 1024);
+  }
+
+  // The CHANGELOG entry, written into the index only (the workspace is not touched).
+  std::string changelog;
+  if (auto ls = git.run({"ls-files", "-s", "--", "CHANGELOG.md"}); ls && ls->starts_with("100")) {
+    if (auto c = git.run({"cat-file", "blob", ":CHANGELOG.md"}); c) changelog = *c;
+  }
+  std::string updated =
+      insertChangelogEntry(changelog, renderChangelogEntry(o.run, summary, o.date.empty() ? today() : o.date));
+  auto blob = git.run({"hash-object", "-w", "--stdin"}, updated);
+  if (!blob) return failed(blob.error());
+  if (auto s = git.run({"update-index", "--add", "--cacheinfo", "100644," + trimmed(*blob) + ",CHANGELOG.md"}); !s) {
+    return failed(s.error());
+  }
+
+  // Credentials in anything the change adds, the CHANGELOG entry (the summary) included.
+  auto diff = git.run({"diff", "--cached", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
+                       "--text", "--src-prefix=a/", "--dst-prefix=b/", "refs/paddock/base"});
+  if (!diff) return failed(diff.error());
+  r.findings = findCredentials(addedLines(*diff), canaries);
+
+  if (!r.refused_paths.empty() || !r.findings.empty()) {
+    std::string message;
+    if (!r.refused_paths.empty()) {
+      message = "the change touches " + std::to_string(r.refused_paths.size()) +
+                " protected path(s) of the policy (first: " + r.refused_paths.front() + ")";
+    }
+    if (!r.findings.empty()) {
+      const auto& f = r.findings.front();
+      message += std::string(message.empty() ? "the change" : "; it") + " adds " + std::to_string(r.findings.size()) +
+                 " line(s) that look like credentials (first: " + f.file + ":" + std::to_string(f.line) + ", " +
+                 f.pattern + ")";
+    }
+    message += "; nothing was pushed. Remove them from the workspace or ask the policy's owners.";
+    r.branch.clear();
+    return finish(r, kRefused, "Refused", r.refused_paths.empty() ? "Credential" : "ProtectedPath", message);
+  }
+
+  // One commit on the base, by paddock, pushed to a branch that must not exist yet.
+  std::string title = titleOf(summary, "Changes by Paddock run " + o.run.run);
+  auto tree = git.run({"write-tree"});
+  if (!tree) return failed(tree.error());
+  std::string message = title + "\n\n" + (summary.empty() ? "" : trimmed(summary) + "\n\n") +
+                        "Paddock-Run: " + o.run.ns + "/" + o.run.run + "\n";
+  auto commit = git.run({"commit-tree", trimmed(*tree), "-p", r.base_commit, "-F", "-"}, message);
+  if (!commit) return failed(commit.error());
+  r.commit = trimmed(*commit);
+  // Fresh means fresh: a branch left by an earlier attempt is not reused (and the lease below
+  // keeps a concurrent push from being overwritten).
+  auto existing = git.runRemote({"ls-remote", "--heads", "--", url, "refs/heads/" + r.branch});
+  if (!existing) return failed(existing.error(), kForgeError, "PushFailed");
+  if (!trimmed(*existing).empty()) {
+    return finish(r, kForgeError, "ForgeError", "BranchExists",
+                  "the remote already has " + r.branch + " (an earlier attempt?); delete it to run this stage again");
+  }
+  if (auto s = git.runRemote({"push", "-q", "--force-with-lease=refs/heads/" + r.branch + ":", "--", url,
+                              r.commit + ":refs/heads/" + r.branch});
+      !s) {
+    return failed(s.error(), kForgeError, "PushFailed");
+  }
+  log::info("pushed the branch", {{"branch", r.branch}, {"commit", r.commit}, {"files", changed.size()}});
+  if (!o.open_pull_request) {
+    return finish(r, kSuccess, "Pushed", "Pushed", "pushed " + r.branch + "; no pull request was asked for");
+  }
+
+  // The pull request, through the forge's REST API. Never merged.
+  auto api = splitUrl(forge->api_url);
+  if (!api) return usage("Forge", api.error().message);
+  auto client = http::makeClient(api->origin, {});
+  if (!client) return usage("Forge", client.error().message);
+  std::string prefix = api->target == "/" ? "" : api->target;
+  auto request = pullRequestRequest(*forge, prefix, token,
+                                    {title, r.branch, base, renderPullRequestBody(o.run, summary, changed.size())});
+  Result<http::Response> response = Error::local("NotSent", "");
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    response = (*client)->send(request);
+    if (response || response.error().reason != "NotSent") break;
+    std::this_thread::sleep_for(std::chrono::seconds(1 << attempt));
+  }
+  if (!response) return failed(response.error(), kForgeError, "PullRequestFailed");
+  auto pr = readPullRequestResponse(*response);
+  if (!pr) return failed(pr.error(), kForgeError, "PullRequestFailed");
+  r.pull_request_url = pr->url;
+  r.pull_request_number = pr->number;
+  return finish(r, kSuccess, "PullRequestOpened", "PullRequestOpened",
+                "opened pull request #" + std::to_string(pr->number) + " from " + r.branch + " into " + base);
+}
+
+Outcome runDeploy(const DeployOptions& o) {
+  StageResult r;
+  r.stage = "deploy";
+  r.branch = o.ref.empty() ? branchName(o.run) : o.ref;
+  if (!o.commit.empty()) r.commit = o.commit;
+  auto usage = [&](std::string reason, std::string message) {
+    return finish(r, kUsage, "UsageError", std::move(reason), std::move(message));
+  };
+  if (o.run.run.empty()) return usage("NoRun", "the run's name is unknown: set --run or PADDOCK_RUN");
+  std::string url = o.deploy_url;
+  if (url.empty() && !o.deploy_url_file.empty()) {
+    auto text = readFile(o.deploy_url_file);
+    if (!text) return usage("DeployUrlFile", text.error().message);
+    url = trimmed(*text);
+  }
+  if (url.empty()) return usage("DeployUrl", "no deploy endpoint: set --deploy-url or --deploy-url-file");
+  auto parts = splitUrl(url);
+  if (!parts) return usage("DeployUrl", parts.error().message);
+  if (o.token_file.empty()) return usage("TokenFile", "no deploy token: set --token-file to its secret file");
+  auto token_text = readFile(o.token_file);
+  if (!token_text) return usage("TokenFile", token_text.error().message + " (the deploy token, the policy's secret for stage deploy)");
+  std::string token = trimmed(*token_text);
+  if (token.empty()) return usage("TokenFile", o.token_file + " is empty");
+
+  auto client = http::makeClient(parts->origin, {});
+  if (!client) return usage("DeployUrl", client.error().message);
+  auto response = (*client)->send(deployRequest(parts->target, token, o.run.run, o.run.ns, r.branch, o.commit));
+  if (!response) {
+    return finish(r, kDeployError, "DeployError", "Unreachable", redact(response.error().describe(), token));
+  }
+  r.extra["status"] = response->status;
+  json body = json::parse(response->body, nullptr, false);
+  if (body.is_object()) {
+    json release = json::object();
+    for (const char* key : {"id", "name", "url", "status", "environment"}) {
+      if (body.contains(key) && (body[key].is_string() || body[key].is_number())) release[key] = body[key];
+    }
+    if (!release.empty()) r.extra["release"] = release;
+  }
+  if (response->status < 200 || response->status >= 300) {
+    std::string said = body.is_object() ? stringAt(body, "/message") : response->body.substr(0, 200);
+    return finish(r, kDeployError, "DeployError", "DeployRefused",
+                  redact("the deploy endpoint answered " + std::to_string(response->status) + (said.empty() ? "" : ": " + said),
+                         token));
+  }
+  return finish(r, kSuccess, "Staged", "Staged",
+                "staged a release of " + r.branch + " (promotion is its own gated stage)");
+}
+
+}  // namespace paddock::stage

@@ -1,0 +1,52 @@
+// The gated stages' I/O shells: `pr` (diff, checks, CHANGELOG, push, pull request) and `deploy`
+// (stage a release at the deploy endpoint). Each returns its result and exit code; main.cc writes
+// the result where the operator reads it.
+#pragma once
+
+#include <string>
+
+#include "stage/report.h"
+
+namespace paddock::stage {
+
+struct PrOptions {
+  RunInfo run;
+  std::string workspace = "/workspace";
+  std::string repository_file = "/etc/paddock/task/repository.json";
+  std::string protected_paths_file;  // empty: no protected paths
+  std::string token_file;            // the forge token (the policy's secret for stage pr)
+  std::string canaries_file;         // empty: none (PADDOCK_CANARIES is read as well)
+  std::string canaries;              // from the environment
+  std::string summary_file = ".paddock/summary.md";  // below the workspace
+  std::string task_file;             // the fallback summary
+  std::string forge;                 // github | gitea | "" (github)
+  std::string forge_api_url;
+  std::string forge_repository;
+  std::string git = "git";
+  std::string scratch = "/tmp";      // where the stage's own git directory is made
+  std::string date;                  // YYYY-MM-DD for the CHANGELOG; empty: today (UTC)
+  bool open_pull_request = true;
+};
+
+struct Outcome {
+  StageResult result;
+  int exit_code = kSuccess;
+};
+
+Outcome runPr(const PrOptions& options);
+
+struct DeployOptions {
+  RunInfo run;
+  std::string deploy_url;
+  std::string deploy_url_file;
+  std::string token_file;
+  std::string ref;     // default paddock/<run>
+  std::string commit;  // optional
+};
+
+Outcome runDeploy(const DeployOptions& options);
+
+// `text` with every occurrence of `secret` replaced by "[redacted]".
+std::string redact(std::string text, const std::string& secret);
+
+}  // namespace paddock::stage
