@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   PrOptions pr;
   DeployOptions deploy;
+  CloneOptions clone;
   std::string run = env("PADDOCK_RUN"), ns = env("PADDOCK_NAMESPACE");
   std::string result_path = "/dev/termination-log";
   std::string token_file;
@@ -53,7 +54,9 @@ int main(int argc, char** argv) {
   pr.scratch = env("TMPDIR", "/tmp");
 
   Flags flags("paddock-stage",
-              "runs one gated stage of a Paddock run: `paddock-stage pr` or `paddock-stage deploy` (positional).\n"
+              "runs one step of a Paddock run: `paddock-stage clone`, `pr` or `deploy` (positional).\n"
+              "  clone   the agent pod's init container: fetches the repository's base branch (shallow) into the\n"
+              "          empty workspace, with origin set; --token-file, when given, is a read-only credential.\n"
               "  pr      diffs the workspace against the base branch (fetched from the remote), refuses protected\n"
               "          paths and anything that looks like a credential, adds a CHANGELOG entry with the run's\n"
               "          summary, pushes one commit by paddock to a fresh branch paddock/<run> and opens a pull\n"
@@ -85,6 +88,7 @@ int main(int argc, char** argv) {
   flags.add("git", &pr.git, "pr: the git program.");
   flags.add("scratch", &pr.scratch, "pr: where the stage's own git directory is made. Default: $TMPDIR or /tmp.");
   flags.add("date", &pr.date, "pr: the CHANGELOG entry's date, YYYY-MM-DD. Default: today (UTC).");
+  flags.add("into", &clone.into, "clone: the (empty) workspace to clone the base branch into.");
   flags.add("deploy-url", &deploy.deploy_url, "deploy: the deploy endpoint's URL.");
   flags.add("deploy-url-file", &deploy.deploy_url_file, "deploy: a file holding the deploy endpoint's URL.");
   flags.add("ref", &deploy.ref, "deploy: the ref to stage. Default: paddock/<run>.");
@@ -112,6 +116,13 @@ int main(int argc, char** argv) {
     pr.token_file = token_file.empty() ? secrets_dir + "/github-pr-token/token" : token_file;
     return report(runPr(pr), result_path);
   }
+  if (stage == "clone" && positional.size() <= 1) {
+    clone.run = {run, ns};
+    clone.repository_file = pr.repository_file;
+    clone.token_file = token_file;
+    clone.git = pr.git;
+    return report(runClone(clone), result_path);
+  }
   if (stage == "deploy" && positional.size() <= 1) {
     deploy.run = {run, ns};
     deploy.token_file = token_file.empty() ? secrets_dir + "/deploy-token/token" : token_file;
@@ -121,7 +132,7 @@ int main(int argc, char** argv) {
   bad.result.stage = stage;
   bad.result.outcome = "UsageError";
   bad.result.reason = "UnknownStage";
-  bad.result.message = "usage: paddock-stage pr|deploy [flags] (see --help); got \"" + stage + "\"" +
+  bad.result.message = "usage: paddock-stage clone|pr|deploy [flags] (see --help); got \"" + stage + "\"" +
                        (positional.size() > 1 ? " with extra arguments" : "");
   bad.exit_code = kUsage;
   return report(bad, result_path);

@@ -87,6 +87,49 @@ std::string redact(std::string text, const std::string& secret) {
   return text;
 }
 
+Outcome runClone(const CloneOptions& o) {
+  StageResult r;
+  r.stage = "clone";
+  auto repo_text = readFile(o.repository_file);
+  json repo = repo_text ? json::parse(*repo_text, nullptr, false) : json();
+  std::string url = stringAt(repo, "/url");
+  std::string base = stringAt(repo, "/baseBranch");
+  if (url.empty() || base.empty()) {
+    return finish(r, kUsage, "UsageError", "RepositoryFile",
+                  o.repository_file + " must be JSON with the strings url and baseBranch");
+  }
+  std::string token;
+  if (!o.token_file.empty()) {
+    auto text = readFile(o.token_file);
+    if (!text) return finish(r, kUsage, "UsageError", "TokenFile", text.error().message);
+    token = trimmed(*text);
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(o.into, ec) && !std::filesystem::is_empty(o.into, ec)) {
+    return finish(r, kFailed, "Failed", "WorkspaceNotEmpty",
+                  o.into + " is not empty: the workspace is cloned once, before the agent starts");
+  }
+  std::filesystem::create_directories(o.into, ec);
+  Git git(o.git, o.into + "/.git", o.into);
+  git.setAuthorization(token.empty() ? "" : gitAuthorizationHeader(token));
+  auto failed = [&](const Error& e, int code, std::string reason) {
+    return finish(r, code, code == kForgeError ? "ForgeError" : "Failed", std::move(reason), redact(e.message, token));
+  };
+  if (auto s = git.run({"init", "-q", "-b", base}); !s) return failed(s.error(), kFailed, "Git");
+  if (auto s = git.run({"remote", "add", "origin", url}); !s) return failed(s.error(), kFailed, "Git");
+  if (auto s = git.runRemote({"fetch", "-q", "--no-tags", "--depth=1", "origin",
+                              "refs/heads/" + base + ":refs/remotes/origin/" + base});
+      !s) {
+    return failed(s.error(), kForgeError, "FetchFailed");
+  }
+  if (auto s = git.run({"checkout", "-q", "-B", base, "refs/remotes/origin/" + base}); !s) {
+    return failed(s.error(), kFailed, "Git");
+  }
+  auto head = git.run({"rev-parse", "HEAD"});
+  if (head) r.base_commit = trimmed(*head);
+  return finish(r, kSuccess, "Cloned", "Cloned", "cloned " + base + " at " + r.base_commit + " into " + o.into);
+}
+
 Outcome runPr(const PrOptions& o) {
   StageResult r;
   r.stage = "pr";

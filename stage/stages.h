@@ -46,6 +46,19 @@ struct DeployOptions {
 
 Outcome runDeploy(const DeployOptions& options);
 
+// The agent pod's workspace init container: the base branch of the run's repository, fetched
+// shallow into the (empty) workspace, with `origin` pointing at the repository. A token, when
+// given, is a read-only credential sent only as git's http.extraHeader.
+struct CloneOptions {
+  RunInfo run;
+  std::string repository_file = "/etc/paddock/task/repository.json";
+  std::string into = "/workspace";
+  std::string token_file;  // empty: an anonymous clone
+  std::string git = "git";
+};
+
+Outcome runClone(const CloneOptions& options);
+
 // `text` with every occurrence of `secret` replaced by "[redacted]".
 std::string redact(std::string text, const std::string& secret);
 

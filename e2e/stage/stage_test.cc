@@ -307,6 +307,21 @@ TEST_F(StageTest, MissingTokenIsAUsageError) {
   EXPECT_EQ(unknown.result["reason"], "UnknownStage");
 }
 
+TEST_F(StageTest, CloneFetchesTheBaseBranchIntoTheEmptyWorkspace) {
+  fs::path into = dir_ / "fresh";
+  auto run = stage("clone", {"--into", into.string(), "--token-file", (dir_ / "secrets/github-pr-token/token").string()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.result["outcome"], "Cloned") << run.result.dump();
+  EXPECT_EQ(run.result["baseCommit"], base_) << run.result.dump();
+  EXPECT_EQ(read(into / "README.md"), "# shop\n");
+  EXPECT_EQ(trim(git({"-C", into.string(), "rev-parse", "HEAD"})), base_);
+  EXPECT_EQ(trim(git({"-C", into.string(), "remote", "get-url", "origin"})), "file://" + remote_.string());
+  // A workspace that already holds files is never cloned over.
+  auto again = stage("clone", {"--into", into.string()});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.result["reason"], "WorkspaceNotEmpty") << again.result.dump();
+}
+
 TEST_F(StageTest, DeployStagesARelease) {
   write(dir_ / "secrets/deploy-token/token", "deploy-token-77\n");
   StageRun run = stage("deploy", {"--deploy-url", forge_->url() + "/deploy", "--commit", base_});
