@@ -219,6 +219,11 @@ Result<bool> RunReconciler::mayApprove(const AgentRun& run, const AgentApproval&
   return allowed;
 }
 
+bool RunReconciler::once(const std::string& fact) {
+  std::lock_guard lock(once_mu_);
+  return once_.insert(fact).second;
+}
+
 void RunReconciler::forgetSpend(const AgentRun& run) {
   {
     std::lock_guard lock(spend_mu_);
@@ -518,7 +523,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
                        {"counted", v.counted}, {"authorized", gate.rbac_allows[v.name]}};
           if (!v.reason.empty()) item["reason"] = v.reason;
           verdicts.push_back(item);
-          if (known.count(v.name)) continue;
+          if (known.count(v.name) || !once(run->uid + "/" + name + "/" + v.name)) continue;
           // Each approval is audited once, in its approver's name, with why it did or did not count.
           json details = {{"stage", name}, {"approval", v.name}, {"decision", item["decision"]}};
           if (!v.reason.empty()) details["reason"] = v.reason;
@@ -552,12 +557,14 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
         }
         // Approved: the stage's pod, recorded first.
         auto planned_stage = planStagePod(*run, policy, *spec, options_.plan);
-        records.push_back({audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", pod_name}, {"image", spec->image}}});
-        for (auto& m : secretMounts(planned_stage)) {
-          m["stage"] = name;
-          records.push_back({audit::Action::SecretMounted, std::move(m)});
+        if (once(run->uid + "/" + name + "/started")) {
+          records.push_back({audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", pod_name}, {"image", spec->image}}});
+          for (auto& m : secretMounts(planned_stage)) {
+            m["stage"] = name;
+            records.push_back({audit::Action::SecretMounted, std::move(m)});
+          }
+          records.push_back({audit::Action::StageStarted, {{"stage", name}, {"pod", pod_name}}});
         }
-        records.push_back({audit::Action::StageStarted, {{"stage", name}, {"pod", pod_name}}});
         if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
         records.clear();
         auto created = client_.create(kube::resources::pods, ns, planned_stage, cancel);

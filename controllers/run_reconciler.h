@@ -9,6 +9,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "controllers/approval.h"
@@ -70,6 +71,11 @@ class RunReconciler : public runtime::Reconciler {
   // Does RBAC grant the approval's approver the approve verb on the run? (SubjectAccessReview)
   Result<bool> mayApprove(const AgentRun& run, const AgentApproval& approval, const CancelToken& cancel);
   std::atomic<audit::AuditLog*> audit_{nullptr};
+  // Records already appended for one-time facts of a run ("<uid>/<stage>/<approval>", "<uid>/<stage>/started"),
+  // so a reconcile deciding from a cache that lags behind our own status write does not append them again.
+  bool once(const std::string& fact);
+  std::mutex once_mu_;
+  std::set<std::string> once_;  // guarded by once_mu_
   std::mutex written_mu_;
   // By run key: the resourceVersion of our last status write, and when it was made.
   std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> written_;  // guarded by written_mu_
