@@ -181,8 +181,9 @@ TEST_F(BudgetE2E, ARunWithinItsBudgetSucceedsWithItsUsageInStatus) {
 TEST_F(BudgetE2E, AnAgentWhoseCountersResetNeverMakesUsageGoBackwards) {
   Team team(*rest, client, json::object());
   startOperator();
-  // 200 tokens a second; the agent's counters start again from zero after 5 s.
-  team.start("restarts", {.tokens_per_second = 200, .usd_per_second = 0.001, .reset_after = 5});
+  // 200 tokens a second; the agent's counters start again from zero after 15 s, well after the
+  // operator has read them while the run is Running (under load that can take several seconds).
+  team.start("restarts", {.tokens_per_second = 200, .usd_per_second = 0.001, .reset_after = 15});
   int64_t seen = 0, dropped_to = -1;
   // Usage only grows, and once the reset is behind it, the total is the reading behind it (the
   // counter since the reset) plus what was spent before: at least 400 tokens more.
