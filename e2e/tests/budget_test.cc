@@ -111,15 +111,12 @@ class BudgetE2E : public ::testing::Test {
         env("PADDOCK_OPERATOR_BIN"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "--listen-address", "127.0.0.1:0",
         "--leader-election-namespace", lease_ns->name(), "--prometheus-url", env("PADDOCK_E2E_PROMETHEUS_URL"),
         "--budget-interval", "1s", "--usage-write-interval", "1s", "--prometheus-timeout", "2s"});
-    ASSERT_FALSE(op->waitForLine([](const std::string& l) { return l.find("reconciling AgentRuns") != std::string::npos; },
-                                 std::chrono::seconds(60))
-                     .empty())
+    ASSERT_TRUE(reconciling(*op))
         << testing::PrintToString(op->lines());
   }
   void TearDown() override {
     if (op) {
-      op->signal(SIGTERM);
-      EXPECT_EQ(op->wait(std::chrono::seconds(20)), 0);
+      stopOperator(*op);
     }
     lease_ns.reset();
   }

@@ -57,15 +57,12 @@ class PluginE2E : public ::testing::Test {
     op = std::make_unique<Process>(std::vector<std::string>{
         env("PADDOCK_OPERATOR_BIN"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "--listen-address", "127.0.0.1:0",
         "--leader-election-namespace", ns->name(), "--audit-store", audit_dir});
-    ASSERT_FALSE(op->waitForLine([](const std::string& l) { return l.find("reconciling AgentRuns") != std::string::npos; },
-                                 std::chrono::seconds(60))
-                     .empty())
+    ASSERT_TRUE(reconciling(*op))
         << testing::PrintToString(op->lines());
   }
   void TearDown() override {
     if (op) {
-      op->signal(SIGTERM);
-      EXPECT_EQ(op->wait(std::chrono::seconds(20)), 0);
+      stopOperator(*op);
     }
     client.remove(kube::resources::agentpolicies, "", team).ok();
     ns.reset();

@@ -28,9 +28,7 @@ class RunE2E : public ::testing::Test {
     auto p = client.create(kube::resources::agentpolicies, "", policy);
     ASSERT_TRUE(p.ok()) << p.error().describe();
     op = startOperator();
-    ASSERT_FALSE(op->waitForLine([](const std::string& l) { return l.find("reconciling AgentRuns") != std::string::npos; },
-                                 std::chrono::seconds(60))
-                     .empty())
+    ASSERT_TRUE(reconciling(*op))
         << testing::PrintToString(op->lines());
   }
   std::unique_ptr<Process> startOperator() {
@@ -42,8 +40,7 @@ class RunE2E : public ::testing::Test {
   }
   void TearDown() override {
     if (op) {
-      op->signal(SIGTERM);
-      EXPECT_EQ(op->wait(std::chrono::seconds(20)), 0);
+      stopOperator(*op);
     }
     client.remove(kube::resources::agentpolicies, "", team).ok();
     ns.reset();
@@ -310,9 +307,7 @@ TEST_F(RestartRunE2E, NoRunEverHasTwoPodsAndEveryRunFinishesAcrossAKill) {
   ASSERT_EQ(op->wait(std::chrono::seconds(10)), 128 + SIGKILL);
   int at_kill = pods_seen;
   op = startOperator();
-  ASSERT_FALSE(op->waitForLine([](const std::string& l) { return l.find("reconciling AgentRuns") != std::string::npos; },
-                               std::chrono::seconds(60))
-                   .empty())
+  ASSERT_TRUE(reconciling(*op))
       << testing::PrintToString(op->lines());
 
   // Every run reaches the phase its agent's exit code says.

@@ -124,6 +124,17 @@ std::vector<json> loadYamlDocuments(const std::string& text) {
   return out;
 }
 
+bool reconciling(Process& op) {
+  return !op.waitForLine([](const std::string& l) { return l.find("reconciling AgentRuns") != std::string::npos; },
+                         std::chrono::seconds(60))
+              .empty();
+}
+
+void stopOperator(Process& op) {
+  op.signal(SIGTERM);
+  EXPECT_EQ(op.wait(std::chrono::seconds(20)), 0);
+}
+
 std::string phaseOf(const json& run) { return run.value(json::json_pointer("/status/phase"), std::string()); }
 
 json condition(const json& object, const std::string& type) {

@@ -83,6 +83,11 @@ class Process {
   std::thread reader_;
 };
 
+// Waits until paddock-operator `op` logs that it leads and reconciles AgentRuns (at most 60 s).
+bool reconciling(Process& op);
+// Stops a paddock-operator with SIGTERM and expects a clean exit within 20 s.
+void stopOperator(Process& op);
+
 std::string randomSuffix();
 
 // A YAML file (one document) as JSON, with YAML's types: quoted scalars stay strings, plain ones
