@@ -5,8 +5,10 @@
 //    exists and until every run is Running (kwok runs the pods); then N Jobs, timed until every
 //    Job's pod exists (kube-controller-manager's Job controller). Paddock gets the client QPS and
 //    burst read from kube-controller-manager's command line, so both sides have the same limit.
-// 2. The limit: the same ConfigMap, NetworkPolicy and Pod Paddock wrote for a run, created by a
-//    parallel loader with no client limit; and Paddock itself with no client limit, against it.
+// 2. The limit: Paddock's agent pod as it wrote it, created by a parallel loader with no client
+//    limit (the one object Paddock creates per run), and the set of ConfigMap (holding
+//    what the pod's annotations hold), NetworkPolicy and Pod per run; and Paddock itself with no
+//    client limit, against the pods.
 // 3. Latency: runs created at a steady rate (20/s for 60 s); create response to the pod's arrival
 //    on a watch here (creationTimestamp has second precision), p50 and p99.
 // 4. Footprint: the operator's VmRSS and CPU seconds (utime+stime) idle and with 1k and 10k runs
@@ -401,7 +403,7 @@ struct Bench {
   int loaders = 16;
   int workers = 4;
   double timeout_per_run = 1.0;  // seconds a size may take per run, on top of 60 s
-  json templates;                // the ConfigMap, NetworkPolicy and Pod Paddock wrote for one run
+  json templates;                // the Pod and the team's NetworkPolicy Paddock wrote for the first run
 
   std::unique_ptr<Operator> startOperator(double qps, int burst) {
     auto op = std::make_unique<Operator>(operator_bin, kubeconfig, lease_ns, audit_dir, qps, burst, workers);
@@ -497,29 +499,41 @@ struct Bench {
       }
       return nullptr;
     }();
-    auto owned = [&](const kube::Resource& r) -> json {
-      auto list = client.list(r, ns);
-      if (!list) return nullptr;
-      for (const auto& o : list->items) {
-        for (const auto& ref : o["metadata"].value("ownerReferences", json::array())) {
-          if (ref.value("kind", "") == "AgentRun" && ref.value("name", "") == run) return o;
-        }
-      }
-      return nullptr;
-    };
-    json cm = owned(configmaps), np = owned(networkpolicies);
-    if (pod.is_null() || cm.is_null() || np.is_null()) {
-      std::cerr << "throughput bench: cannot find the children of " << run << "; the raw limit is skipped\n";
+    auto np = client.get(networkpolicies, ns, "paddock-" + team.name);
+    if (pod.is_null() || !np) {
+      std::cerr << "throughput bench: cannot find the pod of " << run << " or the team's NetworkPolicy; the raw limit is skipped\n";
       return;
     }
-    templates = {{"configmap", strip(cm)}, {"networkpolicy", strip(np)}, {"pod", strip(pod)}};
+    json stripped_np = strip(*np);
+    stripped_np["metadata"]["name"] = run + "-egress";
+    stripped_np["spec"]["podSelector"] = {{"matchLabels", {{"paddock.dev/run", run}}}};
+    templates = {{"networkpolicy", stripped_np}, {"pod", strip(pod)}};
   }
 
-  // Paddock's children for `n` runs from a parallel loader without a client limit.
+  // Creates from the loaders, without a client limit, the objects `make(i)` lists for i in [0, n).
+  json rawCreates(const std::string& what, int n, const std::function<std::vector<std::pair<const kube::Resource*, json>>(int)>& make) {
+    Namespace ns(rest, client, "bench-tp-raw", team.labels());
+    std::atomic<int> failed{0};
+    size_t per = make(0).size();
+    auto start = parallel(0, n, loaders, [&](kube::Client& c, int i) {
+      for (auto& [r, o] : make(i)) {
+        if (auto created = c.create(*r, ns.name(), o); !created && failed++ < 3) {
+          std::cerr << "raw create " << r->plural << ": " << created.error().describe() << "\n";
+        }
+      }
+    });
+    double secs = secondsSince(start);
+    json r = {{"what", what}, {"sets", n}, {"loaders", loaders}, {"seconds", secs}, {"setsPerSecond", n / secs},
+              {"objectsPerSecond", static_cast<double>(per) * n / secs}, {"createFailures", failed.load()}};
+    r["namespaceDeleteSeconds"] = ns.remove();
+    std::cerr << "throughput bench: raw " << r.dump() << "\n";
+    return r;
+  }
+
+  // Paddock's pod for `n` runs, then the ConfigMap + NetworkPolicy + Pod sets.
   json rawLimit(int n) {
     if (templates.is_null()) return {{"skipped", "no templates"}};
-    Namespace ns(rest, client, "bench-tp-raw", team.labels());
-    std::string tcm = templates["configmap"].dump(), tnp = templates["networkpolicy"].dump(), tpod = templates["pod"].dump();
+    std::string tnp = templates["networkpolicy"].dump(), tpod = templates["pod"].dump();
     auto named = [](const std::string& text, const std::string& name) {
       std::string out = text, from = runName(0);
       for (size_t at = out.find(from); at != std::string::npos; at = out.find(from, at + name.size())) {
@@ -527,21 +541,23 @@ struct Bench {
       }
       return json::parse(out);
     };
-    std::atomic<int> failed{0};
-    auto start = parallel(0, n, loaders, [&](kube::Client& c, int i) {
-      std::string name = "x" + runName(i).substr(1);
-      for (auto [r, text] : {std::pair{&configmaps, &tcm}, {&networkpolicies, &tnp}, {&pods, &tpod}}) {
-        if (auto created = c.create(*r, ns.name(), named(*text, name)); !created) {
-          if (failed++ < 3) std::cerr << "raw create " << r->plural << " " << name << ": " << created.error().describe() << "\n";
-        }
-      }
+    json out;
+    out["pods"] = rawCreates("Paddock's agent pod", n, [&](int i) {
+      return std::vector<std::pair<const kube::Resource*, json>>{{&pods, named(tpod, "p" + runName(i).substr(1))}};
     });
-    double secs = secondsSince(start);
-    json r = {{"sets", n}, {"loaders", loaders}, {"seconds", secs}, {"setsPerSecond", n / secs},
-              {"objectsPerSecond", 3 * n / secs}, {"createFailures", failed.load()}};
-    r["namespaceDeleteSeconds"] = ns.remove();
-    std::cerr << "throughput bench: raw " << r.dump() << "\n";
-    return r;
+    out["sets"] = rawCreates("ConfigMap + NetworkPolicy + Pod", n, [&](int i) {
+      std::string name = "x" + runName(i).substr(1);
+      json pod = named(tpod, name);
+      json data = json::object();
+      for (const auto& [k, v] : pod["metadata"].value("annotations", json::object()).items()) {
+        if (k.rfind("paddock.dev/", 0) == 0 && v.is_string()) data[k.substr(12)] = v;
+      }
+      json cm = {{"apiVersion", "v1"}, {"kind", "ConfigMap"},
+                 {"metadata", {{"name", name + "-agent"}, {"labels", pod["metadata"]["labels"]}}}, {"data", data}};
+      return std::vector<std::pair<const kube::Resource*, json>>{
+          {&configmaps, cm}, {&networkpolicies, named(tnp, name)}, {&pods, pod}};
+    });
+    return out;
   }
 
   // Runs at `rate` per second for `seconds`; create response to the pod's arrival on the watch.
@@ -671,13 +687,16 @@ std::string markdown(const json& r) {
   }
   const auto& raw = r["raw"];
   const auto& un = r["unlimited"];
-  if (raw.contains("setsPerSecond") && un.contains("podsPerSecond")) {
+  if (raw.contains("pods") && un.contains("podsPerSecond")) {
     md << "\n### The limit: no client limit\n\n| | runs (sets)/s | objects/s |\n|---|---:|---:|\n";
-    md << "| raw creates of Paddock's ConfigMap + NetworkPolicy + Pod, " << raw["loaders"].get<int>() << " loaders, "
-       << raw["sets"].get<int>() << " sets | " << f(raw["setsPerSecond"], 1) << " | " << f(raw["objectsPerSecond"], 0) << " |\n";
+    for (const char* k : {"pods", "sets"}) {
+      const auto& x = raw[k];
+      md << "| raw creates of " << x["what"].get<std::string>() << ", " << x["loaders"].get<int>() << " loaders, "
+         << x["sets"].get<int>() << " sets | " << f(x["setsPerSecond"], 1) << " | " << f(x["objectsPerSecond"], 0) << " |\n";
+    }
     md << "| Paddock, --kube-api-qps 0 (unlimited), " << un["runs"].get<int>() << " runs at once, pods | "
        << f(un["podsPerSecond"], 1) << " | |\n";
-    md << "| Paddock / raw | " << f(100 * r["rawRatio"].get<double>(), 0) << " % | |\n";
+    md << "| Paddock / raw pods | " << f(100 * r["rawRatio"].get<double>(), 0) << " % | |\n";
   }
   const auto& l = r["latency"];
   if (l.contains("p99Ms")) {
@@ -747,7 +766,7 @@ void plot(const json& r, const std::string& dir) {
     std::sort(ms.begin(), ms.end());
     for (size_t i = 0; i < ms.size(); ++i) lat << ms[i] << " " << 100.0 * static_cast<double>(i + 1) / static_cast<double>(ms.size()) << "\n";
   }
-  double raw = r["raw"].value("setsPerSecond", 0.0), unlimited = r["unlimited"].value("podsPerSecond", 0.0);
+  double raw = r["raw"].value("pods", json::object()).value("setsPerSecond", 0.0), unlimited = r["unlimited"].value("podsPerSecond", 0.0);
   std::ofstream gp(dir + "/throughput.gp");
   gp << "set terminal pngcairo size 1200,480 font ',10' noenhanced\n"
      << "set output '" << dir << "/throughput.png'\n"
@@ -926,12 +945,12 @@ int main(int argc, char** argv) {
       }
       goal("Paddock >= Job controller pods/s at equal QPS (ratio)", m, any && met);
     }
-    if (result["raw"].contains("setsPerSecond") && result["unlimited"].contains("podsPerSecond")) {
-      double ratio = result["unlimited"]["podsPerSecond"].get<double>() / result["raw"]["setsPerSecond"].get<double>();
+    if (result["raw"].contains("pods") && result["unlimited"].contains("podsPerSecond")) {
+      double ratio = result["unlimited"]["podsPerSecond"].get<double>() / result["raw"]["pods"]["setsPerSecond"].get<double>();
       result["rawRatio"] = ratio;
-      goal(">= 70 % of the raw create limit (no client limit)",
+      goal(">= 70 % of the raw create limit (no client limit; raw: Paddock's pod alone)",
            fmt("%.0f %%", 100 * ratio) + " (" + fmt("%.1f", result["unlimited"]["podsPerSecond"].get<double>()) + " of " +
-               fmt("%.1f", result["raw"]["setsPerSecond"].get<double>()) + " runs/s)",
+               fmt("%.1f", result["raw"]["pods"]["setsPerSecond"].get<double>()) + " runs/s)",
            ratio >= 0.7);
     }
     {

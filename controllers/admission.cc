@@ -1,6 +1,7 @@
 #include "controllers/admission.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "operator/common/duration.h"
 
@@ -151,25 +152,31 @@ Original findOriginal(const AgentRun& run, const std::vector<AgentRun>& same_nam
   return o;
 }
 
+bool waitsForSlot(const AgentRun& run) { return !holdsSlot(run) && !isTerminal(run.phase) && !run.cancel; }
+
+bool aheadInLine(const AgentRun& a, const AgentRun& b) {
+  return std::tie(a.creation_timestamp, a.ns, a.name) < std::tie(b.creation_timestamp, b.ns, b.name);
+}
+
 Slot concurrencySlot(const AgentRun& run, const std::vector<AgentRun>& team, int max_running) {
-  Slot s;
-  std::vector<const AgentRun*> waiting;
+  int active = 0, ahead = 0;
   for (const auto& r : team) {
     if (r.uid == run.uid) continue;
-    if (holdsSlot(r)) ++s.active;
-    else if (!isTerminal(r.phase) && !r.cancel) waiting.push_back(&r);
+    if (holdsSlot(r)) ++active;
+    else if (waitsForSlot(r) && aheadInLine(r, run)) ++ahead;
   }
-  // Earlier runs (creation time, then namespace and name) go first.
-  auto before = [](const AgentRun* a, const AgentRun& b) {
-    return std::tie(a->creation_timestamp, a->ns, a->name) < std::tie(b.creation_timestamp, b.ns, b.name);
-  };
-  int ahead = static_cast<int>(std::count_if(waiting.begin(), waiting.end(), [&](auto* w) { return before(w, run); }));
-  if (s.active + ahead < max_running) {
+  return decideSlot(active, ahead, max_running);
+}
+
+Slot decideSlot(int active, int ahead, int max_running) {
+  Slot s;
+  s.active = active;
+  if (active + ahead < max_running) {
     s.may_start = true;
     return s;
   }
   s.position = ahead + 1;
-  s.message = "waiting for a slot: " + std::to_string(s.active) + " of " + std::to_string(max_running) +
+  s.message = "waiting for a slot: " + std::to_string(active) + " of " + std::to_string(max_running) +
               " runs allowed by spec.concurrency.maxRunning are running; this run is number " +
               std::to_string(s.position) + " in line and starts when one finishes";
   return s;

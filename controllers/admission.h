@@ -57,6 +57,12 @@ struct Slot {
 // `team` holds every run governed by the same policy, `run` among them. A run holds a slot from
 // the moment its agent pod is created until it ends.
 Slot concurrencySlot(const AgentRun& run, const std::vector<AgentRun>& team, int max_running);
+// The same decision from counts: `active` runs of the team hold a slot, `ahead` wait before this one.
+Slot decideSlot(int active, int ahead, int max_running);
+// A run that has not started, is not cancelled and has not ended waits for a slot.
+bool waitsForSlot(const AgentRun& run);
+// Waiting runs go in creation order (then namespace and name): is `a` before `b`?
+bool aheadInLine(const AgentRun& a, const AgentRun& b);
 
 bool holdsSlot(const AgentRun& run);
 

@@ -1,6 +1,8 @@
 #include "controllers/plan.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 
 namespace paddock::controllers {
 namespace {
@@ -39,8 +41,7 @@ std::string secretVolumeName(size_t i) { return "secret-" + std::to_string(i); }
 }  // namespace
 
 std::string agentPodName(const AgentRun& run) { return run.name + "-agent"; }
-std::string runConfigMapName(const AgentRun& run) { return run.name + "-agent"; }
-std::string networkPolicyName(const AgentRun& run) { return run.name + "-egress"; }
+std::string networkPolicyName(const AgentPolicy& policy) { return "paddock-" + policy.name; }
 std::string workspaceClaimName(const AgentRun& run) { return run.name + "-workspace"; }
 std::string stagePodName(const AgentRun& run, const std::string& stage) { return run.name + "-" + stage; }
 
@@ -49,26 +50,43 @@ json ownerReference(const AgentRun& run) {
           {"uid", run.uid}, {"controller", true}, {"blockOwnerDeletion", true}};
 }
 
-json planConfigMap(const AgentRun& run, const AgentPolicy& policy, const Effective& effective) {
-  json settings = {{"permissions", {{"allow", policy.tools_allow}, {"deny", policy.tools_deny}}}};
-  if (!effective.model.empty()) settings["model"] = effective.model;
-  if (!policy.mcp_servers.empty()) settings["allowedMcpServers"] = policy.mcp_servers;
-  json repo = {{"url", run.repository_url}, {"baseBranch", run.base_branch}};
-  return {{"apiVersion", "v1"},
-          {"kind", "ConfigMap"},
-          {"metadata", metadata(runConfigMapName(run), run, policy, "agent")},
-          {"data",
-           {{"task.md", run.task},
-            {"managed-settings.json", settings.dump(2)},
-            {"repository.json", repo.dump(2)},
-            {"protected-paths", [&] {
-               std::string out;
-               for (const auto& p : policy.protected_paths) out += p + "\n";
-               return out;
-             }()}}}};
+json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effective* agent) {
+  std::string protected_paths;
+  for (const auto& p : policy.protected_paths) protected_paths += p + "\n";
+  json a = {{"paddock.dev/task", run.task},
+            {"paddock.dev/repository", json{{"url", run.repository_url}, {"baseBranch", run.base_branch}}.dump(2)},
+            {"paddock.dev/protected-paths", protected_paths}};
+  if (agent) {
+    json settings = {{"permissions", {{"allow", policy.tools_allow}, {"deny", policy.tools_deny}}}};
+    if (!agent->model.empty()) settings["model"] = agent->model;
+    if (!policy.mcp_servers.empty()) settings["allowedMcpServers"] = policy.mcp_servers;
+    a["paddock.dev/managed-settings"] = settings.dump(2);
+  }
+  return a;
 }
 
-json planNetworkPolicy(const AgentRun& run, const AgentPolicy& policy) {
+namespace {
+
+// The pods of the policy's runs: the team label, on pods Paddock made.
+json teamSelector(const AgentPolicy& policy) {
+  return {{kLabelTeam, policy.name}, {"app.kubernetes.io/managed-by", "paddock"}};
+}
+
+json sharedMetadata(const std::string& name, const std::string& ns, const AgentPolicy& policy, const json& spec) {
+  // FNV-1a over the spec's text: stable across processes and builds.
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : spec.dump()) h = (h ^ c) * 1099511628211ULL;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return {{"name", name},
+          {"namespace", ns},
+          {"labels", teamSelector(policy)},
+          {"annotations", {{kAnnotationSpecHash, hex}}}};
+}
+
+}  // namespace
+
+json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy) {
   json dns_ports = json::array({{{"protocol", "UDP"}, {"port", 53}}, {{"protocol", "TCP"}, {"port", 53}}});
   json egress = json::array();
   egress.push_back({{"to", json::array({{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", "kube-system"}}}}},
@@ -80,14 +98,14 @@ json planNetworkPolicy(const AgentRun& run, const AgentPolicy& policy) {
     for (int p : rule.ports) ports.push_back({{"protocol", "TCP"}, {"port", p}});
     egress.push_back({{"to", json::array({{{"ipBlock", {{"cidr", rule.cidr}}}}})}, {"ports", ports}});
   }
+  json spec = {{"podSelector", {{"matchLabels", teamSelector(policy)}}},
+               {"policyTypes", json::array({"Ingress", "Egress"})},
+               {"ingress", json::array()},
+               {"egress", egress}};
   return {{"apiVersion", "networking.k8s.io/v1"},
           {"kind", "NetworkPolicy"},
-          {"metadata", metadata(networkPolicyName(run), run, policy, "")},
-          {"spec",
-           {{"podSelector", {{"matchLabels", {{kLabelRun, run.name}}}}},
-            {"policyTypes", json::array({"Ingress", "Egress"})},
-            {"ingress", json::array()},
-            {"egress", egress}}}};
+          {"metadata", sharedMetadata(networkPolicyName(policy), ns, policy, spec)},
+          {"spec", spec}};
 }
 
 bool hostEgressUnenforced(const AgentPolicy& policy, const PlanOptions& options) {
@@ -95,7 +113,7 @@ bool hostEgressUnenforced(const AgentPolicy& policy, const PlanOptions& options)
                                         [](const EgressRule& r) { return !r.host.empty(); });
 }
 
-std::optional<json> planCiliumPolicy(const AgentRun& run, const AgentPolicy& policy, const PlanOptions& options) {
+std::optional<json> planCiliumPolicy(const std::string& ns, const AgentPolicy& policy, const PlanOptions& options) {
   if (!options.cilium) return std::nullopt;
   json egress = json::array();
   // Cilium learns names from DNS answers, so DNS must go through its proxy.
@@ -113,10 +131,11 @@ std::optional<json> planCiliumPolicy(const AgentRun& run, const AgentPolicy& pol
                       {"toPorts", json::array({{{"ports", ports}}})}});
   }
   if (!any) return std::nullopt;
+  json spec = {{"endpointSelector", {{"matchLabels", teamSelector(policy)}}}, {"egress", egress}};
   return json{{"apiVersion", "cilium.io/v2"},
               {"kind", "CiliumNetworkPolicy"},
-              {"metadata", metadata(run.name + "-fqdn", run, policy, "")},
-              {"spec", {{"endpointSelector", {{"matchLabels", {{kLabelRun, run.name}}}}}, {"egress", egress}}}};
+              {"metadata", sharedMetadata(networkPolicyName(policy) + "-fqdn", ns, policy, spec)},
+              {"spec", spec}};
 }
 
 namespace {
@@ -126,15 +145,19 @@ json workspaceVolume(const AgentRun& run, const PlanOptions& o) {
   return {{"name", "workspace"}, {"persistentVolumeClaim", {{"claimName", workspaceClaimName(run)}}}};
 }
 
-// The run's task, repository and protected paths from its ConfigMap, read-only.
-json taskVolume(const AgentRun& run) {
+// A downward-API file holding one of the pod's own annotations.
+json annotationFile(const std::string& annotation, const std::string& path) {
+  return {{"path", path}, {"fieldRef", {{"fieldPath", "metadata.annotations['" + annotation + "']"}}}};
+}
+
+// The run's task, repository and protected paths (taskAnnotations), read-only.
+json taskVolume() {
   return {{"name", "task"},
-          {"configMap",
-           {{"name", runConfigMapName(run)},
-            {"defaultMode", 0444},
-            {"items", json::array({{{"key", "task.md"}, {"path", "task.md"}},
-                                   {{"key", "repository.json"}, {"path", "repository.json"}},
-                                   {{"key", "protected-paths"}, {"path", "protected-paths"}}})}}}};
+          {"downwardAPI",
+           {{"defaultMode", 0444},
+            {"items", json::array({annotationFile("paddock.dev/task", "task.md"),
+                                   annotationFile("paddock.dev/repository", "repository.json"),
+                                   annotationFile("paddock.dev/protected-paths", "protected-paths")})}}}};
 }
 
 // The stage's secrets as read-only files under /var/run/paddock/secrets/<secret>/<key>.
@@ -174,7 +197,7 @@ json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpe
       workspaceVolume(run, o),
       {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", o.tmp_size}}}},
       {{"name", "home"}, {"emptyDir", {{"sizeLimit", o.home_size}}}},
-      taskVolume(run),
+      taskVolume(),
   });
   json mounts = json::array({
       {{"name", "workspace"}, {"mountPath", "/workspace"}},
@@ -212,10 +235,9 @@ json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpe
                {"containers", json::array({container})},
                {"volumes", volumes}};
   if (!policy.runtime_class_name.empty()) spec["runtimeClassName"] = policy.runtime_class_name;
-  return {{"apiVersion", "v1"},
-          {"kind", "Pod"},
-          {"metadata", metadata(stagePodName(run, stage.name), run, policy, stage.name)},
-          {"spec", spec}};
+  json meta = metadata(stagePodName(run, stage.name), run, policy, stage.name);
+  meta["annotations"] = taskAnnotations(run, policy, nullptr);
+  return {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", meta}, {"spec", spec}};
 }
 
 json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effective& effective,
@@ -224,12 +246,11 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
       workspaceVolume(run, o),
       {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", o.tmp_size}}}},
       {{"name", "home"}, {"emptyDir", {{"sizeLimit", o.home_size}}}},
-      taskVolume(run),
+      taskVolume(),
       {{"name", "settings"},
-       {"configMap",
-        {{"name", runConfigMapName(run)},
-         {"defaultMode", 0444},
-         {"items", json::array({{{"key", "managed-settings.json"}, {"path", "managed-settings.json"}}})}}}},
+       {"downwardAPI",
+        {{"defaultMode", 0444},
+         {"items", json::array({annotationFile("paddock.dev/managed-settings", "managed-settings.json")})}}}},
       {{"name", "control"},
        {"downwardAPI",
         {{"defaultMode", 0444},
@@ -292,9 +313,10 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
                {"volumes", volumes}};
   if (!policy.runtime_class_name.empty()) spec["runtimeClassName"] = policy.runtime_class_name;
   json meta = metadata(agentPodName(run), run, policy, "agent");
-  meta["annotations"] = {{"prometheus.io/scrape", "true"},
-                         {"prometheus.io/port", std::to_string(o.metrics_port)},
-                         {"prometheus.io/path", "/metrics"}};
+  meta["annotations"] = taskAnnotations(run, policy, &effective);
+  meta["annotations"].update({{"prometheus.io/scrape", "true"},
+                              {"prometheus.io/port", std::to_string(o.metrics_port)},
+                              {"prometheus.io/path", "/metrics"}});
   return {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", meta}, {"spec", spec}};
 }
 

@@ -45,21 +45,28 @@ inline constexpr const char* kLabelRun = "paddock.dev/run";
 inline constexpr const char* kLabelTeam = "paddock.dev/team";
 inline constexpr const char* kLabelStage = "paddock.dev/stage";
 inline constexpr const char* kAnnotationCheckpoint = "paddock.dev/checkpoint";
+// The planned NetworkPolicy's content hash: the operator re-applies only when it changes.
+inline constexpr const char* kAnnotationSpecHash = "paddock.dev/spec-hash";
 
 std::string agentPodName(const AgentRun& run);
-std::string runConfigMapName(const AgentRun& run);
-std::string networkPolicyName(const AgentRun& run);
+// One NetworkPolicy per policy and namespace, selecting the team's pods ("paddock-<policy>").
+std::string networkPolicyName(const AgentPolicy& policy);
 std::string workspaceClaimName(const AgentRun& run);
 std::string stagePodName(const AgentRun& run, const std::string& stage);
 
 // The controller owner reference to the run, so deleting the run collects its children.
 json ownerReference(const AgentRun& run);
 
-// The task and the agent's managed settings (tool allow/deny, MCP servers, model pin).
-json planConfigMap(const AgentRun& run, const AgentPolicy& policy, const Effective& effective);
-json planNetworkPolicy(const AgentRun& run, const AgentPolicy& policy);
+// What a pod of the run reads as files of a downward-API volume, as annotations of the pod itself
+// (no object of its own to write per run): the task, the repository, the protected paths and,
+// for the agent, its managed settings (tool allow/deny, MCP servers, model pin).
+json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effective* agent);
+// The team's NetworkPolicy in a namespace: selects every pod Paddock makes for the policy's runs,
+// denies all ingress and allows egress only to DNS and the policy's CIDR rules. It has no owner:
+// it outlives any one run, and goes with the namespace.
+json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy);
 // A CiliumNetworkPolicy for the policy's host rules, when Cilium support is on and there are any.
-std::optional<json> planCiliumPolicy(const AgentRun& run, const AgentPolicy& policy, const PlanOptions& options);
+std::optional<json> planCiliumPolicy(const std::string& ns, const AgentPolicy& policy, const PlanOptions& options);
 // True when the policy has host egress rules that nothing will enforce with these options.
 bool hostEgressUnenforced(const AgentPolicy& policy, const PlanOptions& options);
 // The agent pod. A run with gated stages keeps its workspace on a claim of its own

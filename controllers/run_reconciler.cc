@@ -60,7 +60,7 @@ double numberAt(const json& object, const char* key) {
 
 }  // namespace
 
-std::vector<std::string> runsWaitingForSlot(const kube::InformerEvent& event, const kube::Informer& runs) {
+std::vector<std::string> runsWaitingForSlot(const kube::InformerEvent& event, const RunIndex& runs) {
   auto held = [](const kube::ObjectPtr& o) {
     if (!o) return false;
     auto r = parseAgentRun(*o);
@@ -68,15 +68,46 @@ std::vector<std::string> runsWaitingForSlot(const kube::InformerEvent& event, co
   };
   bool freed = event.type == kube::InformerEvent::Type::Delete ? held(event.object)
                                                                 : held(event.old) && !held(event.object);
-  std::vector<std::string> keys;
-  if (!freed) return keys;
-  for (const auto& r : runs.list()) {
-    auto conditions = r->value(json::json_pointer("/status/conditions"), json::array());
-    for (const auto& c : conditions) {
-      if (c.value("type", "") == "Running" && c.value("reason", "") == "WaitingForSlot") keys.push_back(kube::objectKey(*r));
+  if (!freed) return {};
+  return runs.waitingForSlot();
+}
+
+RunReconciler::RunReconciler(kube::Client& client, kube::Informer& runs, kube::Informer& policies,
+                             kube::Informer& namespaces, kube::Informer& pods, kube::Informer& approvals,
+                             kube::Informer& network_policies, runtime::EventRecorder* events,
+                             RunReconcilerOptions options)
+    : client_(client), runs_(runs), policies_(policies), namespaces_(namespaces), pods_(pods), approvals_(approvals),
+      network_policies_(network_policies), events_(events), options_(std::move(options)) {
+  runs_.addHandler([this](const kube::InformerEvent& e) { index_.observe(e); });
+  network_policies_.addHandler([this](const kube::InformerEvent& e) {
+    if (e.type != kube::InformerEvent::Type::Delete) return;
+    std::lock_guard lock(applied_mu_);
+    applied_.erase(e.key);  // applied moments ago or not, it is gone now
+  });
+}
+
+Result<bool> RunReconciler::ensureNetworkPolicy(const std::string& ns, const AgentPolicy& policy,
+                                                const CancelToken& cancel) {
+  json planned = planNetworkPolicy(ns, policy);
+  const std::string name = networkPolicyName(policy), key = ns + "/" + name;
+  const std::string hash = stringAt(planned, "/metadata/annotations/paddock.dev~1spec-hash");
+  auto cached = network_policies_.get(key);
+  if (cached && stringAt(*cached, "/metadata/annotations/paddock.dev~1spec-hash") == hash) return false;
+  auto now = std::chrono::steady_clock::now();
+  {
+    // The cache lags behind our own apply: trust it for a few seconds (several runs of a team
+    // start together), after that the cache is right (someone may have deleted the policy).
+    std::lock_guard lock(applied_mu_);
+    if (auto a = applied_.find(key); a != applied_.end() && a->second.first == hash && now - a->second.second < std::chrono::seconds(5)) {
+      return false;
     }
   }
-  return keys;
+  if (auto r = client_.apply(kube::resources::networkpolicies, ns, name, planned, options_.field_manager, true, "", cancel); !r) {
+    return r.error();
+  }
+  std::lock_guard lock(applied_mu_);
+  applied_[key] = {hash, now};
+  return true;
 }
 
 BudgetDecision RunReconciler::checkBudget(const AgentRun& run, const AgentPolicy& policy, int64_t tokens_limit,
@@ -248,7 +279,11 @@ void setCondition(json& status, const std::string& type, bool value, const std::
 
 runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const CancelToken& cancel) {
   auto object = runs_.get(key);
-  if (!object) return Action::awaitChange();  // deleted: its children go with it
+  if (!object) {  // deleted: its children go with it
+    std::lock_guard lock(unwritten_mu_);
+    unwritten_.erase(key);
+    return Action::awaitChange();
+  }
   const json& obj = *object;
   {
     // Our last status write may not have reached the cache yet: deciding from the older status
@@ -263,7 +298,20 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
       written_.erase(w);
     }
   }
-  const json old_status = obj.contains("status") && obj["status"].is_object() ? obj["status"] : json::object();
+  const json cached_status = obj.contains("status") && obj["status"].is_object() ? obj["status"] : json::object();
+  // The status of a run whose pod this process created and has not written yet (see below):
+  // decide from it, and write it with whatever the pod shows now.
+  std::optional<json> unwritten;
+  {
+    std::lock_guard lock(unwritten_mu_);
+    if (auto u = unwritten_.find(key); u != unwritten_.end()) {
+      bool current = u->second.uid == stringAt(obj, "/metadata/uid") &&
+                     stringAt(cached_status, "/stages/0/pod").empty();
+      if (current) unwritten = u->second.status;
+      else unwritten_.erase(u);
+    }
+  }
+  const json old_status = unwritten ? *unwritten : cached_status;
   json status = old_status;
   auto wall = std::chrono::system_clock::now();
   std::string now = formatMicroTime(wall).substr(0, 19) + "Z";
@@ -277,7 +325,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   auto finish = [&](const std::string& reason, const std::string& message,
                     Action next) -> runtime::ReconcileResult {
     status["observedGeneration"] = generation;
-    if (status == old_status) return next;
+    if (status == cached_status) return next;
     json updated = obj;
     updated["status"] = status;
     auto written = client_.replace(kube::resources::agentruns, ns, name, updated, "status", cancel);
@@ -286,8 +334,15 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
       std::lock_guard lock(written_mu_);
       written_[key] = {stringAt(*written, "/metadata/resourceVersion"), std::chrono::steady_clock::now()};
     }
+    if (unwritten) {
+      std::lock_guard lock(unwritten_mu_);
+      unwritten_.erase(key);
+    }
     std::string phase = status.value("phase", "");
-    if (events_ && phase != old_phase) {
+    // An Event when the pod is created, when the run ends, and whenever something goes wrong;
+    // routine progress (the pod starting, the agent running) is in status and costs no write.
+    bool routine = reason == "PodStarting" || reason == "AgentRunning";
+    if (events_ && phase != old_phase && !routine) {
       bool bad = phase == "Failed" || phase == "TimedOut" || phase == "BudgetExceeded" ||
                  (phase == "Pending" && !reason.empty() && reason != "WaitingForSlot" && reason != "Admitted");
       events_->record(regarding, bad ? runtime::EventType::Warning : runtime::EventType::Normal, reason,
@@ -298,6 +353,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   };
 
   auto run = parseAgentRun(obj);
+  if (run && unwritten) run->started = true;
   if (!run) {
     status["phase"] = "Pending";
     setCondition(status, "Admitted", false, "InvalidSpec", run.error().message, generation, now);
@@ -365,6 +421,17 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
       return runtime::reconcileErrorFrom(a.error());
     }
   }
+  // The team's NetworkPolicy in this namespace, before any pod of the run exists and for as long
+  // as one may (a deleted one comes back).
+  if (auto np = ensureNetworkPolicy(ns, policy, cancel); !np) {
+    return runtime::reconcileErrorFrom(np.error());
+  } else if (*np) {
+    if (auto a = record(*run, {{audit::Action::ChildCreated, {{"kind", "NetworkPolicy"}, {"name", networkPolicyName(policy)},
+                                                              {"sharedBy", "AgentPolicy " + policy.name}}}},
+                        status, cancel); !a) {
+      return runtime::reconcileErrorFrom(a.error());
+    }
+  }
   if (hostEgressUnenforced(policy, options_.plan)) {
     setCondition(status, "HostEgressEnforced", false, "NoFQDNSupport",
                  "the policy's host egress rules are not enforced: run the operator with Cilium support, or use CIDR "
@@ -382,12 +449,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     else if (fresh.error().code != 404) return runtime::reconcileErrorFrom(fresh.error());
   }
   if (!pod && !pod_created && !run->cancel && !run->idempotency_key.empty()) {
-    std::vector<AgentRun> same_namespace;
-    for (const auto& r : runs_.list()) {
-      auto other = parseAgentRun(*r);
-      if (other && other->ns == ns) same_namespace.push_back(std::move(other.value()));
-    }
-    auto original = findOriginal(*run, same_namespace);
+    auto original = findOriginal(*run, index_.withIdempotencyKey(ns, run->idempotency_key));
     if (original.found && isTerminal(original.phase)) {
       std::string message = "spec.idempotencyKey " + run->idempotency_key + " was already run by AgentRun " + original.name +
                             " (" + original.phase + "); this run ends as it did without running the task again";
@@ -406,14 +468,11 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     }
   }
   if (!pod && !pod_created && !run->cancel) {
-    std::vector<AgentRun> team;
-    for (const auto& r : runs_.list()) {
-      auto other = parseAgentRun(*r);
-      if (!other) continue;
-      auto other_ns = namespaces_.get(other->ns);
-      if (other_ns && policy.namespace_selector.matches(labelsOf(*other_ns))) team.push_back(std::move(other.value()));
-    }
-    auto slot = concurrencySlot(*run, team, policy.max_running);
+    auto slot = index_.slot(*run, policy.max_running, [&](const std::string& other) {
+      if (other == ns) return true;
+      auto other_ns = namespaces_.get(other);
+      return other_ns && policy.namespace_selector.matches(labelsOf(*other_ns));
+    });
     if (!slot.may_start) {
       status["phase"] = "Pending";
       setCondition(status, "Running", false, "WaitingForSlot", slot.message, generation, now);
@@ -670,17 +729,6 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   if (isTerminal(d.phase)) forgetSpend(*run);
 
   if (d.create_pod) {
-    // The NetworkPolicy first, so the pod never runs without it; then its ConfigMap; then the pod.
-    auto np = planNetworkPolicy(*run, policy);
-    if (auto r = client_.apply(kube::resources::networkpolicies, ns, networkPolicyName(*run), np, options_.field_manager,
-                               true, "", cancel); !r) {
-      return runtime::reconcileErrorFrom(r.error());
-    }
-    auto cm = planConfigMap(*run, policy, admission.effective);
-    if (auto r = client_.apply(kube::resources::configmaps, ns, runConfigMapName(*run), cm, options_.field_manager, true,
-                               "", cancel); !r) {
-      return runtime::reconcileErrorFrom(r.error());
-    }
     if (!run->stages.empty()) {
       // The workspace the gated stages share outlives the agent pod; the run owns it.
       if (auto r = client_.apply(kube::resources::persistentvolumeclaims, ns, workspaceClaimName(*run),
@@ -691,12 +739,12 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     }
     auto planned = planAgentPod(*run, policy, admission.effective, options_.plan);
     if (!run->started) {
-      std::vector<std::pair<audit::Action, json>> records = {
-          {audit::Action::ChildCreated, {{"kind", "NetworkPolicy"}, {"name", networkPolicyName(*run)}}},
-          {audit::Action::ChildCreated, {{"kind", "ConfigMap"}, {"name", runConfigMapName(*run)}}},
-          {audit::Action::ChildCreated, {{"kind", "PersistentVolumeClaim"}, {"name", workspaceClaimName(*run)}}},
-          {audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", agentPodName(*run)}, {"image", admission.effective.image}}}};
-      if (run->stages.empty()) records.erase(records.begin() + 2);  // no workspace claim
+      std::vector<std::pair<audit::Action, json>> records;
+      if (!run->stages.empty()) {
+        records.push_back({audit::Action::ChildCreated, {{"kind", "PersistentVolumeClaim"}, {"name", workspaceClaimName(*run)}}});
+      }
+      records.push_back(
+          {audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", agentPodName(*run)}, {"image", admission.effective.image}}});
       for (auto& m : secretMounts(planned)) records.push_back({audit::Action::SecretMounted, std::move(m)});
       records.push_back({audit::Action::StageStarted, {{"stage", "agent"}, {"pod", agentPodName(*run)}}});
       if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
@@ -718,7 +766,11 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   status["phase"] = d.phase;
   status["currentStage"] = "agent";
   json stage = {{"name", "agent"}, {"phase", d.phase}, {"pod", agentPodName(*run)}, {"message", d.message}};
-  if (!pod_created && !d.create_pod) stage.erase("pod");
+  if (!pod_created && !d.create_pod && !pod) stage.erase("pod");
+  if (pod && !status.contains("startTime")) {
+    // Created by a process that stopped before writing it down: the pod says when.
+    status["startTime"] = stringAt(*pod, "/metadata/creationTimestamp");
+  }
   status["stages"] = json::array({stage});
   setCondition(status, "Running", d.phase == "Running", d.reason, d.message, generation, now);
   if (isTerminal(d.phase)) {
@@ -746,6 +798,23 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   if (budget_recheck && !isTerminal(d.phase)) {
     auto at = std::max(*budget_recheck, std::chrono::milliseconds(1));
     if (!next.requeue_after || at < *next.requeue_after) next = Action::requeueAfter(at);
+  }
+  if (d.create_pod && status.value("phase", "") == "Pending") {
+    // The pod was just created. Its status is written when the pod's own event brings the run
+    // back (by then usually Running): one write fewer per run. Until then this process decides
+    // from the status it holds here and counts the run as holding its slot; after a restart the
+    // pod in the cache says the same. The Event goes now.
+    {
+      std::lock_guard lock(unwritten_mu_);
+      status["observedGeneration"] = generation;
+      unwritten_[key] = {run->uid, status};
+    }
+    index_.markStarted(key, run->uid);
+    if (events_) events_->record(regarding, runtime::EventType::Normal, d.reason, "Pending", d.message);
+    log::info("run status", {{"key", key}, {"phase", "Pending"}, {"reason", d.reason}, {"message", d.message},
+                             {"written", "with the pod's first event"}});
+    // The pod's event normally comes first; this is the fallback.
+    return Action::requeueAfter(std::chrono::seconds(5));
   }
   if (!d.delete_pod || !pod) return finish(d.reason, d.message, next);
   // Write-ahead: the decision is recorded before the pod goes, so it survives whatever happens next.

@@ -1,8 +1,10 @@
 // The AgentRun reconciler: the I/O shell around the pure functions of this folder.
-//   gather   the run, its namespace, the policies, the run's pod (all from caches)
+//   gather   the run, its namespace, the policies, the run's pod (all from caches), the other
+//            runs through a RunIndex
 //   decide   resolvePolicy, admit, concurrencySlot, decideLifecycle, plan*
-//   execute  children first (NetworkPolicy and ConfigMap by server-side apply, then the pod),
-//            then the status, written only when it changed, then an Event per transition
+//   execute  children first (the team's NetworkPolicy in the namespace by server-side apply, only
+//            when it is missing or out of date, then the pod), then the status, written only when
+//            it changed, then an Event when the pod is created and when the run ends or goes wrong
 #pragma once
 
 #include <atomic>
@@ -15,6 +17,7 @@
 #include "controllers/approval.h"
 #include "controllers/budget.h"
 #include "controllers/plan.h"
+#include "controllers/run_index.h"
 #include "controllers/usage.h"
 #include "operator/audit/audit.h"
 #include "operator/kube/client.h"
@@ -40,17 +43,19 @@ struct RunReconcilerOptions {
 
 class RunReconciler : public runtime::Reconciler {
  public:
+  // Registers a handler on `runs` that keeps index() current: construct before the informers run,
+  // and before other handlers that read index().
   RunReconciler(kube::Client& client, kube::Informer& runs, kube::Informer& policies, kube::Informer& namespaces,
-                kube::Informer& pods, kube::Informer& approvals, runtime::EventRecorder* events,
-                RunReconcilerOptions options)
-      : client_(client), runs_(runs), policies_(policies), namespaces_(namespaces), pods_(pods), approvals_(approvals),
-        events_(events), options_(std::move(options)) {}
+                kube::Informer& pods, kube::Informer& approvals, kube::Informer& network_policies,
+                runtime::EventRecorder* events, RunReconcilerOptions options);
 
   runtime::ReconcileResult reconcile(const std::string& key, const CancelToken& cancel) override;
 
   // The audit log records are written to before the actions they describe; null: none. Set by
   // the leader before it reconciles (only the leader writes the chain).
   void setAuditLog(audit::AuditLog* log) { audit_ = log; }
+
+  const RunIndex& index() const { return index_; }
 
  private:
   struct Spend {
@@ -70,6 +75,9 @@ class RunReconciler : public runtime::Reconciler {
                 const CancelToken& cancel, const std::string& actor = "");
   // Does RBAC grant the approval's approver the approve verb on the run? (SubjectAccessReview)
   Result<bool> mayApprove(const AgentRun& run, const AgentApproval& approval, const CancelToken& cancel);
+  // Makes sure the team's NetworkPolicy in the namespace is as planned, applying it only when the
+  // cache shows it missing or different (and it was not applied moments ago). True when applied.
+  Result<bool> ensureNetworkPolicy(const std::string& ns, const AgentPolicy& policy, const CancelToken& cancel);
   std::atomic<audit::AuditLog*> audit_{nullptr};
   // Records already appended for one-time facts of a run ("<uid>/<stage>/<approval>", "<uid>/<stage>/started"),
   // so a reconcile deciding from a cache that lags behind our own status write does not append them again.
@@ -80,6 +88,18 @@ class RunReconciler : public runtime::Reconciler {
   // By run key: the resourceVersion of our last status write, and when it was made.
   std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> written_;  // guarded by written_mu_
 
+  struct Unwritten {
+    std::string uid;
+    json status;
+  };
+  std::mutex unwritten_mu_;
+  // By run key: the status of a run whose pod was just created, written with the pod's first event.
+  std::map<std::string, Unwritten> unwritten_;  // guarded by unwritten_mu_
+
+  std::mutex applied_mu_;
+  // By NetworkPolicy key: the planned hash last applied, and when.
+  std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> applied_;  // guarded by applied_mu_
+
   std::mutex spend_mu_;
   std::map<std::string, Spend> spend_;  // guarded by spend_mu_; by run key, the totals not yet in status
 
@@ -89,6 +109,8 @@ class RunReconciler : public runtime::Reconciler {
   kube::Informer& namespaces_;
   kube::Informer& pods_;
   kube::Informer& approvals_;
+  kube::Informer& network_policies_;
+  RunIndex index_;
   runtime::EventRecorder* events_;
   RunReconcilerOptions options_;
 };
@@ -96,7 +118,7 @@ class RunReconciler : public runtime::Reconciler {
 // The runs to look at again when `event` may have freed a concurrency slot (a run that held one
 // finished or was deleted): those waiting for a slot, so the next in line starts at once instead of
 // at its next recheck.
-std::vector<std::string> runsWaitingForSlot(const kube::InformerEvent& event, const kube::Informer& runs);
+std::vector<std::string> runsWaitingForSlot(const kube::InformerEvent& event, const RunIndex& runs);
 
 // Sets a condition in a status object, keeping lastTransitionTime unless the status flips.
 void setCondition(nlohmann::json& status, const std::string& type, bool value, const std::string& reason,

@@ -158,7 +158,9 @@ int main(int argc, char** argv) {
   kube::Informer namespaces(client, kube::resources::namespaces);
   kube::Informer pods(client, kube::resources::pods, {.label_selector = "app.kubernetes.io/managed-by=paddock"});
   kube::Informer approvals(client, kube::resources::agentapprovals);
-  std::vector<kube::Informer*> informers = {&policies, &runs, &namespaces, &pods, &approvals};
+  kube::Informer network_policies(client, kube::resources::networkpolicies,
+                                  {.label_selector = "app.kubernetes.io/managed-by=paddock"});
+  std::vector<kube::Informer*> informers = {&policies, &runs, &namespaces, &pods, &approvals, &network_policies};
   for (auto* i : informers) metrics.addInformer(*i);
 
   // Usage from Prometheus, when there is one.
@@ -187,7 +189,9 @@ int main(int argc, char** argv) {
   reconcile_options.usage = prometheus ? &usage_board : nullptr;
   reconcile_options.usage_write_interval = opt.usage_write_interval;
   reconcile_options.budget_observer = metrics.budgetObserver();
-  controllers::RunReconciler reconciler(client, runs, policies, namespaces, pods, approvals, &events, reconcile_options);
+  controllers::RunReconciler reconciler(client, runs, policies, namespaces, pods, approvals, network_policies, &events,
+                                       reconcile_options);
+  const controllers::RunIndex& index = reconciler.index();
   runtime::WorkQueue queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("agentruns")});
   runtime::Controller controller("agentrun", reconciler, queue, metrics.reconcileObserver("agentrun"));
   controller.watchPrimary(runs);
@@ -198,19 +202,14 @@ int main(int argc, char** argv) {
     return run.empty() ? std::vector<std::string>{} : std::vector<std::string>{stringAt(*e.object, "/metadata/namespace") + "/" + run};
   });
   // A run that frees a concurrency slot wakes the runs waiting for one.
-  controller.watchMapped(runs, [&runs](const kube::InformerEvent& e) { return controllers::runsWaitingForSlot(e, runs); });
+  controller.watchMapped(runs, [&index](const kube::InformerEvent& e) { return controllers::runsWaitingForSlot(e, index); });
   // A policy or a namespace label changes what governs runs: look at the runs it may touch.
-  controller.watchMapped(policies, [&runs](const kube::InformerEvent&) {
-    std::vector<std::string> keys;
-    for (const auto& r : runs.list()) keys.push_back(kube::objectKey(*r));
-    return keys;
-  });
-  controller.watchMapped(namespaces, [&runs](const kube::InformerEvent& e) {
-    std::vector<std::string> keys;
-    for (const auto& r : runs.list()) {
-      if (stringAt(*r, "/metadata/namespace") == e.key) keys.push_back(kube::objectKey(*r));
-    }
-    return keys;
+  controller.watchMapped(policies, [&index](const kube::InformerEvent&) { return index.keys(); });
+  controller.watchMapped(namespaces, [&index](const kube::InformerEvent& e) { return index.keys(e.key); });
+  // A team's NetworkPolicy went: the runs of its namespace put it back.
+  controller.watchMapped(network_policies, [&index](const kube::InformerEvent& e) {
+    return e.type == kube::InformerEvent::Type::Delete ? index.keys(stringAt(*e.object, "/metadata/namespace"))
+                                                       : std::vector<std::string>{};
   });
 
   std::atomic<bool> connected{false};

@@ -1,5 +1,5 @@
 // The planned agent pod on the real API server: admitted where Pod Security Admission enforces
-// "restricted", and run by kwok; its NetworkPolicy and ConfigMap are accepted as planned.
+// "restricted", and run by kwok; its team's NetworkPolicy is accepted as planned.
 #include "controllers/plan.h"
 
 #include <gtest/gtest.h>
@@ -35,10 +35,8 @@ TEST(PlanE2E, AgentPodPassesRestrictedPodSecurityAndRuns) {
   auto admission = admit(*run, *policy);
   ASSERT_TRUE(admission.admitted) << admission.message;
   PlanOptions options;
-  auto np = client.create(kube::resources::networkpolicies, ns.name(), planNetworkPolicy(*run, *policy));
+  auto np = client.create(kube::resources::networkpolicies, ns.name(), planNetworkPolicy(ns.name(), *policy));
   ASSERT_TRUE(np.ok()) << np.error().describe();
-  auto cm = client.create(kube::resources::configmaps, ns.name(), planConfigMap(*run, *policy, admission.effective));
-  ASSERT_TRUE(cm.ok()) << cm.error().describe();
   auto pod = client.create(kube::resources::pods, ns.name(), planAgentPod(*run, *policy, admission.effective, options));
   ASSERT_TRUE(pod.ok()) << "restricted PodSecurity refused the planned pod: " << pod.error().describe();
   auto running = watchUntil(*rest, kube::resources::pods.path(ns.name()) + "?fieldSelector=metadata.name%3Dplanned-agent",
@@ -52,9 +50,11 @@ TEST(PlanE2E, AgentPodPassesRestrictedPodSecurityAndRuns) {
   // Deleting the run collects its children (kube-controller-manager's garbage collector).
   ASSERT_TRUE(client.remove(kube::resources::agentruns, ns.name(), "planned").ok());
   EXPECT_TRUE(eventually([&] {
-    auto left = client.get(kube::resources::configmaps, ns.name(), "planned-agent");
+    auto left = client.get(kube::resources::pods, ns.name(), "planned-agent");
     return !left.ok() && left.error().code == 404;
-  }, std::chrono::seconds(60))) << "the garbage collector did not delete the run's ConfigMap";
+  }, std::chrono::seconds(60))) << "the garbage collector did not delete the run's pod";
+  EXPECT_TRUE(client.get(kube::resources::networkpolicies, ns.name(), "paddock-team").ok())
+      << "the team's NetworkPolicy outlives the run";
 }
 
 }  // namespace

@@ -132,9 +132,16 @@ TEST(PlanAgentPod, WritablePathsAreSizeLimitedEmptyDirs) {
 
 TEST(PlanNetworkPolicy, DeniesIngressAndAllowsOnlyDnsAndCidrs) {
   Planned p;
-  json np = planNetworkPolicy(p.run, p.policy);
-  EXPECT_EQ(np["metadata"]["name"], "fix-flake-egress");
-  EXPECT_EQ(np["spec"]["podSelector"]["matchLabels"][kLabelRun], "fix-flake");
+  json np = planNetworkPolicy("payments", p.policy);
+  EXPECT_EQ(np["metadata"]["name"], "paddock-payments") << "one per policy and namespace";
+  EXPECT_EQ(np["metadata"]["namespace"], "payments");
+  EXPECT_FALSE(np["metadata"].contains("ownerReferences")) << "it outlives any one run";
+  EXPECT_EQ(np["spec"]["podSelector"]["matchLabels"],
+            (json{{kLabelTeam, "payments"}, {"app.kubernetes.io/managed-by", "paddock"}}));
+  // Every pod of the team's runs carries the labels the policy selects.
+  for (const auto& [k, v] : np["spec"]["podSelector"]["matchLabels"].items()) {
+    EXPECT_EQ(p.pod()["metadata"]["labels"][k], v) << k;
+  }
   EXPECT_EQ(np["spec"]["policyTypes"], json::array({"Ingress", "Egress"}));
   EXPECT_EQ(np["spec"]["ingress"], json::array());
   const auto& egress = np["spec"]["egress"];
@@ -143,31 +150,59 @@ TEST(PlanNetworkPolicy, DeniesIngressAndAllowsOnlyDnsAndCidrs) {
   EXPECT_EQ(egress[1]["to"][0]["ipBlock"]["cidr"], "140.82.112.0/20");
   EXPECT_EQ(egress[1]["ports"][0], (json{{"protocol", "TCP"}, {"port", 443}}));
   EXPECT_TRUE(hostEgressUnenforced(p.policy, p.options));
-  EXPECT_FALSE(planCiliumPolicy(p.run, p.policy, p.options).has_value());
+  EXPECT_FALSE(planCiliumPolicy("payments", p.policy, p.options).has_value());
+}
+
+TEST(PlanNetworkPolicy, ItsHashMovesWithItsContentOnly) {
+  Planned p;
+  auto hash = [](const json& o) { return o["metadata"]["annotations"][kAnnotationSpecHash].get<std::string>(); };
+  std::string h = hash(planNetworkPolicy("payments", p.policy));
+  EXPECT_EQ(h.size(), 16u);
+  EXPECT_EQ(hash(planNetworkPolicy("payments", p.policy)), h) << "stable";
+  EXPECT_EQ(hash(planNetworkPolicy("other", p.policy)), h) << "the namespace is not content";
+  p.policy.egress[0].ports = {443, 22};
+  EXPECT_NE(hash(planNetworkPolicy("payments", p.policy)), h) << "a changed rule is applied again";
 }
 
 TEST(PlanCiliumPolicy, RendersHostRulesAsToFqdns) {
   Planned p;
   p.options.cilium = true;
   EXPECT_FALSE(hostEgressUnenforced(p.policy, p.options));
-  auto cnp = planCiliumPolicy(p.run, p.policy, p.options);
+  auto cnp = planCiliumPolicy("payments", p.policy, p.options);
   ASSERT_TRUE(cnp.has_value());
   EXPECT_EQ((*cnp)["kind"], "CiliumNetworkPolicy");
   EXPECT_EQ((*cnp)["spec"]["egress"][1]["toFQDNs"][0]["matchName"], "api.anthropic.com");
   p.policy.egress.pop_back();
-  EXPECT_FALSE(planCiliumPolicy(p.run, p.policy, p.options).has_value()) << "no host rules, no Cilium policy";
+  EXPECT_FALSE(planCiliumPolicy("payments", p.policy, p.options).has_value()) << "no host rules, no Cilium policy";
 }
 
-TEST(PlanConfigMap, CarriesTheTaskAndManagedSettings) {
+TEST(PlanAgentPod, ReadsTheTaskAndManagedSettingsFromItsOwnAnnotations) {
   Planned p;
-  json cm = planConfigMap(p.run, p.policy, p.admission.effective);
-  EXPECT_EQ(cm["data"]["task.md"], "Fix the flaky refund test.");
-  auto settings = json::parse(cm["data"]["managed-settings.json"].get<std::string>());
+  json pod = p.pod();
+  const auto& a = pod["metadata"]["annotations"];
+  EXPECT_EQ(a["paddock.dev/task"], "Fix the flaky refund test.");
+  auto settings = json::parse(a["paddock.dev/managed-settings"].get<std::string>());
   EXPECT_EQ(settings["permissions"]["deny"], json::array({"WebFetch"}));
   EXPECT_EQ(settings["model"], "claude-sonnet-4-5");
   EXPECT_EQ(settings["allowedMcpServers"], json::array({"github"}));
-  EXPECT_EQ(cm["data"]["protected-paths"], "billing/**\n");
-  EXPECT_EQ(cm["metadata"]["ownerReferences"][0]["uid"], "run-uid");
+  EXPECT_EQ(a["paddock.dev/protected-paths"], "billing/**\n");
+  EXPECT_EQ(json::parse(a["paddock.dev/repository"].get<std::string>())["url"], "https://github.com/acme/payments");
+  // Each file of the task and settings volumes is one of those annotations.
+  std::map<std::string, std::string> files;
+  for (const auto& v : pod["spec"]["volumes"]) {
+    if (v["name"] != "task" && v["name"] != "settings") continue;
+    for (const auto& item : v["downwardAPI"]["items"]) files[item["path"]] = item["fieldRef"]["fieldPath"];
+  }
+  EXPECT_EQ(files, (std::map<std::string, std::string>{
+                       {"task.md", "metadata.annotations['paddock.dev/task']"},
+                       {"repository.json", "metadata.annotations['paddock.dev/repository']"},
+                       {"protected-paths", "metadata.annotations['paddock.dev/protected-paths']"},
+                       {"managed-settings.json", "metadata.annotations['paddock.dev/managed-settings']"}}));
+  for (const auto& [path, field] : files) {
+    std::string annotation = field.substr(std::string("metadata.annotations['").size());
+    annotation.resize(annotation.size() - 2);
+    EXPECT_TRUE(a.contains(annotation)) << path << " reads " << annotation << ", which the pod does not carry";
+  }
 }
 
 }  // namespace
