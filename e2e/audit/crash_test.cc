@@ -117,11 +117,14 @@ void crashTwentyTimes(const std::string& target, const std::vector<std::string>&
       ASSERT_EQ(actions.count(seq), 1u) << "acknowledged seq " << seq << " is missing";
       ASSERT_EQ(actions[seq], "ChildCreated") << "acknowledged seq " << seq << " was overwritten";
     }
+    uint64_t before = repairs;
     repairs = 0;
     for (const auto& [seq, action] : actions) repairs += action == "StoreRepaired";
+    // A kill in the middle of a write can tear the tail too, so repairs may outnumber the tears.
+    if (tear && round % 5 == 0) EXPECT_GT(repairs, before) << "the torn tail was cut and the repair recorded";
   }
   if (tear) {
-    EXPECT_EQ(repairs, 4u) << "each torn tail was cut and the repair recorded";
+    EXPECT_GE(repairs, 4u) << "each torn tail was cut and the repair recorded";
   }
   std::printf("20 kills: %zu acknowledged records, all present; %llu torn tails repaired\n", acked.size(),
               static_cast<unsigned long long>(repairs));
