@@ -1,6 +1,7 @@
 // The ValidatingAdmissionPolicies of charts/paddock/files/admission-policies.yaml on the real API
 // server, with users authenticated by client certificates: nobody approves in someone else's
-// name, approvals never change, and a run's requester is the user who created it.
+// name, approvals never change, a run's requester is the user who created it, and a Paddock pod's
+// task and settings annotations never change.
 #include <gtest/gtest.h>
 
 #include "e2e/tests/support.h"
@@ -108,6 +109,42 @@ TEST_F(AdmissionPolicyE2E, ARunsRequesterIsItsCreatorAndNeverChanges) {
   auto res = request(*bob, http::Method::Put, agentruns.path(ns->name(), "plain"), stamped);
   EXPECT_EQ(res.status, 403) << res.body;
   EXPECT_NE(res.body.find("spec.requestedBy cannot be set or changed after the run is created"), std::string::npos) << res.body;
+}
+
+TEST_F(AdmissionPolicyE2E, APaddockPodsTaskAndSettingsCannotChange) {
+  // A pod as the operator plans it (only the parts the policy reads matter here).
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"name", "agent"},
+                            {"labels", {{"app.kubernetes.io/managed-by", "paddock"}}},
+                            {"annotations", {{"paddock.dev/task", "Fix the flaky test."},
+                                             {"paddock.dev/managed-settings", R"({"permissions":{"deny":["WebFetch"]}})"}}}}},
+              {"spec", {{"containers", json::array({{{"name", "agent"}, {"image", "registry.example.com/agent:1"}}})}}}};
+  ASSERT_EQ(request(*admin, http::Method::Post, kube::resources::pods.path(ns->name()), pod).status, 201);
+  kube::Client client(*admin, {.qps = 0});
+  auto patch = [&](const json& body) { return client.mergePatch(kube::resources::pods, ns->name(), "agent", body); };
+  // Not even the cluster admin loosens the deny list, drops it, or drops the label to get past.
+  // (Retried while the API server has not loaded the policy yet.)
+  Result<json> loosened = Error{};
+  eventually([&] {
+    loosened = patch({{"metadata", {{"annotations", {{"paddock.dev/managed-settings", "{}"}}}}}});
+    if (loosened) patch({{"metadata", {{"annotations", {{"paddock.dev/managed-settings", pod["metadata"]["annotations"]["paddock.dev/managed-settings"]}}}}}});
+    return !loosened.ok();
+  }, std::chrono::seconds(20), std::chrono::milliseconds(200));
+  ASSERT_FALSE(loosened.ok()) << "the settings of a running agent were loosened";
+  EXPECT_EQ(loosened.error().code, 403) << loosened.error().describe();
+  EXPECT_NE(loosened.error().message.find("metadata.annotations paddock.dev/managed-settings of a Paddock pod cannot change"),
+            std::string::npos) << loosened.error().describe();
+  auto dropped = patch({{"metadata", {{"annotations", {{"paddock.dev/managed-settings", nullptr}}}}}});
+  ASSERT_FALSE(dropped.ok());
+  EXPECT_EQ(dropped.error().code, 403) << dropped.error().describe();
+  auto sneaky = patch({{"metadata", {{"labels", {{"app.kubernetes.io/managed-by", nullptr}}},
+                                     {"annotations", {{"paddock.dev/task", "Something else."}}}}}});
+  ASSERT_FALSE(sneaky.ok()) << "dropping the label let the task change";
+  EXPECT_EQ(sneaky.error().code, 403) << sneaky.error().describe();
+  // The checkpoint request, the operator's one annotation on a running pod, still goes through.
+  auto checkpoint = patch({{"metadata", {{"annotations", {{"paddock.dev/checkpoint", "tokens 61%"}}}}}});
+  EXPECT_TRUE(checkpoint.ok()) << checkpoint.error().describe();
 }
 
 }  // namespace
