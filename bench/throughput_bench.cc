@@ -549,7 +549,8 @@ struct Bench {
       std::string name = "x" + runName(i).substr(1);
       json pod = named(tpod, name);
       json data = json::object();
-      for (const auto& [k, v] : pod["metadata"].value("annotations", json::object()).items()) {
+      const json annotations = pod["metadata"].value("annotations", json::object());
+      for (const auto& [k, v] : annotations.items()) {
         if (k.rfind("paddock.dev/", 0) == 0 && v.is_string()) data[k.substr(12)] = v;
       }
       json cm = {{"apiVersion", "v1"}, {"kind", "ConfigMap"},

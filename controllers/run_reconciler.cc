@@ -321,9 +321,28 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   std::string ns = stringAt(obj, "/metadata/namespace");
   std::string name = stringAt(obj, "/metadata/name");
 
+  // Audit records go before the actions they describe. Those that need not go at once (the run
+  // admitted, the team's NetworkPolicy applied) wait here for the next append or the status
+  // write, so the common path makes one durable append, not three.
+  Result<AgentRun> run = parseAgentRun(obj);
+  std::vector<std::pair<audit::Action, json>> pending;
+  auto append = [&](std::vector<std::pair<audit::Action, json>> records, const std::string& actor = "") -> Status {
+    if (!run) return Ok{};
+    if (actor.empty()) {
+      records.insert(records.begin(), std::make_move_iterator(pending.begin()), std::make_move_iterator(pending.end()));
+    } else if (!pending.empty()) {
+      if (auto a = record(*run, std::move(pending), status, cancel); !a) return a;
+    }
+    pending.clear();
+    return record(*run, std::move(records), status, cancel, actor);
+  };
+
   // Writes the status when it changed, then tells people about a phase change.
   auto finish = [&](const std::string& reason, const std::string& message,
                     Action next) -> runtime::ReconcileResult {
+    if (!pending.empty()) {
+      if (auto a = append({}); !a) return runtime::reconcileErrorFrom(a.error());
+    }
     status["observedGeneration"] = generation;
     if (status == cached_status) return next;
     json updated = obj;
@@ -352,7 +371,6 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     return next;
   };
 
-  auto run = parseAgentRun(obj);
   if (run && unwritten) run->started = true;
   if (!run) {
     status["phase"] = "Pending";
@@ -401,9 +419,8 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     status["phase"] = "Pending";
     setCondition(status, "Admitted", false, admission.reason, admission.message, generation, now);
     if (old_admitted.value("reason", "") != admission.reason) {
-      if (auto a = record(*run, {{audit::Action::RunRefused, {{"policy", policy.name}, {"reason", admission.reason},
-                                                               {"message", admission.message}}}},
-                          status, cancel); !a) {
+      if (auto a = append({{audit::Action::RunRefused, {{"policy", policy.name}, {"reason", admission.reason},
+                                                               {"message", admission.message}}}}); !a) {
         return runtime::reconcileErrorFrom(a.error());
       }
     }
@@ -417,20 +434,15 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
                     {"budget", {{"tokens", e.tokens}, {"costUSD", formatCents(e.cost_cents)},
                                 {"wallClock", formatDuration(e.wall_clock)}}},
                     {"stages", run->stages}};
-    if (auto a = record(*run, {{audit::Action::RunAdmitted, details}}, status, cancel); !a) {
-      return runtime::reconcileErrorFrom(a.error());
-    }
+    pending.push_back({audit::Action::RunAdmitted, details});
   }
   // The team's NetworkPolicy in this namespace, before any pod of the run exists and for as long
   // as one may (a deleted one comes back).
   if (auto np = ensureNetworkPolicy(ns, policy, cancel); !np) {
     return runtime::reconcileErrorFrom(np.error());
   } else if (*np) {
-    if (auto a = record(*run, {{audit::Action::ChildCreated, {{"kind", "NetworkPolicy"}, {"name", networkPolicyName(policy)},
-                                                              {"sharedBy", "AgentPolicy " + policy.name}}}},
-                        status, cancel); !a) {
-      return runtime::reconcileErrorFrom(a.error());
-    }
+    pending.push_back({audit::Action::ChildCreated, {{"kind", "NetworkPolicy"}, {"name", networkPolicyName(policy)},
+                                                     {"sharedBy", "AgentPolicy " + policy.name}}});
   }
   if (hostEgressUnenforced(policy, options_.plan)) {
     setCondition(status, "HostEgressEnforced", false, "NoFQDNSupport",
@@ -536,7 +548,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
           kube::DeleteOptions del;
           del.grace_period_seconds = static_cast<int>(options_.plan.termination_grace.count());
           records.push_back({audit::Action::ChildDeleted, {{"kind", "Pod"}, {"name", pod_name}, {"reason", "Cancelled"}}});
-          if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
+          if (auto a = append(std::move(records)); !a) return runtime::reconcileErrorFrom(a.error());
           records.clear();
           if (auto r = client_.remove(kube::resources::pods, ns, pod_name, del, cancel); !r && r.error().code != 404) {
             return runtime::reconcileErrorFrom(r.error());
@@ -586,8 +598,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
           // Each approval is audited once, in its approver's name, with why it did or did not count.
           json details = {{"stage", name}, {"approval", v.name}, {"decision", item["decision"]}};
           if (!v.reason.empty()) details["reason"] = v.reason;
-          if (auto a = record(*run, {{v.counted ? audit::Action::ApprovalCounted : audit::Action::ApprovalRefused, details}},
-                              status, cancel, v.approver);
+          if (auto a = append({{v.counted ? audit::Action::ApprovalCounted : audit::Action::ApprovalRefused, details}}, v.approver);
               !a) {
             return runtime::reconcileErrorFrom(a.error());
           }
@@ -624,7 +635,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
           }
           records.push_back({audit::Action::StageStarted, {{"stage", name}, {"pod", pod_name}}});
         }
-        if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
+        if (auto a = append(std::move(records)); !a) return runtime::reconcileErrorFrom(a.error());
         records.clear();
         auto created = client_.create(kube::resources::pods, ns, planned_stage, cancel);
         if (!created && created.error().reason != "AlreadyExists") return runtime::reconcileErrorFrom(created.error());
@@ -677,7 +688,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
       status["completionTime"] = status.value("completionTime", now);
       records.push_back({audit::Action::RunFinished, {{"phase", phase}, {"reason", reason}, {"message", message}}});
     }
-    if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
+    if (auto a = append(std::move(records)); !a) return runtime::reconcileErrorFrom(a.error());
     return finish(reason, message, next);
   }
 
@@ -689,10 +700,9 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     if (b.exceeded || b.stop_unreadable) {
       json spent = status.value("usage", json::object());
       spent.erase("readings");
-      if (auto a = record(*run, {{audit::Action::BudgetExceeded,
+      if (auto a = append({{audit::Action::BudgetExceeded,
                                   {{"budget", b.exceeded ? metricName(*b.exceeded) : "metrics"},
-                                   {"spent", spent}, {"message", b.message}}}},
-                          status, cancel); !a) {
+                                   {"spent", spent}, {"message", b.message}}}}); !a) {
         return runtime::reconcileErrorFrom(a.error());
       }
       bool wall_clock = b.exceeded == Metric::WallClock;
@@ -707,9 +717,8 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     } else if (b.checkpoint) {
       // The request reaches the agent as a file of its downward-API volume; the condition is
       // written after, so a crash in between asks again (the patch is idempotent).
-      if (auto a = record(*run, {{audit::Action::CheckpointRequested,
-                                  {{"budget", metricName(*b.checkpoint)}, {"message", b.message}}}},
-                          status, cancel); !a) {
+      if (auto a = append({{audit::Action::CheckpointRequested,
+                                  {{"budget", metricName(*b.checkpoint)}, {"message", b.message}}}}); !a) {
         return runtime::reconcileErrorFrom(a.error());
       }
       std::string value = std::string(metricName(*b.checkpoint)) + " " +
@@ -747,7 +756,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
           {audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", agentPodName(*run)}, {"image", admission.effective.image}}});
       for (auto& m : secretMounts(planned)) records.push_back({audit::Action::SecretMounted, std::move(m)});
       records.push_back({audit::Action::StageStarted, {{"stage", "agent"}, {"pod", agentPodName(*run)}}});
-      if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
+      if (auto a = append(std::move(records)); !a) return runtime::reconcileErrorFrom(a.error());
     }
     auto created = client_.create(kube::resources::pods, ns, planned, cancel);
     if (!created && created.error().reason != "AlreadyExists") {
@@ -785,7 +794,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     records.push_back({audit::Action::StageFinished, {{"stage", "agent"}, {"phase", d.phase}, {"reason", d.reason}}});
     records.push_back({audit::Action::RunFinished,
                        {{"phase", d.phase}, {"reason", d.reason}, {"message", d.message}, {"spent", spent}}});
-    if (auto a = record(*run, std::move(records), status, cancel); !a) return runtime::reconcileErrorFrom(a.error());
+    if (auto a = append(std::move(records)); !a) return runtime::reconcileErrorFrom(a.error());
   }
   // A pod still Pending is looked at again when its deadline falls due, and every slot_recheck
   // after that, so a reason that shows up late (the scheduler's verdict, a pull error) is seen.
