@@ -122,16 +122,35 @@ class CpprestClient final : public Client {
         out.body.assign(bytes.begin(), bytes.end());
         return out;
       }
-      auto body = resp.body();
+      // Whatever has arrived, in chunks, split into lines here: cpprestsdk's read_line goes a
+      // byte at a time through a locked buffer, which cost more CPU than the rest of a watch.
+      auto buffer = resp.body().streambuf();
+      std::vector<unsigned char> chunk(64 * 1024);
+      std::string pending;
       while (true) {
-        concurrency::streams::container_buffer<std::string> line;
-        body.read_line(line).get();
-        bool eof = body.is_eof();
-        if (!line.collection().empty() && !(*on_line)(line.collection())) {
-          cts.cancel();  // stop cpprestsdk reading the rest of the body into memory
+        // One byte, waiting for it (a larger read would wait until that many had arrived), then
+        // whatever else is there already.
+        size_t n = buffer.getn(chunk.data(), 1).get();
+        if (n > 0) {
+          if (size_t more = std::min(buffer.in_avail(), chunk.size() - 1); more > 0) {
+            n += buffer.getn(chunk.data() + 1, more).get();
+          }
+        }
+        if (n == 0) {  // the end of the body
+          if (!pending.empty()) (*on_line)(pending);
           break;
         }
-        if (eof) break;
+        pending.append(reinterpret_cast<const char*>(chunk.data()), n);
+        size_t start = 0;
+        for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+          std::string_view line(pending.data() + start, nl - start);
+          if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+          if (!line.empty() && !(*on_line)(line)) {
+            cts.cancel();  // stop cpprestsdk reading the rest of the body into memory
+            return out;
+          }
+        }
+        pending.erase(0, start);
         if (cancel.cancelled()) return Error::local("Cancelled", "request cancelled");
       }
       return out;
