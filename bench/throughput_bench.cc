@@ -810,7 +810,7 @@ int main(int argc, char** argv) {
   std::string sizes = "100,1000,5000", footprint_sizes = "1000,10000";
   std::string machine = "2 cores, 24 GiB, API server sharing the CPU";
   double qps = -1, rate = 20, latency_seconds = 60, budget_seconds = 600, unlimited_qps = 0;
-  int burst = -1, loaders = 16, workers = 4, raw_sets = 1000, unlimited_runs = 1000;
+  int burst = -1, loaders = 16, workers = 8, raw_sets = 1000, unlimited_runs = 1000;
   Flags flags("paddock-bench-throughput",
               "Paddock against the Job controller: runs/s at equal client QPS, the raw create limit, create-to-pod "
               "latency at a steady rate, and the operator's footprint and API requests per run");

@@ -45,7 +45,7 @@ struct Options {
   std::chrono::milliseconds lease_duration{15'000};
   std::chrono::milliseconds renew_deadline{10'000};
   std::chrono::milliseconds retry_period{2'000};
-  int workers = 4;
+  int workers = 8;
   std::chrono::milliseconds pending_deadline{600'000};
   bool cilium = false;
   std::string stage_image = "registry.example.com/platform/paddock-stage:1.0";
