@@ -310,7 +310,7 @@ json measureQueries(kube::RestClient& rest, kube::Client& client, const Team& te
 int main(int argc, char** argv) {
   std::string cache = homeCache();
   std::string kubeconfig = cache + "/clusters/bench/kubeconfig";
-  std::string prometheus_url = "http://127.0.0.1:39090";
+  std::string prometheus_url = "http://127.0.0.1:31090";
   std::string targets = cache + "/prometheus/bench/targets";
   std::string sizes = "1,100,1000", out_file;
   int runs = 50, wave = 10, intervals = 10;

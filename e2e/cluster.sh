@@ -17,7 +17,9 @@
 #
 # NAME defaults to "dev". Each cluster keeps its state in $PADDOCK_CACHE/clusters/NAME (certificates,
 # etcd data, logs, PIDs, kubeconfigs) and uses its own ports: dev from 16443, test from 26443,
-# bench from 36443, anything else from $PADDOCK_CLUSTER_PORT. Everything listens on 127.0.0.1 only.
+# bench from 31443, anything else from $PADDOCK_CLUSTER_PORT; all below Linux's ephemeral range
+# (32768 and up), so a client connection's local port never takes one. Everything listens on
+# 127.0.0.1 only.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,7 +41,7 @@ done
 case "$name" in
   dev) base=16443 ;;
   test) base=26443 ;;
-  bench) base=36443 ;;
+  bench) base=31443 ;;
   *) base=${PADDOCK_CLUSTER_PORT:?set PADDOCK_CLUSTER_PORT for a cluster named $name} ;;
 esac
 api_port=$base etcd_port=$((base + 1)) peer_port=$((base + 2)) kcm_port=$((base + 3))

@@ -11,7 +11,7 @@
 #   e2e/prometheus.sh status [--name NAME]   say whether it runs; exit 1 when it is not ready
 #   e2e/prometheus.sh targets [--name NAME]  print the targets directory
 #
-# NAME defaults to "dev". Ports: dev 19090, test 29090, bench 39090, anything else --port (or
+# NAME defaults to "dev". Ports: dev 19090, test 29090, bench 31090, anything else --port (or
 # $PADDOCK_PROMETHEUS_PORT); --port overrides for any name. It listens on 127.0.0.1 only.
 # State lives in $PADDOCK_CACHE/prometheus/NAME: prometheus.yml, targets/, data/ (the TSDB,
 # retention 1h), prometheus.log, prometheus.pid, port.
@@ -48,7 +48,7 @@ if [ -z "$port" ]; then
   case "$name" in
     dev) port=19090 ;;
     test) port=29090 ;;
-    bench) port=39090 ;;
+    bench) port=31090 ;;
     *) port=${PADDOCK_PROMETHEUS_PORT:?set --port or PADDOCK_PROMETHEUS_PORT for a Prometheus named $name} ;;
   esac
 fi

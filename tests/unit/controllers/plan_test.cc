@@ -205,5 +205,30 @@ TEST(PlanAgentPod, ReadsTheTaskAndManagedSettingsFromItsOwnAnnotations) {
   }
 }
 
+TEST(PlanStagePod, CarriesTheTaskButNotTheAgentsSettingsAndOnlyItsOwnSecret) {
+  Planned p;
+  StageSpec pr;
+  pr.name = "pr";
+  json pod = planStagePod(p.run, p.policy, pr, p.options);
+  const auto& a = pod["metadata"]["annotations"];
+  EXPECT_EQ(a["paddock.dev/task"], "Fix the flaky refund test.");
+  EXPECT_EQ(a["paddock.dev/protected-paths"], "billing/**\n");
+  EXPECT_FALSE(a.contains("paddock.dev/managed-settings")) << "the agent's settings are the agent's";
+  for (const auto& v : pod["spec"]["volumes"]) {
+    for (const auto& item : v.value("downwardAPI", json::object()).value("items", json::array())) {
+      std::string field = item["fieldRef"]["fieldPath"];
+      std::string annotation = field.substr(std::string("metadata.annotations['").size());
+      annotation.resize(annotation.size() - 2);
+      EXPECT_TRUE(a.contains(annotation)) << field;
+    }
+  }
+  std::vector<std::string> secrets;
+  for (const auto& v : pod["spec"]["volumes"]) {
+    if (v.contains("secret")) secrets.push_back(v["secret"]["secretName"]);
+  }
+  EXPECT_EQ(secrets, std::vector<std::string>{"github-pr-token"});
+  EXPECT_EQ(pod["metadata"]["labels"][kLabelTeam], "payments") << "the team's NetworkPolicy selects it";
+}
+
 }  // namespace
 }  // namespace paddock::controllers
