@@ -79,6 +79,18 @@ RunReconciler::RunReconciler(kube::Client& client, kube::Informer& runs, kube::I
     : client_(client), runs_(runs), policies_(policies), namespaces_(namespaces), pods_(pods), approvals_(approvals),
       network_policies_(network_policies), events_(events), options_(std::move(options)) {
   runs_.addHandler([this](const kube::InformerEvent& e) { index_.observe(e); });
+  // An agent pod in the cache means its run started, whatever the run's status says yet (a new
+  // leader after a crash between the pod's creation and the first status write).
+  pods_.addHandler([this](const kube::InformerEvent& e) {
+    if (e.type != kube::InformerEvent::Type::Upsert || !e.object) return;
+    const json& pod = *e.object;
+    if (pod.value(json::json_pointer("/metadata/labels/paddock.dev~1stage"), std::string()) != "agent") return;
+    for (const auto& ref : pod.value(json::json_pointer("/metadata/ownerReferences"), json::array())) {
+      if (ref.value("kind", "") == "AgentRun" && ref.value("controller", false)) {
+        index_.markStarted(stringAt(pod, "/metadata/namespace") + "/" + ref.value("name", ""), ref.value("uid", ""));
+      }
+    }
+  });
   network_policies_.addHandler([this](const kube::InformerEvent& e) {
     if (e.type != kube::InformerEvent::Type::Delete) return;
     std::lock_guard lock(applied_mu_);
@@ -86,28 +98,30 @@ RunReconciler::RunReconciler(kube::Client& client, kube::Informer& runs, kube::I
   });
 }
 
-Result<bool> RunReconciler::ensureNetworkPolicy(const std::string& ns, const AgentPolicy& policy,
-                                                const CancelToken& cancel) {
+std::optional<json> RunReconciler::networkPolicyToApply(const std::string& ns, const AgentPolicy& policy) {
   json planned = planNetworkPolicy(ns, policy);
-  const std::string name = networkPolicyName(policy), key = ns + "/" + name;
+  const std::string key = ns + "/" + networkPolicyName(policy);
   const std::string hash = stringAt(planned, "/metadata/annotations/paddock.dev~1spec-hash");
   auto cached = network_policies_.get(key);
-  if (cached && stringAt(*cached, "/metadata/annotations/paddock.dev~1spec-hash") == hash) return false;
-  auto now = std::chrono::steady_clock::now();
-  {
-    // The cache lags behind our own apply: trust it for a few seconds (several runs of a team
-    // start together), after that the cache is right (someone may have deleted the policy).
-    std::lock_guard lock(applied_mu_);
-    if (auto a = applied_.find(key); a != applied_.end() && a->second.first == hash && now - a->second.second < std::chrono::seconds(5)) {
-      return false;
-    }
+  if (cached && stringAt(*cached, "/metadata/annotations/paddock.dev~1spec-hash") == hash) return std::nullopt;
+  // The cache lags behind our own apply: trust it for a few seconds (several runs of a team start
+  // together), after that the cache is right (someone may have deleted the policy).
+  std::lock_guard lock(applied_mu_);
+  if (auto a = applied_.find(key); a != applied_.end() && a->second.first == hash &&
+                                   std::chrono::steady_clock::now() - a->second.second < std::chrono::seconds(5)) {
+    return std::nullopt;
   }
+  return planned;
+}
+
+Status RunReconciler::applyNetworkPolicy(const std::string& ns, const json& planned, const CancelToken& cancel) {
+  const std::string name = stringAt(planned, "/metadata/name");
   if (auto r = client_.apply(kube::resources::networkpolicies, ns, name, planned, options_.field_manager, true, "", cancel); !r) {
     return r.error();
   }
   std::lock_guard lock(applied_mu_);
-  applied_[key] = {hash, now};
-  return true;
+  applied_[ns + "/" + name] = {stringAt(planned, "/metadata/annotations/paddock.dev~1spec-hash"), std::chrono::steady_clock::now()};
+  return Ok{};
 }
 
 BudgetDecision RunReconciler::checkBudget(const AgentRun& run, const AgentPolicy& policy, int64_t tokens_limit,
@@ -437,12 +451,20 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     pending.push_back({audit::Action::RunAdmitted, details});
   }
   // The team's NetworkPolicy in this namespace, before any pod of the run exists and for as long
-  // as one may (a deleted one comes back).
-  if (auto np = ensureNetworkPolicy(ns, policy, cancel); !np) {
-    return runtime::reconcileErrorFrom(np.error());
-  } else if (*np) {
-    pending.push_back({audit::Action::ChildCreated, {{"kind", "NetworkPolicy"}, {"name", networkPolicyName(policy)},
-                                                     {"sharedBy", "AgentPolicy " + policy.name}}});
+  // as one may (a deleted one comes back), recorded before it is applied. A failure holds back only
+  // the creation of pods: a live run is still looked after.
+  std::optional<Error> network_policy_error;
+  if (auto planned = networkPolicyToApply(ns, policy)) {
+    if (auto a = append({{audit::Action::ChildCreated, {{"kind", "NetworkPolicy"}, {"name", networkPolicyName(policy)},
+                                                        {"sharedBy", "AgentPolicy " + policy.name}}}});
+        !a) {
+      return runtime::reconcileErrorFrom(a.error());
+    }
+    if (auto r = applyNetworkPolicy(ns, *planned, cancel); !r) {
+      network_policy_error = r.error();
+      log::warn("cannot apply the team's NetworkPolicy; no pod of the team's runs starts here until it is",
+                {{"key", key}, {"networkPolicy", networkPolicyName(policy)}, {"error", r.error().describe()}});
+    }
   }
   if (hostEgressUnenforced(policy, options_.plan)) {
     setCondition(status, "HostEgressEnforced", false, "NoFQDNSupport",
@@ -635,6 +657,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
           }
           records.push_back({audit::Action::StageStarted, {{"stage", name}, {"pod", pod_name}}});
         }
+        if (network_policy_error) return runtime::reconcileErrorFrom(*network_policy_error);
         if (auto a = append(std::move(records)); !a) return runtime::reconcileErrorFrom(a.error());
         records.clear();
         auto created = client_.create(kube::resources::pods, ns, planned_stage, cancel);
@@ -738,6 +761,7 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   if (isTerminal(d.phase)) forgetSpend(*run);
 
   if (d.create_pod) {
+    if (network_policy_error) return runtime::reconcileErrorFrom(*network_policy_error);
     if (!run->stages.empty()) {
       // The workspace the gated stages share outlives the agent pod; the run owns it.
       if (auto r = client_.apply(kube::resources::persistentvolumeclaims, ns, workspaceClaimName(*run),

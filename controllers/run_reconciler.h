@@ -75,9 +75,10 @@ class RunReconciler : public runtime::Reconciler {
                 const CancelToken& cancel, const std::string& actor = "");
   // Does RBAC grant the approval's approver the approve verb on the run? (SubjectAccessReview)
   Result<bool> mayApprove(const AgentRun& run, const AgentApproval& approval, const CancelToken& cancel);
-  // Makes sure the team's NetworkPolicy in the namespace is as planned, applying it only when the
-  // cache shows it missing or different (and it was not applied moments ago). True when applied.
-  Result<bool> ensureNetworkPolicy(const std::string& ns, const AgentPolicy& policy, const CancelToken& cancel);
+  // The team's NetworkPolicy in the namespace as planned, when it must be applied: the cache shows
+  // it missing or different, and it was not applied moments ago. nullopt when it is current.
+  std::optional<json> networkPolicyToApply(const std::string& ns, const AgentPolicy& policy);
+  Status applyNetworkPolicy(const std::string& ns, const json& planned, const CancelToken& cancel);
   std::atomic<audit::AuditLog*> audit_{nullptr};
   // Records already appended for one-time facts of a run ("<uid>/<stage>/<approval>", "<uid>/<stage>/started"),
   // so a reconcile deciding from a cache that lags behind our own status write does not append them again.
