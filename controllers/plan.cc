@@ -42,6 +42,11 @@ std::string secretVolumeName(size_t i) { return "secret-" + std::to_string(i); }
 
 std::string agentPodName(const AgentRun& run) { return run.name + "-agent"; }
 std::string networkPolicyName(const AgentPolicy& policy) { return "paddock-" + policy.name; }
+
+std::string specHashOf(const json& object) {
+  const auto& meta = object.value("metadata", json::object());
+  return meta.value("annotations", json::object()).value(kAnnotationSpecHash, std::string());
+}
 std::string workspaceClaimName(const AgentRun& run) { return run.name + "-workspace"; }
 std::string stagePodName(const AgentRun& run, const std::string& stage) { return run.name + "-" + stage; }
 
@@ -53,14 +58,14 @@ json ownerReference(const AgentRun& run) {
 json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effective* agent) {
   std::string protected_paths;
   for (const auto& p : policy.protected_paths) protected_paths += p + "\n";
-  json a = {{"paddock.dev/task", run.task},
-            {"paddock.dev/repository", json{{"url", run.repository_url}, {"baseBranch", run.base_branch}}.dump(2)},
-            {"paddock.dev/protected-paths", protected_paths}};
+  json a = {{kAnnotationTask, run.task},
+            {kAnnotationRepository, json{{"url", run.repository_url}, {"baseBranch", run.base_branch}}.dump(2)},
+            {kAnnotationProtectedPaths, protected_paths}};
   if (agent) {
     json settings = {{"permissions", {{"allow", policy.tools_allow}, {"deny", policy.tools_deny}}}};
     if (!agent->model.empty()) settings["model"] = agent->model;
     if (!policy.mcp_servers.empty()) settings["allowedMcpServers"] = policy.mcp_servers;
-    a["paddock.dev/managed-settings"] = settings.dump(2);
+    a[kAnnotationManagedSettings] = settings.dump(2);
   }
   return a;
 }
@@ -155,9 +160,9 @@ json taskVolume() {
   return {{"name", "task"},
           {"downwardAPI",
            {{"defaultMode", 0444},
-            {"items", json::array({annotationFile("paddock.dev/task", "task.md"),
-                                   annotationFile("paddock.dev/repository", "repository.json"),
-                                   annotationFile("paddock.dev/protected-paths", "protected-paths")})}}}};
+            {"items", json::array({annotationFile(kAnnotationTask, "task.md"),
+                                   annotationFile(kAnnotationRepository, "repository.json"),
+                                   annotationFile(kAnnotationProtectedPaths, "protected-paths")})}}}};
 }
 
 // The stage's secrets as read-only files under /var/run/paddock/secrets/<secret>/<key>.
@@ -250,7 +255,7 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
       {{"name", "settings"},
        {"downwardAPI",
         {{"defaultMode", 0444},
-         {"items", json::array({annotationFile("paddock.dev/managed-settings", "managed-settings.json")})}}}},
+         {"items", json::array({annotationFile(kAnnotationManagedSettings, "managed-settings.json")})}}}},
       {{"name", "control"},
        {"downwardAPI",
         {{"defaultMode", 0444},

@@ -47,6 +47,14 @@ inline constexpr const char* kLabelStage = "paddock.dev/stage";
 inline constexpr const char* kAnnotationCheckpoint = "paddock.dev/checkpoint";
 // The planned NetworkPolicy's content hash: the operator re-applies only when it changes.
 inline constexpr const char* kAnnotationSpecHash = "paddock.dev/spec-hash";
+// What a run's pods read as downward-API files (taskAnnotations); immutable once the pod exists
+// (charts/paddock/files/admission-policies.yaml).
+inline constexpr const char* kAnnotationTask = "paddock.dev/task";
+inline constexpr const char* kAnnotationRepository = "paddock.dev/repository";
+inline constexpr const char* kAnnotationProtectedPaths = "paddock.dev/protected-paths";
+inline constexpr const char* kAnnotationManagedSettings = "paddock.dev/managed-settings";
+// An object's kAnnotationSpecHash, or "".
+std::string specHashOf(const json& object);
 
 std::string agentPodName(const AgentRun& run);
 // One NetworkPolicy per policy and namespace, selecting the team's pods ("paddock-<policy>").

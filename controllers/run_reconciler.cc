@@ -101,9 +101,9 @@ RunReconciler::RunReconciler(kube::Client& client, kube::Informer& runs, kube::I
 std::optional<json> RunReconciler::networkPolicyToApply(const std::string& ns, const AgentPolicy& policy) {
   json planned = planNetworkPolicy(ns, policy);
   const std::string key = ns + "/" + networkPolicyName(policy);
-  const std::string hash = stringAt(planned, "/metadata/annotations/paddock.dev~1spec-hash");
+  const std::string hash = specHashOf(planned);
   auto cached = network_policies_.get(key);
-  if (cached && stringAt(*cached, "/metadata/annotations/paddock.dev~1spec-hash") == hash) return std::nullopt;
+  if (cached && specHashOf(*cached) == hash) return std::nullopt;
   // The cache lags behind our own apply: trust it for a few seconds (several runs of a team start
   // together), after that the cache is right (someone may have deleted the policy).
   std::lock_guard lock(applied_mu_);
@@ -120,7 +120,7 @@ Status RunReconciler::applyNetworkPolicy(const std::string& ns, const json& plan
     return r.error();
   }
   std::lock_guard lock(applied_mu_);
-  applied_[ns + "/" + name] = {stringAt(planned, "/metadata/annotations/paddock.dev~1spec-hash"), std::chrono::steady_clock::now()};
+  applied_[ns + "/" + name] = {specHashOf(planned), std::chrono::steady_clock::now()};
   return Ok{};
 }
 
