@@ -113,34 +113,8 @@ json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy) {
           {"spec", spec}};
 }
 
-bool hostEgressUnenforced(const AgentPolicy& policy, const PlanOptions& options) {
-  return !options.cilium && std::any_of(policy.egress.begin(), policy.egress.end(),
-                                        [](const EgressRule& r) { return !r.host.empty(); });
-}
-
-std::optional<json> planCiliumPolicy(const std::string& ns, const AgentPolicy& policy, const PlanOptions& options) {
-  if (!options.cilium) return std::nullopt;
-  json egress = json::array();
-  // Cilium learns names from DNS answers, so DNS must go through its proxy.
-  egress.push_back({{"toEndpoints", json::array({{{"matchLabels", {{"k8s:io.kubernetes.pod.namespace", "kube-system"},
-                                                                   {"k8s:k8s-app", "kube-dns"}}}}})},
-                    {"toPorts", json::array({{{"ports", json::array({{{"port", "53"}, {"protocol", "ANY"}}})},
-                                              {"rules", {{"dns", json::array({{{"matchPattern", "*"}}})}}}}})}});
-  bool any = false;
-  for (const auto& rule : policy.egress) {
-    if (rule.host.empty()) continue;
-    any = true;
-    json ports = json::array();
-    for (int p : rule.ports) ports.push_back({{"port", std::to_string(p)}, {"protocol", "TCP"}});
-    egress.push_back({{"toFQDNs", json::array({{{"matchName", rule.host}}})},
-                      {"toPorts", json::array({{{"ports", ports}}})}});
-  }
-  if (!any) return std::nullopt;
-  json spec = {{"endpointSelector", {{"matchLabels", teamSelector(policy)}}}, {"egress", egress}};
-  return json{{"apiVersion", "cilium.io/v2"},
-              {"kind", "CiliumNetworkPolicy"},
-              {"metadata", sharedMetadata(networkPolicyName(policy) + "-fqdn", ns, policy, spec)},
-              {"spec", spec}};
+bool hostEgressUnenforced(const AgentPolicy& policy) {
+  return std::any_of(policy.egress.begin(), policy.egress.end(), [](const EgressRule& r) { return !r.host.empty(); });
 }
 
 namespace {

@@ -8,7 +8,8 @@
 // - Secrets are mounted as read-only files (mode 0400) into the stage that lists them, never as
 //   environment variables; the agent pod gets only secrets whose stages include "agent".
 // - The NetworkPolicy denies all ingress and allows egress only to DNS and the policy's CIDR
-//   rules. Host rules need an FQDN-aware CNI: rendered as a CiliumNetworkPolicy when enabled.
+//   rules. Host rules are not enforced by a NetworkPolicy; runs whose policy has them say so in
+//   their HostEgressEnforced condition.
 #pragma once
 
 #include <chrono>
@@ -36,7 +37,6 @@ struct PlanOptions {
   std::string tmp_size = "1Gi";
   std::string home_size = "1Gi";
   int metrics_port = 9464;  // the OpenTelemetry Prometheus exporter's default
-  bool cilium = false;      // render host egress rules as a CiliumNetworkPolicy
   std::string workspace_storage_class;  // "" for the cluster's default StorageClass
   std::chrono::seconds stage_deadline{3600};  // activeDeadlineSeconds of a gated stage's pod
 };
@@ -73,10 +73,8 @@ json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effec
 // denies all ingress and allows egress only to DNS and the policy's CIDR rules. It has no owner:
 // it outlives any one run, and goes with the namespace.
 json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy);
-// A CiliumNetworkPolicy for the policy's host rules, when Cilium support is on and there are any.
-std::optional<json> planCiliumPolicy(const std::string& ns, const AgentPolicy& policy, const PlanOptions& options);
-// True when the policy has host egress rules that nothing will enforce with these options.
-bool hostEgressUnenforced(const AgentPolicy& policy, const PlanOptions& options);
+// True when the policy has host egress rules, which no NetworkPolicy can enforce.
+bool hostEgressUnenforced(const AgentPolicy& policy);
 // The agent pod. A run with gated stages keeps its workspace on a claim of its own
 // (planWorkspaceClaim) that the stages share; otherwise the workspace is an emptyDir.
 json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effective& effective,

@@ -81,6 +81,13 @@ std::vector<std::string> RunIndex::keys(const std::string& ns) const {
   return out;
 }
 
+std::map<std::pair<std::string, std::string>, int> RunIndex::phaseCounts() const {
+  std::shared_lock lock(mu_);
+  std::map<std::pair<std::string, std::string>, int> out;
+  for (const auto& [key, e] : runs_) ++out[{e.run.ns, e.run.phase}];
+  return out;
+}
+
 size_t RunIndex::size() const {
   std::shared_lock lock(mu_);
   return runs_.size();

@@ -34,6 +34,9 @@ class RunIndex {
   // Every run's key, or those of one namespace.
   std::vector<std::string> keys(const std::string& ns = "") const;
   size_t size() const;
+  // How many runs each namespace has in each phase ("" before the first status), for
+  // paddock_agentruns{namespace,phase}.
+  std::map<std::pair<std::string, std::string>, int> phaseCounts() const;
 
  private:
   struct Entry {

@@ -466,10 +466,10 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
                 {{"key", key}, {"networkPolicy", networkPolicyName(policy)}, {"error", r.error().describe()}});
     }
   }
-  if (hostEgressUnenforced(policy, options_.plan)) {
+  if (hostEgressUnenforced(policy)) {
     setCondition(status, "HostEgressEnforced", false, "NoFQDNSupport",
-                 "the policy's host egress rules are not enforced: run the operator with Cilium support, or use CIDR "
-                 "rules; the NetworkPolicy enforces only spec.egress[].cidr",
+                 "the policy's host egress rules (spec.egress[].host) are not enforced: the team's NetworkPolicy "
+                 "enforces only spec.egress[].cidr, so allow the hosts' addresses as CIDR rules where they must be reached",
                  generation, now);
   }
 

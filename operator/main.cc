@@ -48,7 +48,6 @@ struct Options {
   std::chrono::milliseconds retry_period{2'000};
   int workers = 8;
   std::chrono::milliseconds pending_deadline{600'000};
-  bool cilium = false;
   std::string stage_image = "registry.example.com/platform/paddock-stage:1.0";
   std::string audit_store = std::getenv("PADDOCK_AUDIT_STORE") ? std::getenv("PADDOCK_AUDIT_STORE") : "/var/lib/paddock/audit";
   std::string workspace_storage_class;
@@ -98,9 +97,6 @@ int main(int argc, char** argv) {
   flags.add("pending-deadline", &opt.pending_deadline,
             "How long an agent pod may stay Pending while its image cannot be pulled or no node can run it before "
             "the run fails.");
-  flags.add("cilium", &opt.cilium,
-            "Render the policies' host egress rules as CiliumNetworkPolicies (toFQDNs). Without it they are not enforced "
-            "and runs say so in a condition.");
   flags.add("stage-image", &opt.stage_image,
             "The platform's stage image; its workspace init container clones the run's repository.");
   flags.add("workspace-storage-class", &opt.workspace_storage_class,
@@ -186,7 +182,6 @@ int main(int argc, char** argv) {
 
   runtime::EventRecorder events(client, {});
   controllers::RunReconcilerOptions reconcile_options;
-  reconcile_options.plan.cilium = opt.cilium;
   reconcile_options.plan.stage_image = opt.stage_image;
   reconcile_options.plan.workspace_storage_class = opt.workspace_storage_class;
   reconcile_options.pending_deadline = std::chrono::duration_cast<std::chrono::seconds>(opt.pending_deadline);
@@ -196,6 +191,12 @@ int main(int argc, char** argv) {
   controllers::RunReconciler reconciler(client, runs, policies, namespaces, pods, approvals, network_policies, &events,
                                        reconcile_options);
   const controllers::RunIndex& index = reconciler.index();
+  metrics.addGauges("paddock_agentruns", "AgentRuns in the cache by namespace and phase (\"\" before the first status).",
+                    {"namespace", "phase"}, [&index] {
+                      runtime::Metrics::GaugeReading out;
+                      for (const auto& [where, n] : index.phaseCounts()) out.push_back({{where.first, where.second}, n});
+                      return out;
+                    });
   runtime::WorkQueue queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("agentruns")});
   runtime::Controller controller("agentrun", reconciler, queue, metrics.reconcileObserver("agentrun"));
   controller.watchPrimary(runs);

@@ -235,6 +235,31 @@ TEST(ChartRender, TheSchemaRejectsUnknownAndMistypedValues) {
 }
 
 // The alerts name only metrics the operator serves, and Prometheus accepts them.
+// Every paddock_* metric named in `exprs` is one the operator's sources register.
+void expectServedMetricsOnly(const std::string& exprs) {
+  std::string sources;
+  for (const char* dir : {"operator", "controllers"}) {
+    for (const auto& e : fs::recursive_directory_iterator(repoPath(dir))) {
+      if (e.path().extension() == ".cc") sources += readFile(e.path());
+    }
+  }
+  std::regex metric("paddock_[a-z_]+");
+  for (auto it = std::sregex_iterator(exprs.begin(), exprs.end(), metric); it != std::sregex_iterator(); ++it) {
+    std::string name = std::regex_replace(it->str(), std::regex("_(bucket|sum|count)$"), "");
+    EXPECT_NE(sources.find("\"" + name + "\""), std::string::npos) << name << " is not a metric the operator serves";
+  }
+}
+
+// promtool (Debian's prometheus package) parses a rule file's every expression; JSON is YAML.
+void expectPromtoolAccepts(const json& rule_file) {
+  std::string file = testing::TempDir() + "/paddock-rules-" + randomSuffix() + ".json";
+  std::ofstream(file) << rule_file.dump();
+  auto check = run({"promtool", "check", "rules", file});
+  fs::remove(file);
+  if (check.rc == 127) GTEST_SKIP() << "promtool is not installed";
+  EXPECT_EQ(check.rc, 0) << check.out << joined(check.errors);
+}
+
 TEST(ChartRender, AlertsUseTheOperatorsMetricsAndParse) {
   auto docs = render({"metrics.prometheusRule.enabled=true"});
   json rule = find(docs, "PrometheusRule");
@@ -252,23 +277,38 @@ TEST(ChartRender, AlertsUseTheOperatorsMetricsAndParse) {
   }
   EXPECT_NE(exprs.find("paddock_prometheus_query_errors_total"), std::string::npos);
   EXPECT_NE(exprs.find("paddock_audit_"), std::string::npos);
-  std::string sources;
-  for (const char* dir : {"operator", "controllers"}) {
-    for (const auto& e : fs::recursive_directory_iterator(repoPath(dir))) {
-      if (e.path().extension() == ".cc") sources += readFile(e.path());
+  expectServedMetricsOnly(exprs);
+  expectPromtoolAccepts(rule["spec"]);
+}
+
+TEST(ChartRender, TheGrafanaDashboardParsesAndUsesTheOperatorsMetrics) {
+  EXPECT_TRUE(find(render(), "ConfigMap", "-dashboard").is_null()) << "off by default";
+  auto docs = render({"metrics.grafanaDashboard.enabled=true", "metrics.grafanaDashboard.folder=Platform"});
+  json cm = find(docs, "ConfigMap", "-dashboard");
+  ASSERT_FALSE(cm.is_null());
+  EXPECT_EQ(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+  EXPECT_EQ(cm["metadata"]["annotations"]["grafana_folder"], "Platform");
+  json dashboard = json::parse(cm["data"]["paddock.json"].get<std::string>(), nullptr, false);
+  ASSERT_TRUE(dashboard.is_object()) << "the dashboard is not JSON";
+  EXPECT_EQ(dashboard, json::parse(readFile(repoPath("charts/paddock/dashboards/paddock.json")))) << "rendered verbatim";
+  std::string exprs;
+  json rules = json::array();
+  std::set<std::string> titles;
+  for (const auto& panel : dashboard["panels"]) {
+    titles.insert(panel["title"].get<std::string>());
+    ASSERT_FALSE(panel["targets"].empty()) << panel["title"];
+    for (const auto& t : panel["targets"]) {
+      exprs += t["expr"].get<std::string>() + "\n";
+      rules.push_back({{"record", "paddock:dashboard_" + std::to_string(rules.size())}, {"expr", t["expr"]}});
     }
   }
-  std::regex metric("paddock_[a-z_]+");
-  for (auto it = std::sregex_iterator(exprs.begin(), exprs.end(), metric); it != std::sregex_iterator(); ++it) {
-    std::string name = std::regex_replace(it->str(), std::regex("_(bucket|sum|count)$"), "");
-    EXPECT_NE(sources.find("\"" + name + "\""), std::string::npos) << name << " is not a metric the operator serves";
+  for (const char* t : {"Runs by team and phase", "Spend against budget, per run", "Spend against budget, per team",
+                        "Budget checkpoints and terminations", "Reconciles by result", "Reconcile latency",
+                        "Reconcile errors", "Work queue", "Audit appends"}) {
+    EXPECT_TRUE(titles.count(t)) << t;
   }
-  // promtool (Debian's prometheus package) checks the rule file; JSON is YAML.
-  std::string file = testing::TempDir() + "/paddock-rules.json";
-  std::ofstream(file) << rule["spec"].dump();
-  auto check = run({"promtool", "check", "rules", file});
-  if (check.rc == 127) GTEST_SKIP() << "promtool is not installed";
-  EXPECT_EQ(check.rc, 0) << check.out << joined(check.errors);
+  expectServedMetricsOnly(exprs);
+  expectPromtoolAccepts({{"groups", {{{"name", "paddock-dashboard"}, {"rules", rules}}}}});
 }
 
 TEST(Chart, LintPasses) {

@@ -2,6 +2,8 @@
 // a client certificate, JSON logs, health endpoints and graceful SIGTERM.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "e2e/tests/support.h"
 #include "operator/http/client.h"
 
@@ -49,6 +51,7 @@ TEST(Operator, ConnectsLogsTheServerVersionServesHealthAndStopsOnSigterm) {
   ASSERT_TRUE(m.ok());
   EXPECT_NE(m->body.find(R"(paddock_informer_objects{resource="agentruns"})"), std::string::npos) << m->body;
   EXPECT_NE(m->body.find(R"(paddock_api_requests_total{code="200",resource="agentruns",verb="list"})"), std::string::npos);
+  EXPECT_NE(m->body.find("paddock_build_info{commit=\""), std::string::npos) << m->body;
 
   op.signal(SIGTERM);
   EXPECT_EQ(op.wait(std::chrono::seconds(15)), 0) << testing::PrintToString(op.lines());
@@ -64,6 +67,22 @@ TEST(Operator, HelpExplainsEveryFlag) {
     EXPECT_NE(text.find(std::string(flag)), std::string::npos) << flag << " missing from:\n" << text;
   }
   EXPECT_NE(text.find("SIGTERM"), std::string::npos);
+}
+
+TEST(Operator, EveryBinaryNamesItsVersionAndCommit) {
+  const auto dir = std::filesystem::path(env("PADDOCK_OPERATOR_BIN")).parent_path();
+  const auto build = dir.parent_path();
+  for (const auto& [bin, name] : std::vector<std::pair<std::filesystem::path, std::string>>{
+           {dir / "paddock-operator", "paddock-operator"}, {dir / "paddock-audit", "paddock-audit"},
+           {dir / "kubectl-paddock", "kubectl-paddock"}, {build / "stage" / "paddock-stage", "paddock-stage"},
+           {env("PADDOCK_AGENT_SIM_BIN"), "paddock-agent-sim"}}) {
+    Process p({bin.string(), "--version"});
+    EXPECT_EQ(p.wait(std::chrono::seconds(10)), 0) << bin;
+    ASSERT_FALSE(p.lines().empty()) << bin;
+    const std::string& line = p.lines().front();
+    EXPECT_EQ(line.rfind(name + " " + PADDOCK_VERSION_FOR_TESTS + " (commit ", 0), 0u) << line;
+    EXPECT_EQ(line.find("(commit unknown)"), std::string::npos) << "built in a git checkout: " << line;
+  }
 }
 
 TEST(Operator, BadInputIsNamed) {

@@ -2,8 +2,10 @@
 // client certificates, each through their own kubeconfig, against the operator and the admission
 // policies. kwok plays every pod.
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "e2e/tests/support.h"
 #include "operator/kube/client.h"
@@ -95,10 +97,10 @@ class PluginE2E : public ::testing::Test {
   }
 
   // Alice asks for a run with a pr stage, and its agent succeeds.
-  json awaitingApproval(const std::string& name) {
+  json awaitingApproval(const std::string& name, const std::string& key = "") {
     json run = loadYaml(repoPath("crds/samples/run.yaml"));
     run["metadata"] = {{"name", name}};
-    run["spec"]["idempotencyKey"] = name;
+    run["spec"]["idempotencyKey"] = key.empty() ? name : key;
     run["spec"]["stages"] = {"pr"};
     run["spec"]["requestedBy"] = "alice";
     auto alice = clientFor(env("PADDOCK_E2E_CLUSTER_DIR") + "/user-alice.kubeconfig");
@@ -187,6 +189,87 @@ TEST_F(PluginE2E, CancelSetsSpecCancelAndTheRunEndsCancelled) {
   EXPECT_EQ((*run)["spec"]["cancel"], true);
   auto done = waitRun(waiting, [](const json& o) { return phaseOf(o) == "Cancelled"; });
   EXPECT_FALSE(done.is_null()) << testing::PrintToString(op->lines());
+}
+
+TEST_F(PluginE2E, StatusShowsTheEventsOfThisRunNotOfADeletedNamesake) {
+  // A run named "again" is cancelled (a Cancelled Event about it), deleted and created anew.
+  auto waiting = awaitingApproval("again");
+  ASSERT_FALSE(waiting.is_null()) << testing::PrintToString(op->lines());
+  ASSERT_EQ(plugin("alice", {"cancel", "again"}).status, 0);
+  ASSERT_FALSE(waitRun(waiting, [](const json& o) { return phaseOf(o) == "Cancelled"; }).is_null());
+  ASSERT_TRUE(eventually([&] { return plugin("alice", {"status", "again"}).text.find("Cancelled") != std::string::npos; },
+                         std::chrono::seconds(20), std::chrono::milliseconds(500)))
+      << "the first run's Cancelled Event";
+  ASSERT_TRUE(client.remove(agentruns, ns->name(), "again").ok());
+  ASSERT_TRUE(eventually([&] {
+    auto gone = client.get(agentruns, ns->name(), "again");
+    return !gone && gone.error().code == 404;
+  }, std::chrono::seconds(30)));
+  auto again = awaitingApproval("again", "again-2");
+  ASSERT_FALSE(again.is_null()) << testing::PrintToString(op->lines());
+  auto shown = plugin("alice", {"status", "again"});
+  ASSERT_EQ(shown.status, 0) << shown.text;
+  EXPECT_NE(shown.text.find("Phase:         AwaitingApproval"), std::string::npos) << shown.text;
+  EXPECT_EQ(shown.text.find("Cancelled"), std::string::npos) << "an Event of the deleted namesake is shown:\n" << shown.text;
+}
+
+TEST_F(PluginE2E, ListWatchCompletionAndMachineReadableOutput) {
+  auto waiting = awaitingApproval("seen");
+  ASSERT_FALSE(waiting.is_null()) << testing::PrintToString(op->lines());
+  const std::string uid = waiting["metadata"]["uid"];
+
+  // list: the CRD's printer columns, rendered by the API server.
+  auto listed = plugin("alice", {"list"});
+  ASSERT_EQ(listed.status, 0) << listed.text;
+  EXPECT_NE(listed.text.find("NAME"), std::string::npos) << listed.text;
+  EXPECT_NE(listed.text.find("PHASE"), std::string::npos) << listed.text;
+  EXPECT_NE(listed.text.find("REPOSITORY"), std::string::npos) << "priority 1 columns are not shown:\n" << listed.text;
+  EXPECT_NE(listed.text.find("AwaitingApproval"), std::string::npos) << listed.text;
+  auto as_json = plugin("alice", {"list", "-o", "json"});
+  ASSERT_EQ(as_json.status, 0) << as_json.text;
+  auto list = json::parse(as_json.text, nullptr, false);
+  ASSERT_TRUE(list.is_object()) << as_json.text;
+  ASSERT_EQ(list["items"].size(), 1u);
+  EXPECT_EQ(list["items"][0]["metadata"]["uid"], uid);
+  // -A needs list in every namespace: alice has it only in her own; the error says so.
+  auto everywhere = plugin("alice", {"list", "-A"});
+  EXPECT_EQ(everywhere.status, 1) << everywhere.text;
+  EXPECT_NE(everywhere.text.find("cannot list AgentRuns in any namespace"), std::string::npos) << everywhere.text;
+
+  // status -o json|yaml: the run and its Events.
+  auto status = plugin("alice", {"status", "seen", "-o", "json"});
+  ASSERT_EQ(status.status, 0) << status.text;
+  auto doc = json::parse(status.text, nullptr, false);
+  ASSERT_TRUE(doc.is_object()) << status.text;
+  EXPECT_EQ(doc["run"]["metadata"]["uid"], uid);
+  EXPECT_EQ(doc["run"]["status"]["phase"], "AwaitingApproval");
+  ASSERT_TRUE(doc["events"].is_array());
+  for (const auto& e : doc["events"]) EXPECT_EQ(e["regarding"]["uid"], uid);
+  auto yaml = plugin("alice", {"status", "seen", "-o", "yaml"});
+  ASSERT_EQ(yaml.status, 0) << yaml.text;
+  YAML::Node node = YAML::Load(yaml.text);
+  EXPECT_EQ(node["run"]["metadata"]["uid"].as<std::string>(), uid);
+
+  // Completion: run names from the API server, as kubectl's plugin completion expects them.
+  auto completed = plugin("alice", {"__complete", "status", "se"});
+  EXPECT_EQ(completed.status, 0);
+  EXPECT_EQ(completed.text, "seen\n:4\n");
+  auto script = plugin("alice", {"completion", "bash"});
+  ASSERT_EQ(script.status, 0);
+  const std::string file = testing::TempDir() + "paddock-completion-" + randomSuffix() + ".bash";
+  { std::ofstream(file) << script.text; }
+  Process syntax({"bash", "-n", file});
+  EXPECT_EQ(syntax.wait(std::chrono::seconds(10)), 0) << testing::PrintToString(syntax.lines());
+  std::filesystem::remove(file);
+
+  // watch: a line per phase until the run ends; exit 3 because it did not succeed.
+  std::string bin = (std::filesystem::path(env("PADDOCK_OPERATOR_BIN")).parent_path() / "kubectl-paddock").string();
+  Process watch({bin, "--kubeconfig", env("PADDOCK_E2E_CLUSTER_DIR") + "/user-alice.kubeconfig", "-n", ns->name(), "watch", "seen"});
+  ASSERT_FALSE(watch.waitForLine([](const std::string& l) { return l.find("AwaitingApproval") != std::string::npos; },
+                                 std::chrono::seconds(20)).empty());
+  ASSERT_EQ(plugin("alice", {"cancel", "seen"}).status, 0);
+  EXPECT_EQ(watch.wait(std::chrono::seconds(60)), 3) << testing::PrintToString(watch.lines());
+  EXPECT_NE(watch.lines().back().find("Cancelled"), std::string::npos) << testing::PrintToString(watch.lines());
 }
 
 TEST_F(PluginE2E, AUserWhoMayNotCreateApprovalsGetsAClearError) {

@@ -114,7 +114,7 @@ TEST_F(RunE2E, SucceedsWithItsChildrenConditionsAndEvents) {
       << "a live run's NetworkPolicy was deleted and not put back";
   ASSERT_TRUE(eventually([&] { return client.get(kube::resources::pods, ns->name(), "ok-agent").ok(); },
                          std::chrono::seconds(10)));
-  // The sample's host rule is not enforced without Cilium, and the run says so.
+  // The sample's host rule is not enforced by the NetworkPolicy, and the run says so.
   EXPECT_EQ(condition(running, "HostEgressEnforced")["status"], "False");
   agentExits("ok", 0);
   auto done = waitRun(running, [](const json& o) { return phaseOf(o) == "Succeeded"; });

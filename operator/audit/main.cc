@@ -10,6 +10,7 @@
 #include "operator/audit/audit.h"
 #include "operator/audit/store.h"
 #include "operator/audit/story.h"
+#include "operator/common/version.h"
 #include "operator/common/flags.h"
 #include "operator/common/log.h"
 
@@ -25,7 +26,7 @@ Commands:
   show --run NAMESPACE/NAME STORE tell one run's story: what was asked, what happened, approvals, spend
   export STORE                    write every record as a JSON line to stdout
 
-Run 'paddock-audit COMMAND --help' for a command's flags.
+Run 'paddock-audit COMMAND --help' for a command's flags; 'paddock-audit --version' for the version.
 )";
 
 const std::string kStoreHelp =
@@ -192,6 +193,10 @@ int main(int argc, char** argv) {
   if (command == "show") return show(argc - 1, argv + 1);
   if (command == "export") return exportRecords(argc - 1, argv + 1);
   if (command == "load") return load(argc - 1, argv + 1);
+  if (command == "--version") {
+    std::puts(paddock::versionLine("paddock-audit").c_str());
+    return 0;
+  }
   std::fputs(kUsage, command.empty() || command == "--help" || command == "help" ? stdout : stderr);
   return command.empty() || command == "--help" || command == "help" ? 0 : 2;
 }

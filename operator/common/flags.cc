@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "operator/common/duration.h"
+#include "operator/common/version.h"
 
 namespace paddock {
 
@@ -57,6 +58,7 @@ Flags::Outcome Flags::parse(int argc, char** argv, std::string& error, std::vect
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") return Outcome::Help;
+    if (arg == "--version") return Outcome::Version;
     if (arg == "--") {
       for (++i; i < argc; ++i) {
         if (!positional) { error = std::string("unexpected argument \"") + argv[i] + "\""; return Outcome::Error; }
@@ -111,6 +113,7 @@ std::string Flags::usage() const {
     out << "\n";
   }
   out << "  --help\n      Print this help and exit.\n";
+  out << "  --version\n      Print the version and the commit built, and exit.\n";
   if (!epilog_.empty()) out << "\n" << epilog_ << "\n";
   return out.str();
 }
@@ -121,6 +124,9 @@ void Flags::parseOrExit(int argc, char** argv, std::vector<std::string>* positio
     case Outcome::Ok: return;
     case Outcome::Help:
       std::fputs(usage().c_str(), stdout);
+      std::exit(0);
+    case Outcome::Version:
+      std::puts(versionLine(program_).c_str());
       std::exit(0);
     case Outcome::Error:
       std::fprintf(stderr, "%s: %s\nRun '%s --help' for the list of flags.\n", program_.c_str(), error.c_str(),

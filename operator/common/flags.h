@@ -21,13 +21,14 @@ class Flags {
   // Text printed after the flag list (examples, environment variables).
   void setEpilog(std::string text) { epilog_ = std::move(text); }
 
-  enum class Outcome { Ok, Help, Error };
+  enum class Outcome { Ok, Help, Version, Error };
   // Parses argv[1..]. Arguments that are not flags go to `positional` when given, else are an error.
   // On Error, `error` names the flag and what is wrong with it.
   Outcome parse(int argc, char** argv, std::string& error, std::vector<std::string>* positional = nullptr);
   std::string usage() const;
 
-  // Parses, and on --help prints usage to stdout and exits 0; on error prints it with a hint and exits 2.
+  // Parses, and on --help prints usage (on --version the version line) to stdout and exits 0; on
+  // error prints it with a hint and exits 2.
   void parseOrExit(int argc, char** argv, std::vector<std::string>* positional = nullptr);
 
  private:

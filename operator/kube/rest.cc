@@ -18,7 +18,9 @@ Result<std::unique_ptr<RestClient>> RestClient::create(const ClusterConfig& conf
 }
 
 void RestClient::decorate(http::Request& request) {
-  request.headers.emplace_back("Accept", "application/json");
+  bool has_accept = std::any_of(request.headers.begin(), request.headers.end(),
+                                [](const auto& h) { return h.first == "Accept"; });
+  if (!has_accept) request.headers.emplace_back("Accept", "application/json");
   request.headers.emplace_back("User-Agent", user_agent_);
   if (auto token = token_.current(); !token.empty()) request.headers.emplace_back("Authorization", "Bearer " + token);
 }

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "operator/common/flags.h"
+#include "operator/common/version.h"
 
 namespace paddock::plugin {
 namespace {
@@ -22,6 +23,10 @@ constexpr Command kCommands[] = {
     {"status", "RUN", "Show RUN: phase, usage against its budget, stages and their approvals, conditions, latest Events."},
     {"logs", "RUN [--stage STAGE]", "Print the logs of RUN's agent pod, or of a gated stage's pod."},
     {"audit", "RUN [--store DIR|URI]", "Tell RUN's story from the audit store (runs paddock-audit show)."},
+    {"list", "[-A]", "List AgentRuns with their printer columns (phase, stage, usage, age); -A in every namespace."},
+    {"watch", "RUN", "Print RUN's phase each time it changes until it ends; exit 0 if it Succeeded, 3 if not."},
+    {"completion", "bash|zsh|kubectl",
+     "Print a completion script: for bash or zsh, or `kubectl_complete-paddock` for kubectl's own completion."},
 };
 
 const char* kGlobalHelp =
@@ -29,10 +34,16 @@ const char* kGlobalHelp =
     "  --kubeconfig FILE   kubeconfig to use (default $KUBECONFIG, else ~/.kube/config)\n"
     "  --context NAME      kubeconfig context (default its current-context)\n"
     "  -n, --namespace NS  the run's namespace (default the context's namespace)\n"
-    "  -h, --help          help for the plugin or a command\n";
+    "  -o, --output FMT    json or yaml instead of text (status, list, watch)\n"
+    "  -h, --help          help for the plugin or a command\n"
+    "      --version       the plugin's version and the commit it was built from\n"
+    "\n"
+    "Exit codes: 0 done; 1 the API server or the store refused or failed (the message says why);\n"
+    "2 the command line is wrong; 3 watch: the run ended other than Succeeded.\n";
 
 // Flags that take a value, so that the value is not mistaken for the command.
-const std::set<std::string> kValueFlags = {"--kubeconfig", "--context", "--namespace", "--stage", "--message", "--store"};
+const std::set<std::string> kValueFlags = {"--kubeconfig", "--context", "--namespace", "--stage",
+                                           "--message",    "--store",   "--output"};
 
 const Command* findCommand(const std::string& name) {
   for (const auto& c : kCommands) {
@@ -50,12 +61,16 @@ std::vector<std::string> expandShortFlags(const std::vector<std::string>& in) {
       out.insert(out.end(), in.begin() + static_cast<std::ptrdiff_t>(i), in.end());
       break;
     }
-    bool is_short = a.size() >= 2 && a[0] == '-' && (a[1] == 'n' || a[1] == 'm');
+    if (a == "-A") {
+      out.push_back("--all-namespaces");
+      continue;
+    }
+    bool is_short = a.size() >= 2 && a[0] == '-' && (a[1] == 'n' || a[1] == 'm' || a[1] == 'o');
     if (!is_short) {
       out.push_back(a);
       continue;
     }
-    std::string name = a[1] == 'n' ? "--namespace" : "--message";
+    std::string name = a[1] == 'n' ? "--namespace" : a[1] == 'm' ? "--message" : "--output";
     if (a.size() == 2) out.push_back(name);
     else out.push_back(name + "=" + a.substr(a[2] == '=' ? 3 : 2));
   }
@@ -76,6 +91,12 @@ std::string usage() {
 }
 
 Invocation parseArgs(const std::vector<std::string>& raw) {
+  if (!raw.empty() && raw[0] == "__complete") {
+    Invocation inv;
+    inv.command = "__complete";
+    inv.complete_args.assign(raw.begin() + 1, raw.end());
+    return inv;
+  }
   Invocation inv;
   std::vector<std::string> args = expandShortFlags(raw);
   // The command is the first argument that is neither a flag nor a flag's value.
@@ -89,6 +110,11 @@ Invocation parseArgs(const std::vector<std::string>& raw) {
     }
     at = i;
     break;
+  }
+  if (at == args.size() && std::find(args.begin(), args.end(), "--version") != args.end()) {
+    inv.help = true;
+    inv.text = versionLine("kubectl-paddock") + "\n";
+    return inv;
   }
   if (at == args.size()) {
     bool asked = args.empty() || std::any_of(args.begin(), args.end(), [](const std::string& a) {
@@ -121,7 +147,11 @@ Invocation parseArgs(const std::vector<std::string>& raw) {
     flags.add("stage", &inv.stage, "a gated stage's pod instead of the agent's, e.g. pr");
   } else if (inv.command == "audit") {
     flags.add("store", &inv.store, "the audit store: a segment directory or a mongodb:// URI (default $PADDOCK_AUDIT_STORE)");
+  } else if (inv.command == "list") {
+    flags.add("all-namespaces", &inv.all_namespaces, "runs of every namespace, also -A");
   }
+  bool reads = inv.command == "status" || inv.command == "list" || inv.command == "watch";
+  if (reads) flags.add("output", &inv.output, "json or yaml instead of text, also -o");
   flags.setEpilog(std::string("Usage: ") + program + " " + command->synopsis);
 
   std::vector<std::string> rest(args.begin(), args.begin() + static_cast<std::ptrdiff_t>(at));
@@ -135,6 +165,10 @@ Invocation parseArgs(const std::vector<std::string>& raw) {
       inv.help = true;
       inv.text = flags.usage();
       return inv;
+    case Flags::Outcome::Version:
+      inv.help = true;
+      inv.text = versionLine("kubectl-paddock") + "\n";
+      return inv;
     case Flags::Outcome::Error:
       inv.error = program + ": " + error + "\nRun '" + program + " --help' for its flags.";
       return inv;
@@ -145,6 +179,20 @@ Invocation parseArgs(const std::vector<std::string>& raw) {
     inv.error = program + ": " + what + "\nUsage: " + program + " " + command->synopsis;
     return inv;
   };
+  if (!inv.output.empty() && inv.output != "json" && inv.output != "yaml") {
+    return fail("--output must be json or yaml, not \"" + inv.output + "\"");
+  }
+  if (inv.command == "list") {
+    if (!positional.empty()) return fail("list takes no arguments; use -n NAMESPACE or -A");
+    return inv;
+  }
+  if (inv.command == "completion") {
+    if (positional.size() != 1 || (positional[0] != "bash" && positional[0] != "zsh" && positional[0] != "kubectl")) {
+      return fail("name the shell: bash, zsh, or kubectl (for kubectl's plugin completion)");
+    }
+    inv.shell = positional[0];
+    return inv;
+  }
   if (positional.empty()) return fail("name the run");
   if (positional.size() > 1) return fail("expected one RUN, got " + std::to_string(positional.size()) + " arguments");
   inv.run = positional[0];

@@ -9,14 +9,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "operator/common/log.h"
+#include "operator/common/timestamp.h"
+#include "operator/common/version.h"
 #include "operator/kube/client.h"
 #include "operator/kube/config.h"
 #include "operator/plugin/cli.h"
+#include "operator/plugin/output.h"
 #include "operator/plugin/status.h"
 
 namespace {
@@ -134,6 +138,102 @@ int cancel(kube::Client& client, const Invocation& inv) {
   return 0;
 }
 
+// An object as -o asks: json (one line) or yaml.
+int print(const Invocation& inv, const json& object) {
+  std::fputs(inv.output == "yaml" ? toYaml(object).c_str() : (object.dump() + "\n").c_str(), stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
+int list(kube::Client& client, const Invocation& inv) {
+  const std::string ns = inv.all_namespaces ? "" : inv.ns;
+  std::string target = kube::resources::agentruns.path(ns);
+  http::Request request{http::Method::Get, target, {}, "", std::chrono::seconds(30)};
+  // The API server renders the CRD's printer columns when asked for a Table.
+  if (inv.output.empty()) request.headers.emplace_back("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io");
+  auto response = client.rest().send(request);
+  if (!response || response->status < 200 || response->status >= 300) {
+    Error e = response ? kube::errorFromResponse(*response) : response.error();
+    return fail(explain(e, "cannot list AgentRuns" + (ns.empty() ? std::string(" in any namespace") : " in " + ns)));
+  }
+  auto body = json::parse(response->body, nullptr, false);
+  if (!body.is_object()) return fail("the API server's answer to the AgentRun list is not JSON");
+  if (!inv.output.empty()) return print(inv, body);
+  std::fputs(renderTable(body, inv.all_namespaces).c_str(), stdout);
+  return 0;
+}
+
+// Prints the run's phase line (or object, with -o) whenever it changes, until the run ends.
+int watch(kube::Client& client, const Invocation& inv) {
+  const std::string key = inv.ns + "/" + inv.run;
+  std::string last;
+  auto show = [&](const json& run) {
+    std::string line = phaseLine(run);
+    if (line == last) return;
+    last = line;
+    if (!inv.output.empty()) {
+      if (inv.output == "yaml") std::fputs("---\n", stdout);
+      print(inv, run);
+      return;
+    }
+    std::printf("%s  %s\n", formatMicroTime(std::chrono::system_clock::now()).substr(11, 8).c_str(), line.c_str());
+    std::fflush(stdout);
+  };
+  for (;;) {
+    auto run = client.get(kube::resources::agentruns, inv.ns, inv.run);
+    if (!run) {
+      if (run.error().code == 404) return fail("AgentRun " + key + " not found; check the name and -n/--namespace");
+      return fail(explain(run.error(), "cannot read AgentRun " + key));
+    }
+    show(*run);
+    int code = 0;
+    if (finished(*run, code)) return code;
+    std::string target = kube::resources::agentruns.path(inv.ns) + "?watch=1&allowWatchBookmarks=true&fieldSelector=" +
+                         kube::urlEncode("metadata.name=" + inv.run) + "&resourceVersion=" +
+                         run->value(json::json_pointer("/metadata/resourceVersion"), std::string()) +
+                         "&timeoutSeconds=300";
+    std::optional<int> exit_code;
+    auto streamed = client.stream(kube::resources::agentruns, http::Request{http::Method::Get, target, {}, "", std::chrono::seconds(330)},
+                                  [&](std::string_view line) {
+                                    auto event = json::parse(line, nullptr, false);
+                                    if (!event.is_object()) return true;
+                                    std::string type = event.value("type", "");
+                                    if (type == "DELETED") {
+                                      exit_code = fail("AgentRun " + key + " was deleted");
+                                      return false;
+                                    }
+                                    if (type != "ADDED" && type != "MODIFIED") return type != "ERROR";
+                                    show(event["object"]);
+                                    int c = 0;
+                                    if (finished(event["object"], c)) exit_code = c;
+                                    return !exit_code;
+                                  });
+    if (exit_code) return *exit_code;
+    if (!streamed && !kube::isTransient(streamed.error())) return fail(explain(streamed.error(), "cannot watch AgentRun " + key));
+  }
+}
+
+// The completion scripts' callback: candidates for the last word, run names from the API server.
+int completeWords(const Invocation& inv) {
+  Completion c = complete(inv.complete_args);
+  const std::string prefix = inv.complete_args.empty() ? "" : inv.complete_args.back();
+  if (c.wants_runs) {
+    Invocation where;
+    where.ns = c.ns;
+    if (auto config = userConfig(where)) {
+      if (where.ns.empty()) where.ns = config->default_namespace;
+      if (auto rest = kube::RestClient::create(*config, std::string("kubectl-paddock/") + version())) {
+        kube::Client client(**rest, {.qps = 0, .max_retries = 0, .timeout = std::chrono::seconds(5)});
+        if (auto runs = client.list(kube::resources::agentruns, where.ns)) {
+          for (const auto& r : runs->items) c.candidates.push_back(r.value(json::json_pointer("/metadata/name"), std::string()));
+        }
+      }
+    }
+  }
+  std::fputs(completionOutput(c.candidates, prefix).c_str(), stdout);
+  return 0;
+}
+
 int status(kube::Client& client, const Invocation& inv) {
   const std::string key = inv.ns + "/" + inv.run;
   auto run = client.get(kube::resources::agentruns, inv.ns, inv.run);
@@ -143,12 +243,11 @@ int status(kube::Client& client, const Invocation& inv) {
   }
   kube::ListOptions options;
   options.field_selector = "regarding.name=" + inv.run;
-  std::vector<json> events;
   auto listed = client.list(kube::resources::events, inv.ns, options);
-  if (listed) {
-    for (auto& e : listed->items) {
-      if (e.value(json::json_pointer("/regarding/kind"), std::string()) == "AgentRun") events.push_back(std::move(e));
-    }
+  std::vector<json> events = listed ? eventsAbout(*run, std::move(listed->items)) : std::vector<json>{};
+  if (!inv.output.empty()) {
+    if (!listed) return fail(explain(listed.error(), "cannot list the Events of AgentRun " + key));
+    return print(inv, {{"run", *run}, {"events", events}});
   }
   std::fputs(renderStatus(*run, std::move(events), std::chrono::system_clock::now()).c_str(), stdout);
   if (!listed) std::printf("  (cannot list Events: %s)\n", listed.error().describe().c_str());
@@ -228,17 +327,24 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", inv.error.c_str());
     return 2;
   }
+  if (inv.command == "__complete") return completeWords(inv);
+  if (inv.command == "completion") {
+    std::fputs(completionScript(inv.shell).c_str(), stdout);
+    return 0;
+  }
   if (inv.command == "audit" && !inv.ns.empty()) return audit(inv);
   auto config = userConfig(inv);
   if (!config) return fail(config.error().message);
   if (inv.ns.empty()) inv.ns = config->default_namespace;
   if (inv.command == "audit") return audit(inv);
-  auto rest = kube::RestClient::create(*config, "kubectl-paddock/" PADDOCK_VERSION);
+  auto rest = kube::RestClient::create(*config, std::string("kubectl-paddock/") + version());
   if (!rest) return fail(rest.error().describe());
   kube::Client client(**rest, {.qps = 0, .max_retries = 2});
   if (inv.command == "approve" || inv.command == "reject") return decide(client, inv);
   if (inv.command == "cancel") return cancel(client, inv);
   if (inv.command == "status") return status(client, inv);
   if (inv.command == "logs") return logs(client, inv);
+  if (inv.command == "list") return list(client, inv);
+  if (inv.command == "watch") return watch(client, inv);
   return fail("unknown command " + inv.command);
 }

@@ -114,6 +114,15 @@ std::string age(const std::string& stamp, Time now) {
   return std::to_string(s / 86400) + "d";
 }
 
+std::vector<json> eventsAbout(const json& run, std::vector<json> events) {
+  const std::string uid = run.value(json::json_pointer("/metadata/uid"), std::string());
+  std::erase_if(events, [&](const json& e) {
+    return e.value(json::json_pointer("/regarding/kind"), std::string()) != "AgentRun" ||
+           e.value(json::json_pointer("/regarding/uid"), std::string()) != uid;
+  });
+  return events;
+}
+
 std::string renderStatus(const json& run, std::vector<json> events, Time now, size_t max_events) {
   const json meta = run.value("metadata", json::object());
   const json spec = run.value("spec", json::object());

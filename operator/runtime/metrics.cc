@@ -1,5 +1,7 @@
 #include "operator/runtime/metrics.h"
 
+#include "operator/common/version.h"
+
 #include <prometheus/text_serializer.h>
 
 namespace paddock::runtime {
@@ -76,8 +78,39 @@ class Metrics::InformerCollector final : public prometheus::Collectable {
   std::vector<const kube::Informer*> informers_;
 };
 
+// A gauge family computed when Prometheus scrapes (addGauges).
+class ComputedGauges final : public prometheus::Collectable {
+ public:
+  ComputedGauges(std::string name, std::string help, std::vector<std::string> labels,
+                 std::function<Metrics::GaugeReading()> read)
+      : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)), read_(std::move(read)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily family{name_, help_, prometheus::MetricType::Gauge, {}};
+    for (const auto& [values, v] : read_()) {
+      prometheus::ClientMetric m;
+      for (size_t i = 0; i < labels_.size() && i < values.size(); ++i) m.label.push_back({labels_[i], values[i]});
+      m.gauge.value = v;
+      family.metric.push_back(std::move(m));
+    }
+    return {family};
+  }
+
+ private:
+  std::string name_, help_;
+  std::vector<std::string> labels_;
+  std::function<Metrics::GaugeReading()> read_;
+};
+
+void Metrics::addGauges(const std::string& name, const std::string& help, std::vector<std::string> labels,
+                        std::function<GaugeReading()> read) {
+  computed_.push_back(std::make_shared<ComputedGauges>(name, help, std::move(labels), std::move(read)));
+}
+
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()), informers_(std::make_shared<InformerCollector>()) {
   auto& r = *registry_;
+  prometheus::BuildGauge().Name("paddock_build_info")
+      .Help("Always 1; the labels say which Paddock runs: version and git commit.")
+      .Register(r).Add({{"version", version()}, {"commit", gitCommit()}}).Set(1);
   api_requests_ = &prometheus::BuildCounter().Name("paddock_api_requests_total")
                        .Help("Requests to the Kubernetes API by verb, resource and HTTP status (0: no response).").Register(r);
   api_latency_ = &prometheus::BuildHistogram().Name("paddock_api_request_duration_seconds")
@@ -154,6 +187,10 @@ std::string Metrics::scrape() const {
   auto families = registry_->Collect();
   auto more = informers_->Collect();
   families.insert(families.end(), more.begin(), more.end());
+  for (const auto& c : computed_) {
+    auto computed = c->Collect();
+    families.insert(families.end(), computed.begin(), computed.end());
+  }
   return prometheus::TextSerializer().Serialize(families);
 }
 

@@ -56,6 +56,13 @@ class Metrics {
   // paddock_leader: 1 while this process leads.
   void setLeader(bool leading) { leader_->Set(leading ? 1 : 0); }
 
+  // A gauge family read at scrape time: `read` returns each series' label values (in the order
+  // of `labels`) and value. `read` must stay callable while this object lives. Add them all
+  // before serving /metrics.
+  using GaugeReading = std::vector<std::pair<std::vector<std::string>, double>>;
+  void addGauges(const std::string& name, const std::string& help, std::vector<std::string> labels,
+                 std::function<GaugeReading()> read);
+
   prometheus::Registry& registry() { return *registry_; }
   // Everything, in the Prometheus text format.
   std::string scrape() const;
@@ -80,6 +87,7 @@ class Metrics {
 
   class InformerCollector;
   std::shared_ptr<InformerCollector> informers_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> computed_;  // addGauges
 };
 
 }  // namespace paddock::runtime

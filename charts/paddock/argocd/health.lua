@@ -1,6 +1,8 @@
 -- Argo CD health check for paddock.dev/AgentRun (argocd-cm key
 -- resource.customizations.health.paddock.dev_AgentRun). Argo CD sets `obj`; the check returns
--- {status, message}. Tested by charts/paddock/argocd/health_test.lua (CTest chart.argocd-health).
+-- {status, message}. Argo CD runs it in gopher-lua (Lua 5.1) with only the base, package and table
+-- libraries (and a safe os): no string library. Tested in gopher-lua, loaded as Argo CD loads it,
+-- by charts/paddock/argocd/gopherlua (CTest chart.argocd-health).
 --
 --   Pending, Running                 Progressing  (also before the operator has seen the spec)
 --   AwaitingApproval                 Suspended    (a person has to approve a gated stage)
@@ -44,7 +46,8 @@ if phase == "Succeeded" then
   hs.message = message(status, phase, "The run succeeded")
 elseif phase == "Pending" or phase == "Running" then
   hs.status = "Progressing"
-  hs.message = message(status, phase, "The run is " .. string.lower(phase))
+  -- No string library: Argo CD opens only base, package, table and a safe os for a health check.
+  hs.message = message(status, phase, phase == "Pending" and "The run is pending" or "The run is running")
 elseif phase == "AwaitingApproval" then
   hs.status = "Suspended"
   local waiting = {}

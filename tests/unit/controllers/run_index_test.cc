@@ -95,5 +95,21 @@ TEST(RunIndex, IdempotencyKeysWaitingRunsAndKeysByNamespace) {
   EXPECT_EQ(index.size(), 3u);
 }
 
+TEST(RunIndex, CountsRunsByNamespaceAndPhase) {
+  RunIndex index;
+  put(index, runObject("a", "r1", "2026-12-01T10:00:00Z", "Running", true));
+  put(index, runObject("a", "r2", "2026-12-01T10:00:01Z", "Running", true));
+  put(index, runObject("a", "r3", "2026-12-01T10:00:02Z", "Succeeded", true));
+  put(index, runObject("b", "r1", "2026-12-01T10:00:03Z"));
+  auto counts = index.phaseCounts();
+  EXPECT_EQ(counts.size(), 3u);
+  EXPECT_EQ((counts[{"a", "Running"}]), 2);
+  EXPECT_EQ((counts[{"a", "Succeeded"}]), 1);
+  EXPECT_EQ((counts[{"b", ""}]), 1) << "a run the operator has not written a status for yet";
+  auto gone = runObject("a", "r3", "2026-12-01T10:00:02Z", "Succeeded", true);
+  index.observe({kube::InformerEvent::Type::Delete, kube::objectKey(*gone), gone, nullptr});
+  EXPECT_EQ(index.phaseCounts().count({"a", "Succeeded"}), 0u);
+}
+
 }  // namespace
 }  // namespace paddock::controllers

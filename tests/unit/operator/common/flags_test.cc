@@ -71,6 +71,8 @@ TEST(Flags, HelpListsEveryFlagWithItsDefault) {
   EXPECT_NE(usage.find("--count value\n      How many. (default 3)"), std::string::npos) << usage;
   EXPECT_NE(usage.find("--name value\n      Who.\n"), std::string::npos) << usage;
   EXPECT_NE(usage.find("--help"), std::string::npos);
+  EXPECT_NE(usage.find("--version"), std::string::npos);
+  EXPECT_EQ(run(flags, {"--count", "4", "--version"}).outcome, Flags::Outcome::Version);
 }
 
 TEST(Flags, CollectsPositionalArguments) {

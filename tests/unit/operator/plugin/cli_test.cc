@@ -95,5 +95,39 @@ TEST(PluginNames, ApprovalNamesAndObjects) {
   EXPECT_FALSE(bare["spec"]["approver"].contains("groups"));
 }
 
+TEST(PluginArgs, ReadCommandsTakeOutputFormatsListTakesAllNamespaces) {
+  auto inv = parseArgs({"list", "-A", "-o", "yaml"});
+  ASSERT_EQ(inv.error, "");
+  EXPECT_EQ(inv.command, "list");
+  EXPECT_TRUE(inv.all_namespaces);
+  EXPECT_EQ(inv.output, "yaml");
+  inv = parseArgs({"status", "ship", "--output=json"});
+  ASSERT_EQ(inv.error, "");
+  EXPECT_EQ(inv.output, "json");
+  inv = parseArgs({"watch", "ship", "-ojson"});
+  ASSERT_EQ(inv.error, "");
+  EXPECT_EQ(inv.command, "watch");
+  EXPECT_EQ(inv.run, "ship");
+  EXPECT_EQ(inv.output, "json");
+  EXPECT_NE(parseArgs({"status", "ship", "-o", "wide"}).error.find("--output must be json or yaml, not \"wide\""), std::string::npos);
+  EXPECT_NE(parseArgs({"cancel", "ship", "-o", "json"}).error.find("unknown flag --output"), std::string::npos)
+      << "cancel writes; it has no output format";
+  EXPECT_NE(parseArgs({"list", "ship"}).error.find("list takes no arguments"), std::string::npos);
+}
+
+TEST(PluginArgs, CompletionNamesItsShellAndCompleteTakesTheWordsVerbatim) {
+  auto inv = parseArgs({"completion", "zsh"});
+  ASSERT_EQ(inv.error, "");
+  EXPECT_EQ(inv.shell, "zsh");
+  EXPECT_NE(parseArgs({"completion", "fish"}).error.find("bash, zsh, or kubectl"), std::string::npos);
+  inv = parseArgs({"__complete", "approve", "-n", ""});
+  ASSERT_EQ(inv.error, "");
+  EXPECT_EQ(inv.command, "__complete");
+  EXPECT_EQ(inv.complete_args, (std::vector<std::string>{"approve", "-n", ""}));
+  inv = parseArgs({"--version"});
+  EXPECT_TRUE(inv.help);
+  EXPECT_EQ(inv.text.rfind("kubectl-paddock ", 0), 0u) << inv.text;
+}
+
 }  // namespace
 }  // namespace paddock::plugin

@@ -120,5 +120,23 @@ TEST(PluginStatus, TablesAndAges) {
   EXPECT_EQ(age("yesterday", now), "?");
 }
 
+TEST(PluginStatus, ShowsOnlyTheEventsOfThisRunNotOfADeletedNamesake) {
+  json run = kRun;
+  run["metadata"]["uid"] = "uid-now";
+  auto about = [](const std::string& kind, const std::string& uid, const std::string& reason) {
+    json e = event(reason, "2026-11-23T10:00:00Z", reason);
+    e["regarding"]["kind"] = kind;
+    e["regarding"]["uid"] = uid;
+    return e;
+  };
+  auto kept = eventsAbout(run, {about("AgentRun", "uid-before", "BudgetExceeded"), about("AgentRun", "uid-now", "PodCreated"),
+                                about("Pod", "uid-now", "Scheduled")});
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0]["reason"], "PodCreated");
+  std::string out = renderStatus(run, kept, at("2026-11-23T10:30:00"));
+  EXPECT_EQ(out.find("BudgetExceeded"), std::string::npos) << out;
+  EXPECT_TRUE(eventsAbout(run, {}).empty());
+}
+
 }  // namespace
 }  // namespace paddock::plugin
