@@ -176,9 +176,13 @@ LatencyResult measureLatency(kube::RestClient& rest, kube::Client& client, const
     auto now = WallClock::now();
     const json& pod = *e.object;
     bool deleting = e.type == kube::InformerEvent::Type::Delete || pod["metadata"].contains("deletionTimestamp");
-    if (!deleting) return;
     std::string run = pod.value(json::json_pointer("/metadata/labels/paddock.dev~1run"), std::string());
     std::lock_guard lock(mu);
+    if (!deleting) {
+      // Service discovery's part: the pod exists, so Prometheus scrapes its agent.
+      if (auto h = hosts.find(run); h != hosts.end()) h->second->registerPod(pod);
+      return;
+    }
     if (!deleted.emplace(run, now).second) return;
     // The kubelet's part: SIGTERM to the agent.
     if (auto h = hosts.find(run); h != hosts.end()) h->second->terminate();

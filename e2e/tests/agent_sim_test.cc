@@ -27,6 +27,7 @@ TEST(AgentSimPrometheus, ScrapedThenCheckpointsOnTheAnnotationThenStopsOnSigterm
   o.tokens_per_second = 1000;
   o.usd_per_second = 0.5;
   AgentHost agent(o);
+  agent.registerPod(standInPod(o.ns, o.agentrun));
 
   // Prometheus reads the new target file and scrapes it once a second.
   double first = 0;
@@ -66,6 +67,7 @@ TEST(AgentSimPrometheus, ACounterResetIsSeenAsOneByPrometheus) {
   o.tokens_per_second = 1000;
   o.reset_after = 6;  // Prometheus finds a new target within about 2 s: it sees counters before the reset
   AgentHost agent(o);
+  agent.registerPod(standInPod(o.ns, o.agentrun));
 
   double peak = 0;
   ASSERT_TRUE(eventually([&] { return (peak = prometheusValue(tokensQuery(o)).value_or(0)) > 0; }, 15s, 200ms));
@@ -89,6 +91,7 @@ TEST(AgentSimPrometheus, ExitsWithItsExitCodeAfterItsDuration) {
   o.duration = 0.5;
   o.exit_code = 3;
   AgentHost agent(o);
+  agent.registerPod(standInPod(o.ns, o.agentrun));
   EXPECT_EQ(agent.wait(10s), 3);
   EXPECT_TRUE(agent.workspaceFile("wip.json").is_null());
 }
