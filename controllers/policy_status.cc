@@ -101,22 +101,26 @@ std::pair<int64_t, int64_t> PolicyRunCounter::counts(const std::string& policy) 
   return {governed, active};
 }
 
+QueryVerdict verdictOf(const Result<promapi::QueryResult>& checked) {
+  QueryVerdict v;
+  if (checked) {
+    v.kind = QueryVerdict::Kind::Valid;
+  } else if (checked.error().reason == "Prometheus:bad_data" || checked.error().reason == "BadResultType") {
+    v.kind = QueryVerdict::Kind::Invalid;  // Prometheus's verdict on the query itself
+    v.detail = checked.error().message;
+  } else {
+    v.detail = checked.error().describe();  // it could not be asked (down, refused, unauthorized)
+  }
+  return v;
+}
+
 QueryVerdict PolicyStatusReconciler::check(const std::string& query, const CancelToken& cancel) {
   {
     std::lock_guard lock(verdicts_mu_);
     if (auto it = verdicts_.find(query); it != verdicts_.end()) return it->second;
   }
-  QueryVerdict v;
-  auto r = prometheus_->query(query, cancel, 1.0);
-  if (r) {
-    v.kind = QueryVerdict::Kind::Valid;
-  } else if (r.error().code / 100 == 4 || r.error().reason == "BadResultType") {
-    v.kind = QueryVerdict::Kind::Invalid;  // Prometheus's verdict on the query itself (bad_data, 400/422)
-    v.detail = r.error().message;
-  } else {
-    v.detail = r.error().describe();  // it could not be asked: try again later
-    return v;
-  }
+  QueryVerdict v = verdictOf(prometheus_->query(query, cancel, 1.0));
+  if (v.kind == QueryVerdict::Kind::Unchecked) return v;  // asked again at the next look
   std::lock_guard lock(verdicts_mu_);
   verdicts_[query] = v;
   return v;

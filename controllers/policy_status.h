@@ -35,6 +35,10 @@ struct QueryVerdict {
   int unlabelled = 0;  // series of its last poll without the namespace, pod and pod_uid labels
 };
 
+// What the check of a query (an instant query evaluated at t=1) says: Invalid for Prometheus's
+// bad_data or a result that is not an instant vector, Unchecked when Prometheus could not be asked.
+QueryVerdict verdictOf(const Result<promapi::QueryResult>& checked);
+
 struct PolicyObservation {
   bool prometheus = true;                       // the operator reads usage from a Prometheus
   std::map<std::string, QueryVerdict> queries;  // by field, "spec.budgets.metrics.tokens"

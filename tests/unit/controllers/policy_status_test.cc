@@ -82,6 +82,17 @@ TEST(PlanPolicyStatus, RunsModelPinAndGenerationAndNoChangeWhenNothingMoved) {
   EXPECT_FALSE(planPolicyStatus(policy, 5, seen, first, "2026-12-07T03:05:00Z").contains("modelPin"));
 }
 
+TEST(VerdictOf, PrometheussVerdictOnTheQueryIsFinalATransportFailureIsNot) {
+  using K = QueryVerdict::Kind;
+  EXPECT_EQ(verdictOf(promapi::QueryResult{}).kind, K::Valid);
+  auto parse = verdictOf(Error{400, "Prometheus:bad_data", "the query failed: 1:15: parse error", std::nullopt});
+  EXPECT_EQ(parse.kind, K::Invalid);
+  EXPECT_EQ(parse.detail, "the query failed: 1:15: parse error");
+  EXPECT_EQ(verdictOf(Error::local("BadResultType", "a matrix")).kind, K::Invalid);
+  EXPECT_EQ(verdictOf(Error{401, "BadResponse", "not JSON", std::nullopt}).kind, K::Unchecked) << "a wrong token is not a wrong query";
+  EXPECT_EQ(verdictOf(Error::local("ConnectionRefused", "refused")).kind, K::Unchecked);
+}
+
 kube::InformerEvent upsert(const std::string& key, const std::string& policy, const std::string& phase) {
   auto o = std::make_shared<const json>(json{{"status", {{"policy", policy}, {"phase", phase}}}});
   return {kube::InformerEvent::Type::Upsert, key, o, nullptr};
