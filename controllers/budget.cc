@@ -100,12 +100,13 @@ std::optional<UsageUnavailable> usageUnavailable(const std::vector<UsageQuerySta
   std::string failed, missing;
   auto add = [](std::string& list, const std::string& item) { list += (list.empty() ? "" : "; ") + item; };
   for (const auto& q : queries) {
-    if (!q.polled || (q.error.empty() && q.has_series)) continue;
+    if (q.polled && q.error.empty() && q.has_series) continue;
     std::string field = std::string("spec.budgets.metrics.") + metricName(q.metric) + " (" + q.query + ")";
-    auto for_ = q.error.empty() ? q.missing_for : q.failing_for;
+    auto for_ = q.polled && !q.error.empty() ? q.failing_for : q.missing_for;
     if (!out) out = UsageUnavailable{};
     out->unreadable_for = std::max(out->unreadable_for, for_);
-    if (!q.error.empty()) add(failed, field + " fails: " + q.error);
+    if (!q.polled) add(missing, field + " has not been read from Prometheus yet");
+    else if (!q.error.empty()) add(failed, field + " fails: " + q.error);
     else add(missing, field + " returns no series for the agent pod " + pod);
   }
   if (!out) return out;

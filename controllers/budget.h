@@ -63,7 +63,7 @@ BudgetDecision decideBudget(const BudgetInput& in);
 struct UsageQueryState {
   Metric metric = Metric::Tokens;  // Tokens or CostUSD
   std::string query;               // its PromQL
-  bool polled = false;             // tried at least once; until then nothing is known
+  bool polled = false;             // tried at least once; until then it counts as missing
   std::string error;               // non-empty: the query itself fails (Prometheus's or the transport's error)
   std::chrono::milliseconds failing_for{0};
   bool has_series = false;         // its last answer holds a series bound to the run's agent pod
@@ -76,8 +76,8 @@ struct UsageUnavailable {
   std::string cause;                            // names the field, its query, and what went wrong
 };
 
-// Whether the run's usage can be read: nullopt when every query that has been polled answered
-// with a series for the run. `pod` names the run's agent pod in the cause ("ns/name (uid ...)").
+// Whether the run's usage can be read: nullopt only when every query has been polled and answered
+// with a series for the run (a query not read yet is no reading either). `pod` names the run's agent pod in the cause ("ns/name (uid ...)").
 std::optional<UsageUnavailable> usageUnavailable(const std::vector<UsageQueryState>& queries, const std::string& pod);
 
 // Since when a run's usage series has been missing: when this process last saw it; else, for a

@@ -148,10 +148,10 @@ std::optional<UsageUnavailable> RunReconciler::readUsage(const AgentRun& run, co
       *counter = advance(*counter, *reading.value);
       *seen = wall;
       s.has_series = true;
-    } else {
+    } else if (reading.polled) {
       auto since = missingSince(*seen, spend.reported_before, spend.first_look, running_since);
       s.missing_for = std::chrono::duration_cast<milliseconds>(wall - since);
-    }
+    }  // not read yet (this process just started leading): no clock runs until the first answer
     states.push_back(std::move(s));
   }
   return usageUnavailable(states, pod_name);

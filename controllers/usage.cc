@@ -143,7 +143,10 @@ int UsagePoller::pollOnce(const CancelToken& cancel, const std::function<void(co
       log::warn("a usage query returns series without the pod labels it must group by; they are ignored",
                 {{"query", q}, {"series", bound.unlabelled}, {"groupBy", "namespace, pod, pod_uid"}});
     }
-    bool was_failing = !board_.read(q, "").readable;
+    auto before = board_.read(q, "");
+    bool was_failing = !before.readable;
+    // A query's first answer: the runs that counted it as not read yet look again.
+    if (!before.polled) flipped = true;
     for (auto& key : board_.publish(q, std::move(bound.by_run), now, bound.unlabelled)) moved.insert(std::move(key));
     if (was_failing) {
       log::info("usage from Prometheus readable again", {{"query", q}});

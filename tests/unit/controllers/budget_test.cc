@@ -134,7 +134,8 @@ TEST(UsageUnavailable, Table) {
     std::vector<const char*> in_cause;
   };
   const Case cases[] = {
-      {"not polled yet: nothing known", {q(Metric::Tokens, false, "", 0s, false, 9s)}, std::nullopt, "", {}},
+      {"not read yet: no reading either", {q(Metric::Tokens, false, "", 0s, false, 9s), q(Metric::CostUSD, true, "", 0s, true, 0s)},
+       9s, "NoUsageSeries", {"spec.budgets.metrics.tokens (tq) has not been read from Prometheus yet"}},
       {"both have the run's series", {q(Metric::Tokens, true, "", 0s, true, 0s), q(Metric::CostUSD, true, "", 0s, true, 0s)},
        std::nullopt, "", {}},
       {"the agent never reported", {q(Metric::Tokens, true, "", 0s, false, 40s), q(Metric::CostUSD, true, "", 0s, false, 40s)},
