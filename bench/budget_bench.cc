@@ -118,6 +118,9 @@ struct Team {
     p["metadata"] = {{"name", name}};
     p["spec"]["namespaceSelector"] = {{"matchLabels", {{"paddock.dev/team", name}}}};
     p["spec"]["concurrency"]["maxRunning"] = 2000;
+    // The idle runs of part 2 have no agent, so no usage series: with Terminate they would end
+    // after the grace while the larger sizes are still starting.
+    p["spec"]["budgets"]["whenMetricsUnavailable"] = {{"after", "5m"}, {"action", "Continue"}};
     return p;
   }
   json labels() const { return {{"paddock.dev/team", name}, {"pod-security.kubernetes.io/enforce", "restricted"}}; }
