@@ -118,6 +118,9 @@ struct Team {
     p["metadata"] = {{"name", name}};
     p["spec"]["namespaceSelector"] = {{"matchLabels", {{"paddock.dev/team", name}}}};
     p["spec"]["concurrency"]["maxRunning"] = 2000;
+    // The idle runs of part 2 have no agent, so no usage series: with Terminate they would end
+    // after the grace while the larger sizes are still starting.
+    p["spec"]["budgets"]["whenMetricsUnavailable"] = {{"after", "5m"}, {"action", "Continue"}};
     return p;
   }
   json labels() const { return {{"paddock.dev/team", name}, {"pod-security.kubernetes.io/enforce", "restricted"}}; }
@@ -176,9 +179,13 @@ LatencyResult measureLatency(kube::RestClient& rest, kube::Client& client, const
     auto now = WallClock::now();
     const json& pod = *e.object;
     bool deleting = e.type == kube::InformerEvent::Type::Delete || pod["metadata"].contains("deletionTimestamp");
-    if (!deleting) return;
     std::string run = pod.value(json::json_pointer("/metadata/labels/paddock.dev~1run"), std::string());
     std::lock_guard lock(mu);
+    if (!deleting) {
+      // Service discovery's part: the pod exists, so Prometheus scrapes its agent.
+      if (auto h = hosts.find(run); h != hosts.end()) h->second->registerPod(pod);
+      return;
+    }
     if (!deleted.emplace(run, now).second) return;
     // The kubelet's part: SIGTERM to the agent.
     if (auto h = hosts.find(run); h != hosts.end()) h->second->terminate();

@@ -184,8 +184,8 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
   p.max_budget = budgets.budget("max");
   p.checkpoint_percent = static_cast<int>(budgets.integer("checkpointPercent", 60));
   Reader metrics = budgets.child("metrics");
-  if (auto q = metrics.str("tokens"); !q.empty()) p.tokens_query = q;
-  if (auto q = metrics.str("costUSD"); !q.empty()) p.cost_query = q;
+  if (auto q = metrics.str("tokens"); !q.empty() && q != kFormerTokensQuery) p.tokens_query = q;
+  if (auto q = metrics.str("costUSD"); !q.empty() && q != kFormerCostQuery) p.cost_query = q;
   Reader unavailable = budgets.child("whenMetricsUnavailable");
   if (auto after = unavailable.duration("after")) p.metrics_grace = *after;
   std::string action = unavailable.str("action");

@@ -60,9 +60,14 @@ struct EgressRule {
   std::vector<int> ports;
 };
 
-// Claude Code's own metric names, as its OpenTelemetry Prometheus exporter writes them.
-inline constexpr const char* kDefaultTokensQuery = "sum by (agentrun, namespace) (claude_code_token_usage_tokens_total)";
-inline constexpr const char* kDefaultCostQuery = "sum by (agentrun, namespace) (claude_code_cost_usage_USD_total)";
+// Claude Code's own metric names, as its OpenTelemetry Prometheus exporter writes them, summed
+// per agent pod by the labels service discovery sets (controllers/usage.h, docs/budgets.md).
+inline constexpr const char* kDefaultTokensQuery = "sum by (namespace, pod, pod_uid) (claude_code_token_usage_tokens_total)";
+inline constexpr const char* kDefaultCostQuery = "sum by (namespace, pod, pod_uid) (claude_code_cost_usage_USD_total)";
+// The former defaults, grouped by labels the agent writes itself; a policy that still holds them
+// (the CRD once stored them) gets the defaults above.
+inline constexpr const char* kFormerTokensQuery = "sum by (agentrun, namespace) (claude_code_token_usage_tokens_total)";
+inline constexpr const char* kFormerCostQuery = "sum by (agentrun, namespace) (claude_code_cost_usage_USD_total)";
 
 struct AgentPolicy {
   std::string name;
@@ -74,7 +79,7 @@ struct AgentPolicy {
   Budget default_budget;
   Budget max_budget;
   int checkpoint_percent = 60;
-  // spec.budgets.metrics: PromQL returning each run's usage, grouped by agentrun and namespace.
+  // spec.budgets.metrics: PromQL returning each agent pod's usage, grouped by namespace, pod and pod_uid.
   std::string tokens_query = kDefaultTokensQuery;
   std::string cost_query = kDefaultCostQuery;
   // spec.budgets.whenMetricsUnavailable: how long usage may be unreadable, then stop or carry on.

@@ -76,9 +76,11 @@ BudgetDecision decideBudget(const BudgetInput& in) {
   if (in.unreadable_for && *in.unreadable_for >= in.grace && !in.continue_when_unreadable) {
     d.stop_unreadable = true;
     d.message = "usage metrics have been unreadable for " + formatDuration(*in.unreadable_for) +
+                (in.unreadable_cause.empty() ? std::string() : " (" + in.unreadable_cause + ")") +
                 ", longer than the policy's spec.budgets.whenMetricsUnavailable.after (" + formatDuration(in.grace) +
                 ") with action Terminate: the run is stopped because its spend cannot be checked. Fix the Prometheus "
-                "connection, or set the action to Continue to let runs go on without token and cost limits";
+                "connection or query, or the scrape of the agent pod (docs/budgets.md), or set the action to Continue "
+                "to let runs go on without token and cost limits";
     return d;
   }
   if (!in.checkpoint_requested && highest.second >= soft && in.checkpoint_percent > 0) {
@@ -91,6 +93,36 @@ BudgetDecision decideBudget(const BudgetInput& in) {
                 ": the agent is asked to checkpoint its work (pod annotation paddock.dev/checkpoint)";
   }
   return d;
+}
+
+std::optional<UsageUnavailable> usageUnavailable(const std::vector<UsageQueryState>& queries, const std::string& pod) {
+  std::optional<UsageUnavailable> out;
+  std::string failed, missing;
+  auto add = [](std::string& list, const std::string& item) { list += (list.empty() ? "" : "; ") + item; };
+  for (const auto& q : queries) {
+    if (q.polled && q.error.empty() && q.has_series) continue;
+    std::string field = std::string("spec.budgets.metrics.") + metricName(q.metric) + " (" + q.query + ")";
+    auto for_ = q.polled && !q.error.empty() ? q.failing_for : q.missing_for;
+    if (!out) out = UsageUnavailable{};
+    out->unreadable_for = std::max(out->unreadable_for, for_);
+    if (!q.polled) add(missing, field + " has not been read from Prometheus yet");
+    else if (!q.error.empty()) add(failed, field + " fails: " + q.error);
+    else add(missing, field + " returns no series for the agent pod " + pod);
+  }
+  if (!out) return out;
+  out->reason = failed.empty() ? "NoUsageSeries" : "QueryFailed";
+  out->cause = failed;
+  if (!missing.empty()) add(out->cause, missing);
+  return out;
+}
+
+std::chrono::system_clock::time_point missingSince(std::optional<std::chrono::system_clock::time_point> last_seen,
+                                                   bool reported_before,
+                                                   std::chrono::system_clock::time_point first_look,
+                                                   std::optional<std::chrono::system_clock::time_point> running_since) {
+  if (last_seen) return *last_seen;
+  if (reported_before || !running_since) return first_look;
+  return std::min(*running_since, first_look);
 }
 
 std::string formatUSD(double usd) {

@@ -3,13 +3,15 @@
 //   - at checkpointPercent of any budget the agent is asked once to checkpoint its work;
 //   - at 100 % of any budget the run is stopped (BudgetExceeded; TimedOut for the wall clock);
 //   - usage that cannot be read for longer than the policy's grace stops the run, unless the
-//     policy says Continue.
+//     policy says Continue. A query that answers without a series for the run's agent pod is
+//     unreadable usage too, never zero spend (an agent that never reported, or whose series went).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace paddock::controllers {
 
@@ -38,6 +40,7 @@ struct BudgetInput {
   // How long the run's usage metrics have been unreadable (nullopt: they are readable, or
   // Prometheus is not configured), and what the policy does about it.
   std::optional<std::chrono::milliseconds> unreadable_for;
+  std::string unreadable_cause;  // what is unreadable (usageUnavailable's cause), for the message
   std::chrono::milliseconds grace{5 * 60 * 1000};
   bool continue_when_unreadable = false;
   bool checkpoint_requested = false;  // the BudgetCheckpoint condition is already True
@@ -55,6 +58,35 @@ struct BudgetDecision {
 };
 
 BudgetDecision decideBudget(const BudgetInput& in);
+
+// What one usage query (spec.budgets.metrics.tokens or .costUSD) last said about a run.
+struct UsageQueryState {
+  Metric metric = Metric::Tokens;  // Tokens or CostUSD
+  std::string query;               // its PromQL
+  bool polled = false;             // tried at least once; until then it counts as missing
+  std::string error;               // non-empty: the query itself fails (Prometheus's or the transport's error)
+  std::chrono::milliseconds failing_for{0};
+  bool has_series = false;         // its last answer holds a series bound to the run's agent pod
+  std::chrono::milliseconds missing_for{0};  // how long it has had none (see missingSince)
+};
+
+struct UsageUnavailable {
+  std::chrono::milliseconds unreadable_for{0};  // the longest of the queries' failing or missing times
+  std::string reason;                           // QueryFailed, or NoUsageSeries when every query answers
+  std::string cause;                            // names the field, its query, and what went wrong
+};
+
+// Whether the run's usage can be read: nullopt only when every query has been polled and answered
+// with a series for the run (a query not read yet is no reading either). `pod` names the run's agent pod in the cause ("ns/name (uid ...)").
+std::optional<UsageUnavailable> usageUnavailable(const std::vector<UsageQueryState>& queries, const std::string& pod);
+
+// Since when a run's usage series has been missing: when this process last saw it; else, for a
+// run that reported before this process looked (its status holds usage), this process's first
+// look; else since the run has been running (or the first look, when that is unknown).
+std::chrono::system_clock::time_point missingSince(std::optional<std::chrono::system_clock::time_point> last_seen,
+                                                   bool reported_before,
+                                                   std::chrono::system_clock::time_point first_look,
+                                                   std::optional<std::chrono::system_clock::time_point> running_since);
 
 // Dollars as a decimal string with at most four places, without trailing zeros: "3.1", "0.0042".
 std::string formatUSD(double usd);

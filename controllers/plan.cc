@@ -1,6 +1,7 @@
 #include "controllers/plan.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 
@@ -91,7 +92,7 @@ json sharedMetadata(const std::string& name, const std::string& ns, const AgentP
 
 }  // namespace
 
-json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy) {
+json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy, const PlanOptions& options) {
   json dns_ports = json::array({{{"protocol", "UDP"}, {"port", 53}}, {{"protocol", "TCP"}, {"port", 53}}});
   json egress = json::array();
   egress.push_back({{"to", json::array({{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", "kube-system"}}}}},
@@ -103,14 +104,65 @@ json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy) {
     for (int p : rule.ports) ports.push_back({{"protocol", "TCP"}, {"port", p}});
     egress.push_back({{"to", json::array({{{"ipBlock", {{"cidr", rule.cidr}}}}})}, {"ports", ports}});
   }
+  json ingress = json::array();
+  if (!options.scrape_namespace_labels.empty()) {
+    json peer = {{"namespaceSelector", {{"matchLabels", options.scrape_namespace_labels}}}};
+    if (!options.scrape_pod_labels.empty()) peer["podSelector"] = {{"matchLabels", options.scrape_pod_labels}};
+    ingress.push_back({{"from", json::array({peer})},
+                       {"ports", json::array({{{"protocol", "TCP"}, {"port", options.metrics_port}}})}});
+  }
   json spec = {{"podSelector", {{"matchLabels", teamSelector(policy)}}},
                {"policyTypes", json::array({"Ingress", "Egress"})},
-               {"ingress", json::array()},
+               {"ingress", ingress},
                {"egress", egress}};
   return {{"apiVersion", "networking.k8s.io/v1"},
           {"kind", "NetworkPolicy"},
           {"metadata", sharedMetadata(networkPolicyName(policy), ns, policy, spec)},
           {"spec", spec}};
+}
+
+namespace {
+
+// A label name (optionally prefixed by a DNS subdomain and "/") or value: at most 63 characters
+// of letters, digits, '-', '_' and '.', starting and ending with a letter or digit.
+bool labelPart(const std::string& s, bool may_be_empty) {
+  if (s.empty()) return may_be_empty;
+  if (s.size() > 63 || !std::isalnum(static_cast<unsigned char>(s.front())) ||
+      !std::isalnum(static_cast<unsigned char>(s.back()))) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+bool labelKey(const std::string& key) {
+  auto slash = key.find('/');
+  if (slash == std::string::npos) return labelPart(key, false);
+  std::string prefix = key.substr(0, slash);
+  return !prefix.empty() && prefix.size() <= 253 && labelPart(prefix, false) && labelPart(key.substr(slash + 1), false);
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> parseMatchLabels(const std::string& text, const std::string& flag) {
+  std::map<std::string, std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t comma = text.find(',', start);
+    std::string pair = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? text.size() : comma + 1;
+    auto eq = pair.find('=');
+    std::string key = pair.substr(0, eq);
+    std::string value = eq == std::string::npos ? "" : pair.substr(eq + 1);
+    if (eq == std::string::npos || !labelKey(key) || !labelPart(value, true) || out.count(key)) {
+      return Error::local("InvalidFlag", "--" + flag + ": \"" + pair +
+                                             "\" is not a label key=value (write key=value pairs separated by commas, "
+                                             "e.g. kubernetes.io/metadata.name=monitoring)");
+    }
+    out[key] = value;
+  }
+  return out;
 }
 
 bool hostEgressUnenforced(const AgentPolicy& policy) {

@@ -7,12 +7,14 @@
 //   security context is fixed here and no policy field reaches it.
 // - Secrets are mounted as read-only files (mode 0400) into the stage that lists them, never as
 //   environment variables; the agent pod gets only secrets whose stages include "agent".
-// - The NetworkPolicy denies all ingress and allows egress only to DNS and the policy's CIDR
-//   rules. Host rules are not enforced by a NetworkPolicy; runs whose policy has them say so in
-//   their HostEgressEnforced condition.
+// - The NetworkPolicy denies all ingress but the scrape of the agent's metrics port by the
+//   monitoring pods the operator is told of (PlanOptions::scrape_*), and allows egress only to DNS
+//   and the policy's CIDR rules. Host rules are not enforced by a NetworkPolicy; runs whose policy
+//   has them say so in their HostEgressEnforced condition.
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -39,7 +41,16 @@ struct PlanOptions {
   int metrics_port = 9464;  // the OpenTelemetry Prometheus exporter's default
   std::string workspace_storage_class;  // "" for the cluster's default StorageClass
   std::chrono::seconds stage_deadline{3600};  // activeDeadlineSeconds of a gated stage's pod
+  // Who may reach metrics_port through the team's NetworkPolicy, so Prometheus can read usage:
+  // pods matching scrape_pod_labels (all, when empty) in namespaces matching
+  // scrape_namespace_labels. Empty namespace labels: nobody, all ingress stays denied.
+  std::map<std::string, std::string> scrape_namespace_labels;
+  std::map<std::string, std::string> scrape_pod_labels;
 };
+
+// "key=value,key2=value2" (a label selector of equalities, as kubectl's -l takes them) as
+// matchLabels; an error names `flag` and the bad part. "" is no labels.
+Result<std::map<std::string, std::string>> parseMatchLabels(const std::string& text, const std::string& flag);
 
 inline constexpr const char* kLabelRun = "paddock.dev/run";
 inline constexpr const char* kLabelTeam = "paddock.dev/team";
@@ -70,9 +81,9 @@ json ownerReference(const AgentRun& run);
 // for the agent, its managed settings (tool allow/deny, MCP servers, model pin).
 json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effective* agent);
 // The team's NetworkPolicy in a namespace: selects every pod Paddock makes for the policy's runs,
-// denies all ingress and allows egress only to DNS and the policy's CIDR rules. It has no owner:
-// it outlives any one run, and goes with the namespace.
-json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy);
+// denies all ingress but the metrics scrape (options.scrape_*) and allows egress only to DNS and
+// the policy's CIDR rules. It has no owner: it outlives any one run, and goes with the namespace.
+json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy, const PlanOptions& options = {});
 // True when the policy has host egress rules, which no NetworkPolicy can enforce.
 bool hostEgressUnenforced(const AgentPolicy& policy);
 // The agent pod. A run with gated stages keeps its workspace on a claim of its own

@@ -3,6 +3,7 @@
 #include "controllers/lifecycle.h"
 
 #include <algorithm>
+#include <tuple>
 #include "operator/audit/record.h"
 #include "operator/common/json.h"
 #include "operator/common/log.h"
@@ -99,7 +100,7 @@ RunReconciler::RunReconciler(kube::Client& client, kube::Informer& runs, kube::I
 }
 
 std::optional<json> RunReconciler::networkPolicyToApply(const std::string& ns, const AgentPolicy& policy) {
-  json planned = planNetworkPolicy(ns, policy);
+  json planned = planNetworkPolicy(ns, policy, options_.plan);
   const std::string key = ns + "/" + networkPolicyName(policy);
   const std::string hash = specHashOf(planned);
   auto cached = network_policies_.get(key);
@@ -124,6 +125,38 @@ Status RunReconciler::applyNetworkPolicy(const std::string& ns, const json& plan
   return Ok{};
 }
 
+std::optional<UsageUnavailable> RunReconciler::readUsage(const AgentRun& run, const AgentPolicy& policy, Spend& spend,
+                                                        std::chrono::system_clock::time_point started,
+                                                        const json& old_status, std::chrono::system_clock::time_point wall) {
+  using std::chrono::milliseconds;
+  // A query without a series for the run's own agent pod is unreadable usage, never zero spend.
+  std::optional<std::chrono::system_clock::time_point> running_since;
+  for (const auto& c : old_status.value("conditions", json::array())) {
+    if (c.value("type", "") == "Running" && c.value("status", "") == "True") running_since = parseTime(c.value("lastTransitionTime", ""));
+  }
+  auto pod = pods_.get(run.ns + "/" + agentPodName(run));
+  std::string pod_name = run.ns + "/" + agentPodName(run) + (pod ? " (uid " + stringAt(*pod, "/metadata/uid") + ")" : "");
+  std::vector<UsageQueryState> states;
+  for (auto [metric, query, counter, seen] : {std::tuple{Metric::Tokens, &policy.tokens_query, &spend.tokens, &spend.tokens_seen},
+                                              std::tuple{Metric::CostUSD, &policy.cost_query, &spend.cost, &spend.cost_seen}}) {
+    auto reading = options_.usage->read(*query, run.ns + "/" + run.name);
+    UsageQueryState s{metric, *query, reading.polled};
+    if (reading.polled && !reading.readable) {
+      s.error = reading.error;
+      s.failing_for = std::chrono::duration_cast<milliseconds>(wall - std::max(reading.unreadable_since, started));
+    } else if (reading.value) {
+      *counter = advance(*counter, *reading.value);
+      *seen = wall;
+      s.has_series = true;
+    } else if (reading.polled) {
+      auto since = missingSince(*seen, spend.reported_before, spend.first_look, running_since);
+      s.missing_for = std::chrono::duration_cast<milliseconds>(wall - since);
+    }  // not read yet (this process just started leading): no clock runs until the first answer
+    states.push_back(std::move(s));
+  }
+  return usageUnavailable(states, pod_name);
+}
+
 BudgetDecision RunReconciler::checkBudget(const AgentRun& run, const AgentPolicy& policy, int64_t tokens_limit,
                                          int64_t cost_cents, std::chrono::milliseconds wall_clock, json& status,
                                          const json& old_status, std::chrono::system_clock::time_point wall,
@@ -141,6 +174,8 @@ BudgetDecision RunReconciler::checkBudget(const AgentRun& run, const AgentPolicy
       const json readings = old_usage.value("readings", json::object());
       spend = {run.uid, {numberAt(old_usage, "tokens"), numberAt(readings, "tokens")},
                {numberAt(old_usage, "costUSD"), numberAt(readings, "costUSD")}};
+      spend.first_look = wall;
+      spend.reported_before = spend.tokens.total > 0 || spend.cost.total > 0;
     }
   }
   auto started = parseTime(status.value("startTime", "")).value_or(wall);
@@ -153,18 +188,12 @@ BudgetDecision RunReconciler::checkBudget(const AgentRun& run, const AgentPolicy
   in.grace = policy.metrics_grace;
   in.continue_when_unreadable = policy.continue_without_metrics;
   in.checkpoint_requested = conditionTrue(old_status, "BudgetCheckpoint") || spend.checkpointed;
-  std::string unreadable_error;
+  std::optional<UsageUnavailable> unavailable;
   if (options_.usage) {
-    for (auto [query, counter] : {std::pair{&policy.tokens_query, &spend.tokens}, std::pair{&policy.cost_query, &spend.cost}}) {
-      auto reading = options_.usage->read(*query, key);
-      if (reading.polled && !reading.readable) {
-        auto from = std::max(reading.unreadable_since, started);
-        auto unreadable = std::chrono::duration_cast<milliseconds>(wall - from);
-        if (!in.unreadable_for || unreadable > *in.unreadable_for) in.unreadable_for = unreadable;
-        unreadable_error = reading.error;
-      } else if (reading.value) {
-        *counter = advance(*counter, *reading.value);
-      }
+    unavailable = readUsage(run, policy, spend, started, old_status, wall);
+    if (unavailable) {
+      in.unreadable_for = unavailable->unreadable_for;
+      in.unreadable_cause = unavailable->cause;
     }
   }
   in.tokens = spend.tokens.total;
@@ -180,9 +209,9 @@ BudgetDecision RunReconciler::checkBudget(const AgentRun& run, const AgentPolicy
                  "the operator runs without --prometheus-url, so spec.budget.tokens and spec.budget.costUSD are not "
                  "enforced; spec.budget.wallClock is",
                  generation, now);
-  } else if (in.unreadable_for) {
-    setCondition(status, "BudgetMetricsAvailable", false, "MetricsUnavailable",
-                 "usage cannot be read from Prometheus (" + unreadable_error + "); once it has been unreadable for " +
+  } else if (unavailable) {
+    setCondition(status, "BudgetMetricsAvailable", false, unavailable->reason,
+                 "usage cannot be read from Prometheus: " + unavailable->cause + "; once it has been unreadable for " +
                      formatDuration(policy.metrics_grace) + " the policy's action " +
                      (policy.continue_without_metrics ? "Continue lets the run go on without token and cost limits"
                                                       : "Terminate stops the run"),

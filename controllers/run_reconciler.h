@@ -62,12 +62,22 @@ class RunReconciler : public runtime::Reconciler {
     std::string uid;
     Counter tokens, cost;
     bool checkpointed = false;  // asked already, though the cache may not show the condition yet
+    // For the absence clock (missingSince): when each series was last seen by this process, when
+    // this process first looked at the run, and whether its status held usage by then.
+    std::optional<std::chrono::system_clock::time_point> tokens_seen, cost_seen;
+    std::chrono::system_clock::time_point first_look{};
+    bool reported_before = false;
   };
   // Brings the run's usage up to date from the board and decides what its budget calls for;
   // writes usage and the budget conditions into `status`.
   BudgetDecision checkBudget(const AgentRun& run, const AgentPolicy& policy, int64_t tokens_limit, int64_t cost_cents,
                              std::chrono::milliseconds wall_clock, json& status, const json& old_status,
                              std::chrono::system_clock::time_point wall, const std::string& now, int64_t generation);
+  // Reads the run's usage from the board into `spend`; what is unreadable (a failing query, or
+  // one without a series for the run's agent pod), if anything.
+  std::optional<UsageUnavailable> readUsage(const AgentRun& run, const AgentPolicy& policy, Spend& spend,
+                                            std::chrono::system_clock::time_point started, const json& old_status,
+                                            std::chrono::system_clock::time_point wall);
   void forgetSpend(const AgentRun& run);
   // Appends the run's records and notes the chain's position in status; Ok without an audit log.
   // The actor is the operator unless `actor` names someone else (an approver).

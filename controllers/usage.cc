@@ -4,13 +4,52 @@
 
 #include "controllers/admission.h"
 #include "controllers/api.h"
+#include "controllers/plan.h"
 #include "operator/common/json.h"
 #include "operator/common/log.h"
 
 namespace paddock::controllers {
 
+std::optional<PodOwner> agentPodOwner(const json& pod, const std::string& uid) {
+  if (uid.empty() || stringAt(pod, "/metadata/uid") != uid) return std::nullopt;
+  const json labels = pod.value(json::json_pointer("/metadata/labels"), json::object());
+  if (labels.value(kLabelStage, "") != "agent" || labels.value("app.kubernetes.io/managed-by", "") != "paddock") {
+    return std::nullopt;
+  }
+  for (const auto& ref : pod.value(json::json_pointer("/metadata/ownerReferences"), json::array())) {
+    if (ref.value("kind", "") != "AgentRun" || !ref.value("controller", false)) continue;
+    AgentRun run;
+    run.name = ref.value("name", "");
+    if (run.name.empty() || stringAt(pod, "/metadata/name") != agentPodName(run)) return std::nullopt;
+    return PodOwner{stringAt(pod, "/metadata/namespace") + "/" + run.name, ref.value("uid", "")};
+  }
+  return std::nullopt;
+}
+
+BoundUsage bindToRuns(const std::vector<promapi::Sample>& samples, const RunOfPod& run_of) {
+  BoundUsage out;
+  for (const auto& s : samples) {
+    auto label = [&s](const char* name) {
+      auto it = s.labels.find(name);
+      return it == s.labels.end() ? std::string() : it->second;
+    };
+    std::string ns = label(kSeriesNamespace), pod = label(kSeriesPod), uid = label(kSeriesPodUid);
+    if (ns.empty() || pod.empty() || uid.empty()) {
+      ++out.unlabelled;
+      continue;
+    }
+    auto run = run_of(ns, pod, uid);
+    if (!run) {
+      ++out.unknown_pod;
+      continue;
+    }
+    out.by_run[*run] += s.value;
+  }
+  return out;
+}
+
 std::vector<std::string> UsageBoard::publish(const std::string& query, std::map<std::string, double> by_run,
-                                             Clock::time_point) {
+                                             Clock::time_point, int unlabelled) {
   std::lock_guard lock(mu_);
   auto& s = queries_[query];
   std::vector<std::string> changed;
@@ -22,6 +61,7 @@ std::vector<std::string> UsageBoard::publish(const std::string& query, std::map<
     if (!by_run.count(key)) changed.push_back(key);
   }
   s.values = std::move(by_run);
+  s.unlabelled = unlabelled;
   s.polled = true;
   s.ok = true;
   s.error.clear();
@@ -49,8 +89,18 @@ UsageBoard::Reading UsageBoard::read(const std::string& query, const std::string
   r.readable = s.ok;
   r.unreadable_since = s.failing_since;
   r.error = s.error;
+  r.unlabelled = s.unlabelled;
   if (auto v = s.values.find(run_key); v != s.values.end()) r.value = v->second;
   return r;
+}
+
+std::optional<std::string> UsagePoller::runOfPod(const std::string& ns, const std::string& pod, const std::string& uid) const {
+  auto cached = pods_.get(ns + "/" + pod);
+  auto owner = cached ? agentPodOwner(*cached, uid) : std::nullopt;
+  if (!owner) return std::nullopt;
+  auto run = runs_.get(owner->run_key);
+  if (!run || stringAt(*run, "/metadata/uid") != owner->run_uid) return std::nullopt;
+  return owner->run_key;
 }
 
 int UsagePoller::pollOnce(const CancelToken& cancel, const std::function<void(const std::string&)>& wake) {
@@ -63,6 +113,9 @@ int UsagePoller::pollOnce(const CancelToken& cancel, const std::function<void(co
   }
   bool flipped = false;
   int made = 0;
+  // Runs are woken once every query of the round is on the board, so none decides from a round
+  // half read (its tokens series new, its cost series not yet).
+  std::set<std::string> moved;
   for (const auto& q : queries) {
     if (cancel.cancelled()) break;
     auto start = std::chrono::steady_clock::now();
@@ -79,15 +132,22 @@ int UsagePoller::pollOnce(const CancelToken& cancel, const std::function<void(co
       continue;
     }
     for (const auto& w : result->warnings) log::warn("Prometheus warns about a usage query", {{"query", q}, {"warning", w}});
-    std::map<std::string, double> by_run;
-    for (const auto& s : result->samples) {
-      auto ns = s.labels.find("namespace");
-      auto run = s.labels.find("agentrun");
-      if (ns == s.labels.end() || run == s.labels.end()) continue;  // not grouped by run: not ours
-      by_run[ns->second + "/" + run->second] = s.value;
+    auto bound = bindToRuns(result->samples, [this](const std::string& ns, const std::string& pod, const std::string& uid) {
+      return runOfPod(ns, pod, uid);
+    });
+    if (observer_.ignored) {
+      if (bound.unlabelled) observer_.ignored("unlabelled", bound.unlabelled);
+      if (bound.unknown_pod) observer_.ignored("unknown_pod", bound.unknown_pod);
     }
-    bool was_failing = !board_.read(q, "").readable;
-    for (const auto& key : board_.publish(q, std::move(by_run), now)) wake(key);
+    if (bound.unlabelled && board_.read(q, "").unlabelled == 0) {
+      log::warn("a usage query returns series without the pod labels it must group by; they are ignored",
+                {{"query", q}, {"series", bound.unlabelled}, {"groupBy", "namespace, pod, pod_uid"}});
+    }
+    auto before = board_.read(q, "");
+    bool was_failing = !before.readable;
+    // A query's first answer: the runs that counted it as not read yet look again.
+    if (!before.polled) flipped = true;
+    for (auto& key : board_.publish(q, std::move(bound.by_run), now, bound.unlabelled)) moved.insert(std::move(key));
     if (was_failing) {
       log::info("usage from Prometheus readable again", {{"query", q}});
       flipped = true;
@@ -96,9 +156,10 @@ int UsagePoller::pollOnce(const CancelToken& cancel, const std::function<void(co
   if (flipped) {
     // Every unfinished run depends on the queries: let each look at its budget again.
     for (const auto& r : runs_.list()) {
-      if (!isTerminal(stringAt(*r, "/status/phase"))) wake(kube::objectKey(*r));
+      if (!isTerminal(stringAt(*r, "/status/phase"))) moved.insert(kube::objectKey(*r));
     }
   }
+  for (const auto& key : moved) wake(key);
   return made;
 }
 

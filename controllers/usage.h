@@ -1,6 +1,11 @@
 // Usage from Prometheus: the poller makes one instant query per distinct PromQL among the
 // policies every interval, whatever the number of runs, and posts each run's reading on the
 // board; the reconciler reads the board and decides (controllers/budget.h).
+//
+// A series counts for a run only through the pod that exported it: the query groups by the
+// labels the scrape's service discovery sets from the pod (namespace, pod, pod_uid; never labels
+// the agent writes, docs/budgets.md), and the series is the run's when that pod is the agent pod
+// the operator made for the run (its name and UID). Every other series is ignored and counted.
 #pragma once
 
 #include <chrono>
@@ -9,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "operator/common/cancel.h"
 #include "operator/kube/informer.h"
@@ -16,6 +22,30 @@
 #include "operator/runtime/metrics.h"
 
 namespace paddock::controllers {
+
+// The labels every budget query must group by, set by service discovery from the scraped pod.
+inline constexpr const char* kSeriesNamespace = "namespace";
+inline constexpr const char* kSeriesPod = "pod";
+inline constexpr const char* kSeriesPodUid = "pod_uid";
+
+// The run an agent pod belongs to, when `pod` is an agent pod Paddock made with uid `uid`: the
+// agent stage and managed-by labels, a controller owner reference to an AgentRun, and the name
+// the operator gives that run's agent pod. The caller checks that the run still has `run_uid`.
+struct PodOwner {
+  std::string run_key;  // "namespace/name"
+  std::string run_uid;
+};
+std::optional<PodOwner> agentPodOwner(const nlohmann::json& pod, const std::string& uid);
+
+// A query's samples, bound to runs: summed per run when `run_of` (namespace, pod, pod UID) names
+// one; the others are counted, never charged to anyone.
+struct BoundUsage {
+  std::map<std::string, double> by_run;
+  int unlabelled = 0;   // without the namespace, pod and pod_uid labels: the query does not group by them
+  int unknown_pod = 0;  // from a pod that is no agent pod of a run the operator made
+};
+using RunOfPod = std::function<std::optional<std::string>(const std::string& ns, const std::string& pod, const std::string& uid)>;
+BoundUsage bindToRuns(const std::vector<promapi::Sample>& samples, const RunOfPod& run_of);
 
 // The latest reading of each query for each run ("namespace/name"), and whether the query works.
 class UsageBoard {
@@ -27,11 +57,14 @@ class UsageBoard {
     bool readable = true;                  // its last try succeeded
     Clock::time_point unreadable_since{};  // when it started failing
     std::string error;                     // why it fails
+    int unlabelled = 0;                    // series of its last answer without the pod labels
   };
 
   // A successful query: its readings replace the previous ones. Returns the runs whose reading
   // changed, appeared or vanished.
-  std::vector<std::string> publish(const std::string& query, std::map<std::string, double> by_run, Clock::time_point at);
+  // `unlabelled` counts the series it returned without the pod labels (BoundUsage).
+  std::vector<std::string> publish(const std::string& query, std::map<std::string, double> by_run, Clock::time_point at,
+                                   int unlabelled = 0);
   // A failed query. Returns true when it had worked until now.
   bool fail(const std::string& query, const std::string& error, Clock::time_point at);
   Reading read(const std::string& query, const std::string& run_key) const;
@@ -43,6 +76,7 @@ class UsageBoard {
     bool ok = true;
     Clock::time_point failing_since{};
     std::string error;
+    int unlabelled = 0;
   };
   mutable std::mutex mu_;
   std::map<std::string, State> queries_;  // guarded by mu_
@@ -50,9 +84,10 @@ class UsageBoard {
 
 class UsagePoller {
  public:
-  UsagePoller(promapi::PrometheusClient& prometheus, kube::Informer& policies, kube::Informer& runs, UsageBoard& board,
-              std::chrono::milliseconds interval, runtime::BudgetObserver observer = {})
-      : prometheus_(prometheus), policies_(policies), runs_(runs), board_(board), interval_(interval),
+  // `pods` caches the operator's own pods: a series is bound to a run through its agent pod.
+  UsagePoller(promapi::PrometheusClient& prometheus, kube::Informer& policies, kube::Informer& runs, kube::Informer& pods,
+              UsageBoard& board, std::chrono::milliseconds interval, runtime::BudgetObserver observer = {})
+      : prometheus_(prometheus), policies_(policies), runs_(runs), pods_(pods), board_(board), interval_(interval),
         observer_(std::move(observer)) {}
 
   // Polls every interval until `cancel`; `wake` gets each run whose decision may have changed: its
@@ -62,9 +97,12 @@ class UsagePoller {
   int pollOnce(const CancelToken& cancel, const std::function<void(const std::string& run_key)>& wake);
 
  private:
+  // The run whose agent pod (this process's cache: name and UID) exported a series.
+  std::optional<std::string> runOfPod(const std::string& ns, const std::string& pod, const std::string& uid) const;
   promapi::PrometheusClient& prometheus_;
   kube::Informer& policies_;
   kube::Informer& runs_;
+  kube::Informer& pods_;
   UsageBoard& board_;
   std::chrono::milliseconds interval_;
   runtime::BudgetObserver observer_;

@@ -16,9 +16,14 @@
 # State lives in $PADDOCK_CACHE/prometheus/NAME: prometheus.yml, targets/, data/ (the TSDB,
 # retention 1h), prometheus.log, prometheus.pid, port.
 #
-# A targets file, for example targets/fix-1.json (write it to a temporary name and rename it):
-#   [{"targets": ["127.0.0.1:40123"], "labels": {"pod": "fix-1-agent"}}]
-# The scrape keeps the target's own labels (honor_labels), so agentrun and namespace are the agent's.
+# A targets file, for example targets/fix-1.json (write it to a temporary name and rename it),
+# carries the labels Kubernetes service discovery would give the agent's pod:
+#   [{"targets": ["127.0.0.1:40123"], "labels": {"__meta_kubernetes_namespace": "team",
+#     "__meta_kubernetes_pod_name": "fix-1-agent", "__meta_kubernetes_pod_uid": "...",
+#     "__meta_kubernetes_pod_label_paddock_dev_run": "fix-1", ...}}]
+# The job relabels them exactly as the shipped scrape job does
+# (charts/paddock/files/agent-scrape-job.yaml, honor_labels false): namespace, pod, pod_uid and
+# agentrun come from the pod, and the agent's own labels of those names become exported_*.
 set -euo pipefail
 
 cache=${PADDOCK_CACHE:-$HOME/.cache/paddock}
@@ -70,32 +75,40 @@ stop() {
   rm -f "$pidfile"
 }
 
+job_file="$(cd "$(dirname "$0")/.." && pwd)/charts/paddock/files/agent-scrape-job.yaml"
+
 write_config() {
-  cat > "$dir/prometheus.yml.tmp" <<YAML
-# Written by e2e/prometheus.sh: every agent listed in targets/*.json, scraped once a second.
+  {
+    cat <<YAML
+# Written by e2e/prometheus.sh: every agent listed in targets/*.json, scraped once a second,
+# relabelled by the relabel_configs of $job_file.
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
 scrape_configs:
-  - job_name: agents
-    honor_labels: true
+  - job_name: paddock-agents
+    honor_labels: false
     file_sd_configs:
       - files: ["$targets/*.json"]
         refresh_interval: 1s
 YAML
-  mv "$dir/prometheus.yml.tmp" "$dir/prometheus.yml"
+    sed -n '/^  relabel_configs:/,$p' "$job_file" | sed 's/^/  /'
+  } > "$dir/prometheus.yml.tmp"
+  grep -q 'relabel_configs:' "$dir/prometheus.yml.tmp" || { log "no relabel_configs in $job_file"; exit 1; }
 }
 
 up() {
   [ -x "$prometheus" ] || { log "$prometheus is missing: install Debian's prometheus package (scripts/paddock deps)"; exit 1; }
   if [ $fresh = 1 ]; then stop; rm -rf "$dir/data" "$targets"; fi
   mkdir -p "$targets" "$dir/data"
-  if alive && ready && [ "$(cat "$dir/port" 2>/dev/null)" = "$port" ]; then
+  write_config
+  if alive && ready && [ "$(cat "$dir/port" 2>/dev/null)" = "$port" ] && cmp -s "$dir/prometheus.yml.tmp" "$dir/prometheus.yml"; then
+    rm -f "$dir/prometheus.yml.tmp"
     log "already running on $url"; echo "$url"; return 0
   fi
   stop
-  write_config
+  mv "$dir/prometheus.yml.tmp" "$dir/prometheus.yml"
   echo "$port" > "$dir/port"
   "$prometheus" --config.file "$dir/prometheus.yml" \
     --web.listen-address "127.0.0.1:$port" \

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "controllers/policy_status.h"
 #include "controllers/run_reconciler.h"
 #include "controllers/usage.h"
 #include "operator/audit/audit.h"
@@ -57,6 +58,8 @@ struct Options {
   std::chrono::milliseconds prometheus_timeout{10'000};
   std::chrono::milliseconds budget_interval{15'000};
   std::chrono::milliseconds usage_write_interval{15'000};
+  std::string prometheus_namespace_selector;
+  std::string prometheus_pod_selector;
 };
 
 http::Reply text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body), {}}; }
@@ -115,6 +118,13 @@ int main(int argc, char** argv) {
   flags.add("prometheus-timeout", &opt.prometheus_timeout, "Longest wait for one Prometheus query.");
   flags.add("budget-interval", &opt.budget_interval,
             "How often usage is read: one query per distinct policy metric each interval, whatever the number of runs.");
+  flags.add("prometheus-namespace-selector", &opt.prometheus_namespace_selector,
+            "Labels of the namespace Prometheus scrapes from (key=value,...; e.g. "
+            "kubernetes.io/metadata.name=monitoring): each team's NetworkPolicy lets pods there reach the agent's "
+            "metrics port, and nothing else in. Empty: no ingress at all, so on an enforcing network Prometheus "
+            "cannot read usage and runs end as the policy's whenMetricsUnavailable says.");
+  flags.add("prometheus-pod-selector", &opt.prometheus_pod_selector,
+            "Labels of Prometheus's pods in that namespace (key=value,...); empty: any pod there.");
   flags.add("usage-write-interval", &opt.usage_write_interval,
             "Usage figures in AgentRun status are refreshed at most this often (limits are acted on at once).");
   flags.setEpilog(
@@ -130,6 +140,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   log::setLevel(level);
+
+  auto scrape_namespaces = controllers::parseMatchLabels(opt.prometheus_namespace_selector, "prometheus-namespace-selector");
+  auto scrape_pods = controllers::parseMatchLabels(opt.prometheus_pod_selector, "prometheus-pod-selector");
+  for (const auto* parsed : {&scrape_namespaces, &scrape_pods}) {
+    if (!*parsed) {
+      log::error("invalid flag", {{"error", parsed->error().message}});
+      return 2;
+    }
+  }
 
   auto config = kube::resolveConfig(opt.kubeconfig, opt.context);
   if (!config) {
@@ -180,8 +199,15 @@ int main(int argc, char** argv) {
     log::warn("no --prometheus-url: token and cost budgets are not enforced (the wall clock is)");
   }
 
+  if (prometheus && scrape_namespaces->empty()) {
+    log::warn("no --prometheus-namespace-selector: the teams' NetworkPolicies let nothing reach the agents' metrics "
+              "port, so on a network that enforces them Prometheus cannot read usage");
+  }
+
   runtime::EventRecorder events(client, {});
   controllers::RunReconcilerOptions reconcile_options;
+  reconcile_options.plan.scrape_namespace_labels = *scrape_namespaces;
+  reconcile_options.plan.scrape_pod_labels = *scrape_pods;
   reconcile_options.plan.stage_image = opt.stage_image;
   reconcile_options.plan.workspace_storage_class = opt.workspace_storage_class;
   reconcile_options.pending_deadline = std::chrono::duration_cast<std::chrono::seconds>(opt.pending_deadline);
@@ -209,13 +235,29 @@ int main(int argc, char** argv) {
   // A run that frees a concurrency slot wakes the runs waiting for one.
   controller.watchMapped(runs, [&index](const kube::InformerEvent& e) { return controllers::runsWaitingForSlot(e, index); });
   // A policy or a namespace label changes what governs runs: look at the runs it may touch.
-  controller.watchMapped(policies, [&index](const kube::InformerEvent&) { return index.keys(); });
+  controller.watchMapped(policies, [&index](const kube::InformerEvent& e) {
+    // A write of the policy's status alone (the generation unchanged) changes nothing a run reads.
+    auto generation = [](const kube::ObjectPtr& o) { return o ? o->value(nlohmann::json::json_pointer("/metadata/generation"), int64_t{-1}) : int64_t{-1}; };
+    if (e.type == kube::InformerEvent::Type::Upsert && e.old && generation(e.old) == generation(e.object)) {
+      return std::vector<std::string>{};
+    }
+    return index.keys();
+  });
   controller.watchMapped(namespaces, [&index](const kube::InformerEvent& e) { return index.keys(e.key); });
   // A team's NetworkPolicy went: the runs of its namespace put it back.
   controller.watchMapped(network_policies, [&index](const kube::InformerEvent& e) {
     return e.type == kube::InformerEvent::Type::Delete ? index.keys(stringAt(*e.object, "/metadata/namespace"))
                                                        : std::vector<std::string>{};
   });
+
+  // AgentPolicy status: query checks, runs governed, the model pin (the leader writes it).
+  controllers::PolicyRunCounter policy_runs;
+  controllers::PolicyStatusReconciler policy_status(client, policies, policy_runs, prometheus.get(),
+                                                    prometheus ? &usage_board : nullptr);
+  runtime::WorkQueue policy_queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("agentpolicies")});
+  runtime::Controller policy_controller("agentpolicy", policy_status, policy_queue, metrics.reconcileObserver("agentpolicy"));
+  policy_controller.watchPrimary(policies);
+  policy_controller.watchMapped(runs, [&policy_runs](const kube::InformerEvent& e) { return policy_runs.observe(e); });
 
   std::atomic<bool> connected{false};
   http::Server server;
@@ -293,11 +335,14 @@ int main(int argc, char** argv) {
     std::thread poller;
     if (prometheus) {
       poller = std::thread([&] {
-        controllers::UsagePoller(*prometheus, policies, runs, usage_board, opt.budget_interval, metrics.budgetObserver())
+        controllers::UsagePoller(*prometheus, policies, runs, pods, usage_board, opt.budget_interval, metrics.budgetObserver())
             .run(leading, [&queue](const std::string& key) { queue.add(key); });
       });
     }
+    for (const auto& p : policies.list()) policy_queue.add(kube::objectKey(*p));
+    std::thread policy_worker([&] { policy_controller.run(1, leading); });
     controller.run(opt.workers, leading);
+    policy_worker.join();
     if (poller.joinable()) poller.join();
     reconciler.setAuditLog(nullptr);
     metrics.setLeader(false);

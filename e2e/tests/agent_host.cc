@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -36,7 +37,7 @@ AgentHost::AgentHost(Options options) : options_(std::move(options)) {
 
   std::vector<std::string> argv = {env("PADDOCK_AGENT_SIM_BIN"),
                                    "--listen=127.0.0.1:0",
-                                   "--agentrun=" + options_.agentrun,
+                                   "--agentrun=" + (options_.claims_run.empty() ? options_.agentrun : options_.claims_run),
                                    "--namespace=" + options_.ns,
                                    "--tokens-per-second=" + number(options_.tokens_per_second),
                                    "--usd-per-second=" + number(options_.usd_per_second),
@@ -60,11 +61,26 @@ AgentHost::AgentHost(Options options) : options_(std::move(options)) {
                              " did not serve metrics:\n" + out);
   }
   address_ = parsed["address"].get<std::string>();
+}
 
+void AgentHost::registerPod(const json& pod) {
+  // What Kubernetes service discovery (role pod) knows of the pod's metrics port; the scrape
+  // job's relabelling turns it into the namespace, pod, pod_uid and agentrun target labels.
+  const json& meta = pod.value("metadata", json::object());
+  json labels = {{"__meta_kubernetes_namespace", meta.value("namespace", "")},
+                 {"__meta_kubernetes_pod_name", meta.value("name", "")},
+                 {"__meta_kubernetes_pod_uid", meta.value("uid", "")},
+                 {"__meta_kubernetes_pod_container_port_name", "metrics"}};
+  const json pod_labels = meta.value("labels", json::object());
+  for (const auto& [k, v] : pod_labels.items()) {
+    std::string name = "__meta_kubernetes_pod_label_";
+    for (char c : k) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+    if (v.is_string()) labels[name] = v;
+  }
   // One file per agent, written whole and renamed in, so Prometheus never reads half of it.
   fs::create_directories(options_.targets_dir);
   target_file_ = options_.targets_dir + "/" + options_.ns + "_" + options_.agentrun + ".json";
-  json targets = json::array({{{"targets", {address_}}, {"labels", {{"paddock_agent_host", "e2e"}}}}});
+  json targets = json::array({{{"targets", {address_}}, {"labels", labels}}});
   std::string tmp = target_file_ + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -72,6 +88,12 @@ AgentHost::AgentHost(Options options) : options_(std::move(options)) {
     if (!out) throw std::runtime_error("cannot write " + tmp);
   }
   fs::rename(tmp, target_file_);
+}
+
+json standInPod(const std::string& ns, const std::string& run) {
+  return {{"metadata",
+           {{"name", run + "-agent"}, {"namespace", ns}, {"uid", "stand-in-" + randomSuffix()},
+            {"labels", {{"paddock.dev/run", run}, {"paddock.dev/stage", "agent"}, {"app.kubernetes.io/managed-by", "paddock"}}}}}};
 }
 
 AgentHost::~AgentHost() {

@@ -1,7 +1,13 @@
 // Plays the kubelet for one agent pod of an e2e test (kwok runs no containers): runs a
 // paddock-agent-sim process for the run, lists it as a target of the e2e Prometheus
-// (e2e/prometheus.sh), projects the pod's annotations into its downward-API directory as the
-// kubelet does, and stops it with SIGTERM as the kubelet does when the pod is deleted.
+// (e2e/prometheus.sh) once its pod exists, projects the pod's annotations into its downward-API
+// directory as the kubelet does, and stops it with SIGTERM as the kubelet does when the pod is
+// deleted.
+//
+// The target carries the __meta_kubernetes_pod_* labels Prometheus's Kubernetes service
+// discovery would give the pod (namespace, name, UID, labels, the metrics port's name), taken
+// from the pod object by the harness, never from the agent: the e2e Prometheus relabels them
+// exactly as the shipped scrape job does (charts/paddock/files/agent-scrape-job.yaml).
 //
 // Generic on purpose: a test, or a pod watch in a test, decides when to project and terminate.
 #pragma once
@@ -21,8 +27,9 @@ namespace paddock::e2e {
 class AgentHost {
  public:
   struct Options {
-    std::string agentrun;  // the agentrun label
-    std::string ns;        // the namespace label
+    std::string agentrun;  // the run
+    std::string ns;        // its namespace
+    std::string claims_run;  // the agentrun label the agent writes; empty: its own run (a spoofer names another)
     double tokens_per_second = 100;
     double usd_per_second = 0.001;
     std::string model;         // empty: the simulator's default
@@ -33,8 +40,8 @@ class AgentHost {
     std::string targets_dir;  // empty: the e2e Prometheus' (PADDOCK_E2E_PROMETHEUS_TARGETS)
   };
 
-  // Starts the simulator in a fresh directory, waits until it serves metrics, and writes its
-  // target file <targets_dir>/<ns>_<agentrun>.json. Throws std::runtime_error when it cannot.
+  // Starts the simulator in a fresh directory and waits until it serves metrics. Throws
+  // std::runtime_error when it cannot. It is scraped once registerPod() names its pod.
   explicit AgentHost(Options options);
   // Kills the simulator if it still runs, removes its target file and its directory.
   ~AgentHost();
@@ -54,6 +61,10 @@ class AgentHost {
   void terminate();
   // Waits for the simulator to exit; its exit status (128+signal when killed), or -1 at timeout.
   int wait(std::chrono::seconds timeout);
+  // Writes the target file <targets_dir>/<ns>_<agentrun>.json with the service-discovery labels
+  // of `pod` (a Pod object, or standInPod's), as Prometheus discovers a pod. Idempotent; throws
+  // std::runtime_error when it cannot write.
+  void registerPod(const nlohmann::json& pod);
   // Removes the target file, so Prometheus stops scraping it (the pod is gone). Idempotent.
   void unregister();
   // A JSON file of the workspace ("checkpoint.json", "wip.json"), or null when it is missing.
@@ -68,6 +79,10 @@ class AgentHost {
   std::string address_;
   std::unique_ptr<Process> process_;
 };
+
+// A Pod object as the operator would make it for the run (name, namespace, a fresh UID, its
+// labels), for tests without a cluster.
+nlohmann::json standInPod(const std::string& ns, const std::string& run);
 
 // An instant query against the e2e Prometheus (PADDOCK_E2E_PROMETHEUS_URL): the `data.result`
 // of /api/v1/query. Throws std::runtime_error when Prometheus cannot be reached or refuses the query.

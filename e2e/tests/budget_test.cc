@@ -1,7 +1,9 @@
 // Budgets end to end: paddock-operator reading usage from a real Prometheus (Debian's, started by
 // e2e/prometheus.sh) that scrapes paddock-agent-sim processes on loopback, one per run. A
-// "kubelet" thread plays the node for the kwok pods: it projects each pod's annotations into its
-// simulator's downward-API directory and sends SIGTERM when the pod is deleted.
+// "kubelet" thread plays the node for the kwok pods: it lists each pod's simulator as a target with
+// the pod's service-discovery labels once the pod exists (as Prometheus's Kubernetes discovery
+// would), projects the pod's annotations into the simulator's downward-API directory, and sends
+// SIGTERM when the pod is deleted.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -29,6 +31,7 @@ class Team {
     policy["spec"].merge_patch(policy_changes);
     auto p = client_.create(kube::resources::agentpolicies, "", policy);
     if (!p) throw std::runtime_error(p.error().describe());
+    policy_ = *p;
     auto start = client_.list(pods, ns_.name());
     if (!start) throw std::runtime_error(start.error().describe());
     kubelet_ = std::thread([this, rv = start->resource_version] { playKubelet(rv); });
@@ -39,6 +42,13 @@ class Team {
     client_.remove(kube::resources::agentpolicies, "", name_).ok();
   }
   const std::string& ns() const { return ns_.name(); }
+  const std::string& policyName() const { return name_; }
+  // Waits, on a watch, for the team's AgentPolicy to satisfy `done`.
+  json waitPolicy(const std::function<bool(const json&)>& done, std::chrono::seconds timeout = std::chrono::seconds(60)) {
+    return watchUntil(rest_, kube::resources::agentpolicies.path("") + "?fieldSelector=metadata.name%3D" + name_,
+                      policy_["metadata"]["resourceVersion"], [&](const std::string&, const json& o) { return done(o); },
+                      timeout);
+  }
 
   // Starts the run's agent (its simulator), then the run.
   AgentHost& start(const std::string& run, AgentHost::Options agent, json spec_changes = json::object()) {
@@ -48,6 +58,12 @@ class Team {
       std::lock_guard lock(mu_);
       hosts_[run] = std::make_unique<AgentHost>(agent);
     }
+    startWithoutAgent(run, spec_changes);
+    std::lock_guard lock(mu_);
+    return *hosts_[run];
+  }
+  // Starts a run whose agent never reports usage (nothing exports metrics for its pod).
+  void startWithoutAgent(const std::string& run, json spec_changes = json::object()) {
     json object = loadYaml(repoPath("crds/samples/run.yaml"));
     object["metadata"] = {{"name", run}};
     object["spec"]["idempotencyKey"] = run;
@@ -55,8 +71,6 @@ class Team {
     auto created = client_.create(agentruns, ns(), object);
     if (!created) throw std::runtime_error(created.error().describe());
     created_[run] = *created;
-    std::lock_guard lock(mu_);
-    return *hosts_[run];
   }
   // Waits, on a watch, for the run to satisfy `done`.
   json waitRun(const std::string& run, const std::function<bool(const json&)>& done, std::chrono::seconds timeout = std::chrono::seconds(60)) {
@@ -81,8 +95,10 @@ class Team {
         std::lock_guard lock(mu_);
         auto host = hosts_.find(run);
         if (host == hosts_.end()) return false;
+        bool deleting = type == "DELETED" || pod["metadata"].contains("deletionTimestamp");
+        if (!deleting) host->second->registerPod(pod);  // service discovery finds the pod
         host->second->projectAnnotations(pod["metadata"].value("annotations", json::object()));
-        if (type == "DELETED" || pod["metadata"].contains("deletionTimestamp")) host->second->terminate();
+        if (deleting) host->second->terminate();
         return false;
       }, std::chrono::seconds(600), stop_);
     } catch (const std::exception& e) {
@@ -93,6 +109,7 @@ class Team {
   kube::RestClient& rest_;
   kube::Client& client_;
   std::string name_;
+  json policy_;
   TempNamespace ns_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<AgentHost>> hosts_;  // guarded by mu_
@@ -110,7 +127,9 @@ class BudgetE2E : public ::testing::Test {
     op = std::make_unique<Process>(std::vector<std::string>{
         env("PADDOCK_OPERATOR_BIN"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "--listen-address", "127.0.0.1:0",
         "--leader-election-namespace", lease_ns->name(), "--prometheus-url", env("PADDOCK_E2E_PROMETHEUS_URL"),
-        "--budget-interval", "1s", "--usage-write-interval", "1s", "--prometheus-timeout", "2s"});
+        "--budget-interval", "1s", "--usage-write-interval", "1s", "--prometheus-timeout", "2s",
+        "--prometheus-namespace-selector", "kubernetes.io/metadata.name=monitoring",
+        "--prometheus-pod-selector", "app.kubernetes.io/name=prometheus"});
     ASSERT_TRUE(reconciling(*op))
         << testing::PrintToString(op->lines());
   }
@@ -194,6 +213,126 @@ TEST_F(BudgetE2E, AnAgentWhoseCountersResetNeverMakesUsageGoBackwards) {
   ASSERT_FALSE(carried.is_null()) << "usage never carried the spend from before the reset; last total " << seen << "; "
                                   << testing::PrintToString(op->lines());
   EXPECT_EQ(dropped_to, -1) << "usage went backwards to " << dropped_to;
+}
+
+// Issue 23: a run whose agent never reports is not a run that spends nothing. Its usage is
+// unreadable: the condition names the query that has no series for the run's pod, and after the
+// policy's grace Terminate ends the run, while Continue lets it go on under its wall clock.
+TEST_F(BudgetE2E, ARunWhoseAgentNeverReportsIsUnreadableNotFreeAndEndsPerThePolicy) {
+  Team strict(*rest, client, {{"budgets", {{"whenMetricsUnavailable", {{"after", "4s"}, {"action", "Terminate"}}}}}});
+  Team lenient(*rest, client, {{"budgets", {{"whenMetricsUnavailable", {{"after", "4s"}, {"action", "Continue"}}}}}});
+  startOperator();
+  strict.startWithoutAgent("silent");
+  lenient.startWithoutAgent("silent");
+
+  auto unreadable = strict.waitRun("silent", [](const json& o) {
+    auto c = condition(o, "BudgetMetricsAvailable");
+    return !c.is_null() && c["status"] == "False" && c.value("message", "").find("returns no series") != std::string::npos;
+  });
+  ASSERT_FALSE(unreadable.is_null()) << "no usage series, yet the usage counts as readable; "
+                                     << testing::PrintToString(op->lines());
+  auto c = condition(unreadable, "BudgetMetricsAvailable");
+  EXPECT_EQ(c["reason"], "NoUsageSeries");
+  const std::string message = c["message"];
+  EXPECT_NE(message.find("spec.budgets.metrics.tokens (sum by (namespace, pod, pod_uid)"), std::string::npos) << message;
+  EXPECT_NE(message.find("returns no series for the agent pod " + strict.ns() + "/silent-agent"), std::string::npos) << message;
+
+  auto stopped = strict.waitRun("silent", [](const json& o) { return phaseOf(o) == "Failed"; });
+  ASSERT_FALSE(stopped.is_null()) << testing::PrintToString(op->lines());
+  auto ended = condition(stopped, "Succeeded");
+  EXPECT_EQ(ended["reason"], "MetricsUnavailable");
+  EXPECT_NE(ended["message"].get<std::string>().find("returns no series"), std::string::npos) << ended.dump();
+  EXPECT_TRUE(eventually([&] { return !client.get(pods, strict.ns(), "silent-agent").ok(); }, std::chrono::seconds(30)));
+  // The team's NetworkPolicy, as the API server holds it, lets only the named monitoring pods in,
+  // on the agent's metrics port. (That an enforcing network then lets the scrape through needs a
+  // real node; kwok's pods have no network.)
+  auto np = client.get(kube::resources::networkpolicies, strict.ns(), "paddock-" + strict.policyName());
+  ASSERT_TRUE(np.ok()) << np.error().describe();
+  EXPECT_EQ((*np)["spec"]["ingress"],
+            json::parse(R"([{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                                       "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}],
+                              "ports": [{"protocol": "TCP", "port": 9464}]}])"))
+      << np->dump();
+
+  // The lenient policy's run has had no series as long, and goes on with the condition False.
+  auto lenient_now = lenient.waitRun("silent", [](const json& o) {
+    auto c = condition(o, "BudgetMetricsAvailable");
+    return !c.is_null() && c["status"] == "False";
+  });
+  ASSERT_FALSE(lenient_now.is_null());
+  EXPECT_NE(condition(lenient_now, "BudgetMetricsAvailable")["message"].get<std::string>().find("Continue"), std::string::npos);
+  auto still = client.get(agentruns, lenient.ns(), "silent");
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(phaseOf(*still), "Running");
+  EXPECT_EQ(condition(*still, "BudgetMetricsAvailable")["status"], "False");
+}
+
+// Issue 25: an agent that labels its usage with another run's name charges nobody but its own
+// run. The scrape sets namespace, pod and pod_uid from the pod (the agent's own agentrun label
+// becomes exported_agentrun), and the operator binds each series to the pod it made.
+TEST_F(BudgetE2E, AnAgentExportingAnotherRunsNameCannotEndThatRunAndIsChargedItself) {
+  Team team(*rest, client, json::object());
+  startOperator();
+  team.start("victim", {.tokens_per_second = 20, .usd_per_second = 0.0001}, {{"budget", {{"tokens", 6000}}}});
+  ASSERT_FALSE(team.waitRun("victim", [](const json& o) {
+                      return phaseOf(o) == "Running" && o.value(json::json_pointer("/status/usage/tokens"), 0) > 0;
+                    }).is_null())
+      << testing::PrintToString(op->lines());
+  // 2000 tokens a second, all labelled agentrun=victim by the agent itself.
+  team.start("spoofer", {.claims_run = "victim", .tokens_per_second = 2000, .usd_per_second = 0.0001},
+             {{"budget", {{"tokens", 6000}}}});
+  auto charged = team.waitRun("spoofer", [](const json& o) { return phaseOf(o) == "BudgetExceeded"; });
+  ASSERT_FALSE(charged.is_null()) << "the spoofer's own run was never charged; " << testing::PrintToString(op->lines());
+  EXPECT_GE(charged["status"]["usage"]["tokens"].get<int64_t>(), 6000);
+
+  auto victim = client.get(agentruns, team.ns(), "victim");
+  ASSERT_TRUE(victim.ok());
+  EXPECT_EQ(phaseOf(*victim), "Running") << victim->dump();
+  EXPECT_LT(victim->value(json::json_pointer("/status/usage/tokens"), int64_t{0}), 3000) << victim->dump();
+  EXPECT_TRUE(condition(*victim, "BudgetExceeded").is_null()) << victim->dump();
+  // Prometheus holds the spoofed label, renamed: the agent's claim is kept, but not as agentrun.
+  EXPECT_TRUE(prometheusValue("sum(claude_code_token_usage_tokens_total{exported_agentrun=\"victim\",agentrun=\"spoofer\",namespace=\"" +
+                              team.ns() + "\"})").has_value());
+}
+
+// Issue 25: a query Prometheus refuses is reported on the policy when it is applied (the field
+// and Prometheus's error), and the policy's runs name it; a valid policy says so, with the runs it
+// governs and its model pin.
+TEST_F(BudgetE2E, AnInvalidQueryIsReportedOnThePolicyAndNamedByItsRuns) {
+  const std::string bad = "sum by (namespace, pod, pod_uid) (claude_code_token_usage_tokens_total";
+  Team broken(*rest, client, {{"budgets", {{"metrics", {{"tokens", bad}}},
+                                           {"whenMetricsUnavailable", {{"after", "4s"}, {"action", "Terminate"}}}}}});
+  Team fine(*rest, client, json::object());
+  startOperator();
+  auto queries_valid = [](const json& o) { return condition(o, "QueriesValid"); };
+  auto refused = broken.waitPolicy([&](const json& o) { return !queries_valid(o).is_null(); });
+  ASSERT_FALSE(refused.is_null()) << testing::PrintToString(op->lines());
+  auto c = queries_valid(refused);
+  EXPECT_EQ(c["status"], "False");
+  EXPECT_EQ(c["reason"], "InvalidQuery");
+  EXPECT_NE(c["message"].get<std::string>().find("spec.budgets.metrics.tokens: "), std::string::npos) << c.dump();
+  EXPECT_NE(c["message"].get<std::string>().find("parse error"), std::string::npos) << c.dump();
+  EXPECT_EQ(refused["status"]["observedGeneration"], refused["metadata"]["generation"]);
+
+  broken.start("doomed", {.tokens_per_second = 10});
+  auto unreadable = broken.waitRun("doomed", [](const json& o) {
+    auto c = condition(o, "BudgetMetricsAvailable");
+    return !c.is_null() && c["status"] == "False";
+  });
+  ASSERT_FALSE(unreadable.is_null()) << testing::PrintToString(op->lines());
+  auto u = condition(unreadable, "BudgetMetricsAvailable");
+  EXPECT_EQ(u["reason"], "QueryFailed");
+  EXPECT_NE(u["message"].get<std::string>().find("spec.budgets.metrics.tokens (" + bad + ") fails"), std::string::npos)
+      << u.dump();
+  EXPECT_FALSE(broken.waitRun("doomed", [](const json& o) { return phaseOf(o) == "Failed"; }).is_null());
+
+  fine.startWithoutAgent("counted");
+  auto accepted = fine.waitPolicy([&](const json& o) {
+    return queries_valid(o).value("status", "") == "True" && o.value(json::json_pointer("/status/runs/active"), 0) == 1;
+  });
+  ASSERT_FALSE(accepted.is_null()) << testing::PrintToString(op->lines());
+  EXPECT_EQ(accepted["status"]["runs"]["governed"], 1);
+  EXPECT_EQ(accepted["status"]["modelPin"], "claude-sonnet-4-5");
 }
 
 // Stops the test Prometheus, and starts it again however the test ends.

@@ -311,6 +311,42 @@ TEST(ChartRender, TheGrafanaDashboardParsesAndUsesTheOperatorsMetrics) {
   expectPromtoolAccepts({{"groups", {{{"name", "paddock-dashboard"}, {"rules", rules}}}}});
 }
 
+// The agents' scrape: the PodMonitor renders the relabelling of files/agent-scrape-job.yaml (the
+// job a plain Prometheus uses, and the e2e Prometheus too), and the scrape's source reaches the
+// operator as the flags that open each team's NetworkPolicy to it.
+TEST(ChartRender, TheAgentPodMonitorBindsSeriesToPodsAsTheScrapeJobDoes) {
+  auto docs = render({"prometheus.url=http://prometheus.monitoring:9090", "prometheus.agentPodMonitor.enabled=true",
+                      "prometheus.scrapeFrom.namespaceSelector.kubernetes\\.io/metadata\\.name=monitoring",
+                      "prometheus.scrapeFrom.podSelector.app=prometheus"});
+  json monitor = find(docs, "PodMonitor", "-agents");
+  ASSERT_FALSE(monitor.is_null());
+  EXPECT_EQ(monitor["spec"]["selector"]["matchLabels"],
+            (json{{"app.kubernetes.io/managed-by", "paddock"}, {"paddock.dev/stage", "agent"}}));
+  EXPECT_EQ(monitor["spec"]["namespaceSelector"], (json{{"any", true}}));
+  const json& endpoint = monitor["spec"]["podMetricsEndpoints"][0];
+  EXPECT_EQ(endpoint["honorLabels"], false) << "the agent's own labels must not win";
+  json job = loadYamlDocuments(readFile(repoPath("charts/paddock/files/agent-scrape-job.yaml")))[0][0];
+  ASSERT_EQ(endpoint["relabelings"].size(), job["relabel_configs"].size());
+  std::map<std::string, std::string> targets;
+  for (size_t i = 0; i < job["relabel_configs"].size(); ++i) {
+    const json& plain = job["relabel_configs"][i];
+    const json& rendered = endpoint["relabelings"][i];
+    EXPECT_EQ(rendered["sourceLabels"], plain["source_labels"]) << i;
+    EXPECT_EQ(rendered["action"], plain.value("action", "replace")) << i;
+    EXPECT_EQ(rendered.value("regex", ""), plain.value("regex", "")) << i;
+    if (plain.contains("target_label")) targets[plain["target_label"]] = plain["source_labels"][0];
+  }
+  EXPECT_EQ(targets, (std::map<std::string, std::string>{{"namespace", "__meta_kubernetes_namespace"},
+                                                         {"pod", "__meta_kubernetes_pod_name"},
+                                                         {"pod_uid", "__meta_kubernetes_pod_uid"},
+                                                         {"agentrun", "__meta_kubernetes_pod_label_paddock_dev_run"}}));
+  json operator_container = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_TRUE(hasArg(operator_container, "--prometheus-namespace-selector=kubernetes.io/metadata.name=monitoring"))
+      << operator_container["args"].dump();
+  EXPECT_TRUE(hasArg(operator_container, "--prometheus-pod-selector=app=prometheus")) << operator_container["args"].dump();
+  EXPECT_TRUE(find(render(), "PodMonitor").is_null()) << "off by default";
+}
+
 TEST(Chart, LintPasses) {
   for (const std::vector<std::string>& sets :
        {std::vector<std::string>{}, {"audit.store=mongodb", "audit.mongodb.uriSecret.name=audit-mongo"},

@@ -1,6 +1,7 @@
 #include "operator/prometheus/client.h"
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -117,12 +118,17 @@ Result<std::unique_ptr<PrometheusClient>> PrometheusClient::create(const Prometh
 PrometheusClient::PrometheusClient(std::unique_ptr<http::Client> http, PrometheusConfig config, std::string prefix)
     : http_(std::move(http)), config_(std::move(config)), prefix_(std::move(prefix)) {}
 
-Result<QueryResult> PrometheusClient::query(const std::string& promql, const CancelToken& cancel) {
+Result<QueryResult> PrometheusClient::query(const std::string& promql, const CancelToken& cancel, std::optional<double> at) {
   http::Request req;
   // Prometheus stops evaluating at its own timeout, a little before ours gives up on the answer.
   auto server_timeout = std::max<int64_t>(1, config_.timeout.count() * 9 / 10);
   req.target = prefix_ + "/api/v1/query?query=" + http::urlEncode(promql) +
                "&timeout=" + std::to_string(server_timeout) + "ms";
+  if (at) {
+    char stamp[32];
+    std::snprintf(stamp, sizeof stamp, "%.3f", *at);
+    req.target += std::string("&time=") + stamp;
+  }
   req.timeout = config_.timeout;
   req.headers.push_back({"Accept", "application/json"});
   if (!config_.bearer_token_file.empty()) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,7 +50,10 @@ class PrometheusClient {
   // For tests and other transports: a client over `http` whose base URL path is `prefix`.
   PrometheusClient(std::unique_ptr<http::Client> http, PrometheusConfig config, std::string prefix);
 
-  Result<QueryResult> query(const std::string& promql, const CancelToken& cancel = {});
+  // An instant query, evaluated now or at `at` (seconds since the epoch). Evaluated at a time
+  // before any data (1.0), it costs next to nothing and still reports parse and type errors
+  // (Prometheus's errorType bad_data): how a policy's query is checked.
+  Result<QueryResult> query(const std::string& promql, const CancelToken& cancel = {}, std::optional<double> at = std::nullopt);
   const PrometheusConfig& config() const { return config_; }
 
  private:

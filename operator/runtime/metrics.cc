@@ -137,6 +137,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()), inform
                       .Help("Checkpoint requests sent to agents, by the budget that reached the soft limit.").Register(r);
   terminations_ = &prometheus::BuildCounter().Name("paddock_budget_terminations_total")
                        .Help("Runs stopped by budget enforcement, by reason.").Register(r);
+  ignored_series_ = &prometheus::BuildCounter()
+                         .Name("paddock_usage_series_ignored_total")
+                         .Help("Usage series a budget query returned that belong to no agent pod the operator made "
+                               "(reason unlabelled: no namespace, pod and pod_uid labels; unknown_pod: no such pod of a run)")
+                         .Register(r);
   leader_ = &prometheus::BuildGauge().Name("paddock_leader").Help("1 while this process is the leader.").Register(r).Add({});
 }
 
@@ -178,6 +183,7 @@ BudgetObserver Metrics::budgetObserver() {
   };
   o.checkpoint = [this](const std::string& metric) { checkpoints_->Add({{"metric", metric}}).Increment(); };
   o.termination = [this](const std::string& reason) { terminations_->Add({{"reason", reason}}).Increment(); };
+  o.ignored = [this](const std::string& reason, int count) { ignored_series_->Add({{"reason", reason}}).Increment(count); };
   return o;
 }
 

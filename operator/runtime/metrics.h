@@ -34,6 +34,8 @@ struct BudgetObserver {
   std::function<void(const std::string& metric)> checkpoint;
   // A run stopped by its budget; reason BudgetExceeded:<metric> or MetricsUnavailable.
   std::function<void(const std::string& reason)> termination;
+  // Usage series bound to no agent pod of a run, ignored: reason "unlabelled" or "unknown_pod".
+  std::function<void(const std::string& reason, int count)> ignored;
 };
 
 class Metrics {
@@ -51,7 +53,7 @@ class Metrics {
   void addInformer(const kube::Informer& informer);
   // paddock_prometheus_query_duration_seconds, paddock_prometheus_query_errors_total{reason},
   // paddock_budget_used_ratio{namespace,agentrun,metric}, paddock_budget_checkpoints_total{metric},
-  // paddock_budget_terminations_total{reason}.
+  // paddock_budget_terminations_total{reason}, paddock_usage_series_ignored_total{reason}.
   BudgetObserver budgetObserver();
   // paddock_leader: 1 while this process leads.
   void setLeader(bool leading) { leader_->Set(leading ? 1 : 0); }
@@ -84,6 +86,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* budget_ratio_;
   prometheus::Family<prometheus::Counter>* checkpoints_;
   prometheus::Family<prometheus::Counter>* terminations_;
+  prometheus::Family<prometheus::Counter>* ignored_series_;
 
   class InformerCollector;
   std::shared_ptr<InformerCollector> informers_;

@@ -38,3 +38,12 @@ app.kubernetes.io/component: operator
 {{- define "paddock.auditClaimName" -}}
 {{- default (printf "%s-audit" (include "paddock.fullname" .)) .Values.audit.file.existingClaim -}}
 {{- end -}}
+
+{{/* A map of labels as a key=value,... flag value, keys sorted. */}}
+{{- define "paddock.matchLabelsFlag" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}

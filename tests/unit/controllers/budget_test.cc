@@ -109,6 +109,67 @@ TEST(DecideBudget, RechecksWhenTheWallClockReachesTheNextThreshold) {
   EXPECT_FALSE(decideBudget(in).recheck_after.has_value());
 }
 
+TEST(DecideBudget, TheStopMessageSaysWhatIsUnreadable) {
+  auto in = base();
+  in.grace = 30s;
+  in.unreadable_for = 31s;
+  in.unreadable_cause = "spec.budgets.metrics.tokens (q) returns no series for the agent pod ns/a-agent";
+  auto d = decideBudget(in);
+  EXPECT_TRUE(d.stop_unreadable);
+  EXPECT_NE(d.message.find("(spec.budgets.metrics.tokens (q) returns no series for the agent pod ns/a-agent)"),
+            std::string::npos) << d.message;
+}
+
+TEST(UsageUnavailable, Table) {
+  // A run's usage is available only when every polled query answered with a series for its pod:
+  // a query without one is unreadable usage, never zero spend.
+  auto q = [](Metric m, bool polled, std::string error, milliseconds failing, bool series, milliseconds missing) {
+    return UsageQueryState{m, m == Metric::Tokens ? "tq" : "cq", polled, std::move(error), failing, series, missing};
+  };
+  struct Case {
+    const char* name;
+    std::vector<UsageQueryState> queries;
+    std::optional<milliseconds> unreadable_for;
+    const char* reason;
+    std::vector<const char*> in_cause;
+  };
+  const Case cases[] = {
+      {"not read yet: no reading either", {q(Metric::Tokens, false, "", 0s, false, 9s), q(Metric::CostUSD, true, "", 0s, true, 0s)},
+       9s, "NoUsageSeries", {"spec.budgets.metrics.tokens (tq) has not been read from Prometheus yet"}},
+      {"both have the run's series", {q(Metric::Tokens, true, "", 0s, true, 0s), q(Metric::CostUSD, true, "", 0s, true, 0s)},
+       std::nullopt, "", {}},
+      {"the agent never reported", {q(Metric::Tokens, true, "", 0s, false, 40s), q(Metric::CostUSD, true, "", 0s, false, 40s)},
+       40s, "NoUsageSeries",
+       {"spec.budgets.metrics.tokens (tq) returns no series for the agent pod ns/r-agent (uid u1)",
+        "spec.budgets.metrics.costUSD (cq) returns no series"}},
+      {"only the cost series vanished", {q(Metric::Tokens, true, "", 0s, true, 0s), q(Metric::CostUSD, true, "", 0s, false, 7s)},
+       7s, "NoUsageSeries", {"spec.budgets.metrics.costUSD (cq) returns no series"}},
+      {"a failing query outranks a missing series",
+       {q(Metric::Tokens, true, "Prometheus:bad_data: parse error", 3s, false, 0s), q(Metric::CostUSD, true, "", 0s, false, 9s)},
+       9s, "QueryFailed", {"spec.budgets.metrics.tokens (tq) fails: Prometheus:bad_data: parse error", "costUSD (cq) returns no series"}},
+  };
+  for (const auto& c : cases) {
+    auto u = usageUnavailable(c.queries, "ns/r-agent (uid u1)");
+    ASSERT_EQ(u.has_value(), c.unreadable_for.has_value()) << c.name;
+    if (!u) continue;
+    EXPECT_EQ(u->unreadable_for, *c.unreadable_for) << c.name;
+    EXPECT_EQ(u->reason, c.reason) << c.name;
+    for (const char* part : c.in_cause) EXPECT_NE(u->cause.find(part), std::string::npos) << c.name << ": " << u->cause;
+  }
+}
+
+TEST(MissingSince, LastSeenElseFirstLookElseSinceRunning) {
+  using Clock = std::chrono::system_clock;
+  auto t = Clock::from_time_t(1'800'000'000);
+  // Seen by this process: missing since then.
+  EXPECT_EQ(missingSince(t + 5s, false, t + 1s, t), t + 5s);
+  // Reported before this process started (status holds usage): give it a full grace from our first look.
+  EXPECT_EQ(missingSince(std::nullopt, true, t + 60s, t), t + 60s);
+  // Never reported: missing since the run has been running, even across an operator restart.
+  EXPECT_EQ(missingSince(std::nullopt, false, t + 60s, t), t);
+  EXPECT_EQ(missingSince(std::nullopt, false, t + 60s, std::nullopt), t + 60s);
+}
+
 TEST(Format, DollarsAndDurations) {
   EXPECT_EQ(formatUSD(3.1), "3.1");
   EXPECT_EQ(formatUSD(0.00421), "0.0042");

@@ -154,6 +154,43 @@ TEST(PlanNetworkPolicy, DeniesIngressAndAllowsOnlyDnsAndCidrs) {
   EXPECT_FALSE(hostEgressUnenforced(p.policy)) << "no host rules: nothing left unenforced";
 }
 
+TEST(PlanNetworkPolicy, LetsOnlyTheNamedMonitoringPodsScrapeTheMetricsPort) {
+  Planned p;
+  p.options.scrape_namespace_labels = {{"kubernetes.io/metadata.name", "monitoring"}};
+  p.options.scrape_pod_labels = {{"app.kubernetes.io/name", "prometheus"}};
+  json np = planNetworkPolicy("payments", p.policy, p.options);
+  ASSERT_EQ(np["spec"]["ingress"].size(), 1u) << np.dump();
+  const json& rule = np["spec"]["ingress"][0];
+  EXPECT_EQ(rule["from"], (json::array({{{"namespaceSelector", {{"matchLabels", {{"kubernetes.io/metadata.name", "monitoring"}}}}},
+                                          {"podSelector", {{"matchLabels", {{"app.kubernetes.io/name", "prometheus"}}}}}}})))
+      << "one peer: those pods in that namespace, not either";
+  EXPECT_EQ(rule["ports"], (json::array({{{"protocol", "TCP"}, {"port", 9464}}})));
+  // The port is the one the agent pod serves its metrics on.
+  EXPECT_EQ(p.pod()["spec"]["containers"][0]["ports"][0]["containerPort"], rule["ports"][0]["port"]);
+  EXPECT_EQ(np["spec"]["policyTypes"], json::array({"Ingress", "Egress"}));
+
+  p.options.scrape_pod_labels.clear();
+  EXPECT_EQ(planNetworkPolicy("payments", p.policy, p.options)["spec"]["ingress"][0]["from"][0].size(), 1u)
+      << "every pod of the monitoring namespace";
+  p.options.scrape_namespace_labels.clear();
+  p.options.scrape_pod_labels = {{"app", "prometheus"}};
+  EXPECT_EQ(planNetworkPolicy("payments", p.policy, p.options)["spec"]["ingress"], json::array())
+      << "without a namespace, no ingress at all (a pod selector alone would open the team's own namespace)";
+}
+
+TEST(ParseMatchLabels, KeyValuePairsOrAnErrorNamingTheFlag) {
+  auto ok = parseMatchLabels("kubernetes.io/metadata.name=monitoring,app=prometheus", "prometheus-namespace-selector");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, (std::map<std::string, std::string>{{"kubernetes.io/metadata.name", "monitoring"}, {"app", "prometheus"}}));
+  EXPECT_TRUE(parseMatchLabels("", "x")->empty());
+  EXPECT_TRUE(parseMatchLabels("team=", "x").ok()) << "an empty value is a value";
+  for (const char* bad : {"monitoring", "=x", "a=b,a=c", "a b=c", "a=-x", "a=b,,c=d", "a!=b"}) {
+    auto r = parseMatchLabels(bad, "prometheus-pod-selector");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("--prometheus-pod-selector"), std::string::npos) << r.error().message;
+  }
+}
+
 TEST(PlanNetworkPolicy, ItsHashMovesWithItsContentOnly) {
   Planned p;
   auto hash = [](const json& o) { return o["metadata"]["annotations"][kAnnotationSpecHash].get<std::string>(); };

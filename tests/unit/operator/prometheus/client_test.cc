@@ -97,6 +97,9 @@ TEST(PrometheusClient, EncodesTheQueryAndSendsTheTokenReadAtEachQuery) {
   };
   EXPECT_EQ(auth(seen[0]), "Bearer first");
   EXPECT_EQ(auth(seen[1]), "Bearer second");
+  // A check of a query evaluates it at a time before any data.
+  ASSERT_TRUE(c.query("up", {}, 1.0).ok());
+  EXPECT_EQ(seen[2].target, "/prefix/api/v1/query?query=up&timeout=1800ms&time=1.000");
   std::remove(token_file.c_str());
 }
 

@@ -1,0 +1,176 @@
+#include "controllers/policy_status.h"
+
+#include "controllers/admission.h"
+#include "controllers/run_reconciler.h"
+#include "operator/common/json.h"
+#include "operator/common/log.h"
+#include "operator/common/timestamp.h"
+
+namespace paddock::controllers {
+namespace {
+
+using nlohmann::json;
+
+// How often a policy is looked at again while Prometheus is in use: the poller's view of its
+// queries (series without the pod labels) and checks that could not be made yet.
+constexpr std::chrono::seconds kRecheck{30};
+// The longest a change of the run counts alone waits to be written.
+constexpr std::chrono::seconds kCountsInterval{10};
+
+void setQueriesValid(json& status, const PolicyObservation& seen, int64_t generation, const std::string& now) {
+  if (!seen.prometheus) {
+    setCondition(status, "QueriesValid", false, "NoPrometheus",
+                 "the operator runs without --prometheus-url: spec.budgets.metrics is not used, and token and cost "
+                 "budgets are not enforced",
+                 generation, now);
+    return;
+  }
+  std::string invalid, ungrouped, unchecked;
+  auto add = [](std::string& list, const std::string& item) { list += (list.empty() ? "" : "; ") + item; };
+  for (const auto& [field, v] : seen.queries) {
+    if (v.kind == QueryVerdict::Kind::Invalid) add(invalid, field + ": " + v.detail);
+    else if (v.kind == QueryVerdict::Kind::Unchecked) add(unchecked, field + ": " + v.detail);
+    else if (v.unlabelled > 0) add(ungrouped, field + " returns " + std::to_string(v.unlabelled) + " series without them");
+  }
+  const std::string consequence =
+      ". Until it is fixed, runs of this policy cannot read their usage and end as "
+      "spec.budgets.whenMetricsUnavailable says";
+  if (!invalid.empty()) {
+    setCondition(status, "QueriesValid", false, "InvalidQuery",
+                 "Prometheus refuses the query: " + invalid +
+                     ". Fix the PromQL: it must return an instant vector summed by namespace, pod and pod_uid "
+                     "(docs/budgets.md)" + consequence,
+                 generation, now);
+  } else if (!ungrouped.empty()) {
+    setCondition(status, "QueriesValid", false, "NotGroupedByPod",
+                 "a query must group by the labels the scrape sets from the agent pod (namespace, pod, pod_uid): " +
+                     ungrouped + "; such series are ignored (docs/budgets.md)" + consequence,
+                 generation, now);
+  } else if (!unchecked.empty()) {
+    setCondition(status, "QueriesValid", false, "NotChecked",
+                 "Prometheus could not be asked to check the queries yet (" + unchecked + "); the operator tries again",
+                 generation, now);
+  } else {
+    setCondition(status, "QueriesValid", true, "Valid",
+                 "Prometheus accepts spec.budgets.metrics.tokens and spec.budgets.metrics.costUSD", generation, now);
+  }
+}
+
+}  // namespace
+
+json planPolicyStatus(const AgentPolicy& policy, int64_t generation, const PolicyObservation& seen,
+                      const json& old_status, const std::string& now) {
+  json status = old_status.is_object() ? old_status : json::object();
+  setQueriesValid(status, seen, generation, now);
+  // Permissive (issue 25, item 13): a condition from permissivePolicyFindings(policy)
+  // (controllers/policy_checks.h) belongs here, once that function is on main.
+  status["runs"] = {{"governed", seen.runs}, {"active", seen.active}};
+  if (policy.model_pin.empty()) status.erase("modelPin");
+  else status["modelPin"] = policy.model_pin;
+  status["observedGeneration"] = generation;
+  return status;
+}
+
+std::vector<std::string> PolicyRunCounter::observe(const kube::InformerEvent& event) {
+  Entry now;
+  bool exists = event.type == kube::InformerEvent::Type::Upsert && event.object;
+  if (exists) {
+    now.policy = stringAt(*event.object, "/status/policy");
+    now.active = !isTerminal(stringAt(*event.object, "/status/phase"));
+  }
+  std::lock_guard lock(mu_);
+  auto it = runs_.find(event.key);
+  Entry before = it == runs_.end() ? Entry{} : it->second;
+  if (exists && !now.policy.empty()) runs_[event.key] = now;
+  else if (it != runs_.end()) runs_.erase(it);
+  if (before.policy == now.policy && before.active == now.active) return {};
+  std::vector<std::string> changed;
+  if (!before.policy.empty()) changed.push_back(before.policy);
+  if (!now.policy.empty() && now.policy != before.policy) changed.push_back(now.policy);
+  return changed;
+}
+
+std::pair<int64_t, int64_t> PolicyRunCounter::counts(const std::string& policy) const {
+  std::lock_guard lock(mu_);
+  int64_t governed = 0, active = 0;
+  for (const auto& [_, e] : runs_) {
+    if (e.policy != policy) continue;
+    ++governed;
+    if (e.active) ++active;
+  }
+  return {governed, active};
+}
+
+QueryVerdict verdictOf(const Result<promapi::QueryResult>& checked) {
+  QueryVerdict v;
+  if (checked) {
+    v.kind = QueryVerdict::Kind::Valid;
+  } else if (checked.error().reason == "Prometheus:bad_data" || checked.error().reason == "BadResultType") {
+    v.kind = QueryVerdict::Kind::Invalid;  // Prometheus's verdict on the query itself
+    v.detail = checked.error().message;
+  } else {
+    v.detail = checked.error().describe();  // it could not be asked (down, refused, unauthorized)
+  }
+  return v;
+}
+
+QueryVerdict PolicyStatusReconciler::check(const std::string& query, const CancelToken& cancel) {
+  {
+    std::lock_guard lock(verdicts_mu_);
+    if (auto it = verdicts_.find(query); it != verdicts_.end()) return it->second;
+  }
+  QueryVerdict v = verdictOf(prometheus_->query(query, cancel, 1.0));
+  if (v.kind == QueryVerdict::Kind::Unchecked) return v;  // asked again at the next look
+  std::lock_guard lock(verdicts_mu_);
+  verdicts_[query] = v;
+  return v;
+}
+
+runtime::ReconcileResult PolicyStatusReconciler::reconcile(const std::string& key, const CancelToken& cancel) {
+  auto object = policies_.get(key);
+  if (!object) return runtime::Action::awaitChange();
+  auto policy = parseAgentPolicy(*object);
+  if (!policy) return runtime::Action::awaitChange();  // the schema refuses what cannot be read
+  PolicyObservation seen;
+  seen.prometheus = prometheus_ != nullptr;
+  if (prometheus_) {
+    for (const auto& [field, query] : {std::pair{"spec.budgets.metrics.tokens", &policy->tokens_query},
+                                       std::pair{"spec.budgets.metrics.costUSD", &policy->cost_query}}) {
+      QueryVerdict v = check(*query, cancel);
+      if (board_) v.unlabelled = board_->read(*query, "").unlabelled;
+      seen.queries[field] = v;
+    }
+  }
+  std::tie(seen.runs, seen.active) = counter_.counts(policy->name);
+  const json old_status = object->value("status", json::object());
+  int64_t generation = object->value(json::json_pointer("/metadata/generation"), int64_t{0});
+  json status = planPolicyStatus(*policy, generation, seen, old_status, formatMicroTime(std::chrono::system_clock::now()).substr(0, 19) + "Z");
+  auto next = prometheus_ ? runtime::Action::requeueAfter(kRecheck) : runtime::Action::awaitChange();
+  if (status == old_status) return next;
+  {
+    json without_counts = status;
+    without_counts["runs"] = old_status.value("runs", json());
+    std::lock_guard lock(written_mu_);
+    auto last = written_.find(policy->name);
+    std::chrono::steady_clock::duration since = kCountsInterval;
+    if (last != written_.end()) since = std::chrono::steady_clock::now() - last->second;
+    if (without_counts == old_status && since < kCountsInterval) {
+      return runtime::Action::requeueAfter(std::chrono::duration_cast<std::chrono::milliseconds>(kCountsInterval - since));
+    }
+  }
+  json updated = *object;
+  updated["status"] = status;
+  auto written = client_.replace(kube::resources::agentpolicies, "", policy->name, updated, "status", cancel);
+  if (!written) {
+    if (written.error().code == 404) return runtime::Action::awaitChange();
+    return runtime::reconcileErrorFrom(written.error());
+  }
+  {
+    std::lock_guard lock(written_mu_);
+    written_[policy->name] = std::chrono::steady_clock::now();
+  }
+  log::info("policy status", {{"policy", policy->name}, {"status", status}});
+  return next;
+}
+
+}  // namespace paddock::controllers

@@ -1,0 +1,97 @@
+// The AgentPolicy status controller (the leader runs it): what the operator observes about each
+// policy, written to its status subresource only when it changed, with observedGeneration.
+//   QueriesValid  each spec.budgets.metrics query is one Prometheus accepts: checked when the
+//                 policy is applied or changes, as an instant query evaluated at a time before
+//                 any data (cheap; a parse or type error comes back as errorType bad_data), and
+//                 grouped by the pod labels (the poller saw no series without them)
+//   runs          how many runs the policy governs (their status.policy names it), how many of
+//                 them are unfinished; a change of these alone is written at most every 10 s
+//   modelPin      the model every run of the policy is given, when it pins one
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "controllers/api.h"
+#include "controllers/usage.h"
+#include "operator/kube/client.h"
+#include "operator/kube/informer.h"
+#include "operator/prometheus/client.h"
+#include "operator/runtime/controller.h"
+
+namespace paddock::controllers {
+
+// What Prometheus said of one query.
+struct QueryVerdict {
+  enum class Kind { Valid, Invalid, Unchecked };
+  Kind kind = Kind::Unchecked;
+  std::string detail;  // Prometheus's error (Invalid), or why it could not be asked (Unchecked)
+  int unlabelled = 0;  // series of its last poll without the namespace, pod and pod_uid labels
+};
+
+// What the check of a query (an instant query evaluated at t=1) says: Invalid for Prometheus's
+// bad_data or a result that is not an instant vector, Unchecked when Prometheus could not be asked.
+QueryVerdict verdictOf(const Result<promapi::QueryResult>& checked);
+
+struct PolicyObservation {
+  bool prometheus = true;                       // the operator reads usage from a Prometheus
+  std::map<std::string, QueryVerdict> queries;  // by field, "spec.budgets.metrics.tokens"
+  int64_t runs = 0, active = 0;
+};
+
+// The policy's status as it should be: old_status with the QueriesValid condition (its
+// lastTransitionTime kept unless it flips), runs, modelPin and observedGeneration.
+nlohmann::json planPolicyStatus(const AgentPolicy& policy, int64_t generation, const PolicyObservation& seen,
+                                const nlohmann::json& old_status, const std::string& now);
+
+// Runs per policy, kept from the runs informer's events: each run is read once per change.
+class PolicyRunCounter {
+ public:
+  // Feed it every event of the runs informer; returns the policies whose counts changed.
+  std::vector<std::string> observe(const kube::InformerEvent& event);
+  // {governed, unfinished}.
+  std::pair<int64_t, int64_t> counts(const std::string& policy) const;
+
+ private:
+  struct Entry {
+    std::string policy;
+    bool active = false;
+  };
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> runs_;  // guarded by mu_; by run key
+};
+
+class PolicyStatusReconciler : public runtime::Reconciler {
+ public:
+  // `prometheus` and `board` are null when the operator reads no usage. The counter must be fed
+  // the runs informer's events (see main.cc).
+  PolicyStatusReconciler(kube::Client& client, kube::Informer& policies, const PolicyRunCounter& counter,
+                         promapi::PrometheusClient* prometheus, const UsageBoard* board)
+      : client_(client), policies_(policies), counter_(counter), prometheus_(prometheus), board_(board) {}
+
+  runtime::ReconcileResult reconcile(const std::string& key, const CancelToken& cancel) override;
+
+ private:
+  // Prometheus's verdict on a query, asked once per query text (again later while it cannot be asked).
+  QueryVerdict check(const std::string& query, const CancelToken& cancel);
+
+  kube::Client& client_;
+  kube::Informer& policies_;
+  const PolicyRunCounter& counter_;
+  promapi::PrometheusClient* prometheus_;
+  const UsageBoard* board_;
+  std::mutex written_mu_;
+  // By policy: when its status was last written. A change of the run counts alone waits until
+  // kCountsInterval has passed since, so a burst of runs does not become a burst of writes.
+  std::map<std::string, std::chrono::steady_clock::time_point> written_;  // guarded by written_mu_
+  std::mutex verdicts_mu_;
+  std::map<std::string, QueryVerdict> verdicts_;  // guarded by verdicts_mu_; by query text, settled ones only
+};
+
+}  // namespace paddock::controllers

@@ -1,0 +1,117 @@
+#include "controllers/policy_status.h"
+
+#include <gtest/gtest.h>
+
+namespace paddock::controllers {
+namespace {
+
+using nlohmann::json;
+
+json conditionOf(const json& status, const std::string& type) {
+  for (const auto& c : status.value("conditions", json::array())) {
+    if (c.value("type", "") == type) return c;
+  }
+  return nullptr;
+}
+
+PolicyObservation valid() {
+  PolicyObservation seen;
+  seen.queries["spec.budgets.metrics.tokens"] = {QueryVerdict::Kind::Valid, "", 0};
+  seen.queries["spec.budgets.metrics.costUSD"] = {QueryVerdict::Kind::Valid, "", 0};
+  return seen;
+}
+
+TEST(PlanPolicyStatus, QueriesValidNamesTheFieldAndPrometheussError) {
+  AgentPolicy policy;
+  policy.name = "team";
+  struct Case {
+    const char* name;
+    std::function<void(PolicyObservation&)> change;
+    const char* status;
+    const char* reason;
+    std::vector<const char*> in_message;
+  };
+  const Case cases[] = {
+      {"both accepted", [](PolicyObservation&) {}, "True", "Valid", {"spec.budgets.metrics.tokens"}},
+      {"a parse error",
+       [](PolicyObservation& s) {
+         s.queries["spec.budgets.metrics.tokens"] = {QueryVerdict::Kind::Invalid,
+                                                     "the query failed: invalid parameter \"query\": 1:15: parse error: "
+                                                     "unclosed left parenthesis", 0};
+       },
+       "False", "InvalidQuery",
+       {"spec.budgets.metrics.tokens: the query failed: invalid parameter \"query\": 1:15: parse error",
+        "summed by namespace, pod and pod_uid", "whenMetricsUnavailable"}},
+      {"series without the pod labels",
+       [](PolicyObservation& s) { s.queries["spec.budgets.metrics.costUSD"].unlabelled = 2; },
+       "False", "NotGroupedByPod", {"spec.budgets.metrics.costUSD returns 2 series without them"}},
+      {"Prometheus not reached yet",
+       [](PolicyObservation& s) { s.queries["spec.budgets.metrics.tokens"] = {QueryVerdict::Kind::Unchecked, "refused", 0}; },
+       "False", "NotChecked", {"spec.budgets.metrics.tokens: refused"}},
+      {"no Prometheus", [](PolicyObservation& s) { s.prometheus = false; }, "False", "NoPrometheus", {"--prometheus-url"}},
+  };
+  for (const auto& c : cases) {
+    auto seen = valid();
+    c.change(seen);
+    json status = planPolicyStatus(policy, 3, seen, json::object(), "2026-12-07T03:00:00Z");
+    json q = conditionOf(status, "QueriesValid");
+    ASSERT_FALSE(q.is_null()) << c.name;
+    EXPECT_EQ(q["status"], c.status) << c.name;
+    EXPECT_EQ(q["reason"], c.reason) << c.name;
+    EXPECT_EQ(q["observedGeneration"], 3) << c.name;
+    for (const char* part : c.in_message) {
+      EXPECT_NE(q["message"].get<std::string>().find(part), std::string::npos) << c.name << ": " << q["message"];
+    }
+  }
+}
+
+TEST(PlanPolicyStatus, RunsModelPinAndGenerationAndNoChangeWhenNothingMoved) {
+  AgentPolicy policy;
+  policy.name = "team";
+  policy.model_pin = "claude-sonnet-4-5";
+  auto seen = valid();
+  seen.runs = 5;
+  seen.active = 2;
+  json first = planPolicyStatus(policy, 4, seen, json::object(), "2026-12-07T03:00:00Z");
+  EXPECT_EQ(first["runs"], (json{{"governed", 5}, {"active", 2}}));
+  EXPECT_EQ(first["modelPin"], "claude-sonnet-4-5");
+  EXPECT_EQ(first["observedGeneration"], 4);
+  // Later, nothing changed: the same status (the condition keeps its time), so nothing is written.
+  EXPECT_EQ(planPolicyStatus(policy, 4, seen, first, "2026-12-07T03:05:00Z"), first);
+  policy.model_pin.clear();
+  EXPECT_FALSE(planPolicyStatus(policy, 5, seen, first, "2026-12-07T03:05:00Z").contains("modelPin"));
+}
+
+TEST(VerdictOf, PrometheussVerdictOnTheQueryIsFinalATransportFailureIsNot) {
+  using K = QueryVerdict::Kind;
+  EXPECT_EQ(verdictOf(promapi::QueryResult{}).kind, K::Valid);
+  auto parse = verdictOf(Error{400, "Prometheus:bad_data", "the query failed: 1:15: parse error", std::nullopt});
+  EXPECT_EQ(parse.kind, K::Invalid);
+  EXPECT_EQ(parse.detail, "the query failed: 1:15: parse error");
+  EXPECT_EQ(verdictOf(Error::local("BadResultType", "a matrix")).kind, K::Invalid);
+  EXPECT_EQ(verdictOf(Error{401, "BadResponse", "not JSON", std::nullopt}).kind, K::Unchecked) << "a wrong token is not a wrong query";
+  EXPECT_EQ(verdictOf(Error::local("ConnectionRefused", "refused")).kind, K::Unchecked);
+}
+
+kube::InformerEvent upsert(const std::string& key, const std::string& policy, const std::string& phase) {
+  auto o = std::make_shared<const json>(json{{"status", {{"policy", policy}, {"phase", phase}}}});
+  return {kube::InformerEvent::Type::Upsert, key, o, nullptr};
+}
+
+TEST(PolicyRunCounter, CountsGovernedAndUnfinishedRunsAndNamesThePoliciesThatMoved) {
+  PolicyRunCounter counter;
+  EXPECT_EQ(counter.observe(upsert("a/one", "team", "Running")), std::vector<std::string>{"team"});
+  EXPECT_EQ(counter.observe(upsert("a/two", "team", "Pending")), std::vector<std::string>{"team"});
+  EXPECT_EQ(counter.observe(upsert("a/two", "team", "Pending")), std::vector<std::string>{}) << "no change, no wake";
+  EXPECT_EQ(counter.counts("team"), (std::pair<int64_t, int64_t>{2, 2}));
+  EXPECT_EQ(counter.observe(upsert("a/one", "team", "Succeeded")), std::vector<std::string>{"team"});
+  EXPECT_EQ(counter.counts("team"), (std::pair<int64_t, int64_t>{2, 1}));
+  EXPECT_EQ(counter.observe(upsert("a/two", "other", "Running")), (std::vector<std::string>{"team", "other"}));
+  EXPECT_EQ(counter.counts("other"), (std::pair<int64_t, int64_t>{1, 1}));
+  EXPECT_EQ(counter.observe({kube::InformerEvent::Type::Delete, "a/one", nullptr, nullptr}), std::vector<std::string>{"team"});
+  EXPECT_EQ(counter.counts("team"), (std::pair<int64_t, int64_t>{0, 0}));
+  EXPECT_EQ(counter.observe(upsert("a/three", "", "Pending")), std::vector<std::string>{}) << "no policy yet";
+}
+
+}  // namespace
+}  // namespace paddock::controllers
