@@ -107,6 +107,9 @@ TEST(DecideLifecycle, Table) {
       {"image pull within the deadline", "Pending", false, true, waiting("ImagePullBackOff"), 599, "Pending", "PodStarting", false, false, ""},
       {"image pull past the deadline", "Running", false, true, waiting("ImagePullBackOff"), 600, "Failed", "ImagePullFailed", false, true, "spec.image"},
       {"unschedulable past the deadline", "Running", false, true, unschedulable(), 900, "Failed", "Unschedulable", false, true, "0/4 nodes"},
+      {"workspace claim missing past the deadline", "Running", false, true,
+       [] { json p = unschedulable(); p["status"]["conditions"][0]["message"] = "persistentvolumeclaim \"r-workspace\" not found"; return p; }(),
+       600, "Failed", "WorkspaceClaimMissing", false, true, "r-workspace"},
       {"finished runs stay finished", "Succeeded", true, true, nullptr, 0, "Succeeded", "", false, false, ""},
   };
   for (const auto& c : cases) {
