@@ -53,9 +53,11 @@ PodObservation observePod(const json* pod, const std::string& container) {
 PendingCause pendingCause(const PodObservation& pod) {
   if (imagePullProblem(pod.waiting_reason)) return {"ImagePullFailed", pod.waiting_reason};
   if (pod.unschedulable) {
-    // The scheduler's words for a claim that does not exist: persistentvolumeclaim "x" not found.
+    // The scheduler's words for a claim that does not exist, or is going: persistentvolumeclaim "x"
+    // not found, persistentvolumeclaim "x" is being deleted.
     const auto& m = pod.unschedulable_message;
-    if (m.find("persistentvolumeclaim") != std::string::npos && m.find("not found") != std::string::npos) {
+    if (m.find("persistentvolumeclaim") != std::string::npos &&
+        (m.find("not found") != std::string::npos || m.find("being deleted") != std::string::npos)) {
       return {"WorkspaceClaimMissing", m};
     }
     return {"Unschedulable", m};

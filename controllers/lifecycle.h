@@ -30,7 +30,8 @@ struct PodObservation {
 PodObservation observePod(const nlohmann::json* pod, const std::string& container = "agent");
 
 // Why a pod Pending too long has not started, from what it shows: ImagePullFailed,
-// WorkspaceClaimMissing (its volume's PersistentVolumeClaim does not exist), Unschedulable; an
+// WorkspaceClaimMissing (its volume's PersistentVolumeClaim does not exist or is being deleted),
+// Unschedulable; an
 // empty reason when it shows none of these.
 struct PendingCause {
   std::string reason;

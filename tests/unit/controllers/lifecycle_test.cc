@@ -71,6 +71,8 @@ TEST(PendingCause, NamesTheImageTheClaimOrTheNode) {
   auto c = pendingCause(observePod(&claim));
   EXPECT_EQ(c.reason, "WorkspaceClaimMissing");
   EXPECT_NE(c.detail.find("ship-workspace"), std::string::npos);
+  claim["status"]["conditions"][0]["message"] = "0/4 nodes are available: persistentvolumeclaim \"ship-workspace\" is being deleted.";
+  EXPECT_EQ(pendingCause(observePod(&claim)).reason, "WorkspaceClaimMissing");
   json node = unschedulable();
   EXPECT_EQ(pendingCause(observePod(&node)).reason, "Unschedulable");
   json quiet = pod("Pending");
