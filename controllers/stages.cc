@@ -154,7 +154,10 @@ bool watch(const StagesInput& in, const std::string& name, json& e, StagesPlan& 
   if (d.delete_pod) {
     plan.actions.push_back({StageAction::Kind::DeletePod, name, stagePodName(*in.run, name), nullptr, d.reason});
   }
+  json finished = {{"stage", name}, {"phase", d.kind == Kind::Succeeded ? "Succeeded" : "Failed"}};
+  if (!d.reason.empty()) finished["reason"] = d.reason;
   if (pod.pod.phase == "Succeeded" || pod.pod.phase == "Failed") {
+    finished["exitCode"] = pod.pod.exit_code;
     auto report = parseStageReport(pod.pod.termination_message, name);
     e["exitCode"] = pod.pod.exit_code;
     if (report) {
@@ -163,9 +166,8 @@ bool watch(const StagesInput& in, const std::string& name, json& e, StagesPlan& 
     }
     if (d.kind == Kind::Failed && d.reason == "StageFailed") d.message = stageFailureMessage(name, pod.pod.exit_code, report);
   }
-  plan.records.push_back({audit::Action::StageFinished,
-                          {{"stage", name}, {"phase", d.kind == Kind::Succeeded ? "Succeeded" : "Failed"},
-                           {"exitCode", pod.pod.exit_code}, {"outcome", e.value("outcome", "")}}});
+  if (e.contains("outcome")) finished["outcome"] = e["outcome"];
+  plan.records.push_back({audit::Action::StageFinished, finished});
   if (d.kind == Kind::Succeeded) {
     e["phase"] = "Succeeded";
     e["completionTime"] = e.value("completionTime", now);

@@ -191,6 +191,10 @@ TEST(PlanStages, AStageFailureCarriesTheRealExitCodeAndTheStagesResult) {
   EXPECT_EQ(pr["refusedPaths"], json::array({".github/workflows/ci.yml"}));
   EXPECT_EQ(pr["findings"], json::array({"config.py:3:github-token"}));
   EXPECT_TRUE(plan.current.empty());
+  ASSERT_FALSE(plan.records.empty());
+  EXPECT_EQ(plan.records.back().second,
+            (json{{"stage", "pr"}, {"phase", "Failed"}, {"reason", "StageFailed"}, {"exitCode", 3}, {"outcome", "Refused"}}))
+      << "the audit log records the real exit code too";
 }
 
 TEST(PlanStages, AStageThatWroteNoResultStillReportsItsExitCode) {
