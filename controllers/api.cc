@@ -204,8 +204,12 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
     st.approver_groups = approvers.strings("groups");
     st.min_approvals = static_cast<int>(approval.integer("minApprovals", 1));
     if (auto t = approval.duration("timeout")) st.approval_timeout = *t;
+    Reader endpoint = s.child("endpoint");
+    st.endpoint_url = endpoint.str("url");
+    st.endpoint_cidr = endpoint.str("cidr");
     approval.absorb(approvers);
     s.absorb(approval);
+    s.absorb(endpoint);
     spec.absorb(s);
     p.stages.push_back(std::move(st));
   }

@@ -46,6 +46,10 @@ struct StageSpec {
   std::vector<std::string> approver_groups;
   int min_approvals = 1;
   std::chrono::milliseconds approval_timeout{72LL * 3600 * 1000};
+  // spec.stages[].endpoint of a deploy or promote stage: where the stage sends the release, and
+  // the addresses the team's NetworkPolicy lets pods reach it at (on the URL's port).
+  std::string endpoint_url;
+  std::string endpoint_cidr;
 };
 
 struct SecretMount {

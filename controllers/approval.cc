@@ -49,6 +49,9 @@ GateDecision decideGate(const GateInput& in) {
   std::set<std::string> counted;
   std::optional<ApprovalVerdict> rejection;
   for (const auto& a : in.approvals) {
+    // An approval names its stage: one for another stage (or for a stage the run never asked
+    // for) is never counted here, whoever gives it.
+    if (a.stage != st.name) continue;
     auto rbac = in.rbac_allows.find(a.name);
     if (rbac == in.rbac_allows.end()) continue;  // not yet reviewed
     ApprovalVerdict v{a.name, a.username, a.approve, false, ""};

@@ -42,7 +42,7 @@ struct ApprovalVerdict {
 struct GateInput {
   StageSpec stage;
   std::string requester;               // the run's spec.requestedBy
-  std::vector<AgentApproval> approvals;  // for this run and stage, in creation order
+  std::vector<AgentApproval> approvals;  // for this run, in creation order; those of other stages are ignored
   // SubjectAccessReview answers by approval name: may its approver `approve` this run? An
   // approval without an answer yet is left pending.
   std::map<std::string, bool> rbac_allows;

@@ -15,7 +15,7 @@ bool imagePullProblem(const std::string& reason) {
 
 }  // namespace
 
-PodObservation observePod(const json* pod) {
+PodObservation observePod(const json* pod, const std::string& container) {
   PodObservation o;
   if (!pod || !pod->is_object()) return o;
   o.exists = true;
@@ -25,13 +25,16 @@ PodObservation observePod(const json* pod) {
   o.message = stringAt(*pod, "/status/message");
   auto statuses = pod->find("status");
   if (statuses != pod->end() && statuses->is_object()) {
-    if (auto cs = statuses->find("containerStatuses"); cs != statuses->end() && cs->is_array()) {
+    for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
+      auto cs = statuses->find(list);
+      if (cs == statuses->end() || !cs->is_array()) continue;
       for (const auto& c : *cs) {
-        if (!c.is_object() || c.value("name", "") != "agent") continue;
+        if (!c.is_object() || c.value("name", "") != container) continue;
         o.waiting_reason = stringAt(c, "/state/waiting/reason");
         auto code = json::json_pointer("/state/terminated/exitCode");
         if (c.contains(code) && c[code].is_number_integer()) o.exit_code = c[code].get<int>();
         o.terminated_reason = stringAt(c, "/state/terminated/reason");
+        o.termination_message = stringAt(c, "/state/terminated/message");
       }
     }
     if (auto conds = statuses->find("conditions"); conds != statuses->end() && conds->is_array()) {
@@ -45,6 +48,21 @@ PodObservation observePod(const json* pod) {
     }
   }
   return o;
+}
+
+PendingCause pendingCause(const PodObservation& pod) {
+  if (imagePullProblem(pod.waiting_reason)) return {"ImagePullFailed", pod.waiting_reason};
+  if (pod.unschedulable) {
+    // The scheduler's words for a claim that does not exist, or is going: persistentvolumeclaim "x"
+    // not found, persistentvolumeclaim "x" is being deleted.
+    const auto& m = pod.unschedulable_message;
+    if (m.find("persistentvolumeclaim") != std::string::npos &&
+        (m.find("not found") != std::string::npos || m.find("being deleted") != std::string::npos)) {
+      return {"WorkspaceClaimMissing", m};
+    }
+    return {"Unschedulable", m};
+  }
+  return {};
 }
 
 LifecycleDecision decideLifecycle(const LifecycleInput& in) {
@@ -91,16 +109,20 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
 
   // 5. The pod is stuck before it starts.
   if (in.pod.phase == "Pending" && in.pod_pending_for >= in.pending_deadline) {
-    if (imagePullProblem(in.pod.waiting_reason)) {
-      return {"Failed", "ImagePullFailed",
-              "the agent image could not be pulled (" + in.pod.waiting_reason +
+    auto cause = pendingCause(in.pod);
+    if (cause.reason == "ImagePullFailed") {
+      return {"Failed", cause.reason,
+              "the agent image could not be pulled (" + cause.detail +
                   "); check spec.image or the policy's spec.images.default and the registry's credentials",
               false, true};
     }
-    if (in.pod.unschedulable) {
-      return {"Failed", "Unschedulable",
-              "no node can run the agent pod: " + in.pod.unschedulable_message +
-                  "; lower the policy's spec.resources or add capacity",
+    if (cause.reason == "WorkspaceClaimMissing") {
+      return {"Failed", cause.reason,
+              "the agent pod's workspace claim does not exist (" + cause.detail + "); create a new AgentRun", false, true};
+    }
+    if (cause.reason == "Unschedulable") {
+      return {"Failed", cause.reason,
+              "no node can run the agent pod: " + cause.detail + "; lower the policy's spec.resources or add capacity",
               false, true};
     }
   }

@@ -17,15 +17,27 @@ struct PodObservation {
   std::string phase;             // Pending, Running, Succeeded, Failed
   std::string reason;            // status.reason: DeadlineExceeded, Evicted, ...
   std::string message;           // status.message
-  std::string waiting_reason;    // the agent container's waiting reason: ErrImagePull, ...
-  int exit_code = 0;             // the agent container's exit code, once terminated
+  std::string waiting_reason;    // the container's waiting reason: ErrImagePull, ...
+  int exit_code = 0;             // the container's exit code, once terminated
   std::string terminated_reason; // Completed, Error, OOMKilled, ...
+  std::string termination_message;  // what the container left in its termination message (untrusted)
   bool unschedulable = false;    // PodScheduled is False with reason Unschedulable
   std::string unschedulable_message;
 };
 
-// Reads a pod object (null or missing: the pod does not exist).
-PodObservation observePod(const nlohmann::json* pod);
+// Reads a pod object (null or missing: the pod does not exist), and of its containers the one
+// named `container` (init containers included).
+PodObservation observePod(const nlohmann::json* pod, const std::string& container = "agent");
+
+// Why a pod Pending too long has not started, from what it shows: ImagePullFailed,
+// WorkspaceClaimMissing (its volume's PersistentVolumeClaim does not exist or is being deleted),
+// Unschedulable; an
+// empty reason when it shows none of these.
+struct PendingCause {
+  std::string reason;
+  std::string detail;  // the kubelet's or the scheduler's words
+};
+PendingCause pendingCause(const PodObservation& pod);
 
 struct LifecycleInput {
   std::string phase;         // the run's current phase ("" before the first status)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cctype>
 #include <cstdio>
 
 namespace paddock::controllers {
@@ -103,6 +104,12 @@ json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy, const P
     json ports = json::array();
     for (int p : rule.ports) ports.push_back({{"protocol", "TCP"}, {"port", p}});
     egress.push_back({{"to", json::array({{{"ipBlock", {{"cidr", rule.cidr}}}}})}, {"ports", ports}});
+  }
+  for (const auto& stage : policy.stages) {
+    int port = urlPort(stage.endpoint_url);
+    if (stage.endpoint_cidr.empty() || port == 0) continue;
+    egress.push_back({{"to", json::array({{{"ipBlock", {{"cidr", stage.endpoint_cidr}}}}})},
+                      {"ports", json::array({{{"protocol", "TCP"}, {"port", port}}})}});
   }
   json ingress = json::array();
   if (!options.scrape_namespace_labels.empty()) {
@@ -223,7 +230,49 @@ json planWorkspaceClaim(const AgentRun& run, const AgentPolicy& policy, const Pl
           {"spec", spec}};
 }
 
-json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpec& stage, const PlanOptions& o) {
+int urlPort(const std::string& url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return 0;
+  std::string name = url.substr(0, scheme);
+  size_t host = scheme + 3, end = url.find_first_of("/?#", host);
+  std::string authority = url.substr(host, end == std::string::npos ? std::string::npos : end - host);
+  if (authority.find('@') != std::string::npos || authority.empty()) return 0;
+  size_t colon = authority.rfind(':');
+  if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) {
+    std::string digits = authority.substr(colon + 1);
+    if (digits.empty() || digits.size() > 5 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return 0;
+    int port = std::stoi(digits);
+    return port >= 1 && port <= 65535 ? port : 0;
+  }
+  return name == "https" ? 443 : name == "http" ? 80 : 0;
+}
+
+namespace {
+
+// paddock-stage's arguments for a stage (docs/stages.md).
+json stageArgs(const AgentPolicy& policy, const StageSpec& stage, const StageArgs& args) {
+  json out = json::array({stage.name, "--workspace", "/workspace", "--repository-file", "/etc/paddock/task/repository.json",
+                          "--protected-paths-file", "/etc/paddock/task/protected-paths", "--result",
+                          "/dev/termination-log"});
+  auto add = [&out](const char* flag, const std::string& value) {
+    out.push_back(flag);
+    out.push_back(value);
+  };
+  for (const auto& s : policy.secrets) {
+    if (!forStage(s, stage.name)) continue;
+    add("--token-file", "/var/run/paddock/secrets/" + s.secret_name + "/" + s.key);
+    break;
+  }
+  if (!stage.endpoint_url.empty()) add("--deploy-url", stage.endpoint_url);
+  if (!args.base_commit.empty()) add("--base-commit", args.base_commit);
+  if (!args.release.empty()) add("--release", args.release);
+  return out;
+}
+
+}  // namespace
+
+json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpec& stage, const PlanOptions& o,
+                  const StageArgs& args) {
   json volumes = json::array({
       workspaceVolume(run, o),
       {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", o.tmp_size}}}},
@@ -249,14 +298,13 @@ json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpe
                     {"image", stage.image.empty() ? o.stage_image : stage.image},
                     {"imagePullPolicy", "IfNotPresent"},
                     {"workingDir", "/workspace"},
-                    {"args", json::array({stage.name, "--workspace", "/workspace", "--repository-file",
-                                          "/etc/paddock/task/repository.json", "--protected-paths-file",
-                                          "/etc/paddock/task/protected-paths"})},
+                    {"args", stageArgs(policy, stage, args)},
                     {"env", env},
                     {"volumeMounts", mounts},
                     {"securityContext", containerSecurity(o)},
                     {"resources", {{"limits", {{"cpu", "1"}, {"memory", "1Gi"}}}}},
-                    {"terminationMessagePolicy", "FallbackToLogsOnError"}};
+                    {"terminationMessagePath", "/dev/termination-log"},
+                    {"terminationMessagePolicy", "File"}};
   json spec = {{"restartPolicy", "Never"},
                {"automountServiceAccountToken", false},
                {"enableServiceLinks", false},
@@ -321,8 +369,12 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
   json workspace = {{"name", "workspace"},
                     {"image", o.stage_image},
                     {"imagePullPolicy", "IfNotPresent"},
+                    // Its result (the commit the workspace starts from) is its termination message, which
+                    // the pr stage is later told: a record the agent, which runs after it, cannot alter.
                     {"args", json::array({"clone", "--repository-file", "/etc/paddock/task/repository.json",
-                                          "--into", "/workspace"})},
+                                          "--into", "/workspace", "--result", "/dev/termination-log"})},
+                    {"terminationMessagePath", "/dev/termination-log"},
+                    {"terminationMessagePolicy", "File"},
                     {"volumeMounts", json::array({{{"name", "workspace"}, {"mountPath", "/workspace"}},
                                                   {{"name", "tmp"}, {"mountPath", "/tmp"}},
                                                   {{"name", "task"}, {"mountPath", "/etc/paddock/task"}, {"readOnly", true}}})},

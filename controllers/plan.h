@@ -81,8 +81,9 @@ json ownerReference(const AgentRun& run);
 // for the agent, its managed settings (tool allow/deny, MCP servers, model pin).
 json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effective* agent);
 // The team's NetworkPolicy in a namespace: selects every pod Paddock makes for the policy's runs,
-// denies all ingress but the metrics scrape (options.scrape_*) and allows egress only to DNS and
-// the policy's CIDR rules. It has no owner: it outlives any one run, and goes with the namespace.
+// denies all ingress but the metrics scrape (options.scrape_*) and allows egress only to DNS, the
+// policy's CIDR rules and its stages' endpoints (spec.stages[].endpoint.cidr on the URL's port). It
+// has no owner: it outlives any one run, and goes with the namespace.
 json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy, const PlanOptions& options = {});
 // True when the policy has host egress rules, which no NetworkPolicy can enforce.
 bool hostEgressUnenforced(const AgentPolicy& policy);
@@ -91,8 +92,19 @@ bool hostEgressUnenforced(const AgentPolicy& policy);
 json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effective& effective,
                   const PlanOptions& options);
 json planWorkspaceClaim(const AgentRun& run, const AgentPolicy& policy, const PlanOptions& options);
+// What a gated stage's program is told beyond the run (docs/stages.md): the commit the agent
+// started from (pr, --base-commit) and the release the deploy stage staged (promote, --release).
+struct StageArgs {
+  std::string base_commit;
+  std::string release;
+};
 // A gated stage's pod: the policy's stage image, the shared workspace, and only the secrets
-// whose stages name this stage.
-json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpec& stage, const PlanOptions& options);
+// whose stages name this stage. Its program is `paddock-stage <stage>` with the first of those
+// secrets as --token-file and the stage's endpoint as --deploy-url; its result is its termination
+// message (terminationMessagePolicy File: never its logs).
+json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpec& stage, const PlanOptions& options,
+                  const StageArgs& args = {});
+// The TCP port of an http(s) URL: the explicit one, else 443 (https) or 80 (http); 0 when unclear.
+int urlPort(const std::string& url);
 
 }  // namespace paddock::controllers

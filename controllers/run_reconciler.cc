@@ -1,6 +1,7 @@
 #include "controllers/run_reconciler.h"
 
 #include "controllers/lifecycle.h"
+#include "controllers/stages.h"
 
 #include <algorithm>
 #include <tuple>
@@ -320,6 +321,93 @@ void setCondition(json& status, const std::string& type, bool value, const std::
   status["conditions"].push_back(c);
 }
 
+Result<StagesInput> RunReconciler::gatherStages(const AgentRun& run, const AgentPolicy& policy, const json* agent_pod,
+                                                const std::string& agent_message, const json& old_stages,
+                                                std::chrono::system_clock::time_point wall, const CancelToken& cancel) {
+  StagesInput si;
+  si.run = &run;
+  si.policy = &policy;
+  si.plan = options_.plan;
+  si.old_stages = old_stages;
+  si.agent_message = agent_message;
+  si.clone_message = observePod(agent_pod, "workspace").termination_message;
+  si.now = wall;
+  si.pending_deadline = options_.pending_deadline;
+  for (const auto& o : approvals_.list()) {
+    auto a = parseAgentApproval(*o);
+    if (a && a->ns == run.ns && a->run == run.name) si.approvals.push_back(*a);
+  }
+  std::sort(si.approvals.begin(), si.approvals.end(), [](const auto& x, const auto& y) {
+    return std::tie(x.creation_timestamp, x.name) < std::tie(y.creation_timestamp, y.name);
+  });
+  for (const auto& e : old_stages) {
+    std::string stage = e.value("name", "");
+    if (stage == "agent" || e.value("phase", "") != "Running") continue;
+    const std::string name = stagePodName(run, stage);
+    auto stage_pod = pods_.get(run.ns + "/" + name);
+    if (!stage_pod) {  // the cache can lag behind our own create
+      auto fresh = client_.get(kube::resources::pods, run.ns, name, cancel);
+      if (fresh) stage_pod = std::make_shared<const json>(std::move(fresh.value()));
+      else if (fresh.error().code != 404) return fresh.error();
+    }
+    if (stage_pod) {
+      si.pods[stage] = {observePod(stage_pod.get(), "stage"), since(stringAt(*stage_pod, "/metadata/creationTimestamp"), wall)};
+    }
+  }
+  return si;
+}
+
+Result<StagesPlan> RunReconciler::planRunStages(StagesInput in, const AgentRun& run, const CancelToken& cancel) {
+  auto plan = planStages(in);
+  if (plan.to_review.empty()) return plan;
+  for (const auto& a : plan.to_review) {
+    auto allowed = mayApprove(run, a, cancel);
+    if (!allowed) return allowed.error();
+    in.rbac_allows[a.name] = *allowed;
+  }
+  return planStages(in);
+}
+
+Status RunReconciler::startStages(const AgentRun& run, const StagesPlan& plan, const runtime::ObjectReference& regarding,
+                                  Records& records, const Appender& append, const std::optional<Error>& network_policy_error,
+                                  const CancelToken& cancel) {
+  for (const auto& [stage, v] : plan.new_verdicts) {
+    if (!once(run.uid + "/" + stage + "/" + v.name)) continue;
+    // Each approval is audited once, in its approver's name, with why it did or did not count.
+    json details = {{"stage", stage}, {"approval", v.name}, {"decision", v.approve ? "Approve" : "Reject"}};
+    if (!v.reason.empty()) details["reason"] = v.reason;
+    if (auto a = append({{v.counted ? audit::Action::ApprovalCounted : audit::Action::ApprovalRefused, details}}, v.approver);
+        !a) {
+      return a;
+    }
+    if (events_) {
+      events_->record(regarding, v.counted ? runtime::EventType::Normal : runtime::EventType::Warning,
+                      v.counted ? "ApprovalCounted" : "ApprovalRefused", "Approve",
+                      "AgentApproval " + v.name + " by " + v.approver + " for stage " + stage +
+                          (v.counted ? " counted" : " does not count: " + v.reason));
+    }
+  }
+  for (const auto& act : plan.actions) {
+    if (act.kind != StageAction::Kind::CreatePod) continue;
+    // The stage's pod, recorded first.
+    if (once(run.uid + "/" + act.stage + "/started")) {
+      records.push_back({audit::Action::ChildCreated,
+                         {{"kind", "Pod"}, {"name", act.pod_name}, {"image", stringAt(act.pod, "/spec/containers/0/image")}}});
+      for (auto& m : secretMounts(act.pod)) {
+        m["stage"] = act.stage;
+        records.push_back({audit::Action::SecretMounted, std::move(m)});
+      }
+      records.push_back({audit::Action::StageStarted, {{"stage", act.stage}, {"pod", act.pod_name}}});
+    }
+    if (network_policy_error) return *network_policy_error;
+    if (auto a = append(std::move(records), ""); !a) return a;
+    records.clear();
+    auto created = client_.create(kube::resources::pods, run.ns, act.pod, cancel);
+    if (!created && created.error().reason != "AlreadyExists") return created.error();
+  }
+  return Ok{};
+}
+
 runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const CancelToken& cancel) {
   auto object = runs_.get(key);
   if (!object) {  // deleted: its children go with it
@@ -424,12 +512,14 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     forgetSpend(*run);
     // A finished run keeps no live pod (the decision is written before the pod is deleted, so a
     // restart between the two lands here).
-    auto pod = pods_.get(ns + "/" + agentPodName(*run));
-    auto seen = observePod(pod.get());
-    if (seen.exists && !seen.deleting && (seen.phase == "Pending" || seen.phase == "Running")) {
+    std::vector<std::string> names = {agentPodName(*run)};
+    for (const auto& stage : run->stages) names.push_back(stagePodName(*run, stage));
+    for (const auto& pod_name : names) {
+      auto seen = observePod(pods_.get(ns + "/" + pod_name).get());
+      if (!seen.exists || seen.deleting || (seen.phase != "Pending" && seen.phase != "Running")) continue;
       kube::DeleteOptions del;
       del.grace_period_seconds = static_cast<int>(options_.plan.termination_grace.count());
-      if (auto r = client_.remove(kube::resources::pods, ns, agentPodName(*run), del, cancel); !r && r.error().code != 404) {
+      if (auto r = client_.remove(kube::resources::pods, ns, pod_name, del, cancel); !r && r.error().code != 404) {
         return runtime::reconcileErrorFrom(r.error());
       }
     }
@@ -552,196 +642,56 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   if (pod) in.pod_pending_for = since(stringAt(*pod, "/metadata/creationTimestamp"), wall);
   auto d = decideLifecycle(in);
 
-  // Gated stages: once the agent has succeeded, each requested stage waits for its approvals, then
-  // runs as its own pod on the shared workspace; in order, and a failure stops the rest.
+  // Gated stages: once the agent has succeeded, planStages (controllers/stages.h) decides; this
+  // gathers what it reads and carries out what it asks.
   auto old_stages = old_status.value("stages", json::array());
   bool agent_done = std::any_of(old_stages.begin(), old_stages.end(), [](const json& e) {
     return e.value("name", "") == "agent" && e.value("phase", "") == "Succeeded";
   });
   if (!run->stages.empty() && (agent_done || d.phase == "Succeeded")) {
-    json stages = status.value("stages", json::array());
-    auto entry = [&stages](const std::string& stage) -> json& {
-      for (auto& e : stages) {
-        if (e.value("name", "") == stage) return e;
-      }
-      stages.push_back({{"name", stage}});
-      return stages.back();
-    };
-    std::vector<std::pair<audit::Action, json>> records;
-    json& agent = entry("agent");
-    if (agent.value("phase", "") != "Succeeded") {
-      agent = {{"name", "agent"}, {"phase", "Succeeded"}, {"pod", agentPodName(*run)}, {"message", d.message},
-               {"completionTime", now}};
-      records.push_back({audit::Action::StageFinished, {{"stage", "agent"}, {"phase", "Succeeded"}}});
+    auto gathered = gatherStages(*run, policy, pod.get(), d.message, old_stages, wall, cancel);
+    if (!gathered) return runtime::reconcileErrorFrom(gathered.error());
+    auto planned = planRunStages(std::move(*gathered), *run, cancel);
+    if (!planned) return runtime::reconcileErrorFrom(planned.error());
+    StagesPlan& plan = *planned;
+    auto records = std::move(plan.records);
+    if (auto started = startStages(*run, plan, regarding, records, append, network_policy_error, cancel); !started) {
+      return runtime::reconcileErrorFrom(started.error());
     }
-    for (const auto& name : run->stages) entry(name);  // every requested stage is listed, in order
-    std::string phase = "Succeeded", reason = "Completed", message = "the agent and every gated stage succeeded";
-    std::string current;
-    Action next = Action::awaitChange();
-    for (const auto& name : run->stages) {
-      json& e = entry(name);
-      std::string stage_phase = e.value("phase", "");
-      if (stage_phase == "Succeeded") continue;
-      current = name;
-      const StageSpec* spec = nullptr;
-      for (const auto& st : policy.stages) {
-        if (st.name == name) spec = &st;
-      }
-      if (!spec) {  // admission checked it; the policy changed since
-        e["phase"] = "Failed";
-        phase = "Failed", reason = "UnknownStage";
-        message = "stage " + name + " is no longer defined by the policy's spec.stages";
-        break;
-      }
-      const std::string pod_name = stagePodName(*run, name);
-      if (run->cancel) {
-        if (stage_phase == "Running") {
-          kube::DeleteOptions del;
-          del.grace_period_seconds = static_cast<int>(options_.plan.termination_grace.count());
-          records.push_back({audit::Action::ChildDeleted, {{"kind", "Pod"}, {"name", pod_name}, {"reason", "Cancelled"}}});
-          if (auto a = append(std::move(records)); !a) return runtime::reconcileErrorFrom(a.error());
-          records.clear();
-          if (auto r = client_.remove(kube::resources::pods, ns, pod_name, del, cancel); !r && r.error().code != 404) {
-            return runtime::reconcileErrorFrom(r.error());
-          }
-        }
-        e["phase"] = "Cancelled";
-        phase = "Cancelled", reason = "Cancelled", message = "spec.cancel is true: the run was stopped in stage " + name;
-        break;
-      }
-      if (stage_phase.empty() || stage_phase == "Pending") {
-        e["phase"] = stage_phase = "AwaitingApproval";
-        e["waitingSince"] = now;
-      }
-      if (stage_phase == "AwaitingApproval") {
-        GateInput gate;
-        gate.stage = *spec;
-        gate.requester = run->requested_by;
-        auto since_wait = parseTime(e.value("waitingSince", now)).value_or(wall);
-        gate.waiting_for = std::chrono::duration_cast<std::chrono::milliseconds>(wall - since_wait);
-        std::map<std::string, json> known;
-        for (const auto& v : e.value("approvals", json::array())) known[v.value("name", "")] = v;
-        for (const auto& obj : approvals_.list()) {
-          auto a = parseAgentApproval(*obj);
-          if (!a || a->ns != ns || a->run != run->name || a->stage != name) continue;
-          gate.approvals.push_back(*a);
-        }
-        std::sort(gate.approvals.begin(), gate.approvals.end(), [](const auto& x, const auto& y) {
-          return std::tie(x.creation_timestamp, x.name) < std::tie(y.creation_timestamp, y.name);
-        });
-        for (const auto& a : gate.approvals) {
-          if (auto k = known.find(a.name); k != known.end()) {
-            gate.rbac_allows[a.name] = k->second.value("authorized", false);
-            continue;
-          }
-          auto allowed = mayApprove(*run, a, cancel);
-          if (!allowed) return runtime::reconcileErrorFrom(allowed.error());
-          gate.rbac_allows[a.name] = *allowed;
-        }
-        auto g = decideGate(gate);
-        json verdicts = json::array();
-        for (const auto& v : g.verdicts) {
-          json item = {{"name", v.name}, {"approver", v.approver}, {"decision", v.approve ? "Approve" : "Reject"},
-                       {"counted", v.counted}, {"authorized", gate.rbac_allows[v.name]}};
-          if (!v.reason.empty()) item["reason"] = v.reason;
-          verdicts.push_back(item);
-          if (known.count(v.name) || !once(run->uid + "/" + name + "/" + v.name)) continue;
-          // Each approval is audited once, in its approver's name, with why it did or did not count.
-          json details = {{"stage", name}, {"approval", v.name}, {"decision", item["decision"]}};
-          if (!v.reason.empty()) details["reason"] = v.reason;
-          if (auto a = append({{v.counted ? audit::Action::ApprovalCounted : audit::Action::ApprovalRefused, details}}, v.approver);
-              !a) {
-            return runtime::reconcileErrorFrom(a.error());
-          }
-          if (events_) {
-            events_->record(regarding, v.counted ? runtime::EventType::Normal : runtime::EventType::Warning,
-                            v.counted ? "ApprovalCounted" : "ApprovalRefused", "Approve",
-                            "AgentApproval " + v.name + " by " + v.approver + " for stage " + name +
-                                (v.counted ? " counted" : " does not count: " + v.reason));
-          }
-        }
-        e["approvals"] = verdicts;
-        e["message"] = g.message;
-        if (g.outcome == GateDecision::Outcome::Waiting) {
-          phase = "AwaitingApproval", reason = "AwaitingApproval", message = g.message;
-          auto left = spec->approval_timeout - gate.waiting_for;
-          next = Action::requeueAfter(std::max(left, std::chrono::milliseconds(1000)));
-          break;
-        }
-        if (g.outcome != GateDecision::Outcome::Approved) {
-          e["phase"] = "Failed";
-          e["completionTime"] = now;
-          phase = "Failed";
-          reason = g.outcome == GateDecision::Outcome::Rejected ? "StageRejected" : "ApprovalTimedOut";
-          message = g.message;
-          break;
-        }
-        // Approved: the stage's pod, recorded first.
-        auto planned_stage = planStagePod(*run, policy, *spec, options_.plan);
-        if (once(run->uid + "/" + name + "/started")) {
-          records.push_back({audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", pod_name}, {"image", spec->image}}});
-          for (auto& m : secretMounts(planned_stage)) {
-            m["stage"] = name;
-            records.push_back({audit::Action::SecretMounted, std::move(m)});
-          }
-          records.push_back({audit::Action::StageStarted, {{"stage", name}, {"pod", pod_name}}});
-        }
-        if (network_policy_error) return runtime::reconcileErrorFrom(*network_policy_error);
-        if (auto a = append(std::move(records)); !a) return runtime::reconcileErrorFrom(a.error());
-        records.clear();
-        auto created = client_.create(kube::resources::pods, ns, planned_stage, cancel);
-        if (!created && created.error().reason != "AlreadyExists") return runtime::reconcileErrorFrom(created.error());
-        e["phase"] = stage_phase = "Running";
-        e["pod"] = pod_name;
-        e["startTime"] = now;
-      }
-      if (stage_phase == "Running") {
-        auto stage_pod = pods_.get(ns + "/" + pod_name);
-        if (!stage_pod) {
-          auto fresh = client_.get(kube::resources::pods, ns, pod_name, cancel);
-          if (fresh) stage_pod = std::make_shared<const json>(std::move(fresh.value()));
-          else if (fresh.error().code != 404) return runtime::reconcileErrorFrom(fresh.error());
-        }
-        auto seen = observePod(stage_pod.get());
-        if (!seen.exists) {
-          e["phase"] = "Failed";
-          phase = "Failed", reason = "PodDeleted", message = "the pod of stage " + name + " was deleted before it finished";
-          break;
-        }
-        if (seen.phase == "Succeeded") {
-          e["phase"] = "Succeeded";
-          e["completionTime"] = now;
-          e.erase("message");
-          records.push_back({audit::Action::StageFinished, {{"stage", name}, {"phase", "Succeeded"}}});
-          continue;
-        }
-        if (seen.phase == "Failed") {
-          e["phase"] = "Failed";
-          e["completionTime"] = now;
-          phase = "Failed", reason = "StageFailed";
-          message = "stage " + name + " failed (exit code " + std::to_string(seen.exit_code) +
-                    "); see kubectl paddock logs for its result. Later stages do not run";
-          e["message"] = message;
-          break;
-        }
-        phase = "Running", reason = "StageRunning", message = "stage " + name + " is running";
-        break;
+    for (const auto& act : plan.actions) {
+      if (act.kind == StageAction::Kind::DeletePod) {
+        records.push_back({audit::Action::ChildDeleted, {{"kind", "Pod"}, {"name", act.pod_name}, {"reason", act.reason}}});
       }
     }
-    status["stages"] = stages;
-    status["phase"] = phase;
-    if (isTerminal(phase)) status.erase("currentStage");
-    else status["currentStage"] = current;
-    setCondition(status, "AwaitingApproval", phase == "AwaitingApproval", phase == "AwaitingApproval" ? reason : "NotWaiting",
-                 phase == "AwaitingApproval" ? message : "no stage is waiting for approval", generation, now);
-    setCondition(status, "Running", phase == "Running", reason, message, generation, now);
-    if (isTerminal(phase)) {
-      setCondition(status, "Succeeded", phase == "Succeeded", reason, message, generation, now);
+    status["stages"] = plan.stages;
+    status["phase"] = plan.phase;
+    if (plan.current.empty()) status.erase("currentStage");
+    else status["currentStage"] = plan.current;
+    if (plan.pull_request_url.empty()) status.erase("pullRequestURL");
+    else status["pullRequestURL"] = plan.pull_request_url;
+    bool waiting = plan.phase == "AwaitingApproval";
+    setCondition(status, "AwaitingApproval", waiting, waiting ? plan.reason : "NotWaiting",
+                 waiting ? plan.message : "no stage is waiting for approval", generation, now);
+    setCondition(status, "Running", plan.phase == "Running", plan.reason, plan.message, generation, now);
+    if (isTerminal(plan.phase)) {
+      setCondition(status, "Succeeded", plan.phase == "Succeeded", plan.reason, plan.message, generation, now);
       status["completionTime"] = status.value("completionTime", now);
-      records.push_back({audit::Action::RunFinished, {{"phase", phase}, {"reason", reason}, {"message", message}}});
+      records.push_back({audit::Action::RunFinished, {{"phase", plan.phase}, {"reason", plan.reason}, {"message", plan.message}}});
     }
     if (auto a = append(std::move(records)); !a) return runtime::reconcileErrorFrom(a.error());
-    return finish(reason, message, next);
+    // Write-ahead: the decision is recorded before a pod goes.
+    auto written = finish(plan.reason, plan.message,
+                          plan.requeue_after ? Action::requeueAfter(*plan.requeue_after) : Action::awaitChange());
+    if (std::holds_alternative<ReconcileError>(written)) return written;
+    for (const auto& act : plan.actions) {
+      if (act.kind != StageAction::Kind::DeletePod) continue;
+      kube::DeleteOptions del;
+      del.grace_period_seconds = static_cast<int>(options_.plan.termination_grace.count());
+      if (auto r = client_.remove(kube::resources::pods, ns, act.pod_name, del, cancel); !r && r.error().code != 404) {
+        return runtime::reconcileErrorFrom(r.error());
+      }
+    }
+    return written;
   }
 
   std::optional<std::chrono::milliseconds> budget_recheck;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -18,6 +19,7 @@
 #include "controllers/budget.h"
 #include "controllers/plan.h"
 #include "controllers/run_index.h"
+#include "controllers/stages.h"
 #include "controllers/usage.h"
 #include "operator/audit/audit.h"
 #include "operator/kube/client.h"
@@ -88,6 +90,20 @@ class RunReconciler : public runtime::Reconciler {
   // The team's NetworkPolicy in the namespace as planned, when it must be applied: the cache shows
   // it missing or different, and it was not applied moments ago. nullopt when it is current.
   std::optional<json> networkPolicyToApply(const std::string& ns, const AgentPolicy& policy);
+  // Gated stages (controllers/stages.h). What planStages reads: the approvals naming the run and
+  // the pods of its running stages (uncached when the cache lacks one).
+  Result<StagesInput> gatherStages(const AgentRun& run, const AgentPolicy& policy, const json* agent_pod,
+                                   const std::string& agent_message, const json& old_stages,
+                                   std::chrono::system_clock::time_point wall, const CancelToken& cancel);
+  // planStages, after asking RBAC (SubjectAccessReview) about the approvals it has not seen yet.
+  Result<StagesPlan> planRunStages(StagesInput in, const AgentRun& run, const CancelToken& cancel);
+  using Records = std::vector<std::pair<audit::Action, json>>;
+  using Appender = std::function<Status(Records, const std::string&)>;
+  // Audits and announces the approvals seen for the first time, then creates the stage pods the
+  // plan asks for, each recorded (with `records` so far) before it is created.
+  Status startStages(const AgentRun& run, const StagesPlan& plan, const runtime::ObjectReference& regarding,
+                     Records& records, const Appender& append, const std::optional<Error>& network_policy_error,
+                     const CancelToken& cancel);
   Status applyNetworkPolicy(const std::string& ns, const json& planned, const CancelToken& cancel);
   std::atomic<audit::AuditLog*> audit_{nullptr};
   // Records already appended for one-time facts of a run ("<uid>/<stage>/<approval>", "<uid>/<stage>/started"),

@@ -164,8 +164,7 @@ std::string gitAuthorizationHeader(const std::string& token) {
   return "Authorization: Basic " + base64("x-access-token:" + token);
 }
 
-http::Request deployRequest(const std::string& target, const std::string& token, const std::string& run,
-                            const std::string& ns, const std::string& branch, const std::string& commit) {
+http::Request endpointRequest(const std::string& target, const std::string& token, const json& body) {
   http::Request req;
   req.method = http::Method::Post;
   req.target = target;
@@ -173,8 +172,6 @@ http::Request deployRequest(const std::string& target, const std::string& token,
                  {"Content-Type", "application/json"},
                  {"Accept", "application/json"},
                  {"User-Agent", "paddock-stage"}};
-  json body = {{"run", run}, {"namespace", ns}, {"stage", "deploy"}, {"ref", branch}, {"branch", branch}};
-  if (!commit.empty()) body["commit"] = commit;
   req.body = body.dump();
   return req;
 }

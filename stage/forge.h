@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "operator/common/result.h"
 #include "operator/http/client.h"
 
@@ -62,9 +64,7 @@ std::string gitAuthorizationHeader(const std::string& token);
 
 std::string base64(std::string_view data);
 
-// The deploy endpoint's request: POST {run, namespace, stage, ref, branch, commit} with the
-// deploy token as a bearer token.
-http::Request deployRequest(const std::string& target, const std::string& token, const std::string& run,
-                            const std::string& ns, const std::string& branch, const std::string& commit);
+// A request to the deploy endpoint: POST `body` as JSON with the deploy token as a bearer token.
+http::Request endpointRequest(const std::string& target, const std::string& token, const nlohmann::json& body);
 
 }  // namespace paddock::stage

@@ -139,12 +139,20 @@ std::vector<std::string> Git::environment(bool remote) const {
   return env;
 }
 
-Result<std::string> Git::exec(const std::vector<std::string>& args, const std::string& input, bool remote) const {
+std::vector<std::string> Git::argv(const std::vector<std::string>& args) const {
   std::vector<std::string> argv = {binary_};
   if (!work_tree_.empty()) argv.insert(argv.end(), {"-C", work_tree_, "--work-tree=" + work_tree_});
   argv.push_back("--git-dir=" + git_dir_);
   argv.insert(argv.end(), args.begin(), args.end());
-  auto out = runProcess(argv, environment(remote), input);
+  return argv;
+}
+
+Result<ProcessOutput> Git::output(const std::vector<std::string>& args) const {
+  return runProcess(argv(args), environment(false));
+}
+
+Result<std::string> Git::exec(const std::vector<std::string>& args, const std::string& input, bool remote) const {
+  auto out = runProcess(argv(args), environment(remote), input);
   if (!out) return out.error();
   if (out->exit_code != 0) {
     std::string err = out->err;

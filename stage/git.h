@@ -41,9 +41,13 @@ class Git {
   Result<std::string> run(const std::vector<std::string>& args, const std::string& input = "") const;
   // The same, with the Authorization header in the environment (fetch, push, ls-remote).
   Result<std::string> runRemote(const std::vector<std::string>& args) const;
+  // Runs `git <args>` and returns what it printed and its exit status, whatever that is (for
+  // commands whose exit status is an answer, such as merge-file's count of conflicts).
+  Result<ProcessOutput> output(const std::vector<std::string>& args) const;
 
  private:
   Result<std::string> exec(const std::vector<std::string>& args, const std::string& input, bool remote) const;
+  std::vector<std::string> argv(const std::vector<std::string>& args) const;
   std::vector<std::string> environment(bool remote) const;
 
   std::string binary_, git_dir_, work_tree_, name_ = "paddock", email_ = "paddock@paddock.dev", authorization_;

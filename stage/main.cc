@@ -1,5 +1,6 @@
-// paddock-stage: the stage image's program. `pr` proposes the agent's work as a pull request
-// (after its own diff and checks); `deploy` stages a release at the deploy endpoint. Each writes
+// paddock-stage: the stage image's program. `clone` fills the agent's workspace; `pr` proposes
+// the agent's work as a pull request (after its own diff and checks); `deploy` stages a release at
+// the deploy endpoint and `promote` promotes it. Each writes
 // its result as JSON to --result (the pod's termination message, which the operator reads) and
 // exits with a code per kind of outcome (stage/report.h). Wiring only: the work is in stage/.
 #include <csignal>
@@ -61,15 +62,21 @@ int main(int argc, char** argv) {
               "          paths and anything that looks like a credential, adds a CHANGELOG entry with the run's\n"
               "          summary, pushes one commit by paddock to a fresh branch paddock/<run> and opens a pull\n"
               "          request through the forge's REST API (GitHub's, or Gitea's). It never merges.\n"
+              "          With --base-commit (the commit the agent started from, as the clone recorded it), the change\n"
+              "          is the workspace against that commit, merged onto the base branch as it is now; a conflict\n"
+              "          stops the stage (exit 7).\n"
               "  deploy  POSTs {run, namespace, stage, ref, branch, commit} to the deploy endpoint with the\n"
-              "          deploy token as a bearer token, to stage a release. Promotion is a stage of its own.");
+              "          deploy token as a bearer token, to stage a release. Promotion is a stage of its own.\n"
+              "  promote POSTs {run, namespace, stage, release} to the promotion endpoint with the deploy token,\n"
+              "          to promote the release the deploy stage staged (--release).\n"
+              "The result JSON and the exit codes are described in docs/stages.md.");
   flags.add("run", &run, "The run's name. Default: $PADDOCK_RUN.");
   flags.add("namespace", &ns, "The run's namespace. Default: $PADDOCK_NAMESPACE.");
   flags.add("result", &result_path,
             "Where the result JSON is written (the operator reads the termination message); - for stdout only.");
   flags.add("token-file", &token_file,
             "The token's secret file. Default: $PADDOCK_SECRETS_DIR/github-pr-token/token for pr, "
-            "$PADDOCK_SECRETS_DIR/deploy-token/token for deploy.");
+            "$PADDOCK_SECRETS_DIR/deploy-token/token for deploy and promote.");
   flags.add("workspace", &pr.workspace, "pr: the agent's workspace (its files are the change; its .git is not used).");
   flags.add("repository-file", &pr.repository_file, "pr: JSON with the repository's url and baseBranch.");
   flags.add("protected-paths-file", &pr.protected_paths_file,
@@ -88,9 +95,13 @@ int main(int argc, char** argv) {
   flags.add("git", &pr.git, "pr: the git program.");
   flags.add("scratch", &pr.scratch, "pr: where the stage's own git directory is made. Default: $TMPDIR or /tmp.");
   flags.add("date", &pr.date, "pr: the CHANGELOG entry's date, YYYY-MM-DD. Default: today (UTC).");
+  flags.add("base-commit", &pr.base_commit,
+            "pr: the commit the agent started from (40 or 64 hex digits), as the clone recorded it. Default: none "
+            "(the workspace against the base branch's tip).");
   flags.add("into", &clone.into, "clone: the (empty) workspace to clone the base branch into.");
-  flags.add("deploy-url", &deploy.deploy_url, "deploy: the deploy endpoint's URL.");
-  flags.add("deploy-url-file", &deploy.deploy_url_file, "deploy: a file holding the deploy endpoint's URL.");
+  flags.add("deploy-url", &deploy.deploy_url, "deploy, promote: the endpoint's URL.");
+  flags.add("deploy-url-file", &deploy.deploy_url_file, "deploy, promote: a file holding the endpoint's URL.");
+  flags.add("release", &deploy.release, "promote: the id of the release the deploy stage staged.");
   flags.add("ref", &deploy.ref, "deploy: the ref to stage. Default: paddock/<run>.");
   flags.add("commit", &deploy.commit, "deploy: the commit to stage, when known.");
   flags.add("log-level", &log_level, "Least severe log level written: debug, info, warn or error.");
@@ -98,7 +109,8 @@ int main(int argc, char** argv) {
       "Environment: PADDOCK_RUN, PADDOCK_NAMESPACE, PADDOCK_STAGE, PADDOCK_TASK_FILE, PADDOCK_SECRETS_DIR,\n"
       "PADDOCK_CANARIES (as the operator sets them in a stage pod).\n"
       "Exit codes: 0 success; 1 failed (workspace, git); 2 usage; 3 refused (protected path or credential);\n"
-      "4 forge error (fetch, push, pull request); 5 deploy endpoint error; 6 no changes to propose.\n");
+      "4 forge error (fetch, push, pull request); 5 deploy endpoint error; 6 no changes to propose;\n"
+      "7 conflict (the base moved and the change does not merge onto it).\n");
   std::vector<std::string> positional;
   flags.parseOrExit(argc, argv, &positional);
 
@@ -123,16 +135,16 @@ int main(int argc, char** argv) {
     clone.git = pr.git;
     return report(runClone(clone), result_path);
   }
-  if (stage == "deploy" && positional.size() <= 1) {
+  if ((stage == "deploy" || stage == "promote") && positional.size() <= 1) {
     deploy.run = {run, ns};
     deploy.token_file = token_file.empty() ? secrets_dir + "/deploy-token/token" : token_file;
-    return report(runDeploy(deploy), result_path);
+    return report(stage == "deploy" ? runDeploy(deploy) : runPromote(deploy), result_path);
   }
   Outcome bad;
   bad.result.stage = stage;
   bad.result.outcome = "UsageError";
   bad.result.reason = "UnknownStage";
-  bad.result.message = "usage: paddock-stage clone|pr|deploy [flags] (see --help); got \"" + stage + "\"" +
+  bad.result.message = "usage: paddock-stage clone|pr|deploy|promote [flags] (see --help); got \"" + stage + "\"" +
                        (positional.size() > 1 ? " with extra arguments" : "");
   bad.exit_code = kUsage;
   return report(bad, result_path);

@@ -90,10 +90,12 @@ json resultJson(const StageResult& r) {
   if (!r.branch.empty()) j["branch"] = r.branch;
   if (!r.commit.empty()) j["commit"] = r.commit;
   if (!r.base_commit.empty()) j["baseCommit"] = r.base_commit;
+  if (!r.start_commit.empty()) j["startCommit"] = r.start_commit;
   if (!r.pull_request_url.empty() || r.pull_request_number) {
     j["pullRequest"] = {{"url", r.pull_request_url}, {"number", r.pull_request_number}};
   }
   if (!r.refused_paths.empty()) j["refusedPaths"] = r.refused_paths;
+  if (!r.conflicts.empty()) j["conflicts"] = r.conflicts;
   if (!r.findings.empty()) {
     json findings = json::array();
     for (const auto& f : r.findings) findings.push_back({{"file", f.file}, {"line", f.line}, {"pattern", f.pattern}});
@@ -106,23 +108,26 @@ json resultJson(const StageResult& r) {
 std::string renderResult(const StageResult& result, size_t limit) {
   StageResult r = result;
   size_t dropped = 0;
-  std::string out = resultJson(r).dump();
-  while (out.size() > limit && (!r.findings.empty() || !r.refused_paths.empty())) {
-    if (r.findings.size() >= r.refused_paths.size()) {
+  std::string out = resultJson(r).dump(-1, ' ', false, json::error_handler_t::replace);
+  while (out.size() > limit && (!r.findings.empty() || !r.refused_paths.empty() || !r.conflicts.empty())) {
+    // The longest list gives up its last entry.
+    auto* longest = &r.refused_paths;
+    if (r.conflicts.size() > longest->size()) longest = &r.conflicts;
+    if (r.findings.size() >= longest->size()) {
       r.findings.pop_back();
     } else {
-      r.refused_paths.pop_back();
+      longest->pop_back();
     }
     ++dropped;
     json j = resultJson(r);
     j["truncated"] = dropped;
-    out = j.dump();
+    out = j.dump(-1, ' ', false, json::error_handler_t::replace);
   }
   if (out.size() > limit && r.message.size() > 200) {
     r.message = r.message.substr(0, 200) + "…";
     json j = resultJson(r);
     if (dropped) j["truncated"] = dropped;
-    out = j.dump();
+    out = j.dump(-1, ' ', false, json::error_handler_t::replace);
   }
   return out;
 }

@@ -22,6 +22,7 @@ enum ExitCode : int {
   kForgeError = 4,   // pushing the branch or opening the pull request failed
   kDeployError = 5,  // the deploy endpoint refused or could not be reached
   kNoChanges = 6,    // the workspace does not differ from the base branch
+  kConflict = 7,     // the base moved and the agent's change does not merge onto it
 };
 
 struct RunInfo {
@@ -51,15 +52,18 @@ std::string renderPullRequestBody(const RunInfo& run, std::string_view summary, 
 // at most: lists are cut and `truncated` counts what was left out).
 struct StageResult {
   std::string stage;    // pr | deploy
-  std::string outcome;  // PullRequestOpened | Refused | NoChanges | ForgeError | Failed | UsageError | Staged | DeployError
+  std::string outcome;  // Cloned | PullRequestOpened | Pushed | Refused | NoChanges | Conflict | ForgeError | Failed |
+                        // UsageError | Staged | Promoted | DeployError
   std::string reason;   // CamelCase: ProtectedPath, Credential, PushFailed, ...
   std::string message;  // in words a person can act on
   std::string branch;
   std::string commit;
-  std::string base_commit;
+  std::string base_commit;   // clone: the commit cloned; pr: the base branch's tip the change sits on
+  std::string start_commit;  // pr: the commit the agent started from (--base-commit)
   std::string pull_request_url;
   int pull_request_number = 0;
   std::vector<std::string> refused_paths;
+  std::vector<std::string> conflicts;  // pr: paths the agent and the moved base both changed
   std::vector<Finding> findings;
   nlohmann::json extra = nlohmann::json::object();  // stage-specific fields (deploy: release)
 };

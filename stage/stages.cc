@@ -6,11 +6,13 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "controllers/stage_report.h"
 #include "operator/common/json.h"
 #include "operator/common/log.h"
 #include "operator/http/client.h"
@@ -75,6 +77,124 @@ Outcome finish(StageResult r, int code, std::string outcome, std::string reason,
   r.reason = std::move(reason);
   r.message = std::move(message);
   return {std::move(r), code};
+}
+
+// The base branch's tip (refs/paddock/base) and, when the clone recorded it, the commit the agent
+// started from (refs/paddock/start), fetched from the remote into the stage's own git directory.
+// A remote that refuses a commit id it does not advertise gets a second, full fetch of the branch.
+Status fetchBases(const Git& git, const std::string& url, const std::string& base, const std::string& start) {
+  std::vector<std::string> args = {"fetch", "-q", "--no-tags", "--depth=1", "--", url,
+                                   "refs/heads/" + base + ":refs/paddock/base"};
+  if (!start.empty()) args.push_back(start + ":refs/paddock/start");
+  auto fetched = git.runRemote(args);
+  if (fetched) return Ok{};
+  if (start.empty()) return fetched.error();
+  if (auto s = git.runRemote({"fetch", "-q", "--no-tags", "--", url, "refs/heads/" + base + ":refs/paddock/base"}); !s) {
+    return s.error();
+  }
+  if (auto s = git.run({"update-ref", "refs/paddock/start", start}); !s) {
+    return Error::local("Git", "the remote does not have commit " + start + ", the one the agent started from");
+  }
+  return Ok{};
+}
+
+// One path the three-way merge left unmerged: mode and blob per stage (1 the start, 2 the new
+// base, 3 the agent's work).
+struct Unmerged {
+  std::string mode[4];
+  std::string blob[4];
+};
+
+// The agent's and the new base's versions of one file, merged line by line (git merge-file); the
+// merged blob's mode and id, or "" when they conflict (or are not both regular files).
+Result<std::pair<std::string, std::string>> mergeOneFile(const Git& git, const Unmerged& u, const std::string& scratch) {
+  auto regular = [](const std::string& m) { return m == "100644" || m == "100755"; };
+  if (!regular(u.mode[1]) || !regular(u.mode[2]) || !regular(u.mode[3])) return std::pair<std::string, std::string>{};
+  std::string mode = u.mode[2] == u.mode[1] ? u.mode[3] : u.mode[2];
+  if (u.mode[2] != u.mode[1] && u.mode[3] != u.mode[1] && u.mode[2] != u.mode[3]) return std::pair<std::string, std::string>{};
+  std::string files[4];
+  for (int i = 1; i <= 3; ++i) {
+    auto text = git.run({"cat-file", "blob", u.blob[i]});
+    if (!text) return text.error();
+    files[i] = scratch + "/merge-" + std::to_string(i);
+    std::ofstream(files[i], std::ios::binary | std::ios::trunc) << *text;
+  }
+  auto merged = git.output({"merge-file", "-p", "-q", "--", files[2], files[1], files[3]});
+  if (!merged) return merged.error();
+  if (merged->exit_code != 0) return std::pair<std::string, std::string>{};
+  auto blob = git.run({"hash-object", "-w", "--stdin"}, merged->out);
+  if (!blob) return blob.error();
+  return std::pair<std::string, std::string>{mode, trimmed(*blob)};
+}
+
+// The agent's change (from refs/paddock/start to the tree `work`) merged onto refs/paddock/base
+// in the stage's index, a three-way merge with the start as its merge base: a path only one side
+// changed takes that side; a file both changed is merged line by line. The paths that conflict;
+// none: the index holds the merged tree.
+Result<std::vector<std::string>> mergeOntoBase(const Git& git, const std::string& work, const std::string& scratch) {
+  if (auto s = git.run({"read-tree", "--empty"}); !s) return s.error();
+  if (auto s = git.run({"read-tree", "-m", "-i", "--aggressive", "refs/paddock/start", "refs/paddock/base", work}); !s) {
+    return s.error();
+  }
+  auto listed = git.run({"ls-files", "-u", "-z"});
+  if (!listed) return listed.error();
+  std::map<std::string, Unmerged> unmerged;
+  for (const auto& entry : splitNul(*listed)) {
+    // "<mode> <blob> <stage>\t<path>"
+    size_t tab = entry.find('\t'), sp1 = entry.find(' '), sp2 = entry.find(' ', sp1 + 1);
+    if (tab == std::string::npos || sp2 == std::string::npos || sp2 + 2 != tab) continue;
+    int stage = entry[sp2 + 1] - '0';
+    if (stage < 1 || stage > 3) continue;
+    Unmerged& u = unmerged[entry.substr(tab + 1)];
+    u.mode[stage] = entry.substr(0, sp1);
+    u.blob[stage] = entry.substr(sp1 + 1, sp2 - sp1 - 1);
+  }
+  std::vector<std::string> conflicts;
+  for (const auto& [path, u] : unmerged) {
+    auto merged = mergeOneFile(git, u, scratch);
+    if (!merged) return merged.error();
+    if (merged->first.empty()) {
+      conflicts.push_back(path);
+    } else if (auto s = git.run({"update-index", "--add", "--cacheinfo", merged->first + "," + merged->second + "," + path}); !s) {
+      return s.error();
+    }
+  }
+  return conflicts;
+}
+
+// Why the change is refused: its protected paths and credential-looking lines, the first of each.
+std::string refusalMessage(const StageResult& r) {
+  std::string message;
+  if (!r.refused_paths.empty()) {
+    message = "the change touches " + std::to_string(r.refused_paths.size()) +
+              " protected path(s) of the policy (first: " + r.refused_paths.front() + ")";
+  }
+  if (!r.findings.empty()) {
+    const auto& f = r.findings.front();
+    message += std::string(message.empty() ? "the change" : "; it") + " adds " + std::to_string(r.findings.size()) +
+               " line(s) that look like credentials (first: " + f.file + ":" + std::to_string(f.line) + ", " +
+               f.pattern + ")";
+  }
+  return message + "; nothing was pushed. Remove them from the workspace or ask the policy's owners.";
+}
+
+// Opens the pull request through the forge's REST API, retrying a request that was not sent. An
+// error with reason "Forge" is the configuration's fault.
+Result<PullRequest> openPullRequest(const Forge& forge, const std::string& token, const PullRequestSpec& spec) {
+  auto api = splitUrl(forge.api_url);
+  if (!api) return Error::local("Forge", api.error().message);
+  auto client = http::makeClient(api->origin, {});
+  if (!client) return Error::local("Forge", client.error().message);
+  std::string prefix = api->target == "/" ? "" : api->target;
+  auto request = pullRequestRequest(forge, prefix, token, spec);
+  Result<http::Response> response = Error::local("NotSent", "");
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    response = (*client)->send(request);
+    if (response || response.error().reason != "NotSent") break;
+    std::this_thread::sleep_for(std::chrono::seconds(1 << attempt));
+  }
+  if (!response) return response.error();
+  return readPullRequestResponse(*response);
 }
 
 }  // namespace
@@ -162,6 +282,10 @@ Outcome runPr(const PrOptions& o) {
     token = trimmed(*text);
   }
   if (token.empty() && o.open_pull_request) return usage("TokenFile", "no forge token: set --token-file to its secret file");
+  if (!o.base_commit.empty() && !controllers::isCommitId(o.base_commit)) {
+    return usage("BaseCommit", "--base-commit must be a full commit id (40 or 64 lowercase hex digits), not \"" +
+                                   o.base_commit.substr(0, 80) + "\"");
+  }
   std::vector<std::string> canaries = parseCanaries(o.canaries);
   if (!o.canaries_file.empty()) {
     auto text = readFile(o.canaries_file);
@@ -187,27 +311,43 @@ Outcome runPr(const PrOptions& o) {
   };
   if (auto s = Git(o.git, git_dir, "").run({"init", "-q", "--bare"}); !s) return failed(s.error());
 
-  // The base branch as the remote has it now, not as the workspace says.
-  if (auto s = git.runRemote({"fetch", "-q", "--no-tags", "--depth=1", "--", url, "refs/heads/" + base + ":refs/paddock/base"});
-      !s) {
-    return failed(s.error(), kForgeError, "FetchFailed");
-  }
+  // The base branch as the remote has it now, not as the workspace says; and the commit the agent
+  // started from, when the clone recorded it: the agent's change is its workspace against that.
+  if (auto s = fetchBases(git, url, base, o.base_commit); !s) return failed(s.error(), kForgeError, "FetchFailed");
   auto base_sha = git.run({"rev-parse", "--verify", "refs/paddock/base^{commit}"});
   if (!base_sha) return failed(base_sha.error());
   r.base_commit = trimmed(*base_sha);
+  r.start_commit = o.base_commit;
+  const std::string start = o.base_commit.empty() ? "refs/paddock/base" : "refs/paddock/start";
 
   // The agent's work: every file of the work tree (as .gitignore leaves it), but the agent's
   // result folder .paddock/.
-  if (auto s = git.run({"read-tree", "refs/paddock/base"}); !s) return failed(s.error());
+  if (auto s = git.run({"read-tree", start}); !s) return failed(s.error());
   if (auto s = git.run({"add", "-A", "--", ".", ":(exclude).paddock"}); !s) return failed(s.error());
-  auto names = git.run({"diff", "--cached", "--name-only", "--no-renames", "-z", "refs/paddock/base"});
+  auto names = git.run({"diff", "--cached", "--name-only", "--no-renames", "-z", start});
   if (!names) return failed(names.error());
   std::vector<std::string> changed = splitNul(*names);
   if (changed.empty()) {
-    return finish(r, kNoChanges, "NoChanges", "NoChanges",
-                  "the workspace does not differ from " + base + " at " + r.base_commit + "; nothing to propose");
+    std::string from = o.base_commit.empty() ? base + " at " + r.base_commit : "the commit it started from, " + o.base_commit;
+    return finish(r, kNoChanges, "NoChanges", "NoChanges", "the workspace does not differ from " + from + "; nothing to propose");
   }
   r.refused_paths = protectedPaths(changed, globs);
+
+  // The base moved since the agent started: its change goes onto the base as it is now.
+  if (!o.base_commit.empty() && o.base_commit != r.base_commit) {
+    auto work = git.run({"write-tree"});
+    if (!work) return failed(work.error());
+    auto conflicts = mergeOntoBase(git, trimmed(*work), templ);
+    if (!conflicts) return failed(conflicts.error());
+    if (!conflicts->empty() && r.refused_paths.empty()) {
+      r.conflicts = *conflicts;
+      r.branch.clear();
+      return finish(r, kConflict, "Conflict", "BaseMoved",
+                    base + " moved from " + o.base_commit + " to " + r.base_commit + " and both changed " +
+                        std::to_string(conflicts->size()) + " file(s) the agent changed (first: " + conflicts->front() +
+                        "); nothing was pushed. Run the task again on the new base.");
+    }
+  }
 
   // The summary: the agent's result file (never through a symbolic link), else the task.
   std::string summary;
@@ -237,20 +377,8 @@ Outcome runPr(const PrOptions& o) {
   r.findings = findCredentials(addedLines(*diff), canaries);
 
   if (!r.refused_paths.empty() || !r.findings.empty()) {
-    std::string message;
-    if (!r.refused_paths.empty()) {
-      message = "the change touches " + std::to_string(r.refused_paths.size()) +
-                " protected path(s) of the policy (first: " + r.refused_paths.front() + ")";
-    }
-    if (!r.findings.empty()) {
-      const auto& f = r.findings.front();
-      message += std::string(message.empty() ? "the change" : "; it") + " adds " + std::to_string(r.findings.size()) +
-                 " line(s) that look like credentials (first: " + f.file + ":" + std::to_string(f.line) + ", " +
-                 f.pattern + ")";
-    }
-    message += "; nothing was pushed. Remove them from the workspace or ask the policy's owners.";
     r.branch.clear();
-    return finish(r, kRefused, "Refused", r.refused_paths.empty() ? "Credential" : "ProtectedPath", message);
+    return finish(r, kRefused, "Refused", r.refused_paths.empty() ? "Credential" : "ProtectedPath", refusalMessage(r));
   }
 
   // One commit on the base, by paddock, pushed to a branch that must not exist yet.
@@ -281,36 +409,26 @@ Outcome runPr(const PrOptions& o) {
   }
 
   // The pull request, through the forge's REST API. Never merged.
-  auto api = splitUrl(forge->api_url);
-  if (!api) return usage("Forge", api.error().message);
-  auto client = http::makeClient(api->origin, {});
-  if (!client) return usage("Forge", client.error().message);
-  std::string prefix = api->target == "/" ? "" : api->target;
-  auto request = pullRequestRequest(*forge, prefix, token,
-                                    {title, r.branch, base, renderPullRequestBody(o.run, summary, changed.size())});
-  Result<http::Response> response = Error::local("NotSent", "");
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    response = (*client)->send(request);
-    if (response || response.error().reason != "NotSent") break;
-    std::this_thread::sleep_for(std::chrono::seconds(1 << attempt));
+  auto pr = openPullRequest(*forge, token, {title, r.branch, base, renderPullRequestBody(o.run, summary, changed.size())});
+  if (!pr) {
+    if (pr.error().reason == "Forge") return usage("Forge", pr.error().message);
+    return failed(pr.error(), kForgeError, "PullRequestFailed");
   }
-  if (!response) return failed(response.error(), kForgeError, "PullRequestFailed");
-  auto pr = readPullRequestResponse(*response);
-  if (!pr) return failed(pr.error(), kForgeError, "PullRequestFailed");
   r.pull_request_url = pr->url;
   r.pull_request_number = pr->number;
   return finish(r, kSuccess, "PullRequestOpened", "PullRequestOpened",
                 "opened pull request #" + std::to_string(pr->number) + " from " + r.branch + " into " + base);
 }
 
-Outcome runDeploy(const DeployOptions& o) {
-  StageResult r;
-  r.stage = "deploy";
-  r.branch = o.ref.empty() ? branchName(o.run) : o.ref;
-  if (!o.commit.empty()) r.commit = o.commit;
-  auto usage = [&](std::string reason, std::string message) {
-    return finish(r, kUsage, "UsageError", std::move(reason), std::move(message));
-  };
+namespace {
+
+// The deploy endpoint and its token, read for `r.stage`; a usage error names what is missing.
+struct Endpoint {
+  UrlParts url;
+  std::string token;
+};
+Result<Endpoint> readEndpoint(const DeployOptions& o) {
+  auto usage = [](std::string reason, std::string message) { return Error::local(std::move(reason), std::move(message)); };
   if (o.run.run.empty()) return usage("NoRun", "the run's name is unknown: set --run or PADDOCK_RUN");
   std::string url = o.deploy_url;
   if (url.empty() && !o.deploy_url_file.empty()) {
@@ -318,38 +436,75 @@ Outcome runDeploy(const DeployOptions& o) {
     if (!text) return usage("DeployUrlFile", text.error().message);
     url = trimmed(*text);
   }
-  if (url.empty()) return usage("DeployUrl", "no deploy endpoint: set --deploy-url or --deploy-url-file");
+  if (url.empty()) {
+    return usage("DeployUrl", "no deploy endpoint: set --deploy-url (the policy's spec.stages[].endpoint.url)");
+  }
   auto parts = splitUrl(url);
   if (!parts) return usage("DeployUrl", parts.error().message);
   if (o.token_file.empty()) return usage("TokenFile", "no deploy token: set --token-file to its secret file");
   auto token_text = readFile(o.token_file);
-  if (!token_text) return usage("TokenFile", token_text.error().message + " (the deploy token, the policy's secret for stage deploy)");
+  if (!token_text) {
+    return usage("TokenFile", token_text.error().message + " (the deploy token, the policy's secret for this stage)");
+  }
   std::string token = trimmed(*token_text);
   if (token.empty()) return usage("TokenFile", o.token_file + " is empty");
+  return Endpoint{*parts, token};
+}
 
-  auto client = http::makeClient(parts->origin, {});
-  if (!client) return usage("DeployUrl", client.error().message);
-  auto response = (*client)->send(deployRequest(parts->target, token, o.run.run, o.run.ns, r.branch, o.commit));
+// Sends `body` to the endpoint; the release it answers with goes into the result. Success is a
+// 2xx answer.
+Outcome callEndpoint(StageResult r, const Endpoint& e, const json& body, const std::string& done) {
+  auto client = http::makeClient(e.url.origin, {});
+  if (!client) return finish(r, kUsage, "UsageError", "DeployUrl", client.error().message);
+  auto response = (*client)->send(endpointRequest(e.url.target, e.token, body));
   if (!response) {
-    return finish(r, kDeployError, "DeployError", "Unreachable", redact(response.error().describe(), token));
+    return finish(r, kDeployError, "DeployError", "Unreachable", redact(response.error().describe(), e.token));
   }
   r.extra["status"] = response->status;
-  json body = json::parse(response->body, nullptr, false);
-  if (body.is_object()) {
+  json answer = json::parse(response->body, nullptr, false);
+  if (answer.is_object()) {
     json release = json::object();
     for (const char* key : {"id", "name", "url", "status", "environment"}) {
-      if (body.contains(key) && (body[key].is_string() || body[key].is_number())) release[key] = body[key];
+      if (answer.contains(key) && (answer[key].is_string() || answer[key].is_number())) release[key] = answer[key];
     }
     if (!release.empty()) r.extra["release"] = release;
   }
   if (response->status < 200 || response->status >= 300) {
-    std::string said = body.is_object() ? stringAt(body, "/message") : response->body.substr(0, 200);
+    std::string said = answer.is_object() ? stringAt(answer, "/message") : response->body.substr(0, 200);
     return finish(r, kDeployError, "DeployError", "DeployRefused",
                   redact("the deploy endpoint answered " + std::to_string(response->status) + (said.empty() ? "" : ": " + said),
-                         token));
+                         e.token));
   }
-  return finish(r, kSuccess, "Staged", "Staged",
-                "staged a release of " + r.branch + " (promotion is its own gated stage)");
+  std::string outcome = r.stage == "promote" ? "Promoted" : "Staged";
+  return finish(r, kSuccess, outcome, outcome, done);
+}
+
+}  // namespace
+
+Outcome runDeploy(const DeployOptions& o) {
+  StageResult r;
+  r.stage = "deploy";
+  r.branch = o.ref.empty() ? branchName(o.run) : o.ref;
+  if (!o.commit.empty()) r.commit = o.commit;
+  auto endpoint = readEndpoint(o);
+  if (!endpoint) return finish(r, kUsage, "UsageError", endpoint.error().reason, endpoint.error().message);
+  json body = {{"run", o.run.run}, {"namespace", o.run.ns}, {"stage", "deploy"}, {"ref", r.branch}, {"branch", r.branch}};
+  if (!o.commit.empty()) body["commit"] = o.commit;
+  return callEndpoint(r, *endpoint, body, "staged a release of " + r.branch + " (promotion is its own gated stage)");
+}
+
+Outcome runPromote(const DeployOptions& o) {
+  StageResult r;
+  r.stage = "promote";
+  if (!controllers::isReleaseId(o.release)) {
+    return finish(r, kUsage, "UsageError", "Release",
+                  "--release must be the staged release's id (1 to 128 of A-Z a-z 0-9 . _ : -), as the deploy stage "
+                  "reported it; got \"" + o.release.substr(0, 80) + "\"");
+  }
+  auto endpoint = readEndpoint(o);
+  if (!endpoint) return finish(r, kUsage, "UsageError", endpoint.error().reason, endpoint.error().message);
+  json body = {{"run", o.run.run}, {"namespace", o.run.ns}, {"stage", "promote"}, {"release", o.release}};
+  return callEndpoint(r, *endpoint, body, "promoted release " + o.release);
 }
 
 }  // namespace paddock::stage

@@ -25,6 +25,10 @@ struct PrOptions {
   std::string git = "git";
   std::string scratch = "/tmp";      // where the stage's own git directory is made
   std::string date;                  // YYYY-MM-DD for the CHANGELOG; empty: today (UTC)
+  // The commit the agent started from, as the clone recorded it (the operator passes it from the
+  // agent pod's status). The agent's change is its workspace against this commit, merged onto
+  // the base branch as it is now. Empty: the workspace against the base branch's tip.
+  std::string base_commit;
   bool open_pull_request = true;
 };
 
@@ -40,11 +44,16 @@ struct DeployOptions {
   std::string deploy_url;
   std::string deploy_url_file;
   std::string token_file;
-  std::string ref;     // default paddock/<run>
-  std::string commit;  // optional
+  std::string ref;      // deploy: default paddock/<run>
+  std::string commit;   // deploy: optional
+  std::string release;  // promote: the staged release's id, as the deploy stage reported it
 };
 
+// Stages a release at the deploy endpoint.
 Outcome runDeploy(const DeployOptions& options);
+// Promotes the release the deploy stage staged: POST {run, namespace, stage, release} to the
+// promotion endpoint with the deploy token.
+Outcome runPromote(const DeployOptions& options);
 
 // The agent pod's workspace init container: the base branch of the run's repository, fetched
 // shallow into the (empty) workspace, with `origin` pointing at the repository. A token, when

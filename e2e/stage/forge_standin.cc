@@ -195,6 +195,15 @@ RecordedRequest ForgeStandin::handle(RecordedRequest req, std::string& reply) {
                              : json{{"message", "deploy refused by the stand-in"}}.dump();
     return req;
   }
+  if (req.method == "POST" && req.target == "/promote") {
+    if (req.header("Authorization").rfind("Bearer ", 0) != 0) return refuse(401, "Requires authentication");
+    json body = json::parse(req.body, nullptr, false);
+    req.status = deploy_status_;
+    reply = req.status < 300 ? json{{"id", body.is_object() ? body.value("release", "") : ""}, {"status", "promoted"},
+                                    {"environment", "production"}}.dump()
+                             : json{{"message", "promotion refused by the stand-in"}}.dump();
+    return req;
+  }
   std::string pulls = "/repos/" + owner_ + "/" + repo_ + "/pulls";
   if (req.target != pulls) return refuse(404, "Not Found");
   if (req.method != "POST") return refuse(404, "Not Found");

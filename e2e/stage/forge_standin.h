@@ -7,7 +7,8 @@
 // (an Authorization header, a User-Agent, a JSON content type) and what it checks of a pull
 // request (head and base exist as branches of the repository, here the local bare remote). A
 // request that fails a check gets GitHub's 4xx answer and is recorded with its problems.
-// It also serves POST /deploy as a deploy endpoint that records what it is sent.
+// It also serves POST /deploy as a deploy endpoint and POST /promote as its promotion endpoint,
+// recording what they are sent.
 //
 // Not a real forge: building Gitea from the Go module proxy is too heavy for the test machine.
 #pragma once

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -149,6 +150,14 @@ class StageTest : public ::testing::Test {
     // Whatever happened, the stage's scratch git directory is gone.
     EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
     return run;
+  }
+
+  // The stand-in's endpoint got one request: the deploy token as a bearer token, and `body`.
+  void expectOneEndpointCall(const json& body) {
+    auto requests = forge_->requests();
+    ASSERT_EQ(requests.size(), 1u);
+    EXPECT_EQ(requests[0].header("Authorization"), "Bearer deploy-token-77");
+    EXPECT_EQ(json::parse(requests[0].body), body);
   }
 
   bool remoteHas(const std::string& ref) {
@@ -328,12 +337,8 @@ TEST_F(StageTest, DeployStagesARelease) {
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.result["outcome"], "Staged");
   EXPECT_EQ(run.result["release"]["id"], "rel-1");
-  auto requests = forge_->requests();
-  ASSERT_EQ(requests.size(), 1u);
-  EXPECT_EQ(requests[0].header("Authorization"), "Bearer deploy-token-77");
-  EXPECT_EQ(json::parse(requests[0].body),
-            (json{{"run", "r1"}, {"namespace", "team-a"}, {"stage", "deploy"}, {"ref", "paddock/r1"},
-                  {"branch", "paddock/r1"}, {"commit", base_}}));
+  expectOneEndpointCall({{"run", "r1"}, {"namespace", "team-a"}, {"stage", "deploy"}, {"ref", "paddock/r1"},
+                         {"branch", "paddock/r1"}, {"commit", base_}});
 
   forge_->setDeployStatus(403);
   StageRun refused = stage("deploy", {"--deploy-url", forge_->url() + "/deploy"});
@@ -341,6 +346,98 @@ TEST_F(StageTest, DeployStagesARelease) {
   EXPECT_EQ(refused.result["outcome"], "DeployError");
   EXPECT_EQ(refused.result["reason"], "DeployRefused");
   EXPECT_EQ(refused.result.dump().find("deploy-token-77"), std::string::npos);
+}
+
+// Issue 23.8: the agent starts from A; while it works, upstream moves the base to B, changing
+// files the agent never touched (one of them protected). The stage diffs the agent's work against
+// A, the commit the clone recorded, and proposes it on top of B: nothing of B is reverted.
+class BaseMovedTest : public StageTest {
+ protected:
+  // Upstream pushes one more commit to main (through a clone of its own) and returns it.
+  std::string upstreamCommits(const std::map<std::string, std::string>& files) {
+    fs::path up = dir_ / "upstream";
+    if (!fs::exists(up)) git({"clone", "-q", "--branch", "main", remote_.string(), up.string()});
+    git({"-C", up.string(), "pull", "-q", "--ff-only"});
+    for (const auto& [path, text] : files) write(up / path, text);
+    git({"-C", up.string(), "add", "-A"});
+    git({"-C", up.string(), "commit", "-q", "-m", "upstream"});
+    git({"-C", up.string(), "push", "-q", "origin", "main"});
+    return trim(git({"--git-dir=" + remote_.string(), "rev-parse", "refs/heads/main"}));
+  }
+  std::string show(const std::string& rev, const std::string& path) {
+    return git({"--git-dir=" + remote_.string(), "show", rev + ":" + path});
+  }
+};
+
+TEST_F(BaseMovedTest, TheAgentsWorkIsProposedOnTheNewBaseWithoutRevertingIt) {
+  std::string b = upstreamCommits({{"README.md", "# shop\n\nNow with docs.\n"},
+                                   {".github/workflows/ci.yml", "on: [push, pull_request]\n"}});
+  write(workspace_ / "src/app.py", "def main():\n    return retry(3)\n");
+
+  StageRun run = stage("pr", {"--base-commit", base_});
+  ASSERT_EQ(run.exit_code, 0) << run.result.dump() << run.err;
+  EXPECT_EQ(run.result["outcome"], "PullRequestOpened");
+  EXPECT_EQ(run.result["baseCommit"], b);
+  EXPECT_EQ(run.result["startCommit"], base_);
+  std::string gd = "--git-dir=" + remote_.string();
+  EXPECT_EQ(trim(git({gd, "rev-parse", "refs/heads/paddock/r1^"})), b) << "the branch does not sit on the new base";
+  EXPECT_EQ(git({gd, "diff", "--name-only", b, "refs/heads/paddock/r1"}), "CHANGELOG.md\nsrc/app.py\n")
+      << "the pull request reverts upstream's work";
+  EXPECT_EQ(show("refs/heads/paddock/r1", "README.md"), "# shop\n\nNow with docs.\n");
+  EXPECT_EQ(show("refs/heads/paddock/r1", ".github/workflows/ci.yml"), "on: [push, pull_request]\n");
+}
+
+TEST_F(BaseMovedTest, ChangesToOtherLinesOfTheSameFileAreMerged) {
+  write(workspace_ / "src/app.py", "import retry\ndef main():\n    return 1\n");
+  std::string b = upstreamCommits({{"src/app.py", "def main():\n    return 1\n# upstream's footer\n"}});
+  StageRun run = stage("pr", {"--base-commit", base_});
+  ASSERT_EQ(run.exit_code, 0) << run.result.dump() << run.err;
+  EXPECT_EQ(show("refs/heads/paddock/r1", "src/app.py"), "import retry\ndef main():\n    return 1\n# upstream's footer\n");
+}
+
+TEST_F(BaseMovedTest, AConflictStopsTheStageWithItsOwnOutcome) {
+  write(workspace_ / "src/app.py", "def main():\n    return 2\n");
+  upstreamCommits({{"src/app.py", "def main():\n    return 3\n"}});
+  StageRun run = stage("pr", {"--base-commit", base_});
+  EXPECT_EQ(run.exit_code, 7) << run.result.dump();
+  EXPECT_EQ(run.result["outcome"], "Conflict");
+  EXPECT_EQ(run.result["conflicts"], json::array({"src/app.py"}));
+  EXPECT_NE(run.result["message"].get<std::string>().find("src/app.py"), std::string::npos);
+  EXPECT_FALSE(remoteHas("refs/heads/paddock/r1"));
+  EXPECT_TRUE(forge_->requests().empty());
+}
+
+TEST_F(BaseMovedTest, TheAgentsOwnChangeToAProtectedPathIsStillRefused) {
+  upstreamCommits({{"README.md", "# shop v2\n"}});
+  write(workspace_ / ".github/workflows/ci.yml", "on: push\njobs: {}\n");
+  StageRun run = stage("pr", {"--base-commit", base_});
+  EXPECT_EQ(run.exit_code, 3) << run.result.dump();
+  EXPECT_EQ(run.result["refusedPaths"], json::array({".github/workflows/ci.yml"}));
+}
+
+TEST_F(BaseMovedTest, ABaseCommitThatIsNotACommitIdIsAUsageError) {
+  write(workspace_ / "src/app.py", "def main():\n    return 2\n");
+  for (const char* bad : {"main", "--upload-pack=touch /tmp/x", "abc", "HEAD~1"}) {
+    StageRun run = stage("pr", {std::string("--base-commit=") + bad});
+    EXPECT_EQ(run.exit_code, 2) << bad;
+    EXPECT_EQ(run.result["reason"], "BaseCommit") << bad << run.result.dump();
+  }
+  StageRun unknown = stage("pr", {"--base-commit", std::string(40, 'e')});
+  EXPECT_EQ(unknown.exit_code, 4) << unknown.result.dump();
+  EXPECT_EQ(unknown.result["reason"], "FetchFailed");
+  EXPECT_FALSE(remoteHas("refs/heads/paddock/r1"));
+}
+
+TEST_F(StageTest, PromotePromotesTheStagedRelease) {
+  write(dir_ / "secrets/deploy-token/token", "deploy-token-77\n");
+  StageRun run = stage("promote", {"--deploy-url", forge_->url() + "/promote", "--release", "rel-1"});
+  ASSERT_EQ(run.exit_code, 0) << run.err << run.result.dump();
+  EXPECT_EQ(run.result["outcome"], "Promoted");
+  EXPECT_EQ(run.result["release"]["id"], "rel-1");
+  expectOneEndpointCall({{"run", "r1"}, {"namespace", "team-a"}, {"stage", "promote"}, {"release", "rel-1"}});
+  StageRun without = stage("promote", {"--deploy-url", forge_->url() + "/promote"});
+  EXPECT_EQ(without.exit_code, 2);
+  EXPECT_EQ(without.result["reason"], "Release");
 }
 
 TEST(ForgeStandinSchema, PullsCreate) {

@@ -1,5 +1,7 @@
 #include "operator/kube/rest.h"
 
+#include <strings.h>
+
 #include <algorithm>
 
 #include "operator/common/json.h"
@@ -18,9 +20,11 @@ Result<std::unique_ptr<RestClient>> RestClient::create(const ClusterConfig& conf
 }
 
 void RestClient::decorate(http::Request& request) {
-  bool has_accept = std::any_of(request.headers.begin(), request.headers.end(),
-                                [](const auto& h) { return h.first == "Accept"; });
-  if (!has_accept) request.headers.emplace_back("Accept", "application/json");
+  // JSON unless the caller asks for another representation (a Table, for printer columns).
+  bool accept = std::any_of(request.headers.begin(), request.headers.end(), [](const auto& h) {
+    return strcasecmp(h.first.c_str(), "Accept") == 0;
+  });
+  if (!accept) request.headers.emplace_back("Accept", "application/json");
   request.headers.emplace_back("User-Agent", user_agent_);
   if (auto token = token_.current(); !token.empty()) request.headers.emplace_back("Authorization", "Bearer " + token);
 }

@@ -123,6 +123,26 @@ std::vector<json> eventsAbout(const json& run, std::vector<json> events) {
   return events;
 }
 
+namespace {
+
+// What a gated stage reported (status.stages[]): its exit code and outcome, and the pull request,
+// commit or release it made; "-" when it has not finished.
+std::string stageResult(const json& stage) {
+  std::vector<std::string> parts;
+  if (stage.contains("exitCode")) parts.push_back("exit " + text(stage, "exitCode"));
+  if (auto o = text(stage, "outcome"); !o.empty()) parts.push_back(o);
+  if (auto url = text(stage.value("pullRequest", json::object()), "url"); !url.empty()) parts.push_back(url);
+  if (auto id = text(stage.value("release", json::object()), "id"); !id.empty()) parts.push_back("release " + id);
+  if (auto commit = text(stage, "baseCommit"); !commit.empty() && text(stage, "name") == "agent") {
+    parts.push_back("from " + commit.substr(0, 12));
+  }
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out.empty() ? "-" : out;
+}
+
+}  // namespace
+
 std::string renderStatus(const json& run, std::vector<json> events, Time now, size_t max_events) {
   const json meta = run.value("metadata", json::object());
   const json spec = run.value("spec", json::object());
@@ -136,6 +156,7 @@ std::string renderStatus(const json& run, std::vector<json> events, Time now, si
   if (spec.value("cancel", false)) facts.push_back({"Cancel:", "requested (spec.cancel: true)"});
   if (auto who = text(spec, "requestedBy"); !who.empty()) facts.push_back({"Requested by:", who});
   if (auto policy = text(status, "policy"); !policy.empty()) facts.push_back({"Policy:", policy});
+  if (auto pr = text(status, "pullRequestURL"); !pr.empty()) facts.push_back({"Pull request:", pr});
   if (auto task = text(spec, "task"); !task.empty()) facts.push_back({"Task:", task});
   std::string started = text(status, "startTime"), finished = text(status, "completionTime");
   if (!started.empty()) facts.push_back({"Started:", started + " (" + age(started, now) + " ago)"});
@@ -169,12 +190,13 @@ std::string renderStatus(const json& run, std::vector<json> events, Time now, si
                  percent(wall_used, wall_limit)});
   out += "\n" + formatTable(use);
 
-  std::vector<std::vector<std::string>> stages = {{"  STAGE", "PHASE", "POD", "MESSAGE"}};
+  std::vector<std::vector<std::string>> stages = {{"  STAGE", "PHASE", "POD", "RESULT", "MESSAGE"}};
   std::vector<std::vector<std::string>> approvals = {{"  STAGE", "APPROVER", "DECISION", "COUNTED", "WHY NOT", "APPROVAL"}};
   for (const auto& s : status.value("stages", json::array())) {
     std::string name = text(s, "name");
     std::string p = text(s, "phase");
-    stages.push_back({"  " + name, p.empty() ? "Waiting" : p, text(s, "pod").empty() ? "-" : text(s, "pod"), text(s, "message")});
+    stages.push_back({"  " + name, p.empty() ? "Waiting" : p, text(s, "pod").empty() ? "-" : text(s, "pod"), stageResult(s),
+                      text(s, "message")});
     for (const auto& a : s.value("approvals", json::array())) {
       bool counted = a.value("counted", false);
       approvals.push_back({"  " + name, text(a, "approver"), text(a, "decision"), counted ? "yes" : "no",

@@ -109,5 +109,28 @@ TEST(ParseAgentApproval, ReadsTheDecisionAndNamesBadFields) {
   EXPECT_NE(parseAgentApproval(bad).error().message.find("spec.run"), std::string::npos);
 }
 
+
+// Issue 25.5: an approval names its stage; one for another stage never counts towards this one,
+// even from an approver this stage would accept.
+TEST(DecideGate, ApprovalsOfOtherStagesAreIgnored) {
+  auto in = deployGate();
+  in.stage.min_approvals = 1;
+  auto other = approval("for-pr", "bob", {"oncall"});
+  other.stage = "pr";
+  auto never_asked = approval("for-promote", "carol", {});
+  never_asked.stage = "promote";
+  in.approvals = {other, never_asked};
+  in.rbac_allows = {{"for-pr", true}, {"for-promote", true}};
+  auto d = decideGate(in);
+  EXPECT_EQ(d.outcome, Outcome::Waiting);
+  EXPECT_EQ(d.counted, 0);
+  EXPECT_TRUE(d.verdicts.empty()) << "approvals of other stages get no verdict here";
+  auto reject = approval("reject-pr", "bob", {"oncall"}, false);
+  reject.stage = "pr";
+  in.approvals = {reject};
+  in.rbac_allows = {{"reject-pr", true}};
+  EXPECT_EQ(decideGate(in).outcome, Outcome::Waiting) << "another stage's reject does not fail this one";
+}
+
 }  // namespace
 }  // namespace paddock::controllers

@@ -48,6 +48,37 @@ TEST(ObservePod, ReadsTheAgentContainerAndConditions) {
   EXPECT_TRUE(observePod(&deleting).deleting);
 }
 
+TEST(ObservePod, ReadsTheNamedContainerWithItsTerminationMessage) {
+  json p = pod("Failed");
+  p["status"]["initContainerStatuses"] = json::array(
+      {{{"name", "workspace"}, {"state", {{"terminated", {{"exitCode", 0}, {"message", "{\"stage\":\"clone\"}"}}}}}}});
+  p["status"]["containerStatuses"] = json::array(
+      {{{"name", "stage"}, {"state", {{"terminated", {{"exitCode", 3}, {"reason", "Error"}, {"message", "{\"stage\":\"pr\"}"}}}}}}});
+  auto stage = observePod(&p, "stage");
+  EXPECT_EQ(stage.exit_code, 3) << "the stage container's own code (issue 25.15)";
+  EXPECT_EQ(stage.termination_message, "{\"stage\":\"pr\"}");
+  auto clone = observePod(&p, "workspace");
+  EXPECT_EQ(clone.termination_message, "{\"stage\":\"clone\"}");
+  EXPECT_EQ(observePod(&p).exit_code, 0) << "no container named agent";
+}
+
+TEST(PendingCause, NamesTheImageTheClaimOrTheNode) {
+  json image = waiting("ImagePullBackOff");
+  EXPECT_EQ(pendingCause(observePod(&image)).reason, "ImagePullFailed");
+  json claim = unschedulable();
+  claim["status"]["conditions"][0]["message"] =
+      "0/4 nodes are available: persistentvolumeclaim \"ship-workspace\" not found. preemption: not helpful";
+  auto c = pendingCause(observePod(&claim));
+  EXPECT_EQ(c.reason, "WorkspaceClaimMissing");
+  EXPECT_NE(c.detail.find("ship-workspace"), std::string::npos);
+  claim["status"]["conditions"][0]["message"] = "0/4 nodes are available: persistentvolumeclaim \"ship-workspace\" is being deleted.";
+  EXPECT_EQ(pendingCause(observePod(&claim)).reason, "WorkspaceClaimMissing");
+  json node = unschedulable();
+  EXPECT_EQ(pendingCause(observePod(&node)).reason, "Unschedulable");
+  json quiet = pod("Pending");
+  EXPECT_EQ(pendingCause(observePod(&quiet)).reason, "");
+}
+
 TEST(DecideLifecycle, Table) {
   struct Case {
     const char* name;
@@ -78,6 +109,9 @@ TEST(DecideLifecycle, Table) {
       {"image pull within the deadline", "Pending", false, true, waiting("ImagePullBackOff"), 599, "Pending", "PodStarting", false, false, ""},
       {"image pull past the deadline", "Running", false, true, waiting("ImagePullBackOff"), 600, "Failed", "ImagePullFailed", false, true, "spec.image"},
       {"unschedulable past the deadline", "Running", false, true, unschedulable(), 900, "Failed", "Unschedulable", false, true, "0/4 nodes"},
+      {"workspace claim missing past the deadline", "Running", false, true,
+       [] { json p = unschedulable(); p["status"]["conditions"][0]["message"] = "persistentvolumeclaim \"r-workspace\" not found"; return p; }(),
+       600, "Failed", "WorkspaceClaimMissing", false, true, "r-workspace"},
       {"finished runs stay finished", "Succeeded", true, true, nullptr, 0, "Succeeded", "", false, false, ""},
   };
   for (const auto& c : cases) {

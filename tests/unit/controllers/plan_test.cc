@@ -256,5 +256,64 @@ TEST(PlanStagePod, CarriesTheTaskButNotTheAgentsSettingsAndOnlyItsOwnSecret) {
   EXPECT_EQ(pod["metadata"]["labels"][kLabelTeam], "payments") << "the team's NetworkPolicy selects it";
 }
 
+
+TEST(PlanStagePod, TellsTheStageItsTokenEndpointBaseCommitAndRelease) {
+  Planned p;
+  StageSpec pr;
+  pr.name = "pr";
+  json pod = planStagePod(p.run, p.policy, pr, p.options, {std::string(40, 'a'), ""});
+  const auto& c = pod["spec"]["containers"][0];
+  EXPECT_EQ(c["args"], json::array({"pr", "--workspace", "/workspace", "--repository-file", "/etc/paddock/task/repository.json",
+                                    "--protected-paths-file", "/etc/paddock/task/protected-paths", "--result",
+                                    "/dev/termination-log", "--token-file", "/var/run/paddock/secrets/github-pr-token/token",
+                                    "--base-commit", std::string(40, 'a')}));
+  // Its result is read from the file it writes, never from its logs.
+  EXPECT_EQ(c["terminationMessagePolicy"], "File");
+
+  StageSpec promote;
+  promote.name = "promote";
+  promote.endpoint_url = "https://deploy.example.com/api/promote";
+  p.policy.secrets.push_back({"release-token", "bearer", {"promote"}});
+  json promoting = planStagePod(p.run, p.policy, promote, p.options, {"", "rel-7"});
+  json args = promoting["spec"]["containers"][0]["args"];
+  std::vector<std::string> tail(args.end() - 6, args.end());
+  EXPECT_EQ(tail, (std::vector<std::string>{"--token-file", "/var/run/paddock/secrets/release-token/bearer", "--deploy-url",
+                                            "https://deploy.example.com/api/promote", "--release", "rel-7"}));
+}
+
+TEST(PlanAgentPod, TheCloneRecordsItsCommitInItsTerminationMessage) {
+  Planned p;
+  json init = p.pod()["spec"]["initContainers"][0];
+  EXPECT_EQ(init["name"], "workspace");
+  EXPECT_EQ(init["terminationMessagePolicy"], "File");
+  json args = init["args"];
+  EXPECT_NE(std::find(args.begin(), args.end(), "/dev/termination-log"), args.end()) << args.dump();
+}
+
+TEST(PlanNetworkPolicy, AllowsEachStagesEndpointOnItsPort) {
+  Planned p;
+  StageSpec deploy;
+  deploy.name = "deploy";
+  deploy.endpoint_url = "https://deploy.example.com:8443/api/releases";
+  deploy.endpoint_cidr = "198.18.0.10/32";
+  p.policy.stages.push_back(deploy);
+  json np = planNetworkPolicy("payments", p.policy);
+  json last = np["spec"]["egress"].back();
+  EXPECT_EQ(last, json::parse(R"({"to":[{"ipBlock":{"cidr":"198.18.0.10/32"}}],"ports":[{"protocol":"TCP","port":8443}]})"));
+}
+
+TEST(UrlPort, ExplicitOrTheSchemesDefault) {
+  EXPECT_EQ(urlPort("https://deploy.example.com/x"), 443);
+  EXPECT_EQ(urlPort("http://198.18.0.10/x"), 80);
+  EXPECT_EQ(urlPort("https://deploy.example.com:8443"), 8443);
+  EXPECT_EQ(urlPort("https://[2001:db8::1]:9443/x"), 9443);
+  EXPECT_EQ(urlPort("https://[2001:db8::1]/x"), 443);
+  EXPECT_EQ(urlPort("https://u:p@deploy.example.com/x"), 0);
+  EXPECT_EQ(urlPort("https://deploy.example.com:99999/"), 0);
+  EXPECT_EQ(urlPort("https://deploy.example.com:/"), 0);
+  EXPECT_EQ(urlPort("ftp://deploy.example.com/"), 0);
+  EXPECT_EQ(urlPort("deploy.example.com"), 0);
+}
+
 }  // namespace
 }  // namespace paddock::controllers

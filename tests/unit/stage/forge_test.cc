@@ -74,8 +74,9 @@ TEST(StageForge, UrlsAndHeaders) {
   EXPECT_EQ(base64("fo"), "Zm8=");
   EXPECT_EQ(base64("foo"), "Zm9v");
   EXPECT_EQ(gitAuthorizationHeader("t"), "Authorization: Basic " + base64("x-access-token:t"));
-  auto d = deployRequest("/v1/releases", "DT", "r1", "team-a", "paddock/r1", "");
-  EXPECT_EQ(json::parse(d.body), json::parse(R"({"run":"r1","namespace":"team-a","stage":"deploy","ref":"paddock/r1","branch":"paddock/r1"})"));
+  auto d = endpointRequest("/v1/releases", "DT", json{{"run", "r1"}, {"stage", "promote"}, {"release", "rel-1"}});
+  EXPECT_EQ(d.target, "/v1/releases");
+  EXPECT_EQ(json::parse(d.body), json::parse(R"({"run":"r1","stage":"promote","release":"rel-1"})"));
   EXPECT_EQ(http::Response({0, d.headers, ""}).header("Authorization"), "Bearer DT");
 }
 

@@ -73,5 +73,21 @@ TEST(StageResult, CutToTheTerminationMessageLimit) {
   EXPECT_EQ(j["findings"].size() + j["truncated"].get<size_t>(), 500u);
 }
 
+
+TEST(StageResult, AConflictNamesItsFilesAndFitsTheLimit) {
+  StageResult r;
+  r.stage = "pr";
+  r.outcome = "Conflict";
+  r.base_commit = std::string(40, 'b');
+  r.start_commit = std::string(40, 'a');
+  for (int i = 0; i < 400; ++i) r.conflicts.push_back("src/module" + std::to_string(i) + "/file.py");
+  std::string text = renderResult(r, 4096);
+  EXPECT_LE(text.size(), 4096u);
+  auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["startCommit"], std::string(40, 'a'));
+  EXPECT_EQ(j["conflicts"][0], "src/module0/file.py");
+  EXPECT_EQ(j["conflicts"].size() + j["truncated"].get<size_t>(), 400u);
+}
+
 }  // namespace
 }  // namespace paddock::stage

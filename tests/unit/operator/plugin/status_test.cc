@@ -138,5 +138,23 @@ TEST(PluginStatus, ShowsOnlyTheEventsOfThisRunNotOfADeletedNamesake) {
   EXPECT_TRUE(eventsAbout(run, {}).empty());
 }
 
+TEST(PluginStatus, ShowsWhatEachStageReported) {
+  json run = kRun;
+  run["status"]["phase"] = "Failed";
+  run["status"]["pullRequestURL"] = "https://github.com/acme/payments/pull/17";
+  run["status"]["stages"] = json::parse(R"([
+      {"name": "agent", "phase": "Succeeded", "pod": "ship-agent", "baseCommit": "4b825dc642cb6eb9a060e54bf8d69288fbee4904"},
+      {"name": "pr", "phase": "Succeeded", "pod": "ship-pr", "exitCode": 0, "outcome": "PullRequestOpened",
+       "pullRequest": {"url": "https://github.com/acme/payments/pull/17", "number": 17}},
+      {"name": "deploy", "phase": "Failed", "pod": "ship-deploy", "exitCode": 5, "outcome": "DeployError",
+       "message": "the deploy endpoint answered 403"}])");
+  std::string out = renderStatus(run, {}, at("2026-11-23T10:30:00"));
+  SCOPED_TRACE(out);
+  EXPECT_NE(line(out, "Pull request:").find("https://github.com/acme/payments/pull/17"), std::string::npos);
+  EXPECT_NE(line(out, "agent ").find("from 4b825dc642cb"), std::string::npos);
+  EXPECT_NE(line(out, "pr ").find("exit 0, PullRequestOpened, https://github.com/acme/payments/pull/17"), std::string::npos);
+  EXPECT_NE(line(out, "deploy ").find("exit 5, DeployError"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace paddock::plugin

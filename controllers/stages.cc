@@ -1,0 +1,293 @@
+#include "controllers/stages.h"
+
+#include <algorithm>
+
+#include "controllers/admission.h"
+#include "controllers/budget.h"
+#include "operator/common/json.h"
+#include "operator/common/timestamp.h"
+#include "operator/runtime/events.h"
+
+namespace paddock::controllers {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+
+std::string stamp(std::chrono::system_clock::time_point t) { return formatMicroTime(t).substr(0, 19) + "Z"; }
+
+std::optional<std::chrono::system_clock::time_point> parseStamp(const std::string& text) {
+  std::tm tm{};
+  if (text.size() < 19 || !strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+json& entry(json& stages, const std::string& name) {
+  for (auto& e : stages) {
+    if (e.is_object() && e.value("name", "") == name) return e;
+  }
+  stages.push_back({{"name", name}});
+  return stages.back();
+}
+
+const StageSpec* specOf(const AgentPolicy& policy, const std::string& name) {
+  for (const auto& s : policy.stages) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+// Ends the run in `stage` with `phase`.
+void end(StagesPlan& plan, json& e, const std::string& phase, const std::string& reason, const std::string& message,
+         const std::string& now) {
+  e["phase"] = phase;
+  e["completionTime"] = e.value("completionTime", now);
+  e["message"] = runtime::truncateUtf8(message, 4000);  // status.stages[].message holds 4096
+  plan.phase = phase;
+  plan.reason = reason;
+  plan.message = message;
+}
+
+// The agent stage, succeeded, with the commit its workspace was cloned at.
+void agentSucceeded(const StagesInput& in, StagesPlan& plan, const std::string& now) {
+  json& agent = entry(plan.stages, "agent");
+  if (agent.value("phase", "") != "Succeeded") {
+    agent = {{"name", "agent"}, {"phase", "Succeeded"}, {"pod", agentPodName(*in.run)}, {"message", in.agent_message},
+             {"completionTime", now}};
+    plan.records.push_back({audit::Action::StageFinished, {{"stage", "agent"}, {"phase", "Succeeded"}}});
+  }
+  if (!agent.contains("baseCommit") && !in.clone_message.empty()) {
+    auto clone = parseStageReport(in.clone_message, "clone");
+    if (clone && !clone->base_commit.empty()) agent["baseCommit"] = clone->base_commit;
+  }
+}
+
+// What the stage's program is told beyond the run, or why it cannot start.
+Result<StageArgs> argsFor(const StageSpec& spec, const json& stages) {
+  StageArgs args;
+  auto field = [&](const std::string& stage, const char* pointer) {
+    for (const auto& e : stages) {
+      if (e.value("name", "") == stage) return stringAt(e, pointer);
+    }
+    return std::string();
+  };
+  if ((spec.name == "deploy" || spec.name == "promote") && spec.endpoint_url.empty()) {
+    return Error::local("NoEndpoint", "stage " + spec.name + " has no endpoint: set the policy's spec.stages[" +
+                                          spec.name + "].endpoint (url and cidr)");
+  }
+  if (spec.name == "pr") {
+    args.base_commit = field("agent", "/baseCommit");
+    if (!isCommitId(args.base_commit)) {
+      return Error::local("BaseCommitUnknown",
+                          "the commit the agent started from was not recorded (the agent pod's workspace init "
+                          "container left no result), so the pr stage cannot tell the agent's change from the base's; "
+                          "create a new AgentRun");
+    }
+  }
+  if (spec.name == "promote") {
+    args.release = field("deploy", "/release/id");
+    if (!isReleaseId(args.release)) {
+      return Error::local("NoRelease", "stage promote needs the release a deploy stage staged before it: list deploy "
+                                       "before promote in spec.stages");
+    }
+  }
+  return args;
+}
+
+// The stage's gate: its approvals, decided. True when the stage may start now.
+bool gate(const StagesInput& in, const StageSpec& spec, json& e, StagesPlan& plan, const std::string& now) {
+  GateInput g;
+  g.stage = spec;
+  g.requester = in.run->requested_by;
+  auto since = parseStamp(e.value("waitingSince", now)).value_or(in.now);
+  g.waiting_for = std::chrono::duration_cast<std::chrono::milliseconds>(in.now - since);
+  std::map<std::string, bool> known;
+  for (const auto& v : e.value("approvals", json::array())) known[v.value("name", "")] = v.value("authorized", false);
+  for (const auto& a : in.approvals) {
+    if (a.run != in.run->name || a.stage != spec.name) continue;
+    g.approvals.push_back(a);
+    if (auto k = known.find(a.name); k != known.end()) g.rbac_allows[a.name] = k->second;
+    else if (auto r = in.rbac_allows.find(a.name); r != in.rbac_allows.end()) g.rbac_allows[a.name] = r->second;
+    else plan.to_review.push_back(a);
+  }
+  auto d = decideGate(g);
+  json verdicts = json::array();
+  for (const auto& v : d.verdicts) {
+    json item = {{"name", v.name}, {"approver", v.approver}, {"decision", v.approve ? "Approve" : "Reject"},
+                 {"counted", v.counted}, {"authorized", g.rbac_allows[v.name]}};
+    if (!v.reason.empty()) item["reason"] = v.reason;
+    verdicts.push_back(item);
+    if (!known.count(v.name)) plan.new_verdicts.push_back({spec.name, v});
+  }
+  e["approvals"] = verdicts;
+  e["message"] = d.message;
+  using Outcome = GateDecision::Outcome;
+  if (d.outcome == Outcome::Waiting) {
+    plan.phase = plan.reason = "AwaitingApproval";
+    plan.message = d.message;
+    plan.requeue_after = std::max(spec.approval_timeout - g.waiting_for, std::chrono::milliseconds(1000));
+    return false;
+  }
+  if (d.outcome != Outcome::Approved) {
+    end(plan, e, "Failed", d.outcome == Outcome::Rejected ? "StageRejected" : "ApprovalTimedOut", d.message, now);
+    return false;
+  }
+  return true;
+}
+
+// The stage's pod: started, running or finished. True when the stage has succeeded.
+bool watch(const StagesInput& in, const std::string& name, json& e, StagesPlan& plan, const std::string& now) {
+  StagePod pod;
+  if (auto p = in.pods.find(name); p != in.pods.end()) pod = p->second;
+  auto d = decideStagePod(name, pod, in.pending_deadline, in.plan.stage_deadline + in.plan.deadline_grace);
+  using Kind = StagePodDecision::Kind;
+  if (d.kind == Kind::Starting || d.kind == Kind::Running) {
+    plan.phase = "Running";
+    plan.reason = d.kind == Kind::Running ? "StageRunning" : "StageStarting";
+    plan.message = d.message;
+    // Looked at again when its deadline falls due: a Pending pod's, then the stage's own.
+    auto left = d.kind == Kind::Starting ? in.pending_deadline - pod.age
+                                         : in.plan.stage_deadline + in.plan.deadline_grace - pod.age;
+    plan.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(std::max(left, seconds(1)));
+    return false;
+  }
+  if (d.delete_pod) {
+    plan.actions.push_back({StageAction::Kind::DeletePod, name, stagePodName(*in.run, name), nullptr, d.reason});
+  }
+  json finished = {{"stage", name}, {"phase", d.kind == Kind::Succeeded ? "Succeeded" : "Failed"}};
+  if (!d.reason.empty()) finished["reason"] = d.reason;
+  if (pod.pod.phase == "Succeeded" || pod.pod.phase == "Failed") {
+    finished["exitCode"] = pod.pod.exit_code;
+    auto report = parseStageReport(pod.pod.termination_message, name);
+    e["exitCode"] = pod.pod.exit_code;
+    if (report) {
+      e.update(reportStatus(*report));
+      if (d.kind == Kind::Succeeded && !report->message.empty()) d.message = report->message;
+    }
+    if (d.kind == Kind::Failed && d.reason == "StageFailed") d.message = stageFailureMessage(name, pod.pod.exit_code, report);
+  }
+  if (e.contains("outcome")) finished["outcome"] = e["outcome"];
+  plan.records.push_back({audit::Action::StageFinished, finished});
+  if (d.kind == Kind::Succeeded) {
+    e["phase"] = "Succeeded";
+    e["completionTime"] = e.value("completionTime", now);
+    e["message"] = d.message;
+    return true;
+  }
+  end(plan, e, "Failed", d.reason, d.message, now);
+  return false;
+}
+
+}  // namespace
+
+StagePodDecision decideStagePod(const std::string& stage, const StagePod& in, seconds pending_deadline,
+                                seconds run_deadline) {
+  using Kind = StagePodDecision::Kind;
+  const auto& pod = in.pod;
+  if (!pod.exists) {
+    return {Kind::Failed, "PodDeleted", "the pod of stage " + stage + " was deleted before it finished; create a new AgentRun",
+            false};
+  }
+  if (pod.phase == "Succeeded") return {Kind::Succeeded, "", "stage " + stage + " succeeded", false};
+  if (pod.phase == "Failed") {
+    if (pod.reason == "DeadlineExceeded") {
+      return {Kind::Failed, "StageTimedOut",
+              "stage " + stage + " ran past its deadline (activeDeadlineSeconds) and was stopped", false};
+    }
+    if (pod.reason == "Evicted") {
+      return {Kind::Failed, "Evicted", "the pod of stage " + stage + " was evicted: " + pod.message, false};
+    }
+    return {Kind::Failed, "StageFailed", "", false};
+  }
+  if (pod.phase == "Pending" || pod.phase.empty()) {
+    if (in.age < pending_deadline) return {Kind::Starting, "", "the pod of stage " + stage + " is starting", false};
+    auto cause = pendingCause(pod);
+    std::string fix = cause.reason == "ImagePullFailed" ? "; check the policy's spec.stages[" + stage + "].image"
+                      : cause.reason == "WorkspaceClaimMissing" ? "; the run's workspace is gone, create a new AgentRun"
+                      : cause.reason == "Unschedulable" ? "; add capacity or check the nodes"
+                                                        : "";
+    std::string detail = cause.detail.empty() ? (pod.waiting_reason.empty() ? "no cause shown" : pod.waiting_reason)
+                                              : cause.detail;
+    return {Kind::Failed, cause.reason.empty() ? "StagePodPending" : cause.reason,
+            "the pod of stage " + stage + " did not start within " + formatDuration(pending_deadline) + " (" + detail +
+                ")" + fix,
+            true};
+  }
+  if (in.age >= run_deadline) {
+    return {Kind::Failed, "StageTimedOut",
+            "stage " + stage + " ran past its deadline of " + formatDuration(run_deadline) + " and was stopped", true};
+  }
+  return {Kind::Running, "", "stage " + stage + " is running", false};
+}
+
+std::string stageFailureMessage(const std::string& stage, int exit_code, const Result<StageReport>& report) {
+  std::string out = "stage " + stage + " failed with exit code " + std::to_string(exit_code);
+  if (!report) return out + "; " + report.error().message + ". See kubectl paddock logs. Later stages do not run";
+  out += " (" + report->outcome + (report->reason.empty() ? "" : ", " + report->reason) + ")";
+  if (!report->message.empty()) out += ": " + report->message;
+  if (!report->findings.empty()) {
+    out += " [findings:";
+    for (const auto& f : report->findings) out += " " + f;
+    out += "]";
+  }
+  return out + ". Later stages do not run";
+}
+
+StagesPlan planStages(const StagesInput& in) {
+  StagesPlan plan;
+  const std::string now = stamp(in.now);
+  plan.stages = in.old_stages.is_array() ? in.old_stages : json::array();
+  agentSucceeded(in, plan, now);
+  for (const auto& name : in.run->stages) entry(plan.stages, name);  // every requested stage is listed, in order
+  plan.phase = "Succeeded", plan.reason = "Completed", plan.message = "the agent and every gated stage succeeded";
+  for (const auto& name : in.run->stages) {
+    json& e = entry(plan.stages, name);
+    std::string phase = e.value("phase", "");
+    if (phase == "Succeeded") {
+      if (name == "pr") plan.pull_request_url = stringAt(e, "/pullRequest/url");
+      continue;
+    }
+    if (isTerminal(phase)) {  // decided before; the run's phase says so too
+      plan.phase = phase, plan.reason = "StageFailed", plan.message = e.value("message", "");
+      break;
+    }
+    plan.current = name;
+    const StageSpec* spec = specOf(*in.policy, name);
+    if (!spec) {
+      end(plan, e, "Failed", "UnknownStage", "stage " + name + " is no longer defined by the policy's spec.stages", now);
+      break;
+    }
+    if (in.run->cancel) {
+      if (phase == "Running") {
+        plan.actions.push_back({StageAction::Kind::DeletePod, name, stagePodName(*in.run, name), nullptr, "Cancelled"});
+      }
+      end(plan, e, "Cancelled", "Cancelled", "spec.cancel is true: the run was stopped in stage " + name, now);
+      break;
+    }
+    if (phase.empty() || phase == "Pending") {
+      e["phase"] = phase = "AwaitingApproval";
+      e["waitingSince"] = now;
+    }
+    if (phase == "AwaitingApproval") {
+      if (!gate(in, *spec, e, plan, now)) break;
+      auto args = argsFor(*spec, plan.stages);
+      if (!args) {
+        end(plan, e, "Failed", args.error().reason, args.error().message, now);
+        break;
+      }
+      plan.actions.push_back({StageAction::Kind::CreatePod, name, stagePodName(*in.run, name),
+                              planStagePod(*in.run, *in.policy, *spec, in.plan, *args), ""});
+      e["phase"] = "Running";
+      e["pod"] = stagePodName(*in.run, name);
+      e["startTime"] = now;
+      plan.phase = "Running", plan.reason = "StageStarting", plan.message = "stage " + name + " was approved; its pod starts";
+      break;
+    }
+    if (!watch(in, name, e, plan, now)) break;
+    if (name == "pr") plan.pull_request_url = stringAt(e, "/pullRequest/url");
+  }
+  if (isTerminal(plan.phase)) plan.current.clear();
+  return plan;
+}
+
+}  // namespace paddock::controllers
