@@ -79,7 +79,7 @@ TEST(Operator, EveryBinaryNamesItsVersionAndCommit) {
     Process p({bin.string(), "--version"});
     EXPECT_EQ(p.wait(std::chrono::seconds(10)), 0) << bin;
     ASSERT_FALSE(p.lines().empty()) << bin;
-    const std::string& line = p.lines().front();
+    const std::string line = p.lines().front();
     EXPECT_EQ(line.rfind(name + " " + PADDOCK_VERSION_FOR_TESTS + " (commit ", 0), 0u) << line;
     EXPECT_EQ(line.find("(commit unknown)"), std::string::npos) << "built in a git checkout: " << line;
   }
