@@ -219,8 +219,10 @@ TEST_F(BudgetE2E, AnAgentWhoseCountersResetNeverMakesUsageGoBackwards) {
 // unreadable: the condition names the query that has no series for the run's pod, and after the
 // policy's grace Terminate ends the run, while Continue lets it go on under its wall clock.
 TEST_F(BudgetE2E, ARunWhoseAgentNeverReportsIsUnreadableNotFreeAndEndsPerThePolicy) {
-  Team strict(*rest, client, {{"budgets", {{"whenMetricsUnavailable", {{"after", "4s"}, {"action", "Terminate"}}}}}});
-  Team lenient(*rest, client, {{"budgets", {{"whenMetricsUnavailable", {{"after", "4s"}, {"action", "Continue"}}}}}});
+  // The grace covers the time before an agent's first series too (its pod discovered, then scraped):
+  // long enough for that on a loaded machine.
+  Team strict(*rest, client, {{"budgets", {{"whenMetricsUnavailable", {{"after", "10s"}, {"action", "Terminate"}}}}}});
+  Team lenient(*rest, client, {{"budgets", {{"whenMetricsUnavailable", {{"after", "10s"}, {"action", "Continue"}}}}}});
   startOperator();
   strict.startWithoutAgent("silent");
   lenient.startWithoutAgent("silent");
@@ -354,8 +356,10 @@ class PrometheusOutage {
 };
 
 TEST_F(BudgetE2E, WithPrometheusDownTerminateEndsTheRunContinueDoesNotAndTheWallClockStillRules) {
-  Team strict(*rest, client, {{"budgets", {{"whenMetricsUnavailable", {{"after", "4s"}, {"action", "Terminate"}}}}}});
-  Team lenient(*rest, client, {{"budgets", {{"whenMetricsUnavailable", {{"after", "4s"}, {"action", "Continue"}}}}}});
+  // The grace covers the time before an agent's first series too (its pod discovered, then scraped):
+  // long enough for that on a loaded machine.
+  Team strict(*rest, client, {{"budgets", {{"whenMetricsUnavailable", {{"after", "10s"}, {"action", "Terminate"}}}}}});
+  Team lenient(*rest, client, {{"budgets", {{"whenMetricsUnavailable", {{"after", "10s"}, {"action", "Continue"}}}}}});
   startOperator();
   strict.start("strict", {.tokens_per_second = 10});
   lenient.start("lenient", {.tokens_per_second = 10});

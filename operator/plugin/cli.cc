@@ -91,10 +91,20 @@ std::string usage() {
 }
 
 Invocation parseArgs(const std::vector<std::string>& raw) {
-  if (!raw.empty() && raw[0] == "__complete") {
+  // The completion scripts' callback: global flags may come first, then the words typed so far.
+  if (auto at = std::find(raw.begin(), raw.end(), "__complete"); at != raw.end()) {
     Invocation inv;
     inv.command = "__complete";
-    inv.complete_args.assign(raw.begin() + 1, raw.end());
+    inv.complete_args.assign(at + 1, raw.end());
+    std::vector<std::string> globals = expandShortFlags(std::vector<std::string>(raw.begin(), at));
+    for (size_t i = 0; i < globals.size(); ++i) {
+      std::string name = globals[i], value;
+      if (auto eq = name.find('='); eq != std::string::npos) value = name.substr(eq + 1), name = name.substr(0, eq);
+      else if (i + 1 < globals.size()) value = globals[i + 1], ++i;
+      if (name == "--kubeconfig") inv.kubeconfig = value;
+      else if (name == "--context") inv.context = value;
+      else if (name == "--namespace") inv.ns = value;
+    }
     return inv;
   }
   Invocation inv;

@@ -218,8 +218,8 @@ int completeWords(const Invocation& inv) {
   Completion c = complete(inv.complete_args);
   const std::string prefix = inv.complete_args.empty() ? "" : inv.complete_args.back();
   if (c.wants_runs) {
-    Invocation where;
-    where.ns = c.ns;
+    Invocation where = inv;
+    if (!c.ns.empty()) where.ns = c.ns;
     if (auto config = userConfig(where)) {
       if (where.ns.empty()) where.ns = config->default_namespace;
       if (auto rest = kube::RestClient::create(*config, std::string("kubectl-paddock/") + version())) {

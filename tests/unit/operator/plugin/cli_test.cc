@@ -124,6 +124,11 @@ TEST(PluginArgs, CompletionNamesItsShellAndCompleteTakesTheWordsVerbatim) {
   ASSERT_EQ(inv.error, "");
   EXPECT_EQ(inv.command, "__complete");
   EXPECT_EQ(inv.complete_args, (std::vector<std::string>{"approve", "-n", ""}));
+  inv = parseArgs({"--kubeconfig", "/k", "-n", "payments", "__complete", "status", "se"});
+  EXPECT_EQ(inv.command, "__complete");
+  EXPECT_EQ(inv.kubeconfig, "/k");
+  EXPECT_EQ(inv.ns, "payments");
+  EXPECT_EQ(inv.complete_args, (std::vector<std::string>{"status", "se"}));
   inv = parseArgs({"--version"});
   EXPECT_TRUE(inv.help);
   EXPECT_EQ(inv.text.rfind("kubectl-paddock ", 0), 0u) << inv.text;
