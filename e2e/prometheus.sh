@@ -24,6 +24,8 @@
 # The job relabels them exactly as the shipped scrape job does
 # (charts/paddock/files/agent-scrape-job.yaml, honor_labels false): namespace, pod, pod_uid and
 # agentrun come from the pod, and the agent's own labels of those names become exported_*.
+# An operator to scrape (its /metrics, for the dashboard's test) goes in targets/operator/*.json,
+# plain: [{"targets": ["127.0.0.1:PORT"]}].
 set -euo pipefail
 
 cache=${PADDOCK_CACHE:-$HOME/.cache/paddock}
@@ -87,6 +89,10 @@ global:
   scrape_timeout: 1s
   evaluation_interval: 1s
 scrape_configs:
+  - job_name: paddock-operator
+    file_sd_configs:
+      - files: ["$targets/operator/*.json"]
+        refresh_interval: 1s
   - job_name: paddock-agents
     honor_labels: false
     file_sd_configs:
@@ -101,7 +107,7 @@ YAML
 up() {
   [ -x "$prometheus" ] || { log "$prometheus is missing: install Debian's prometheus package (scripts/paddock deps)"; exit 1; }
   if [ $fresh = 1 ]; then stop; rm -rf "$dir/data" "$targets"; fi
-  mkdir -p "$targets" "$dir/data"
+  mkdir -p "$targets/operator" "$dir/data"
   write_config
   if alive && ready && [ "$(cat "$dir/port" 2>/dev/null)" = "$port" ] && cmp -s "$dir/prometheus.yml.tmp" "$dir/prometheus.yml"; then
     rm -f "$dir/prometheus.yml.tmp"

@@ -58,10 +58,9 @@ TEST(DashboardE2E, EveryPanelShowsDataOfARunStoppedForItsBudget) {
   ASSERT_GT(port, 0) << serving;
   ASSERT_TRUE(reconciling(op)) << testing::PrintToString(op.lines());
   // The operator as a scrape target of the e2e Prometheus.
-  const std::string target = env("PADDOCK_E2E_PROMETHEUS_TARGETS") + "/operator-" + team + ".json";
+  const std::string target = env("PADDOCK_E2E_PROMETHEUS_TARGETS") + "/operator/" + team + ".json";
   {
-    std::ofstream(target + ".tmp") << json::array({{{"targets", {"127.0.0.1:" + std::to_string(port)}},
-                                                    {"labels", {{"job", "paddock-operator"}}}}}).dump();
+    std::ofstream(target + ".tmp") << json::array({{{"targets", {"127.0.0.1:" + std::to_string(port)}}}}).dump();
   }
   std::filesystem::rename(target + ".tmp", target);
 
