@@ -118,6 +118,23 @@ std::map<std::string, std::string> stringMap(Reader& r, const char* key) {
   return out;
 }
 
+std::vector<EgressRule> egressRules(Reader& spec) {
+  std::vector<EgressRule> out;
+  for (auto& e : spec.list("egress")) {
+    EgressRule rule{e.str("cidr"), e.str("host"), {}};
+    if (const json* ports = e.find("ports"); ports && ports->is_array()) {
+      for (const auto& port : *ports) {
+        if (port.is_number_integer()) rule.ports.push_back(port.get<int>());
+        else e.fail("ports", "must be a list of port numbers");
+      }
+    }
+    if (rule.cidr.empty() == rule.host.empty()) e.fail("cidr", "set exactly one of cidr and host");
+    spec.absorb(e);
+    out.push_back(std::move(rule));
+  }
+  return out;
+}
+
 // The grammar of a policy's images, protected paths and repository hosts (controllers/references.h),
 // checked after parsing; the first problem names its field, never the value.
 std::optional<Error> policyReferenceProblem(const AgentPolicy& p) {
@@ -262,18 +279,7 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
     if (res->is_object()) p.resources = *res;
     else spec.fail("resources", "must be an object with limits and requests");
   }
-  for (auto& e : spec.list("egress")) {
-    EgressRule rule{e.str("cidr"), e.str("host"), {}};
-    if (const json* ports = e.find("ports"); ports && ports->is_array()) {
-      for (const auto& port : *ports) {
-        if (port.is_number_integer()) rule.ports.push_back(port.get<int>());
-        else e.fail("ports", "must be a list of port numbers");
-      }
-    }
-    if (rule.cidr.empty() == rule.host.empty()) e.fail("cidr", "set exactly one of cidr and host");
-    spec.absorb(e);
-    p.egress.push_back(std::move(rule));
-  }
+  p.egress = egressRules(spec);
   Reader tools = spec.child("tools");
   p.tools_allow = tools.strings("allow");
   p.tools_deny = tools.strings("deny");
