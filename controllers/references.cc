@@ -52,14 +52,12 @@ bool gitHost(const std::string& host) {
   return !digit(labels.back()[0]);
 }
 
-// A repository path: 1 to 16 segments of letters, digits, '.', '_' and '-', each starting with an
+// A repository path: segments of letters, digits, '.', '_' and '-', each starting with an
 // optional '.' and then a letter, digit or '_' (so never '-x', '.' or '..').
 bool gitPath(const std::string& path) {
-  auto segments = split(path, '/');
-  if (segments.size() > 16) return false;
-  for (const auto& s : segments) {
+  for (const auto& s : split(path, '/')) {
     size_t i = !s.empty() && s[0] == '.' ? 1 : 0;
-    if (s.size() > 100 + i || i >= s.size() || !(alnum(s[i]) || s[i] == '_')) return false;
+    if (i >= s.size() || !(alnum(s[i]) || s[i] == '_')) return false;
     if (!std::all_of(s.begin() + i, s.end(), [](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; })) return false;
   }
   return true;
