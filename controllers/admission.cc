@@ -1,8 +1,10 @@
 #include "controllers/admission.h"
 
 #include <algorithm>
+#include <cctype>
 #include <tuple>
 
+#include "controllers/references.h"
 #include "operator/common/duration.h"
 
 namespace paddock::controllers {
@@ -60,21 +62,56 @@ Admission refuse(std::string reason, std::string message) {
   return a;
 }
 
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out.empty() ? "none" : out;
+}
+
 }  // namespace
+
+bool imageAllowed(const std::string& image, const AgentPolicy& policy) {
+  if (image == policy.default_image) return true;
+  auto ref = parseImageReference(image);
+  if (!ref) return false;
+  return std::any_of(policy.allowed_images.begin(), policy.allowed_images.end(), [&](const std::string& g) {
+    auto pattern = parseImagePattern(g);
+    return pattern && imageMatches(*pattern, *ref);
+  });
+}
+
+bool repositoryAllowed(const std::string& url, const AgentPolicy& policy) {
+  auto parsed = parseRepositoryUrl(url);
+  if (!parsed.url) return false;
+  if (policy.repositories.empty()) return true;
+  auto lower = [](std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+    return s;
+  };
+  return std::any_of(policy.repositories.begin(), policy.repositories.end(), [&](const RepositoryRule& r) {
+    if (r.host != parsed.url->host) return false;
+    return r.organizations.empty() ||
+           std::any_of(r.organizations.begin(), r.organizations.end(),
+                       [&](const std::string& o) { return lower(o) == lower(parsed.url->organization); });
+  });
+}
 
 Admission admit(const AgentRun& run, const AgentPolicy& policy) {
   Effective e;
   e.image = run.image.empty() ? policy.default_image : run.image;
-  if (!run.image.empty() && run.image != policy.default_image) {
-    bool allowed = std::any_of(policy.allowed_images.begin(), policy.allowed_images.end(),
-                               [&](const std::string& g) { return globMatch(g, run.image); });
-    if (!allowed) {
-      std::string globs;
-      for (const auto& g : policy.allowed_images) globs += (globs.empty() ? "" : ", ") + g;
-      return refuse("ImageNotAllowed", "spec.image " + run.image + " is not allowed by AgentPolicy " + policy.name +
-                                           " (spec.images.allowed: " + (globs.empty() ? "none" : globs) +
-                                           "); use an allowed image or omit spec.image for " + policy.default_image);
+  if (!run.image.empty() && !imageAllowed(run.image, policy)) {
+    return refuse("ImageNotAllowed", "spec.image " + run.image + " is not allowed by AgentPolicy " + policy.name +
+                                         " (spec.images.allowed: " + joined(policy.allowed_images) +
+                                         "); use an allowed image or omit spec.image for " + policy.default_image);
+  }
+  if (!repositoryAllowed(run.repository_url, policy)) {
+    std::string hosts;
+    for (const auto& r : policy.repositories) {
+      hosts += (hosts.empty() ? "" : ", ") + r.host + (r.organizations.empty() ? "" : "/{" + joined(r.organizations) + "}");
     }
+    return refuse("RepositoryNotAllowed", "spec.repository.url names a host or organisation AgentPolicy " + policy.name +
+                                              " does not allow (spec.repositories: " + hosts +
+                                              "); use a repository there or ask the platform team to add it");
   }
   e.model = run.model.empty() ? policy.model_pin : run.model;
   if (!policy.model_pin.empty() && !run.model.empty() && run.model != policy.model_pin) {
@@ -113,10 +150,10 @@ Admission admit(const AgentRun& run, const AgentPolicy& policy) {
   for (const auto& s : run.stages) {
     bool known = std::any_of(policy.stages.begin(), policy.stages.end(), [&](const StageSpec& st) { return st.name == s; });
     if (!known) {
-      std::string names;
-      for (const auto& st : policy.stages) names += (names.empty() ? "" : ", ") + st.name;
+      std::vector<std::string> names;
+      for (const auto& st : policy.stages) names.push_back(st.name);
       return refuse("UnknownStage", "spec.stages names " + s + ", which AgentPolicy " + policy.name +
-                                        " does not define (its stages: " + (names.empty() ? "none" : names) +
+                                        " does not define (its stages: " + joined(names) +
                                         "); remove it or ask the platform team to add it");
     }
   }

@@ -26,6 +26,14 @@ PolicyChoice resolvePolicy(const std::string& ns, const std::map<std::string, st
 // "registry.example.com/team/agent:1.2" but not "registry.example.com/team/x/agent:1.2".
 bool globMatch(const std::string& pattern, const std::string& text);
 
+// Is `image` the policy's default, or a reference matching one of spec.images.allowed on its parsed
+// parts (controllers/references.h)? The API server's admission policy decides the same when the
+// run is applied; this is the backstop.
+bool imageAllowed(const std::string& image, const AgentPolicy& policy);
+// Does the run's repository URL name a host (and organisation) of spec.repositories? Any valid URL
+// when the policy lists none.
+bool repositoryAllowed(const std::string& url, const AgentPolicy& policy);
+
 // What an admitted run gets: the policy's defaults filled in.
 struct Effective {
   std::string image;
@@ -42,7 +50,7 @@ struct Admission {
   Effective effective;
 };
 
-// Checks a run against its policy: image allowed, model equal to the pin, budgets within the
+// Checks a run against its policy: image allowed, repository host allowed, model equal to the pin, budgets within the
 // policy's max (defaults filled from the policy), requested stages defined by the policy.
 Admission admit(const AgentRun& run, const AgentPolicy& policy);
 

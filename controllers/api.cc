@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "controllers/references.h"
 #include "operator/common/duration.h"
 
 namespace paddock::controllers {
@@ -117,6 +118,65 @@ std::map<std::string, std::string> stringMap(Reader& r, const char* key) {
   return out;
 }
 
+std::vector<EgressRule> egressRules(Reader& spec) {
+  std::vector<EgressRule> out;
+  for (auto& e : spec.list("egress")) {
+    EgressRule rule{e.str("cidr"), e.str("host"), {}};
+    if (const json* ports = e.find("ports"); ports && ports->is_array()) {
+      for (const auto& port : *ports) {
+        if (port.is_number_integer()) rule.ports.push_back(port.get<int>());
+        else e.fail("ports", "must be a list of port numbers");
+      }
+    }
+    if (rule.cidr.empty() == rule.host.empty()) e.fail("cidr", "set exactly one of cidr and host");
+    spec.absorb(e);
+    out.push_back(std::move(rule));
+  }
+  return out;
+}
+
+// The grammar of a policy's images, protected paths and repository hosts (controllers/references.h),
+// checked after parsing; the first problem names its field, never the value.
+std::optional<Error> policyReferenceProblem(const AgentPolicy& p) {
+  if (!parseImageReference(p.default_image)) {
+    return invalid("spec.images.default", "must be an image reference that names its registry, e.g. registry.example.com/team/agent:1.2");
+  }
+  for (size_t i = 0; i < p.allowed_images.size(); ++i) {
+    if (!parseImagePattern(p.allowed_images[i])) {
+      return invalid("spec.images.allowed[" + std::to_string(i) + "]",
+                     "must be REGISTRY/PATH[:TAG] with a literal registry and globs only in the path and tag, or "
+                     "REGISTRY/PATH@sha256:DIGEST, e.g. registry.example.com/team/*");
+    }
+  }
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    if (!parseImageReference(p.stages[i].image)) {
+      return invalid("spec.stages[" + std::to_string(i) + "].image", "must be an image reference that names its registry");
+    }
+  }
+  for (size_t i = 0; i < p.protected_paths.size(); ++i) {
+    if (auto problem = protectedPathProblem(p.protected_paths[i]); !problem.empty()) {
+      return invalid("spec.protectedPaths[" + std::to_string(i) + "]", problem);
+    }
+  }
+  for (size_t i = 0; i < p.repositories.size(); ++i) {
+    // A host is valid when a URL on it is.
+    if (!parseRepositoryUrl("https://" + p.repositories[i].host + "/x").url) {
+      return invalid("spec.repositories[" + std::to_string(i) + "].host", "must be a lower-case DNS name, e.g. github.com");
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> runReferenceProblem(const AgentRun& r) {
+  if (auto problem = taskTextProblem(r.task); !problem.empty()) return invalid("spec.task", problem);
+  if (auto url = parseRepositoryUrl(r.repository_url); !url.url) return invalid("spec.repository.url", url.problem);
+  if (auto problem = branchNameProblem(r.base_branch); !problem.empty()) return invalid("spec.repository.baseBranch", problem);
+  if (!r.image.empty() && !parseImageReference(r.image)) {
+    return invalid("spec.image", "must be an image reference that names its registry, e.g. registry.example.com/team/agent:1.2");
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<int64_t> parseCostCents(const std::string& text) {
@@ -223,28 +283,23 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
     if (res->is_object()) p.resources = *res;
     else spec.fail("resources", "must be an object with limits and requests");
   }
-  for (auto& e : spec.list("egress")) {
-    EgressRule rule{e.str("cidr"), e.str("host"), {}};
-    if (const json* ports = e.find("ports"); ports && ports->is_array()) {
-      for (const auto& port : *ports) {
-        if (port.is_number_integer()) rule.ports.push_back(port.get<int>());
-        else e.fail("ports", "must be a list of port numbers");
-      }
-    }
-    if (rule.cidr.empty() == rule.host.empty()) e.fail("cidr", "set exactly one of cidr and host");
-    spec.absorb(e);
-    p.egress.push_back(std::move(rule));
-  }
+  p.egress = egressRules(spec);
   Reader tools = spec.child("tools");
   p.tools_allow = tools.strings("allow");
   p.tools_deny = tools.strings("deny");
   p.mcp_servers = tools.strings("mcpServers");
   p.protected_paths = spec.strings("protectedPaths");
+  p.allow_cloud_metadata_egress = spec.boolean("allowCloudMetadataEgress", false);
+  for (auto& r : spec.list("repositories")) {
+    p.repositories.push_back({r.str("host"), r.strings("organizations")});
+    spec.absorb(r);
+  }
   for (Reader* r : {&sel, &images, &budgets, &tools}) spec.absorb(*r);
   root.absorb(meta);
   root.absorb(spec);
   if (root.error()) return *root.error();
   if (p.default_image.empty()) return invalid("spec.images.default", "is required: the image runs use unless they name another");
+  if (auto problem = policyReferenceProblem(p)) return *problem;
   return p;
 }
 
@@ -276,6 +331,7 @@ Result<AgentRun> parseAgentRun(const json& object) {
   root.absorb(meta);
   root.absorb(spec);
   if (root.error()) return *root.error();
+  if (auto problem = runReferenceProblem(r)) return *problem;
   return r;
 }
 

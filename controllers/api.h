@@ -58,6 +58,12 @@ struct SecretMount {
   std::vector<std::string> stages;
 };
 
+// spec.repositories[]: a Git host runs may target and, when listed, the organisations on it.
+struct RepositoryRule {
+  std::string host;
+  std::vector<std::string> organizations;  // empty: every organisation
+};
+
 struct EgressRule {
   std::string cidr;  // exactly one of cidr and host
   std::string host;
@@ -95,6 +101,8 @@ struct AgentPolicy {
   std::string runtime_class_name;
   json resources = json::object();  // a container's resources: {limits: {...}, requests: {...}}
   std::vector<EgressRule> egress;
+  bool allow_cloud_metadata_egress = false;
+  std::vector<RepositoryRule> repositories;  // empty: any host
   std::vector<std::string> tools_allow;
   std::vector<std::string> tools_deny;
   std::vector<std::string> mcp_servers;

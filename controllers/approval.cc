@@ -55,7 +55,10 @@ GateDecision decideGate(const GateInput& in) {
     auto rbac = in.rbac_allows.find(a.name);
     if (rbac == in.rbac_allows.end()) continue;  // not yet reviewed
     ApprovalVerdict v{a.name, a.username, a.approve, false, ""};
-    if (a.username == in.requester) {
+    if (in.requester.empty()) {
+      v.reason = "the run records no requester (spec.requestedBy), so no approval can be told apart from the "
+                 "requester's own; create the run again where Paddock's admission policies are installed";
+    } else if (a.username == in.requester) {
       v.reason = "the run's requester cannot approve or reject their own run";
     } else if (!listed(a)) {
       v.reason = a.username + " is not among the approvers of stage " + st.name +

@@ -4,7 +4,7 @@
 //
 // An approval counts only when its approver is not the run's requester, is among the stage's
 // approvers (a listed user, or a member of a listed group), and RBAC grants them `approve` on the
-// run; each person counts once. One Reject that would count fails the stage; so does the timeout.
+// run; each person counts once. A run that records no requester counts no approval at all. One Reject that would count fails the stage; so does the timeout.
 #pragma once
 
 #include <chrono>

@@ -258,7 +258,9 @@ start_kube-apiserver() {
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
     --authorization-mode Node,RBAC \
-    --enable-admission-plugins NodeRestriction,PodSecurity,ValidatingAdmissionPolicy \
+    --enable-admission-plugins NodeRestriction,PodSecurity,MutatingAdmissionPolicy,ValidatingAdmissionPolicy \
+    --feature-gates MutatingAdmissionPolicy=true \
+    --runtime-config admissionregistration.k8s.io/v1beta1=true \
     --requestheader-client-ca-file "$pki/ca.crt" --requestheader-allowed-names front-proxy-client \
     --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
     --requestheader-extra-headers-prefix X-Remote-Extra- \

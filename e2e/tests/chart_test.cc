@@ -127,6 +127,35 @@ TEST(ChartRender, CrdsAreTheRepositorysCrds) {
   }
 }
 
+// The admission policies are the files as they are, with the chart's labels; the mutating one only
+// where the API server serves MutatingAdmissionPolicy (helm's .Capabilities).
+TEST(ChartRender, AdmissionPoliciesAreTheFilesAndTheMutatingOneOnlyWhereServed) {
+  auto policies = [](const std::vector<json>& docs) {
+    std::vector<json> out;
+    for (auto d : docs) {
+      if (d.value("apiVersion", "").rfind("admissionregistration.k8s.io/", 0) != 0) continue;
+      d["metadata"].erase("labels");
+      out.push_back(d);
+    }
+    return out;
+  };
+  auto file = [](const char* path) { return loadYamlDocuments(readFile(repoPath(path))); };
+  auto validating = file("charts/paddock/files/admission-policies.yaml");
+  auto mutating = file("charts/paddock/files/mutating-admission-policies.yaml");
+  ASSERT_EQ(mutating.size(), 2u);
+  EXPECT_EQ(mutating[0]["kind"], "MutatingAdmissionPolicy");
+  EXPECT_EQ(policies(render()), validating) << "without MutatingAdmissionPolicy served, only the validating ones";
+
+  auto served = helm({"template", "paddock-test", chartDir(), "--namespace", "paddock-system", "--kube-version",
+                      env("PADDOCK_E2E_KUBE_VERSION"), "--api-versions",
+                      "admissionregistration.k8s.io/v1beta1/MutatingAdmissionPolicy"});
+  ASSERT_EQ(served.rc, 0) << joined(served.errors);
+  auto both = validating;
+  both.insert(both.end(), mutating.begin(), mutating.end());
+  EXPECT_EQ(policies(loadYamlDocuments(served.out)), both);
+  EXPECT_TRUE(policies(render({"admissionPolicies.enabled=false"})).empty());
+}
+
 TEST(ChartRender, EveryObjectCarriesTheReleaseLabels) {
   auto sets = kEverything;
   sets.insert(sets.end(), {"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"});

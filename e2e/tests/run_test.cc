@@ -233,8 +233,31 @@ TEST_F(RunE2E, AnEvictedPodFailsTheRunWithTheKubeletsMessage) {
 }
 
 TEST_F(RunE2E, ARefusedImageWaitsWithAConditionNamingTheField) {
+  // The API server refuses it when it is applied (paddock-run-policy) ...
+  json evil = loadYaml(repoPath("crds/samples/run.yaml"));
+  evil["metadata"] = {{"name", "evil"}};
+  evil["spec"]["image"] = "docker.io/evil/agent:1";
+  auto applied = client.create(agentruns, ns->name(), evil);
+  ASSERT_FALSE(applied.ok()) << "the API server let in an image outside the policy's allow-list";
+  EXPECT_EQ(applied.error().code, 403);
+  EXPECT_NE(applied.error().message.find("spec.image docker.io/evil/agent:1 is not allowed by AgentPolicy " + team),
+            std::string::npos) << applied.error().describe();
+  // ... and the operator refuses one that got in before its namespace joined the policy.
+  auto label = [&](json value) {
+    auto r = client.mergePatch(kube::resources::namespaces, "", ns->name(), {{"metadata", {{"labels", {{"paddock.dev/team", value}}}}}});
+    ASSERT_TRUE(r.ok()) << r.error().describe();
+  };
+  label(nullptr);
   auto run = create("evil", {{"image", "docker.io/evil/agent:1"}});
-  auto refused = waitRun(run, [](const json& o) { return !condition(o, "Admitted").is_null(); });
+  auto admitted = [](const std::string& reason) {
+    return [reason](const json& o) {
+      json c = condition(o, "Admitted");
+      return c.is_object() && c.value("reason", "") == reason;
+    };
+  };
+  ASSERT_FALSE(waitRun(run, admitted("NoPolicy")).is_null());
+  label(team);
+  auto refused = waitRun(run, admitted("ImageNotAllowed"));
   ASSERT_FALSE(refused.is_null());
   EXPECT_EQ(phaseOf(refused), "Pending");
   auto c = condition(refused, "Admitted");

@@ -48,6 +48,23 @@ std::unique_ptr<kube::RestClient> clientFor(const std::string& kubeconfig) {
 
 std::unique_ptr<kube::RestClient> adminClient() { return clientFor(env("PADDOCK_E2E_KUBECONFIG")); }
 
+std::unique_ptr<kube::RestClient> serviceAccountClient(kube::RestClient& admin, const std::string& ns, const std::string& sa) {
+  request(admin, http::Method::Post, "/api/v1/namespaces/" + ns + "/serviceaccounts",
+          {{"apiVersion", "v1"}, {"kind", "ServiceAccount"}, {"metadata", {{"name", sa}}}});
+  auto token = request(admin, http::Method::Post, "/api/v1/namespaces/" + ns + "/serviceaccounts/" + sa + "/token",
+                       {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenRequest"},
+                        {"spec", {{"expirationSeconds", 3600}}}});
+  if (token.status != 201) throw std::runtime_error("TokenRequest for " + ns + "/" + sa + ": " + token.body);
+  auto config = kube::loadKubeconfig({env("PADDOCK_E2E_KUBECONFIG")});
+  if (!config) throw std::runtime_error(config.error().describe());
+  config->tls.cert_pem.clear();
+  config->tls.key_pem.clear();
+  config->token = json::parse(token.body)["status"]["token"].get<std::string>();
+  auto client = kube::RestClient::create(*config, "paddock-e2e");
+  if (!client) throw std::runtime_error(client.error().describe());
+  return std::move(client.value());
+}
+
 http::Response request(kube::RestClient& c, http::Method m, const std::string& path, const json& body) {
   http::Request req{m, path};
   if (!body.is_null()) {

@@ -32,6 +32,10 @@ std::string env(const char* name);
 std::unique_ptr<kube::RestClient> adminClient();
 std::unique_ptr<kube::RestClient> clientFor(const std::string& kubeconfig);
 
+// A client authenticated as service account `sa` of namespace `ns` (created if missing) with a
+// TokenRequest token, as a controller running in the cluster would be.
+std::unique_ptr<kube::RestClient> serviceAccountClient(kube::RestClient& admin, const std::string& ns, const std::string& sa);
+
 // Sends JSON and returns the response as is (tests assert on status codes).
 http::Response request(kube::RestClient& c, http::Method m, const std::string& path, const json& body = nullptr);
 

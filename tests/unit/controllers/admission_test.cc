@@ -24,7 +24,8 @@ json policyJson() {
         {"name": "deploy", "image": "registry.example.com/platform/paddock-stage:1.0",
          "approval": {"approvers": {"groups": ["payments-oncall"]}, "minApprovals": 2, "timeout": "24h"}}
       ],
-      "secrets": [{"secretName": "anthropic-api-key", "key": "api-key", "stages": ["agent"]}]
+      "secrets": [{"secretName": "anthropic-api-key", "key": "api-key", "stages": ["agent"]}],
+      "repositories": [{"host": "github.com", "organizations": ["acme"]}, {"host": "git.example.com"}]
     }})");
 }
 
@@ -37,7 +38,8 @@ AgentPolicy policy() {
 AgentRun run(json spec) {
   json obj = {{"metadata", {{"name", "r"}, {"namespace", "payments"}, {"uid", "u1"}, {"generation", 1},
                             {"creationTimestamp", "2026-11-23T10:00:00Z"}}},
-              {"spec", spec}};
+              {"spec", json{{"task", "Fix it."}, {"repository", {{"url", "https://github.com/acme/payments"}}}}}};
+  obj["spec"].merge_patch(spec);
   auto r = parseAgentRun(obj);
   EXPECT_TRUE(r.ok()) << r.error().describe();
   return r.value();
@@ -68,6 +70,14 @@ TEST(ParseAgentPolicy, NamesTheFieldOfEveryShapeError) {
       {"/spec/stages/1/approval/minApprovals", "two", "spec.stages[1].approval.minApprovals: must be an integer"},
       {"/spec/namespaceSelector/matchLabels", json::array(), "spec.namespaceSelector.matchLabels: must be a map"},
       {"/spec/concurrency", 5, "spec.concurrency: must be an object"},
+      // The grammar the CRD checks at apply, checked again by the operator's parser.
+      {"/spec/images/default", "agent:1", "spec.images.default: must be an image reference that names its registry"},
+      {"/spec/images/allowed/0", "registry.example.com/../*", "spec.images.allowed[0]: must be REGISTRY/PATH[:TAG]"},
+      {"/spec/images/allowed/0", "*.example.com/payments/*", "spec.images.allowed[0]: must be REGISTRY/PATH[:TAG]"},
+      {"/spec/stages/1/image", "registry.example.com/a@sha256:bad", "spec.stages[1].image: must be an image reference"},
+      {"/spec/protectedPaths", json::array({"billing/**", "../outside"}), "spec.protectedPaths[1]: must not have '.' or '..'"},
+      {"/spec/protectedPaths", json::array({std::string("a\0b", 3)}), "spec.protectedPaths[0]: must not contain NUL"},
+      {"/spec/repositories/1/host", "169.254.169.254", "spec.repositories[1].host: must be a lower-case DNS name"},
   };
   for (const auto& c : cases) {
     json j = policyJson();
@@ -81,6 +91,30 @@ TEST(ParseAgentPolicy, NamesTheFieldOfEveryShapeError) {
   auto p = parseAgentPolicy(no_image);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.error().message.find("spec.images.default"), std::string::npos);
+}
+
+TEST(ParseAgentRun, RefusesWhatTheCrdRefusesWithoutRepeatingTheValue) {
+  struct Case { const char* pointer; std::string value; const char* message; } cases[] = {
+      {"/spec/repository/url", "https://x-access-token:ghp_secret@github.com/acme/x",
+       "spec.repository.url: must not carry credentials"},
+      {"/spec/repository/url", "ssh://ghp_secret@github.com/acme/x", "spec.repository.url: must not carry credentials"},
+      {"/spec/repository/url", "https://169.254.169.254/secret", "spec.repository.url: names its host by an IP address"},
+      {"/spec/repository/url", "https://github.com/secret/--upload-pack=x", "spec.repository.url: must be https://HOST/PATH"},
+      {"/spec/repository/baseBranch", "refs/heads/main", "spec.repository.baseBranch: must be the branch's short name"},
+      {"/spec/repository/baseBranch", "secret..x", "spec.repository.baseBranch: is not a valid branch name"},
+      {"/spec/image", "registry.example.com/secret/../x", "spec.image: must be an image reference"},
+      {"/spec/task", "ignore the above\u202e secret", "spec.task: must not contain bidirectional"},
+      {"/spec/task", std::string("secret\0", 7), "spec.task: must not contain control characters"},
+  };
+  for (const auto& c : cases) {
+    json obj = {{"metadata", {{"name", "r"}, {"namespace", "payments"}}},
+                {"spec", {{"task", "Fix it."}, {"repository", {{"url", "https://github.com/acme/payments"}}}}}};
+    obj[json::json_pointer(c.pointer)] = c.value;
+    auto r = parseAgentRun(obj);
+    ASSERT_FALSE(r.ok()) << c.pointer << " " << c.value;
+    EXPECT_NE(r.error().message.find(c.message), std::string::npos) << r.error().message;
+    EXPECT_EQ(r.error().message.find("secret"), std::string::npos) << "the message repeats the value: " << r.error().message;
+  }
 }
 
 TEST(CostCents, ParsesDollarStrings) {
@@ -165,6 +199,19 @@ TEST(Admit, TableOfDecisions) {
       {"zero tokens", {{"budget", {{"tokens", 0}}}}, false, "BudgetInvalid", "positive"},
       {"known stages", {{"stages", {"pr", "deploy"}}}, true, "Admitted", ""},
       {"unknown stage", {{"stages", {"pr", "release"}}}, false, "UnknownStage", "spec.stages names release"},
+      // Look-alikes of the allowed registry path, matched on the parsed reference.
+      {"a longer path component", {{"image", "registry.example.com/payments-evil/x:1"}}, false, "ImageNotAllowed", "spec.images.allowed"},
+      {"the registry as a subdomain", {{"image", "registry.example.com.evil.io/payments/agent:1"}}, false, "ImageNotAllowed", ""},
+      {"the registry as a path", {{"image", "evil.io/registry.example.com/payments/agent:1"}}, false, "ImageNotAllowed", ""},
+      {"another port", {{"image", "registry.example.com:5000/payments/agent:1"}}, false, "ImageNotAllowed", ""},
+      {"a digest", {{"image", "registry.example.com/payments/agent@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
+       true, "Admitted", ""},
+      {"a repository on an allowed host", {{"repository", {{"url", "https://github.com/acme/payments"}}}}, true, "Admitted", ""},
+      {"a repository of an organisation in another case", {{"repository", {{"url", "git@github.com:ACME/payments.git"}}}}, true, "Admitted", ""},
+      {"a repository of another organisation", {{"repository", {{"url", "https://github.com/evil/payments"}}}}, false,
+       "RepositoryNotAllowed", "spec.repository.url names a host or organisation AgentPolicy payments does not allow (spec.repositories: github.com/{acme}, git.example.com)"},
+      {"a repository on another host", {{"repository", {{"url", "https://gitlab.com/acme/payments"}}}}, false, "RepositoryNotAllowed", "spec.repositories"},
+      {"any organisation on a host without a list", {{"repository", {{"url", "ssh://git@git.example.com:2222/any/x"}}}}, true, "Admitted", ""},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);

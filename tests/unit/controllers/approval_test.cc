@@ -75,6 +75,18 @@ TEST(DecideGate, Table) {
   }
 }
 
+TEST(DecideGate, WithoutARecordedRequesterNoApprovalCounts) {
+  auto in = deployGate();
+  in.requester = "";
+  in.approvals = {approval("a1", "bob", {"oncall"}), approval("a2", "carol", {})};
+  in.rbac_allows = {{"a1", true}, {"a2", true}};
+  auto d = decideGate(in);
+  EXPECT_EQ(d.outcome, Outcome::Waiting);
+  EXPECT_EQ(d.counted, 0);
+  ASSERT_EQ(d.verdicts.size(), 2u);
+  EXPECT_NE(d.verdicts[0].reason.find("records no requester (spec.requestedBy)"), std::string::npos) << d.verdicts[0].reason;
+}
+
 TEST(DecideGate, EveryReviewedApprovalGetsAVerdictWithItsReason) {
   auto in = deployGate();
   in.approvals = {approval("self", "alice", {"oncall"}), approval("norbac", "dave", {"oncall"}),
