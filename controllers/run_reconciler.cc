@@ -642,7 +642,12 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     // Created by a process that stopped before writing it down: its owner reference says it is
     // the run's; it must match the plan all the same.
     pod_uid = stringAt(*pod, "/metadata/uid");
-    if (pod_plan.empty()) pod_plan = podFingerprint(planAgentPod(*run, policy, effective, options_.plan));
+    if (pod_plan.empty()) {
+      pod_plan = podFingerprint(planAgentPod(*run, policy, effective, options_.plan));
+      // A pod made by an operator from before the run-UID label: its owner reference carries the UID.
+      const std::string uid_label = std::string("metadata.labels[\"") + kLabelRunUid + "\"]";
+      if (!podFingerprint(*pod).contains(uid_label)) pod_plan.erase(uid_label);
+    }
     trust = judgePod(pod.get(), run->uid, pod_uid, pod_plan);
   }
   if (!pod && !pod_created && !run->cancel && !run->idempotency_key.empty()) {
