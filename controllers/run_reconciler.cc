@@ -131,15 +131,16 @@ std::optional<RunReconciler::NetworkPolicyWrite> RunReconciler::networkPolicyToW
 
 Status RunReconciler::writeNetworkPolicy(const std::string& ns, const NetworkPolicyWrite& w, const CancelToken& cancel) {
   const std::string name = stringAt(w.planned, "/metadata/name");
-  json restored;
+  // A JSON patch that puts back the spec, labels and annotations whole, only if nobody wrote in
+  // between (the `test`): the operator's RBAC has patch, not update.
+  json ops = json::array();
   if (w.live) {
-    restored = *w.live;  // with its resourceVersion: a concurrent edit makes this fail and retry
-    restored["spec"] = w.planned["spec"];
-    restored["metadata"]["labels"] = w.planned["metadata"]["labels"];
-    restored["metadata"]["annotations"][kAnnotationSpecHash] = specHashOf(w.planned);
-    restored["metadata"].erase("managedFields");
+    ops = json::array({{{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", stringAt(*w.live, "/metadata/resourceVersion")}},
+                       {{"op", "add"}, {"path", "/spec"}, {"value", w.planned["spec"]}},
+                       {{"op", "add"}, {"path", "/metadata/labels"}, {"value", w.planned["metadata"]["labels"]}},
+                       {{"op", "add"}, {"path", "/metadata/annotations"}, {"value", w.planned["metadata"]["annotations"]}}});
   }
-  auto written = w.live ? client_.replace(kube::resources::networkpolicies, ns, name, restored, "", cancel)
+  auto written = w.live ? client_.jsonPatch(kube::resources::networkpolicies, ns, name, ops, "", cancel)
                         : client_.apply(kube::resources::networkpolicies, ns, name, w.planned, options_.field_manager,
                                         true, "", cancel);
   if (!written) return written.error();

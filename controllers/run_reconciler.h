@@ -89,7 +89,7 @@ class RunReconciler : public runtime::Reconciler {
     bool edited = false;               // `live` claims to be this very plan (its hash) but is not
   };
   std::optional<NetworkPolicyWrite> networkPolicyToWrite(const std::string& ns, const AgentPolicy& policy);
-  // Applies a missing one; replaces a drifted one whole (a server-side apply would leave fields
+  // Applies a missing one; puts a drifted one back whole (a server-side apply would leave fields
   // someone else added, such as an extra podSelector label that makes it select nothing).
   Status writeNetworkPolicy(const std::string& ns, const NetworkPolicyWrite& write, const CancelToken& cancel);
   // Appends audit records before what they describe, in the actor's name ("" for the operator).
