@@ -244,7 +244,9 @@ TEST_F(TrustE2E, ALoweredOrDeletedPolicyDoesNotAbandonLiveRuns) {
   auto b = running("b");
   auto c = running("c");
   ASSERT_EQ(a["status"]["terms"]["budget"]["tokens"], 100000) << a["status"].dump();
-  ASSERT_TRUE(client.mergePatch(kube::resources::agentpolicies, "", team, {{"spec", {{"budgets", {{"max", {{"tokens", 50000}}}}}}}}).ok());
+  auto lowered = client.mergePatch(kube::resources::agentpolicies, "", team,
+                                   {{"spec", {{"budgets", {{"default", {{"tokens", 10000}}}, {"max", {{"tokens", 50000}}}}}}}});
+  ASSERT_TRUE(lowered.ok()) << lowered.error().describe();
   auto changed = waitRun(a, [](const json& o) { return condition(o, "PolicyChanged").value("status", "") == "True"; });
   ASSERT_FALSE(changed.is_null()) << "no PolicyChanged condition";
   EXPECT_EQ(phaseOf(changed), "Running") << "the live run was abandoned: " << changed["status"].dump();
