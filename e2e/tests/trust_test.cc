@@ -79,6 +79,11 @@ class TrustE2E : public RunE2E {
   std::string audit_dir = testing::TempDir() + "trust-audit-" + randomSuffix();
 };
 
+// A condition's field, or "" (also when there is no such condition).
+std::string field(const json& condition, const char* key) {
+  return condition.is_object() ? condition.value(key, std::string()) : std::string();
+}
+
 // A pod an editor could make: passes PSA restricted, no Paddock owner, ends at once with code 0.
 json squatter(const std::string& name, json labels = json::object()) {
   json sc = {{"allowPrivilegeEscalation", false}, {"runAsNonRoot", true}, {"runAsUser", 1000},
@@ -243,11 +248,11 @@ TEST_F(TrustE2E, ALoweredOrDeletedPolicyDoesNotAbandonLiveRuns) {
   auto a = running("a");
   auto b = running("b");
   auto c = running("c");
-  ASSERT_EQ(a["status"]["terms"]["budget"]["tokens"], 100000) << a["status"].dump();
+  EXPECT_EQ(a["status"]["terms"]["budget"]["tokens"], 100000) << a["status"].dump();
   auto lowered = client.mergePatch(kube::resources::agentpolicies, "", team,
                                    {{"spec", {{"budgets", {{"default", {{"tokens", 10000}}}, {"max", {{"tokens", 50000}}}}}}}});
   ASSERT_TRUE(lowered.ok()) << lowered.error().describe();
-  auto changed = waitRun(a, [](const json& o) { return condition(o, "PolicyChanged").value("status", "") == "True"; });
+  auto changed = waitRun(a, [](const json& o) { return field(condition(o, "PolicyChanged"), "status") == "True"; });
   ASSERT_FALSE(changed.is_null()) << "no PolicyChanged condition";
   EXPECT_EQ(phaseOf(changed), "Running") << "the live run was abandoned: " << changed["status"].dump();
   EXPECT_EQ(condition(changed, "Admitted")["status"], "True");
@@ -272,7 +277,7 @@ TEST_F(TrustE2E, ALoweredOrDeletedPolicyDoesNotAbandonLiveRuns) {
 
   // The policy deleted: the last live run carries on under its recorded terms and says why.
   ASSERT_TRUE(client.remove(kube::resources::agentpolicies, "", team).ok());
-  auto orphan = waitRun(c, [](const json& o) { return condition(o, "PolicyChanged").value("reason", "") == "NoPolicy"; });
+  auto orphan = waitRun(c, [](const json& o) { return field(condition(o, "PolicyChanged"), "reason") == "NoPolicy"; });
   ASSERT_FALSE(orphan.is_null()) << testing::PrintToString(op->lines());
   EXPECT_EQ(phaseOf(orphan), "Running");
   EXPECT_NE(condition(orphan, "PolicyChanged").value("message", "").find("status.terms"), std::string::npos);
@@ -290,7 +295,7 @@ TEST_F(TrustE2E, AnApprovalForAStageTheRunDidNotAskForIsReported) {
     ASSERT_TRUE(r.ok()) << r.error().describe();
   };
   approve("ship-it", "gated", "deploy");
-  auto marked = waitRun(run, [](const json& o) { return condition(o, "UnmatchedApprovals").value("status", "") == "True"; });
+  auto marked = waitRun(run, [](const json& o) { return field(condition(o, "UnmatchedApprovals"), "status") == "True"; });
   ASSERT_FALSE(marked.is_null()) << "the approval for a stage the run does not have went unremarked";
   EXPECT_NE(condition(marked, "UnmatchedApprovals").value("message", "").find(
                 "AgentApproval ship-it is for stage deploy, which AgentRun gated did not ask for (its stages: pr)"),
