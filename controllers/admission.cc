@@ -165,6 +165,16 @@ Admission admit(const AgentRun& run, const AgentPolicy& policy) {
   return a;
 }
 
+Effective requested(const AgentRun& run, const AgentPolicy& policy) {
+  Effective e;
+  e.image = run.image.empty() ? policy.default_image : run.image;
+  e.model = run.model.empty() ? policy.model_pin : run.model;
+  e.tokens = run.budget.tokens.value_or(policy.default_budget.tokens.value_or(0));
+  e.cost_cents = run.budget.cost_cents.value_or(policy.default_budget.cost_cents.value_or(0));
+  e.wall_clock = run.budget.wall_clock.value_or(policy.default_budget.wall_clock.value_or(std::chrono::milliseconds(0)));
+  return e;
+}
+
 bool holdsSlot(const AgentRun& run) {
   return !isTerminal(run.phase) && (run.started || run.phase == "Running" || run.phase == "AwaitingApproval");
 }

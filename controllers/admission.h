@@ -53,6 +53,9 @@ struct Admission {
 // Checks a run against its policy: image allowed, repository host allowed, model equal to the pin, budgets within the
 // policy's max (defaults filled from the policy), requested stages defined by the policy.
 Admission admit(const AgentRun& run, const AgentPolicy& policy);
+// What the run asks for with the policy's defaults filled in, unchecked (a budget part neither
+// sets is 0): the terms of a run that started before its terms were recorded.
+Effective requested(const AgentRun& run, const AgentPolicy& policy);
 
 // Concurrency: runs of one team (every namespace of one policy) beyond max_running wait in
 // Pending and start in creation order as slots free.

@@ -65,11 +65,39 @@ PendingCause pendingCause(const PodObservation& pod) {
   return {};
 }
 
+std::optional<LifecycleDecision> decideTrust(const PodJudgement& trust, const std::string& pod_name) {
+  using V = PodJudgement::Verdict;
+  if (trust.verdict == V::NotOurs) {
+    return LifecycleDecision{
+        "Failed", "PodNameTaken",
+        "pod " + pod_name + " was not created by this run (its controller owner reference does not name this "
+            "AgentRun's UID), so Paddock neither adopts it nor reports its exit, and leaves it alone. Find out who "
+            "created it (the API server's audit log), delete it, and create the run again",
+        false, false};
+  }
+  if (trust.verdict == V::Tampered) {
+    return LifecycleDecision{
+        "Failed", "PodTampered",
+        "pod " + pod_name + " no longer matches the plan it was created from: " + joinFields(trust.fields) +
+            " changed. Its network, image or rights may no longer be what the policy allows, so Paddock deleted it "
+            "and stopped the run. Find out who changed it (the API server's audit log) and create a new AgentRun",
+        false, true};
+  }
+  return std::nullopt;
+}
+
 LifecycleDecision decideLifecycle(const LifecycleInput& in) {
   // 1. Finished runs stay as they are.
   if (isTerminal(in.phase)) return {in.phase, "", "", false, false};
 
-  // 2. Cancelled: stop the pod with its grace period so the agent can save its work.
+  // 2. A pod that is not the run's, or not as planned any more, ends it (before a cancel, which
+  // would delete a pod that is not the run's).
+  if (auto d = decideTrust(in.trust, in.pod_name)) {
+    d->delete_pod = d->delete_pod && in.pod.exists && !in.pod.deleting;
+    return *d;
+  }
+
+  // 3. Cancelled: stop the pod with its grace period so the agent can save its work.
   if (in.cancel) {
     return {"Cancelled", "Cancelled",
             in.pod.exists ? "spec.cancel is true: the agent pod was stopped with a grace period to save its work"
@@ -77,7 +105,7 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
             false, in.pod.exists && !in.pod.deleting};
   }
 
-  // 3. No pod: create it, unless it existed and vanished.
+  // 4. No pod: create it, unless it existed and vanished.
   if (!in.pod.exists) {
     if (in.pod_created) {
       return {"Failed", "PodDeleted",
@@ -88,7 +116,7 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
     return {"Pending", "PodCreated", "the agent pod was created", true, false};
   }
 
-  // 4. The pod finished.
+  // 5. The pod finished.
   if (in.pod.phase == "Succeeded") return {"Succeeded", "Completed", "the agent finished its task", false, false};
   if (in.pod.phase == "Failed") {
     if (in.pod.reason == "DeadlineExceeded") {
@@ -107,7 +135,7 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
     return {"Failed", "AgentFailed", why + "; see kubectl paddock logs for its output", false, false};
   }
 
-  // 5. The pod is stuck before it starts.
+  // 6. The pod is stuck before it starts.
   if (in.pod.phase == "Pending" && in.pod_pending_for >= in.pending_deadline) {
     auto cause = pendingCause(in.pod);
     if (cause.reason == "ImagePullFailed") {
@@ -127,7 +155,7 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
     }
   }
 
-  // 6. On its way.
+  // 7. On its way.
   if (in.pod.phase == "Running") return {"Running", "AgentRunning", "the agent is working on the task", false, false};
   return {"Pending", "PodStarting", "the agent pod is starting", false, false};
 }

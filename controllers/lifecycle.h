@@ -4,9 +4,12 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "controllers/trust.h"
 
 namespace paddock::controllers {
 
@@ -43,7 +46,9 @@ struct LifecycleInput {
   std::string phase;         // the run's current phase ("" before the first status)
   bool cancel = false;       // spec.cancel
   bool pod_created = false;  // status records that the agent pod was created
-  PodObservation pod;
+  std::string pod_name;
+  PodJudgement trust;        // whose the pod under that name is, and whether it still matches its plan
+  PodObservation pod;        // what it shows (read only from a pod that is the run's)
   std::chrono::seconds pod_pending_for{0};  // how long the pod has been Pending
   std::chrono::seconds pending_deadline{600};
 };
@@ -57,5 +62,11 @@ struct LifecycleDecision {
 };
 
 LifecycleDecision decideLifecycle(const LifecycleInput& in);
+
+// What a pod that is not the run's (PodNameTaken: never adopted, reported or deleted) or no
+// longer matches its plan (PodTampered: deleted) means for the run or stage whose pod it should
+// be: it fails, with a message naming the pod and the fields. Nothing for a pod that is the
+// run's and unchanged.
+std::optional<LifecycleDecision> decideTrust(const PodJudgement& trust, const std::string& pod_name);
 
 }  // namespace paddock::controllers

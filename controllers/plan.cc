@@ -10,7 +10,7 @@ namespace paddock::controllers {
 namespace {
 
 json labels(const AgentRun& run, const AgentPolicy& policy, const std::string& stage) {
-  json l = {{kLabelRun, run.name}, {kLabelTeam, policy.name}, {"app.kubernetes.io/managed-by", "paddock"}};
+  json l = {{kLabelRun, run.name}, {kLabelRunUid, run.uid}, {kLabelTeam, policy.name}, {"app.kubernetes.io/managed-by", "paddock"}};
   if (!stage.empty()) l[kLabelStage] = stage;
   return l;
 }

@@ -53,6 +53,8 @@ struct PlanOptions {
 Result<std::map<std::string, std::string>> parseMatchLabels(const std::string& text, const std::string& flag);
 
 inline constexpr const char* kLabelRun = "paddock.dev/run";
+// The run's UID on every child: a name can be taken by anyone, a UID cannot be known before the run exists.
+inline constexpr const char* kLabelRunUid = "paddock.dev/run-uid";
 inline constexpr const char* kLabelTeam = "paddock.dev/team";
 inline constexpr const char* kLabelStage = "paddock.dev/stage";
 inline constexpr const char* kAnnotationCheckpoint = "paddock.dev/checkpoint";

@@ -2,6 +2,8 @@
 
 #include "controllers/lifecycle.h"
 #include "controllers/stages.h"
+#include "controllers/terms.h"
+#include "controllers/trust.h"
 
 #include <algorithm>
 #include <tuple>
@@ -38,6 +40,13 @@ std::optional<std::chrono::system_clock::time_point> parseTime(const std::string
 std::chrono::seconds since(const std::string& stamp, std::chrono::system_clock::time_point now) {
   auto t = parseTime(stamp);
   return t ? std::chrono::duration_cast<std::chrono::seconds>(now - *t) : std::chrono::seconds(0);
+}
+
+bool hasCondition(const json& status, const std::string& type) {
+  for (const auto& c : status.value("conditions", json::array())) {
+    if (c.value("type", "") == type) return true;
+  }
+  return false;
 }
 
 bool conditionTrue(const json& status, const std::string& type) {
@@ -100,29 +109,45 @@ RunReconciler::RunReconciler(kube::Client& client, kube::Informer& runs, kube::I
   });
 }
 
-std::optional<json> RunReconciler::networkPolicyToApply(const std::string& ns, const AgentPolicy& policy) {
-  json planned = planNetworkPolicy(ns, policy, options_.plan);
+std::optional<RunReconciler::NetworkPolicyWrite> RunReconciler::networkPolicyToWrite(const std::string& ns,
+                                                                                    const AgentPolicy& policy) {
+  NetworkPolicyWrite w{planNetworkPolicy(ns, policy, options_.plan), network_policies_.get(ns + "/" + networkPolicyName(policy)), {}, false};
   const std::string key = ns + "/" + networkPolicyName(policy);
-  const std::string hash = specHashOf(planned);
-  auto cached = network_policies_.get(key);
-  if (cached && specHashOf(*cached) == hash) return std::nullopt;
-  // The cache lags behind our own apply: trust it for a few seconds (several runs of a team start
-  // together), after that the cache is right (someone may have deleted the policy).
-  std::lock_guard lock(applied_mu_);
-  if (auto a = applied_.find(key); a != applied_.end() && a->second.first == hash &&
-                                   std::chrono::steady_clock::now() - a->second.second < std::chrono::seconds(5)) {
-    return std::nullopt;
+  const std::string hash = specHashOf(w.planned);
+  if (w.live) {
+    w.drift = networkPolicyDrift(w.planned, *w.live);
+    if (w.drift.empty()) return std::nullopt;
+    w.edited = specHashOf(*w.live) == hash;
   }
-  return planned;
+  // The cache lags behind our own write: a missing one is trusted for a few seconds (several runs
+  // of a team start together); a drifted one only while the cache shows an older generation than
+  // the one we wrote, so an edit right after our write is still seen.
+  std::lock_guard lock(applied_mu_);
+  if (auto a = applied_.find(key); a != applied_.end() && a->second.hash == hash) {
+    bool lagging = w.live ? intAt(*w.live, "/metadata/generation") < a->second.generation
+                          : std::chrono::steady_clock::now() - a->second.at < std::chrono::seconds(5);
+    if (lagging) return std::nullopt;
+  }
+  return w;
 }
 
-Status RunReconciler::applyNetworkPolicy(const std::string& ns, const json& planned, const CancelToken& cancel) {
-  const std::string name = stringAt(planned, "/metadata/name");
-  if (auto r = client_.apply(kube::resources::networkpolicies, ns, name, planned, options_.field_manager, true, "", cancel); !r) {
-    return r.error();
+Status RunReconciler::writeNetworkPolicy(const std::string& ns, const NetworkPolicyWrite& w, const CancelToken& cancel) {
+  const std::string name = stringAt(w.planned, "/metadata/name");
+  // A JSON patch that puts back the spec, labels and annotations whole, only if nobody wrote in
+  // between (the `test`): the operator's RBAC has patch, not update.
+  json ops = json::array();
+  if (w.live) {
+    ops = json::array({{{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", stringAt(*w.live, "/metadata/resourceVersion")}},
+                       {{"op", "add"}, {"path", "/spec"}, {"value", w.planned["spec"]}},
+                       {{"op", "add"}, {"path", "/metadata/labels"}, {"value", w.planned["metadata"]["labels"]}},
+                       {{"op", "add"}, {"path", "/metadata/annotations"}, {"value", w.planned["metadata"]["annotations"]}}});
   }
+  auto written = w.live ? client_.jsonPatch(kube::resources::networkpolicies, ns, name, ops, "", cancel)
+                        : client_.apply(kube::resources::networkpolicies, ns, name, w.planned, options_.field_manager,
+                                        true, "", cancel);
+  if (!written) return written.error();
   std::lock_guard lock(applied_mu_);
-  applied_[ns + "/" + name] = {specHashOf(planned), std::chrono::steady_clock::now()};
+  applied_[ns + "/" + name] = {specHashOf(w.planned), std::chrono::steady_clock::now(), intAt(*written, "/metadata/generation")};
   return Ok{};
 }
 
@@ -307,6 +332,78 @@ void RunReconciler::forgetSpend(const AgentRun& run) {
   if (options_.budget_observer.forget) options_.budget_observer.forget(run.ns, run.name);
 }
 
+Status RunReconciler::refuseStagePod(const AgentRun& run, const json& pod, const PodJudgement& trust,
+                                     const AppendFn& append, const CancelToken& cancel) {
+  const std::string name = stringAt(pod, "/metadata/name");
+  if (trust.verdict != PodJudgement::Verdict::Tampered) {
+    return append({{audit::Action::ChildNotAdopted, {{"kind", "Pod"}, {"name", name}, {"uid", stringAt(pod, "/metadata/uid")},
+                                                     {"reason", "its controller owner reference does not name this run"}}}},
+                  "");
+  }
+  if (auto a = append({{audit::Action::ChildTampered, {{"kind", "Pod"}, {"name", name}, {"fields", trust.fields}}},
+                       {audit::Action::ChildDeleted, {{"kind", "Pod"}, {"name", name}, {"reason", "PodTampered"}}}},
+                      "");
+      !a) {
+    return a;
+  }
+  kube::DeleteOptions del;
+  del.precondition_uid = stringAt(pod, "/metadata/uid");
+  if (auto r = client_.remove(kube::resources::pods, run.ns, name, del, cancel); !r && r.error().code != 404) return r;
+  return Ok{};
+}
+
+Status RunReconciler::reportUnmatchedApprovals(const AgentRun& run, const std::vector<std::string>& stages, json& status,
+                                               const json& old_status, int64_t generation, const std::string& now,
+                                               const AppendFn& append) {
+  std::vector<AgentApproval> approvals;
+  for (const auto& obj : approvals_.list()) {
+    if (auto a = parseAgentApproval(*obj); a && a->ns == run.ns && a->run == run.name) approvals.push_back(std::move(*a));
+  }
+  auto unmatched = unmatchedApprovals(run, stages, approvals);
+  if (unmatched.empty() && !hasCondition(old_status, "UnmatchedApprovals")) return Ok{};
+  std::string message, old_message;
+  for (const auto& c : old_status.value("conditions", json::array())) {
+    if (c.value("type", "") == "UnmatchedApprovals") old_message = c.value("message", "");
+  }
+  for (const auto& u : unmatched) {
+    message += (message.empty() ? "" : "; ") + u.reason;
+    if (old_message.find("AgentApproval " + u.name + " ") != std::string::npos || !once(run.uid + "/unmatched/" + u.name)) continue;
+    // Once each: audited in the approver's name as not counted, and told on the run.
+    std::string approver;
+    for (const auto& a : approvals) {
+      if (a.name == u.name) approver = a.username;
+    }
+    if (auto a = append({{audit::Action::ApprovalRefused, {{"stage", u.stage}, {"approval", u.name}, {"reason", "UnknownStage"}}}},
+                        approver.empty() ? options_.actor : approver);
+        !a) {
+      return a;
+    }
+    if (events_) {
+      events_->record(runtime::ObjectReference{"paddock.dev/v1alpha1", "AgentRun", run.ns, run.name, run.uid, ""},
+                      runtime::EventType::Warning, "UnmatchedApproval", "Approve", u.reason);
+    }
+  }
+  setCondition(status, "UnmatchedApprovals", !unmatched.empty(), unmatched.empty() ? "AllMatched" : "UnknownStage",
+               unmatched.empty() ? "every AgentApproval naming this run is for one of its stages" : message, generation, now);
+  return Ok{};
+}
+
+void RunReconciler::reportApprovalsOfMissingRun(const std::string& key) {
+  auto slash = key.find('/');
+  if (slash == std::string::npos || !events_) return;
+  const std::string ns = key.substr(0, slash), name = key.substr(slash + 1);
+  for (const auto& obj : approvals_.list()) {
+    auto a = parseAgentApproval(*obj);
+    if (!a || a->ns != ns || a->run != name) continue;
+    if (!once(stringAt(*obj, "/metadata/uid") + "/no-run")) continue;
+    auto ref = runtime::ObjectReference::from(*obj);
+    ref.api_version = "paddock.dev/v1alpha1", ref.kind = "AgentApproval";
+    events_->record(ref, runtime::EventType::Warning, "NoSuchRun", "Approve",
+                    "AgentApproval " + a->name + " names AgentRun " + name + ", which does not exist in namespace " + ns +
+                        "; it counts for nothing. Check spec.run, delete this approval and create one for the right run");
+  }
+}
+
 void setCondition(json& status, const std::string& type, bool value, const std::string& reason,
                   const std::string& message, int64_t generation, const std::string& now) {
   if (!status.contains("conditions") || !status["conditions"].is_array()) status["conditions"] = json::array();
@@ -411,8 +508,11 @@ Status RunReconciler::startStages(const AgentRun& run, const StagesPlan& plan, c
 runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const CancelToken& cancel) {
   auto object = runs_.get(key);
   if (!object) {  // deleted: its children go with it
-    std::lock_guard lock(unwritten_mu_);
-    unwritten_.erase(key);
+    {
+      std::lock_guard lock(unwritten_mu_);
+      unwritten_.erase(key);
+    }
+    reportApprovalsOfMissingRun(key);
     return Action::awaitChange();
   }
   const json& obj = *object;
@@ -515,10 +615,16 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     std::vector<std::string> names = {agentPodName(*run)};
     for (const auto& stage : run->stages) names.push_back(stagePodName(*run, stage));
     for (const auto& pod_name : names) {
-      auto seen = observePod(pods_.get(ns + "/" + pod_name).get());
-      if (!seen.exists || seen.deleting || (seen.phase != "Pending" && seen.phase != "Running")) continue;
+      auto pod = pods_.get(ns + "/" + pod_name);
+      auto seen = observePod(pod.get());
+      // Only the run's own pods: never someone else's pod under one of its names.
+      bool ours = pod && (ownedBy(*pod, run->uid) ||
+                          (pod_name == agentPodName(*run) &&
+                           stringAt(*pod, "/metadata/uid") == stringAt(cached_status, "/stages/0/podUID")));
+      if (!ours || seen.deleting || (seen.phase != "Pending" && seen.phase != "Running")) continue;
       kube::DeleteOptions del;
       del.grace_period_seconds = static_cast<int>(options_.plan.termination_grace.count());
+      del.precondition_uid = stringAt(*pod, "/metadata/uid");
       if (auto r = client_.remove(kube::resources::pods, ns, pod_name, del, cancel); !r && r.error().code != 404) {
         return runtime::reconcileErrorFrom(r.error());
       }
@@ -534,34 +640,62 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   }
   auto ns_obj = namespaces_.get(ns);
   auto choice = resolvePolicy(ns, ns_obj ? labelsOf(*ns_obj) : std::map<std::string, std::string>{}, policies);
-  if (!choice.policy) {
-    status["phase"] = "Pending";
-    setCondition(status, "Admitted", false, choice.reason, choice.message, generation, now);
-    return finish(choice.reason, choice.message, Action::awaitChange());
+  // Admission decides whether the run may start; once its pod exists it is cared for under the
+  // terms recorded then (controllers/terms.h), whatever the policy says now.
+  TermsInput terms_in;
+  terms_in.run = &*run;
+  terms_in.recorded = parseTerms(old_status);
+  terms_in.choice = &choice;
+  for (const auto& p : policies) {
+    if (terms_in.recorded && p.name == terms_in.recorded->policy) terms_in.admitted_under = &p;
   }
-  const AgentPolicy& policy = *choice.policy;
-  status["policy"] = policy.name;
-  auto admission = admit(*run, policy);
+  auto cached_pod = pods_.get(ns + "/" + agentPodName(*run));
+  terms_in.started = run->started || (cached_pod && ownedBy(*cached_pod, run->uid));
+  auto terms = decideTerms(terms_in);
   auto old_admitted = [&]() -> json {
     for (const auto& c : old_status.value("conditions", json::array())) {
       if (c.value("type", "") == "Admitted") return c;
     }
     return json::object();
   }();
-  if (!admission.admitted) {
+  if (!terms.admitted && terms_in.started) {
+    // Started, with no terms to care for it under: stopped (the finished run's pod goes next).
+    status["phase"] = "Failed";
+    setCondition(status, "Succeeded", false, terms.reason, terms.message, generation, now);
+    status["completionTime"] = now;
+    if (auto a = append({{audit::Action::RunFinished, {{"phase", "Failed"}, {"reason", terms.reason}, {"message", terms.message}}}});
+        !a) {
+      return runtime::reconcileErrorFrom(a.error());
+    }
+    return finish(terms.reason, terms.message, Action::awaitChange());
+  }
+  if (!terms.admitted) {
     status["phase"] = "Pending";
-    setCondition(status, "Admitted", false, admission.reason, admission.message, generation, now);
-    if (old_admitted.value("reason", "") != admission.reason) {
-      if (auto a = append({{audit::Action::RunRefused, {{"policy", policy.name}, {"reason", admission.reason},
-                                                               {"message", admission.message}}}}); !a) {
+    setCondition(status, "Admitted", false, terms.reason, terms.message, generation, now);
+    if (choice.policy && old_admitted.value("reason", "") != terms.reason) {
+      if (auto a = append({{audit::Action::RunRefused, {{"policy", choice.policy->name}, {"reason", terms.reason},
+                                                               {"message", terms.message}}}}); !a) {
         return runtime::reconcileErrorFrom(a.error());
       }
     }
-    return finish(admission.reason, admission.message, Action::awaitChange());
+    return finish(terms.reason, terms.message, Action::awaitChange());
   }
-  setCondition(status, "Admitted", true, "Admitted", admission.message, generation, now);
+  const AgentPolicy& policy = terms.policy;
+  const Effective& effective = terms.terms.effective;
+  if (terms_in.started) run->stages = terms.terms.stages;  // the stages it was admitted with
+  status["policy"] = policy.name;
+  status["terms"] = termsJson(terms.terms);
+  if (terms.policy_changed || hasCondition(old_status, "PolicyChanged")) {
+    setCondition(status, "PolicyChanged", terms.policy_changed, terms.policy_changed ? terms.changed_reason : "PolicyUnchanged",
+                 terms.policy_changed ? terms.changed_message : "the run's policy would grant the terms it runs under",
+                 generation, now);
+    if (terms.policy_changed && !conditionTrue(old_status, "PolicyChanged") && events_) {
+      events_->record(regarding, runtime::EventType::Warning, "PolicyChanged", "Admit", terms.changed_message);
+    }
+  }
+  setCondition(status, "Admitted", true, "Admitted", terms.message, generation, now);
   if (old_admitted.value("status", "") != "True") {
-    const auto& e = admission.effective;
+    const auto& e = effective;
     json details = {{"policy", policy.name}, {"task", run->task}, {"repository", run->repository_url},
                     {"baseBranch", run->base_branch}, {"image", e.image}, {"model", e.model},
                     {"budget", {{"tokens", e.tokens}, {"costUSD", formatCents(e.cost_cents)},
@@ -569,20 +703,36 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
                     {"stages", run->stages}};
     pending.push_back({audit::Action::RunAdmitted, details});
   }
+  // Approvals for a stage the run did not ask for: reported here, never counted (issue 25).
+  if (auto r = reportUnmatchedApprovals(*run, run->stages, status, old_status, generation, now, append); !r) {
+    return runtime::reconcileErrorFrom(r.error());
+  }
   // The team's NetworkPolicy in this namespace, before any pod of the run exists and for as long
   // as one may (a deleted one comes back), recorded before it is applied. A failure holds back only
   // the creation of pods: a live run is still looked after.
   std::optional<Error> network_policy_error;
-  if (auto planned = networkPolicyToApply(ns, policy)) {
-    if (auto a = append({{audit::Action::ChildCreated, {{"kind", "NetworkPolicy"}, {"name", networkPolicyName(policy)},
-                                                        {"sharedBy", "AgentPolicy " + policy.name}}}});
-        !a) {
+  if (auto w = networkPolicyToWrite(ns, policy)) {
+    // Missing: created (or put back). Drifted: replaced with the plan, the fields that differed
+    // recorded, and an edit (content that is not the plan its hash annotation claims) told as a
+    // Warning on the NetworkPolicy itself.
+    json details = {{"kind", "NetworkPolicy"}, {"name", networkPolicyName(policy)}, {"sharedBy", "AgentPolicy " + policy.name}};
+    if (w->live) details.update({{"fields", w->drift}, {"reason", w->edited ? "Edited" : "PlanChanged"}});
+    if (auto a = append({{w->live ? audit::Action::ChildRestored : audit::Action::ChildCreated, details}}); !a) {
       return runtime::reconcileErrorFrom(a.error());
     }
-    if (auto r = applyNetworkPolicy(ns, *planned, cancel); !r) {
+    if (auto r = writeNetworkPolicy(ns, *w, cancel); !r) {
       network_policy_error = r.error();
       log::warn("cannot apply the team's NetworkPolicy; no pod of the team's runs starts here until it is",
                 {{"key", key}, {"networkPolicy", networkPolicyName(policy)}, {"error", r.error().describe()}});
+    } else if (w->edited) {
+      auto ref = runtime::ObjectReference::from(*w->live);
+      ref.api_version = "networking.k8s.io/v1", ref.kind = "NetworkPolicy";
+      std::string message = "NetworkPolicy " + networkPolicyName(policy) + " was edited away from its plan (" +
+                            joinFields(w->drift) + "); Paddock put back the rules of AgentPolicy " + policy.name +
+                            ". Change egress in the AgentPolicy, not here";
+      if (events_) events_->record(ref, runtime::EventType::Warning, "NetworkPolicyRestored", "Restore", message);
+      log::warn("restored an edited NetworkPolicy", {{"key", key}, {"networkPolicy", networkPolicyName(policy)},
+                                                     {"fields", joinFields(w->drift)}});
     }
   }
   if (hostEgressUnenforced(policy)) {
@@ -593,13 +743,35 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   }
 
   // The agent pod, and whether the run holds a slot to create it.
-  auto pod = pods_.get(ns + "/" + agentPodName(*run));
+  auto pod = cached_pod;
   bool pod_created = run->started;
   if (!pod && pod_created) {
-    // The pod cache can lag behind our own writes: ask the API server before concluding the pod is gone.
+    // The pod cache can lag behind our own writes, and holds only pods with Paddock's label: ask
+    // the API server before concluding the pod is gone.
     auto fresh = client_.get(kube::resources::pods, ns, agentPodName(*run), cancel);
     if (fresh) pod = std::make_shared<const json>(std::move(fresh.value()));
     else if (fresh.error().code != 404) return runtime::reconcileErrorFrom(fresh.error());
+  }
+  // Whose the pod under that name is, and whether it still matches its plan (docs/trust.md): the
+  // run recorded its UID and the plan's fingerprint when it created it.
+  json old_agent = json::object();
+  for (const auto& e : old_status.value("stages", json::array())) {
+    if (e.value("name", "") == "agent") old_agent = e;
+  }
+  std::string pod_uid = old_agent.value("podUID", "");
+  json pod_plan = old_agent.value("planned", json::object());
+  auto trust = judgePod(pod.get(), run->uid, pod_uid, pod_plan);
+  if (trust.verdict == PodJudgement::Verdict::Ours && pod_uid.empty()) {
+    // Created by a process that stopped before writing it down: its owner reference says it is
+    // the run's; it must match the plan all the same.
+    pod_uid = stringAt(*pod, "/metadata/uid");
+    if (pod_plan.empty()) {
+      pod_plan = podFingerprint(planAgentPod(*run, policy, effective, options_.plan));
+      // A pod made by an operator from before the run-UID label: its owner reference carries the UID.
+      const std::string uid_label = std::string("metadata.labels[\"") + kLabelRunUid + "\"]";
+      if (!podFingerprint(*pod).contains(uid_label)) pod_plan.erase(uid_label);
+    }
+    trust = judgePod(pod.get(), run->uid, pod_uid, pod_plan);
   }
   if (!pod && !pod_created && !run->cancel && !run->idempotency_key.empty()) {
     auto original = findOriginal(*run, index_.withIdempotencyKey(ns, run->idempotency_key));
@@ -637,7 +809,9 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   in.phase = run->phase;
   in.cancel = run->cancel;
   in.pod_created = pod_created;
-  in.pod = observePod(pod.get());
+  in.pod_name = agentPodName(*run);
+  in.trust = trust;
+  in.pod = observePod(trust.verdict == PodJudgement::Verdict::NotOurs ? nullptr : pod.get());
   in.pending_deadline = options_.pending_deadline;
   if (pod) in.pod_pending_for = since(stringAt(*pod, "/metadata/creationTimestamp"), wall);
   auto d = decideLifecycle(in);
@@ -696,8 +870,8 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
 
   std::optional<std::chrono::milliseconds> budget_recheck;
   if (d.phase == "Running" && !d.delete_pod) {
-    auto b = checkBudget(*run, policy, admission.effective.tokens, admission.effective.cost_cents,
-                         admission.effective.wall_clock, status, old_status, wall, now, generation);
+    auto b = checkBudget(*run, policy, effective.tokens, effective.cost_cents,
+                         effective.wall_clock, status, old_status, wall, now, generation);
     budget_recheck = b.recheck_after;
     if (b.exceeded || b.stop_unreadable) {
       json spent = status.value("usage", json::object());
@@ -749,14 +923,14 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
         return runtime::reconcileErrorFrom(r.error());
       }
     }
-    auto planned = planAgentPod(*run, policy, admission.effective, options_.plan);
+    auto planned = planAgentPod(*run, policy, effective, options_.plan);
     if (!run->started) {
       std::vector<std::pair<audit::Action, json>> records;
       if (!run->stages.empty()) {
         records.push_back({audit::Action::ChildCreated, {{"kind", "PersistentVolumeClaim"}, {"name", workspaceClaimName(*run)}}});
       }
       records.push_back(
-          {audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", agentPodName(*run)}, {"image", admission.effective.image}}});
+          {audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", agentPodName(*run)}, {"image", effective.image}}});
       for (auto& m : secretMounts(planned)) records.push_back({audit::Action::SecretMounted, std::move(m)});
       records.push_back({audit::Action::StageStarted, {{"stage", "agent"}, {"pod", agentPodName(*run)}}});
       if (auto a = append(std::move(records)); !a) return runtime::reconcileErrorFrom(a.error());
@@ -773,13 +947,33 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
       }
       return e;
     }
-    status["startTime"] = status.value("startTime", now);
+    // The name was taken: by this run's own earlier attempt only if the pod says so by its owner
+    // reference; anyone else's pod is never adopted.
+    json made = created ? std::move(created.value()) : json();
+    if (!created) {
+      auto existing = client_.get(kube::resources::pods, ns, agentPodName(*run), cancel);
+      if (!existing) return runtime::reconcileErrorFrom(existing.error());  // gone meanwhile: look again
+      made = std::move(existing.value());
+    }
+    auto made_trust = judgePod(&made, run->uid, created ? stringAt(made, "/metadata/uid") : "", json::object());
+    if (made_trust.verdict == PodJudgement::Verdict::NotOurs) {
+      trust = made_trust;
+      d = *decideTrust(trust, agentPodName(*run));
+      pod = std::make_shared<const json>(std::move(made));
+    } else {
+      pod_uid = stringAt(made, "/metadata/uid");
+      pod_plan = podFingerprint(planned);
+      status["startTime"] = status.value("startTime", now);
+    }
   }
   status["phase"] = d.phase;
   status["currentStage"] = "agent";
   json stage = {{"name", "agent"}, {"phase", d.phase}, {"pod", agentPodName(*run)}, {"message", d.message}};
-  if (!pod_created && !d.create_pod && !pod) stage.erase("pod");
-  if (pod && !status.contains("startTime")) {
+  if (!pod_uid.empty()) stage["podUID"] = pod_uid;
+  if (!pod_plan.empty()) stage["planned"] = pod_plan;
+  bool not_ours = trust.verdict == PodJudgement::Verdict::NotOurs;
+  if ((!pod_created && !d.create_pod && !pod) || (not_ours && !pod_created)) stage.erase("pod");
+  if (pod && !not_ours && !status.contains("startTime")) {
     // Created by a process that stopped before writing it down: the pod says when.
     status["startTime"] = stringAt(*pod, "/metadata/creationTimestamp");
   }
@@ -789,6 +983,14 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
     setCondition(status, "Succeeded", d.phase == "Succeeded", d.reason, d.message, generation, now);
     status["completionTime"] = status.value("completionTime", now);
     std::vector<std::pair<audit::Action, json>> records;
+    if (not_ours) {
+      records.push_back({audit::Action::ChildNotAdopted, {{"kind", "Pod"}, {"name", agentPodName(*run)},
+                                                          {"uid", stringAt(*pod, "/metadata/uid")},
+                                                          {"reason", "its controller owner reference does not name this run"}}});
+    }
+    if (trust.verdict == PodJudgement::Verdict::Tampered) {
+      records.push_back({audit::Action::ChildTampered, {{"kind", "Pod"}, {"name", agentPodName(*run)}, {"fields", trust.fields}}});
+    }
     if (d.delete_pod && pod) {
       records.push_back({audit::Action::ChildDeleted, {{"kind", "Pod"}, {"name", agentPodName(*run)}, {"reason", d.reason}}});
     }

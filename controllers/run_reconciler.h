@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -20,6 +21,7 @@
 #include "controllers/plan.h"
 #include "controllers/run_index.h"
 #include "controllers/stages.h"
+#include "controllers/trust.h"
 #include "controllers/usage.h"
 #include "operator/audit/audit.h"
 #include "operator/kube/client.h"
@@ -87,9 +89,6 @@ class RunReconciler : public runtime::Reconciler {
                 const CancelToken& cancel, const std::string& actor = "");
   // Does RBAC grant the approval's approver the approve verb on the run? (SubjectAccessReview)
   Result<bool> mayApprove(const AgentRun& run, const AgentApproval& approval, const CancelToken& cancel);
-  // The team's NetworkPolicy in the namespace as planned, when it must be applied: the cache shows
-  // it missing or different, and it was not applied moments ago. nullopt when it is current.
-  std::optional<json> networkPolicyToApply(const std::string& ns, const AgentPolicy& policy);
   // Gated stages (controllers/stages.h). What planStages reads: the approvals naming the run and
   // the pods of its running stages (uncached when the cache lacks one).
   Result<StagesInput> gatherStages(const AgentRun& run, const AgentPolicy& policy, const json* agent_pod,
@@ -104,7 +103,31 @@ class RunReconciler : public runtime::Reconciler {
   Status startStages(const AgentRun& run, const StagesPlan& plan, const runtime::ObjectReference& regarding,
                      Records& records, const Appender& append, const std::optional<Error>& network_policy_error,
                      const CancelToken& cancel);
-  Status applyNetworkPolicy(const std::string& ns, const json& planned, const CancelToken& cancel);
+  // The team's NetworkPolicy in the namespace as planned, when it must be written: the cache
+  // shows it missing, or its content differs from the plan (compared as what it means, never by
+  // its hash annotation), and it is not our own write the cache has yet to show. nullopt when it
+  // is current.
+  struct NetworkPolicyWrite {
+    json planned;
+    std::shared_ptr<const json> live;  // null: missing from the cache (server-side apply)
+    std::vector<std::string> drift;    // the fields of `live` that differ from the plan
+    bool edited = false;               // `live` claims to be this very plan (its hash) but is not
+  };
+  std::optional<NetworkPolicyWrite> networkPolicyToWrite(const std::string& ns, const AgentPolicy& policy);
+  // Applies a missing one; puts a drifted one back whole (a server-side apply would leave fields
+  // someone else added, such as an extra podSelector label that makes it select nothing).
+  Status writeNetworkPolicy(const std::string& ns, const NetworkPolicyWrite& write, const CancelToken& cancel);
+  // Appends audit records before what they describe, in the actor's name ("" for the operator).
+  using AppendFn = std::function<Status(std::vector<std::pair<audit::Action, json>>, const std::string& actor)>;
+  // A stage's pod that is not the run's (recorded, left alone) or no longer its plan (recorded, deleted).
+  Status refuseStagePod(const AgentRun& run, const json& pod, const PodJudgement& trust, const AppendFn& append,
+                        const CancelToken& cancel);
+  // Approvals naming the run for a stage it did not ask for: an UnmatchedApprovals condition, and
+  // once each a Warning Event and an ApprovalRefused record in the approver's name.
+  Status reportUnmatchedApprovals(const AgentRun& run, const std::vector<std::string>& stages, json& status,
+                                  const json& old_status, int64_t generation, const std::string& now, const AppendFn& append);
+  // Approvals naming a run that does not exist: a Warning Event on each, once.
+  void reportApprovalsOfMissingRun(const std::string& key);
   std::atomic<audit::AuditLog*> audit_{nullptr};
   // Records already appended for one-time facts of a run ("<uid>/<stage>/<approval>", "<uid>/<stage>/started"),
   // so a reconcile deciding from a cache that lags behind our own status write does not append them again.
@@ -123,9 +146,13 @@ class RunReconciler : public runtime::Reconciler {
   // By run key: the status of a run whose pod was just created, written with the pod's first event.
   std::map<std::string, Unwritten> unwritten_;  // guarded by unwritten_mu_
 
+  struct Applied {
+    std::string hash;  // of the plan written
+    std::chrono::steady_clock::time_point at;
+    int64_t generation = 0;  // the object's metadata.generation after our write
+  };
   std::mutex applied_mu_;
-  // By NetworkPolicy key: the planned hash last applied, and when.
-  std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> applied_;  // guarded by applied_mu_
+  std::map<std::string, Applied> applied_;  // guarded by applied_mu_; by NetworkPolicy key, our last write
 
   std::mutex spend_mu_;
   std::map<std::string, Spend> spend_;  // guarded by spend_mu_; by run key, the totals not yet in status

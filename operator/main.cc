@@ -244,10 +244,15 @@ int main(int argc, char** argv) {
     return index.keys();
   });
   controller.watchMapped(namespaces, [&index](const kube::InformerEvent& e) { return index.keys(e.key); });
-  // A team's NetworkPolicy went: the runs of its namespace put it back.
+  // A team's NetworkPolicy went or its content changed (an edit, or our own write): the runs of
+  // its namespace compare it with their plan and put it back.
   controller.watchMapped(network_policies, [&index](const kube::InformerEvent& e) {
-    return e.type == kube::InformerEvent::Type::Delete ? index.keys(stringAt(*e.object, "/metadata/namespace"))
-                                                       : std::vector<std::string>{};
+    auto content = [](const kube::ObjectPtr& o) {
+      using nlohmann::json;
+      return o ? json{o->value("spec", json()), o->value(json::json_pointer("/metadata/labels"), json())} : json();
+    };
+    bool changed = e.type == kube::InformerEvent::Type::Delete || content(e.old) != content(e.object);
+    return changed ? index.keys(stringAt(*e.object, "/metadata/namespace")) : std::vector<std::string>{};
   });
 
   // AgentPolicy status: query checks, runs governed, the model pin (the leader writes it).

@@ -1,6 +1,7 @@
 // The planned agent pod on the real API server: admitted where Pod Security Admission enforces
 // "restricted", and run by kwok; its team's NetworkPolicy is accepted as planned.
 #include "controllers/plan.h"
+#include "controllers/trust.h"
 
 #include <gtest/gtest.h>
 
@@ -46,6 +47,14 @@ TEST(PlanE2E, AgentPodPassesRestrictedPodSecurityAndRuns) {
                             },
                             std::chrono::seconds(60));
   EXPECT_FALSE(running.is_null()) << "the planned pod did not reach Running on a kwok node";
+  // Read back, with the API server's defaults and kwok's status, each matches its plan: the
+  // operator's tamper checks see no drift in an untouched pod or NetworkPolicy (docs/trust.md).
+  json planned_pod = planAgentPod(*run, *policy, admission.effective, options);
+  EXPECT_EQ(fingerprintDrift(podFingerprint(planned_pod), podFingerprint(running)), std::vector<std::string>{})
+      << running.dump();
+  auto live_np = client.get(kube::resources::networkpolicies, ns.name(), "paddock-team");
+  ASSERT_TRUE(live_np.ok());
+  EXPECT_EQ(networkPolicyDrift(planNetworkPolicy(ns.name(), *policy), *live_np), std::vector<std::string>{}) << live_np->dump();
 
   // Deleting the run collects its children (kube-controller-manager's garbage collector).
   ASSERT_TRUE(client.remove(kube::resources::agentruns, ns.name(), "planned").ok());

@@ -10,10 +10,11 @@
 namespace paddock::audit {
 namespace {
 
-constexpr std::array<std::string_view, 15> kActionNames = {
+constexpr std::array<std::string_view, 18> kActionNames = {
     "RunAdmitted",    "RunRefused",      "RunCancelled",  "ChildCreated",  "ChildDeleted",
     "SecretMounted",  "CheckpointRequested", "BudgetExceeded", "ApprovalCounted", "ApprovalRefused",
     "StageStarted",   "StageFinished",   "RunFinished",   "StoreRepaired", "WriterStarted",
+    "ChildNotAdopted", "ChildTampered", "ChildRestored",
 };
 
 std::string hex(const unsigned char* bytes, unsigned int n) {

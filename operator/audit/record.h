@@ -43,6 +43,9 @@ enum class Action {
   RunFinished,          // the outcome and what was spent
   StoreRepaired,        // the store cut a torn tail on open (segment, offset, bytes, reason)
   WriterStarted,        // a new writer (leader) continues the chain from the store's head
+  ChildNotAdopted,      // an object under a child's name that is not the run's (kind, name, uid, why): left alone
+  ChildTampered,        // a child that no longer matches its plan (kind, name, the fields that differ)
+  ChildRestored,        // a shared child put back to its plan (kind, name, the fields that differed, why)
 };
 
 std::string_view actionName(Action action);

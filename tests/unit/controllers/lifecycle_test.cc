@@ -131,5 +131,46 @@ TEST(DecideLifecycle, Table) {
   }
 }
 
+TEST(DecideLifecycle, APodThatIsNotTheRunsOrNotItsPlanEndsTheRun) {
+  using V = PodJudgement::Verdict;
+  struct Case {
+    const char* name;
+    V verdict;
+    bool cancel, created;
+    json pod;  // what the run may read of it (null for a pod that is not the run's)
+    const char* want_reason;
+    bool del;
+    const char* message_part;
+  } cases[] = {
+      {"a squatter under the pod's name", V::NotOurs, false, false, nullptr, "PodNameTaken", false,
+       "pod r-agent was not created by this run"},
+      {"a squatter, cancelled: still never deleted", V::NotOurs, true, false, nullptr, "PodNameTaken", false, "leaves it alone"},
+      {"another pod after the run's own went", V::NotOurs, false, true, nullptr, "PodNameTaken", false, "delete it"},
+      {"a tampered pod is deleted", V::Tampered, false, true, pod("Running"), "PodTampered", true,
+       "metadata.labels[\"paddock.dev/team\"] and spec.containers[0].image changed"},
+      {"a tampered pod on its way out", V::Tampered, false, true,
+       [] { json p = pod("Running"); p["metadata"]["deletionTimestamp"] = "x"; return p; }(), "PodTampered", false, "deleted it"},
+      {"the run's own pod, as planned", V::Ours, false, true, pod("Running"), "AgentRunning", false, "working"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    LifecycleInput in;
+    in.phase = "Running";
+    in.cancel = c.cancel;
+    in.pod_created = c.created;
+    in.pod_name = "r-agent";
+    in.trust.verdict = c.verdict;
+    if (c.verdict == V::Tampered) in.trust.fields = {"metadata.labels[\"paddock.dev/team\"]", "spec.containers[0].image"};
+    in.pod = observePod(c.pod.is_null() ? nullptr : &c.pod);
+    auto d = decideLifecycle(in);
+    EXPECT_EQ(d.reason, c.want_reason);
+    if (c.verdict != V::Ours) EXPECT_EQ(d.phase, "Failed");
+    EXPECT_FALSE(d.create_pod);
+    EXPECT_EQ(d.delete_pod, c.del);
+    EXPECT_NE(d.message.find(c.message_part), std::string::npos) << d.message;
+  }
+  EXPECT_FALSE(decideTrust({}, "r-agent").has_value()) << "nothing under the name: nothing to distrust";
+}
+
 }  // namespace
 }  // namespace paddock::controllers
