@@ -93,7 +93,9 @@ if missing kube-router; then
 fi
 
 # kubelet and kube-proxy come from the control plane's wrapper module, so the node runs the
-# very Kubernetes the API server does, stamped with the same version.
+# very Kubernetes the API server does, stamped with the same version. They need a few modules the
+# control plane does not (their sums are checked against the checksum database): they are built
+# in a copy of the module, so the control plane's go.sum, and with it its cache key, stay as they are.
 if missing kubelet kube-proxy; then
   log "building Kubernetes $kube_version (kubelet, kube-proxy)"
   minor=${kube_version#v1.}; minor=${minor%%.*}
@@ -104,7 +106,8 @@ if missing kubelet kube-proxy; then
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=${time:-unknown}"
   done
   out=$(mktemp -d "$bin/.kube.XXXXXX")
-  (cd "$here/kube" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" \
+  cp "$here/kube/go.mod" "$here/kube/go.sum" "$here/kube/tools.go" "$out/"
+  (cd "$out" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" \
     -o "$out/" k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
   install_bins "$out" kubelet kube-proxy
 fi
