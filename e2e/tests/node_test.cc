@@ -24,10 +24,12 @@ namespace {
 using namespace controllers;
 const kube::Resource secrets{"", "v1", "secrets", true};
 
-// The node's addresses, as cluster.sh wrote them (<cluster dir>/node/addresses, key=value lines).
+// The node's addresses, as cluster.sh wrote them (<cluster dir>/node/addresses, key=value lines;
+// the cluster's directory holds its kubeconfig).
 std::map<std::string, std::string> nodeAddresses() {
   std::map<std::string, std::string> out;
-  std::ifstream in(env("PADDOCK_E2E_CLUSTER_DIR") + "/node/addresses");
+  std::string kubeconfig = env("PADDOCK_E2E_KUBECONFIG");
+  std::ifstream in(kubeconfig.substr(0, kubeconfig.rfind('/')) + "/node/addresses");
   std::string line;
   while (std::getline(in, line)) {
     auto eq = line.find('=');
