@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on loopback, for development and end-to-end tests:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake nodes that run
-# the pod lifecycle), all built from source by e2e/toolchain/build.sh.
+# the pod lifecycle), all built from source by e2e/toolchain/build.sh; with --node, a real node
+# instead of the fake ones (e2e/node.sh: containerd, kubelet, kube-proxy, kube-router's firewall).
 #
-#   e2e/cluster.sh up     [--name NAME] [--fresh]
+#   e2e/cluster.sh up     [--name NAME] [--fresh] [--node]
 #                                         start (or confirm running), then print the kubeconfig path;
-#                                         --fresh restarts it on an empty etcd
+#                                         --fresh restarts it on an empty etcd; --node adds a real
+#                                         node (needs root) and no fake ones
 #   e2e/cluster.sh down   [--name NAME]   stop every process by PID; keeps certificates and data
 #   e2e/cluster.sh reset  [--name NAME]   stop and delete everything, data included
 #   e2e/cluster.sh status [--name NAME]   say what runs; exit 1 when the API server is not ready
 #   e2e/cluster.sh restart [--name NAME] COMPONENT   stop one component and start it again
 #   e2e/cluster.sh compact [--name NAME]  compact etcd to its current revision (old watches get 410)
 #   e2e/cluster.sh apply [--name NAME] FILE|DIR...  kubectl apply, then wait for CRDs to be Established
+#   e2e/cluster.sh import [--name NAME] ARCHIVE...  import image archives into the real node's runtime
 #   e2e/cluster.sh user   [--name NAME] USER [GROUP...]
 #                                         write a kubeconfig for USER (client certificate) and print its path
 #
 # NAME defaults to "dev". Each cluster keeps its state in $PADDOCK_CACHE/clusters/NAME (certificates,
 # etcd data, logs, PIDs, kubeconfigs) and uses its own ports: dev from 16443, test from 26443,
-# bench from 31443, anything else from $PADDOCK_CLUSTER_PORT; all below Linux's ephemeral range
-# (32768 and up), so a client connection's local port never takes one. Everything listens on
-# 127.0.0.1 only.
+# node-e2e (the real node's tests) from 23443, bench from 31443, anything else from
+# $PADDOCK_CLUSTER_PORT; all below Linux's ephemeral range (32768 and up), so a client
+# connection's local port never takes one. Everything listens on 127.0.0.1 only, except with --node: then kube-apiserver listens on 198.18.K.1, the machine's end
+# of the node's veth pair, where pods reach it (e2e/node.sh has the addresses). Services are in
+# 198.19.0.0/16 and kwok's fake pods in 198.18.128.0/17: no cluster uses a private range.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,12 +33,14 @@ cache=${PADDOCK_CACHE:-$HOME/.cache/paddock}
 cmd=${1:-}; shift || true
 name=dev
 fresh=0
+node=0
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) name=$2; shift 2 ;;
     --name=*) name=${1#--name=}; shift ;;
     --fresh) fresh=1; shift ;;
+    --node) node=1; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -42,6 +49,7 @@ case "$name" in
   dev) base=16443 ;;
   test) base=26443 ;;
   bench) base=31443 ;;
+  node-e2e) base=23443 ;;
   *) base=${PADDOCK_CLUSTER_PORT:?set PADDOCK_CLUSTER_PORT for a cluster named $name} ;;
 esac
 api_port=$base etcd_port=$((base + 1)) peer_port=$((base + 2)) kcm_port=$((base + 3))
@@ -51,6 +59,15 @@ dir="$cache/clusters/$name"
 pki="$dir/pki" logs="$dir/logs" run="$dir/run"
 kubeconfig="$dir/kubeconfig"
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+source "$here/node.sh"
+# A node cluster is one started with --node, or one whose node still runs.
+if [ -f "$run/kubelet.pid" ] || [ -f "$run/containerd.pid" ]; then node=1; fi
+if [ $node = 1 ]; then
+  api_host=$node_host_ip
+  components=(etcd kube-apiserver kube-controller-manager kube-scheduler "${node_components[@]}")
+else
+  api_host=127.0.0.1
+fi
 
 log() { echo "[cluster $name] $*" >&2; }
 
@@ -58,12 +75,13 @@ alive() { local f="$run/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/nul
 
 api_ready() {
   curl -sf --max-time 2 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
-    "https://127.0.0.1:$api_port/readyz" >/dev/null 2>&1
+    "https://$api_host:$api_port/readyz" >/dev/null 2>&1
 }
 
-stop_all() {
+# Stops the named components by PID: TERM, then KILL after 10 s.
+stop_pids() {
   local c pids=()
-  for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  for c in "$@"; do
     alive "$c" && { kill -TERM "$(cat "$run/$c.pid")" 2>/dev/null || true; pids+=("$(cat "$run/$c.pid")"); }
   done
   local pid
@@ -71,13 +89,21 @@ stop_all() {
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
+  for c in "$@"; do rm -f "$run/$c.pid"; done
+}
+
+stop_all() {
+  if [ $node = 1 ]; then node_down; fi
+  stop_pids kwok kube-scheduler kube-controller-manager kube-apiserver etcd
+  if [ $node = 1 ]; then node_net_down; fi
   rm -f "$run"/*.pid
 }
 
-# A certificate signed by the cluster CA. $1 name, $2 subject, $3 optional subjectAltName.
+# A certificate signed by the cluster CA. $1 name, $2 subject, $3 optional subjectAltName. An
+# existing one is kept unless its subjectAltName differs (a server's addresses changed).
 issue_cert() {
   local n=$1 subj=$2 san=${3:-}
-  [ -f "$pki/$n.crt" ] && return 0
+  [ -f "$pki/$n.crt" ] && [ "$(cat "$pki/$n.san" 2>/dev/null)" = "$san" ] && return 0
   openssl genrsa -out "$pki/$n.key" 2048 2>/dev/null
   openssl req -new -key "$pki/$n.key" -subj "$subj" -out "$pki/$n.csr" 2>/dev/null
   local ext="$pki/$n.ext"
@@ -90,6 +116,7 @@ issue_cert() {
   openssl x509 -req -in "$pki/$n.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
     -days 3650 -sha256 -extfile "$ext" -out "$pki/$n.crt" 2>/dev/null
   rm -f "$pki/$n.csr" "$ext"
+  printf '%s' "$san" > "$pki/$n.san"
 }
 
 make_pki() {
@@ -101,12 +128,13 @@ make_pki() {
       -out "$pki/ca.crt" 2>/dev/null
   fi
   issue_cert apiserver "/CN=kube-apiserver" \
-    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:127.0.0.1,IP:$node_host_ip,IP:$node_service_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   issue_cert admin "/O=system:masters/CN=paddock-admin"
   issue_cert kube-controller-manager "/CN=system:kube-controller-manager"
   issue_cert kube-scheduler "/CN=system:kube-scheduler"
   issue_cert kwok "/O=system:masters/CN=kwok"
   issue_cert front-proxy-client "/CN=front-proxy-client"
+  issue_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
   if [ ! -f "$pki/sa.key" ]; then
     openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
     openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
@@ -124,7 +152,7 @@ current-context: paddock-$name
 clusters:
 - name: paddock-$name
   cluster:
-    server: https://127.0.0.1:$api_port
+    server: https://$api_host:$api_port
     certificate-authority: $pki/ca.crt
 users:
 - name: $user
@@ -208,6 +236,7 @@ up() {
     if [ $all = 1 ]; then log "already running"; echo "$kubeconfig"; return 0; fi
   fi
   stop_all
+  if [ $node = 1 ]; then node_net_up || fail_start "cannot create the node's network namespace (needs root)"; fi
   make_pki
   write_kubeconfig "$kubeconfig" admin paddock-admin
   write_kubeconfig "$dir/kube-controller-manager.kubeconfig" kube-controller-manager
@@ -216,22 +245,27 @@ up() {
 
   start_etcd
   start_kube-apiserver
-  log "starting kube-controller-manager, kube-scheduler and kwok"
+  log "starting kube-controller-manager and kube-scheduler"
   start_kube-controller-manager
   start_kube-scheduler
-  start_kwok
-  local c
-  for c in kube-controller-manager kube-scheduler kwok; do
+  local c started=(kube-controller-manager kube-scheduler)
+  if [ $node = 0 ]; then start_kwok; started+=(kwok); fi
+  for c in "${started[@]}"; do
     wait_for "$c" 5 alive "$c" || fail_start "$c exited"
   done
-  fake_nodes || fail_start "cannot create the fake nodes"
   storage_class || fail_start "cannot create the default StorageClass"
-  wait_for "a Ready kwok node" 60 node_ready || fail_start "no kwok node became Ready"
+  if [ $node = 1 ]; then
+    node_pki
+    node_up
+  else
+    fake_nodes || fail_start "cannot create the fake nodes"
+    wait_for "a Ready kwok node" 60 kwok_node_ready || fail_start "no kwok node became Ready"
+  fi
   # Namespaces get their default service account from kube-controller-manager.
   wait_for "the default service account" 60 \
     "$bin/kubectl" --kubeconfig "$kubeconfig" get serviceaccount default -n default -o name \
     >/dev/null 2>&1 || fail_start "kube-controller-manager did not create the default service account"
-  log "ready: $("$bin/kubectl" --kubeconfig "$kubeconfig" version -o json 2>/dev/null | awk -F'"' '/gitVersion/ {v=$4} END {print v}') on https://127.0.0.1:$api_port"
+  log "ready: $("$bin/kubectl" --kubeconfig "$kubeconfig" version -o json 2>/dev/null | awk -F'"' '/gitVersion/ {v=$4} END {print v}') on https://$api_host:$api_port"
   echo "$kubeconfig"
 }
 
@@ -247,16 +281,19 @@ start_etcd() {
 }
 
 start_kube-apiserver() {
-  log "starting kube-apiserver on https://127.0.0.1:$api_port"
+  log "starting kube-apiserver on https://$api_host:$api_port"
   launch kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --endpoint-reconciler-type none \
+    --bind-address "$api_host" --advertise-address "$api_host" --secure-port "$api_port" \
+    --endpoint-reconciler-type "$([ $node = 1 ] && echo lease || echo none)" \
+    --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$pki/apiserver-kubelet-client.key" --kubelet-certificate-authority "$pki/ca.crt" \
+    --kubelet-preferred-address-types InternalIP \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --client-ca-file "$pki/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 \
+    --service-cluster-ip-range "$node_service_cidr" \
     --authorization-mode Node,RBAC \
     --enable-admission-plugins NodeRestriction,PodSecurity,MutatingAdmissionPolicy,ValidatingAdmissionPolicy \
     --feature-gates MutatingAdmissionPolicy=true \
@@ -294,10 +331,10 @@ start_kwok() {
   launch kwok "$bin/kwok" --kubeconfig "$dir/kwok.kubeconfig" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --config "$here/kwok/stages.yaml" \
-    --server-address "127.0.0.1:$kwok_port" --cidr 10.244.0.1/16 --node-ip 10.0.0.1
+    --server-address "127.0.0.1:$kwok_port" --cidr 198.18.128.1/17 --node-ip 198.18.63.254
 }
 
-node_ready() {
+kwok_node_ready() {
   "$bin/kubectl" --kubeconfig "$kubeconfig" get node kwok-node-0 \
     -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True
 }
@@ -307,7 +344,7 @@ status() {
   for c in "${components[@]}"; do
     if alive "$c"; then echo "$c: running (pid $(cat "$run/$c.pid"))"; else echo "$c: stopped"; fi
   done
-  if api_ready; then echo "kube-apiserver: ready on https://127.0.0.1:$api_port"; echo "kubeconfig: $kubeconfig"
+  if api_ready; then echo "kube-apiserver: ready on https://$api_host:$api_port"; echo "kubeconfig: $kubeconfig"
   else echo "kube-apiserver: not ready"; rc=1; fi
   return $rc
 }
@@ -329,7 +366,7 @@ user() {
 restart() {
   local c=${args[0]:-}
   case " ${components[*]} " in *" $c "*) ;; *) echo "usage: $0 restart [--name NAME] {${components[*]}}" >&2; exit 2 ;; esac
-  bin=$("$here/toolchain/build.sh" --path)
+  bin=$("$here/toolchain/build.sh" --path) nbin=$("$here/toolchain/node.sh" --path)
   if alive "$c"; then
     local pid; pid=$(cat "$run/$c.pid")
     kill -TERM "$pid"
@@ -364,11 +401,12 @@ apply() {
 case "$cmd" in
   up) up ;;
   apply) apply ;;
+  import) node_import "${args[@]}" ;;
   restart) restart ;;
   compact) compact ;;
   down) stop_all; log "stopped" ;;
   reset) stop_all; rm -rf "$dir"; log "deleted $dir" ;;
   status) status ;;
   user) user ;;
-  *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = --help ] || exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = help ] || [ "$cmd" = --help ] || exit 2 ;;
 esac
