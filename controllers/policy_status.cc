@@ -1,6 +1,7 @@
 #include "controllers/policy_status.h"
 
 #include "controllers/admission.h"
+#include "controllers/policy_checks.h"
 #include "controllers/run_reconciler.h"
 #include "operator/common/json.h"
 #include "operator/common/log.h"
@@ -62,8 +63,18 @@ json planPolicyStatus(const AgentPolicy& policy, int64_t generation, const Polic
                       const json& old_status, const std::string& now) {
   json status = old_status.is_object() ? old_status : json::object();
   setQueriesValid(status, seen, generation, now);
-  // Permissive (issue 25, item 13): a condition from permissivePolicyFindings(policy)
-  // (controllers/policy_checks.h) belongs here, once that function is on main.
+  // What the policy opens to everything (the API server warned about the same when it was applied).
+  auto findings = permissivePolicyFindings(policy);
+  if (findings.empty()) {
+    setCondition(status, "Permissive", false, "NothingOpenToAll",
+                 "the policy allows no egress to every address, no approvals by every user, no image and every "
+                 "repository host only as it lists them",
+                 generation, now);
+  } else {
+    std::string message;
+    for (const auto& f : findings) message += (message.empty() ? "" : "; ") + f.message;
+    setCondition(status, "Permissive", true, "OpenToAll", message, generation, now);
+  }
   status["runs"] = {{"governed", seen.runs}, {"active", seen.active}};
   if (policy.model_pin.empty()) status.erase("modelPin");
   else status["modelPin"] = policy.model_pin;

@@ -324,7 +324,7 @@ TEST_F(RunPolicyE2E, ARunOutsideItsPolicyIsRefusedWhenApplied) {
       {"another model", {{"model", "claude-opus-4"}},
        "spec.model claude-opus-4 differs from the model AgentPolicy " + team + " pins (claude-sonnet-4-5); omit spec.model or set it to claude-sonnet-4-5"},
       {"an undefined stage", {{"stages", {"pr", "release"}}},
-       "spec.stages names release, which AgentPolicy " + team + " does not define (its stages: pr, deploy)"},
+       "spec.stages names release, which AgentPolicy " + team + " does not define (its stages: pr, deploy, promote)"},
       {"tokens over the max", {{"budget", {{"tokens", 10000001}}}},
        "spec.budget.tokens 10000001 exceeds AgentPolicy " + team + " max of 10000000; lower it"},
       {"cost over the max", {{"budget", {{"costUSD", "40.01"}}}}, "spec.budget.costUSD 40.01 exceeds AgentPolicy " + team + " max of 40"},

@@ -113,8 +113,13 @@ class PluginE2E : public ::testing::Test {
     }, std::chrono::seconds(20), std::chrono::milliseconds(200)));
     if (created.is_null()) return created;
     EXPECT_TRUE(eventually([&] { return client.get(pods, ns->name(), name + "-agent").ok(); }, std::chrono::seconds(30)));
+    // The agent exits 0; its workspace clone reported the commit it started from (the pr stage
+    // needs it), as the kwok stages let a test say.
+    json clone = {{"stage", "clone"}, {"outcome", "Cloned"}, {"baseCommit", std::string(40, 'a')}};
     EXPECT_TRUE(client.mergePatch(pods, ns->name(), name + "-agent",
-                                  {{"metadata", {{"annotations", {{"kwok.paddock.dev/exit", "0"}}}}}}).ok());
+                                  {{"metadata", {{"annotations", {{"kwok.paddock.dev/exit", "0"},
+                                                                  {"kwok.paddock.dev/init-message", clone.dump()}}}}}})
+                    .ok());
     return waitRun(created, [](const json& o) { return phaseOf(o) == "AwaitingApproval"; });
   }
   json waitRun(const json& from, const std::function<bool(const json&)>& done) {

@@ -1,5 +1,7 @@
 #include "controllers/policy_status.h"
 
+#include "controllers/policy_checks.h"
+
 #include <gtest/gtest.h>
 
 namespace paddock::controllers {
@@ -80,6 +82,25 @@ TEST(PlanPolicyStatus, RunsModelPinAndGenerationAndNoChangeWhenNothingMoved) {
   EXPECT_EQ(planPolicyStatus(policy, 4, seen, first, "2026-12-07T03:05:00Z"), first);
   policy.model_pin.clear();
   EXPECT_FALSE(planPolicyStatus(policy, 5, seen, first, "2026-12-07T03:05:00Z").contains("modelPin"));
+}
+
+TEST(PlanPolicyStatus, PermissiveSaysWhatThePolicyOpensToEverything) {
+  AgentPolicy policy;
+  policy.name = "team";
+  EgressRule everywhere;
+  everywhere.cidr = "0.0.0.0/0";
+  everywhere.ports = {443};
+  policy.egress = {everywhere};
+  json open = planPolicyStatus(policy, 1, valid(), json::object(), "2026-12-07T03:00:00Z");
+  EXPECT_EQ(conditionOf(open, "Permissive")["status"], "True");
+  EXPECT_EQ(conditionOf(open, "Permissive")["reason"], "OpenToAll");
+  EXPECT_NE(conditionOf(open, "Permissive")["message"].get<std::string>().find("spec.egress[0]"), std::string::npos)
+      << conditionOf(open, "Permissive").dump();
+  EXPECT_EQ(conditionOf(open, "Permissive")["message"], [&] {
+    std::string m;
+    for (const auto& f : permissivePolicyFindings(policy)) m += (m.empty() ? "" : "; ") + f.message;
+    return m;
+  }()) << "every finding, in order";
 }
 
 TEST(VerdictOf, PrometheussVerdictOnTheQueryIsFinalATransportFailureIsNot) {

@@ -20,10 +20,10 @@ AgentPolicy policy() {
       "secrets": [{"secretName": "github-pr-token", "key": "token", "stages": ["pr"]},
                   {"secretName": "deploy-token", "key": "token", "stages": ["deploy", "promote"]}],
       "stages": [
-        {"name": "pr", "image": "stage:1", "approval": {"approvers": {"groups": ["leads"]}}},
-        {"name": "deploy", "image": "stage:1", "approval": {"approvers": {"groups": ["oncall"]}, "timeout": "1h"},
+        {"name": "pr", "image": "registry.example.com/stage:1", "approval": {"approvers": {"groups": ["leads"]}}},
+        {"name": "deploy", "image": "registry.example.com/stage:1", "approval": {"approvers": {"groups": ["oncall"]}, "timeout": "1h"},
          "endpoint": {"url": "https://deploy.example.com/api/releases", "cidr": "198.18.0.10/32"}},
-        {"name": "promote", "image": "stage:1", "approval": {"approvers": {"groups": ["oncall"]}},
+        {"name": "promote", "image": "registry.example.com/stage:1", "approval": {"approvers": {"groups": ["oncall"]}},
          "endpoint": {"url": "https://deploy.example.com/api/promote", "cidr": "198.18.0.10/32"}}]}})"));
   EXPECT_TRUE(p.ok()) << p.error().describe();
   return p.value();
