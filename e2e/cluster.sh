@@ -395,20 +395,6 @@ apply() {
   for f in "${args[@]}"; do files+=(-f "$f"); done
   "$bin/kubectl" --kubeconfig "$kubeconfig" apply "${files[@]}" >/dev/null
   "$bin/kubectl" --kubeconfig "$kubeconfig" wait --for condition=Established crd --all --timeout 60s >/dev/null
-  # Established is not yet servable through admission: the admission policies that match a new
-  # kind answer 503 "Resource kind ... not found" until the API server's REST mapping knows it. A
-  # server-side dry run of an empty object of each kind is refused by validation (422) once it does.
-  local kind deadline=$((SECONDS + 90)) out
-  for kind in $("$bin/kubectl" --kubeconfig "$kubeconfig" get crd -o jsonpath='{range .items[*]}{.spec.group}/{.spec.versions[0].name}:{.spec.names.kind}:{.spec.scope}{"\n"}{end}'); do
-    local gv=${kind%%:*} rest=${kind#*:}; local k=${rest%%:*} scope=${rest#*:}
-    local ns=""; [ "$scope" = Namespaced ] && ns=', "namespace": "default"'
-    until out=$(echo "{\"apiVersion\": \"$gv\", \"kind\": \"$k\", \"metadata\": {\"name\": \"admission-probe\"$ns}}" |
-                "$bin/kubectl" --kubeconfig "$kubeconfig" create --dry-run=server -o name -f - 2>&1) ||
-          ! grep -qE 'ServiceUnavailable|There can be a delay|not found' <<<"$out"; do
-      [ $SECONDS -lt $deadline ] || { log "the API server's admission does not serve $k yet: $out"; exit 1; }
-      sleep 0.5
-    done
-  done
   log "applied ${args[*]}"
 }
 
