@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Waits until the API server's admission serves Paddock's kinds: right after the CRDs and the
 # admission policies are applied, a policy that matches a new kind answers 503 "Resource kind ...
-# not found" until the API server's REST mapping knows it (Established is not enough). A server-side
+# not found", and a policy whose paramKind is a new kind "failed to configure policy", until the API
+# server's REST mapping knows it (Established is not enough). A server-side
 # dry run of the sample AgentRun and AgentApproval in the default namespace must get past that:
 # created, or refused for what it says (403, 422), but not 503.
 #
@@ -14,7 +15,7 @@ deadline=$((SECONDS + timeout))
 for sample in run approval; do
   until out=$(sed 's/^  namespace: .*/  namespace: default/' "$here/../crds/samples/$sample.yaml" |
               "$kubectl" --kubeconfig "$kubeconfig" create --dry-run=server -o name -f - 2>&1) ||
-        ! grep -qE 'ServiceUnavailable|There can be a delay|the server is currently unable' <<<"$out"; do
+        ! grep -qE 'ServiceUnavailable|There can be a delay|the server is currently unable|failed to configure policy|failed to find resource' <<<"$out"; do
     [ $SECONDS -lt $deadline ] || { echo "admission does not serve the sample $sample yet: $out" >&2; exit 1; }
     sleep 0.5
   done
