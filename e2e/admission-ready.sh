@@ -12,6 +12,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 kubeconfig=$1 timeout=${2:-120}
 kubectl="$("$here/toolchain/build.sh" --path)/kubectl"
 deadline=$((SECONDS + timeout))
+# The run policy is evaluated, and needs its paramKind mapped, only when an AgentPolicy exists: a
+# probe policy that selects no namespace is there while the samples are tried.
+sed -e 's/^  name: .*/  name: paddock-admission-probe/' "$here/../crds/samples/policy.yaml" |
+  "$kubectl" --kubeconfig "$kubeconfig" apply -f - >/dev/null
+"$kubectl" --kubeconfig "$kubeconfig" patch agentpolicy paddock-admission-probe --type merge \
+  -p '{"spec": {"namespaceSelector": {"matchLabels": {"paddock.dev/admission-probe": "none"}}}}' >/dev/null
+trap '"$kubectl" --kubeconfig "$kubeconfig" delete agentpolicy paddock-admission-probe --ignore-not-found >/dev/null 2>&1 || true' EXIT
 for sample in run approval; do
   until out=$(sed 's/^  namespace: .*/  namespace: default/' "$here/../crds/samples/$sample.yaml" |
               "$kubectl" --kubeconfig "$kubeconfig" create --dry-run=server -o name -f - 2>&1) ||
