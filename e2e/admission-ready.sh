@@ -40,3 +40,12 @@ for sample in run approval; do
     sleep 0.5
   done
 done
+# kube-apiserver refreshes the REST mapping its admission policies use every 30 s; until the first
+# refresh after the CRDs were created, a request in another namespace can still meet the unmapped
+# kind. Wait until that refresh has surely happened: 31 s after agentruns.paddock.dev was created.
+created=$("$kubectl" --kubeconfig "$kubeconfig" get crd agentruns.paddock.dev -o jsonpath='{.metadata.creationTimestamp}')
+ready_at=$(( $(date -d "$created" +%s) + 31 ))
+while [ "$(date +%s)" -lt "$ready_at" ]; do
+  [ $SECONDS -lt $deadline ] || { echo "gave up waiting for the API server's admission REST mapping" >&2; exit 1; }
+  sleep 0.5
+done
