@@ -298,7 +298,7 @@ std::vector<Case> invalidManifests() {
           {"spec.repository.url names its host by an IP address", "named by its DNS name"}),
       run("run repository on loopback by address", set("/spec/repository/url", "https://127.0.0.1/example/hello"),
           {"spec.repository.url names its host by an IP address"}),
-      run("run repository on a private address", set("/spec/repository/url", "git@10.1.2.3:example/hello.git"),
+      run("run repository on an IP address", set("/spec/repository/url", "git@198.18.2.3:example/hello.git"),
           {"spec.repository.url names its host by an IP address"}),
       run("run repository at an IPv6 literal", set("/spec/repository/url", "https://[fd00:ec2::254]/example/hello"),
           {"spec.repository.url names its host by an IP address"}),
@@ -448,7 +448,7 @@ std::vector<Case> invalidManifests() {
       policy("policy egress to the metadata host name", set("/spec/egress/1/host", "metadata.google.internal"),
              {"spec.egress[1].host", "must not name a loopback or cloud metadata host"}),
       // Repository hosts of a policy (6).
-      policy("policy repository host as an address", set("/spec/repositories/0/host", "10.0.0.1"),
+      policy("policy repository host as an address", set("/spec/repositories/0/host", "198.18.0.1"),
              {"spec.repositories[0].host", "should match"}),
       policy("policy repository host in upper case", set("/spec/repositories/0/host", "GitHub.com"),
              {"spec.repositories[0].host", "should match"}),

@@ -21,7 +21,7 @@ TEST(PlanE2E, AgentPodPassesRestrictedPodSecurityAndRuns) {
     "metadata": {"name": "team"},
     "spec": {"namespaceSelector": {}, "images": {"default": "registry.example.com/team/agent:1"},
              "runtimeClassName": "", "resources": {"limits": {"cpu": "2", "memory": "4Gi"}},
-             "egress": [{"cidr": "10.1.0.0/16", "ports": [443]}],
+             "egress": [{"cidr": "198.19.64.0/18", "ports": [443]}],
              "secrets": [{"secretName": "api-key", "key": "key", "stages": ["agent"]}],
              "budgets": {"default": {"tokens": 10, "costUSD": "1", "wallClock": "10m"}}}})"));
   ASSERT_TRUE(policy.ok()) << policy.error().describe();
