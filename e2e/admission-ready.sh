@@ -6,10 +6,14 @@
 # dry run of the sample AgentRun and AgentApproval in the default namespace must get past that:
 # created, or refused for what it says (403, 422), but not 503.
 #
-#   e2e/admission-ready.sh KUBECONFIG [TIMEOUT_SECONDS]
+#   e2e/admission-ready.sh KUBECONFIG [TIMEOUT_SECONDS [SINCE_EPOCH]]
+#
+# SINCE_EPOCH: when the API server was (re)started, if that was after the CRDs were created (a
+# restarted API server builds its admission REST mapping anew and knows no custom kind until its
+# first refresh).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-kubeconfig=$1 timeout=${2:-120}
+kubeconfig=$1 timeout=${2:-120} since=${3:-0}
 kubectl="$("$here/toolchain/build.sh" --path)/kubectl"
 deadline=$((SECONDS + timeout))
 # The run policy is evaluated, and needs its paramKind mapped, only when an AgentPolicy exists: a
@@ -41,10 +45,11 @@ for sample in run approval; do
   done
 done
 # kube-apiserver refreshes the REST mapping its admission policies use every 30 s; until the first
-# refresh after the CRDs were created, a request in another namespace can still meet the unmapped
-# kind. Wait until that refresh has surely happened: 31 s after agentruns.paddock.dev was created.
+# refresh after the CRDs were created (or the API server started), a request in another namespace
+# can still meet the unmapped kind. Wait until that refresh has surely happened: 31 s after the later.
 created=$("$kubectl" --kubeconfig "$kubeconfig" get crd agentruns.paddock.dev -o jsonpath='{.metadata.creationTimestamp}')
-ready_at=$(( $(date -d "$created" +%s) + 31 ))
+created=$(date -d "$created" +%s)
+ready_at=$(( (created > since ? created : since) + 31 ))
 while [ "$(date +%s)" -lt "$ready_at" ]; do
   [ $SECONDS -lt $deadline ] || { echo "gave up waiting for the API server's admission REST mapping" >&2; exit 1; }
   sleep 0.5

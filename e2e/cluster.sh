@@ -373,8 +373,18 @@ restart() {
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   fi
+  local started; started=$(date +%s)
   "start_$c"
   [ "$c" = etcd ] || [ "$c" = kube-apiserver ] || wait_for "$c" 5 alive "$c" || fail_start "$c exited"
+  # A restarted API server knows Paddock's kinds in admission only after its first REST-mapping
+  # refresh: when the CRDs are installed, return once admission serves them again.
+  if [ "$c" = kube-apiserver ]; then
+    wait_for "the API server" 60 "$bin/kubectl" --kubeconfig "$kubeconfig" --request-timeout=5s \
+      get --raw /readyz >/dev/null 2>&1 || { log "the restarted API server is not ready"; exit 1; }
+    if "$bin/kubectl" --kubeconfig "$kubeconfig" get crd agentruns.paddock.dev >/dev/null 2>&1; then
+      "$here/admission-ready.sh" "$kubeconfig" 120 "$started" || { log "admission does not serve Paddock's kinds"; exit 1; }
+    fi
+  fi
   log "restarted $c"
 }
 
