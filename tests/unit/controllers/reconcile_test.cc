@@ -645,6 +645,100 @@ TEST(PlanGatedStages, AwaitsApprovalAsksRbacThenCountsAndStartsTheStageRecordedF
   plan = planAll(snap, team);
   EXPECT_TRUE(recorded(plan, "bob").empty()) << "our own record, on its way to the cache";
   EXPECT_EQ(all<CreateStagePod>(plan).size(), 1u) << "the create is idempotent; its records are not repeated";
+
+  // Cancelled while the pr stage runs: the end is recorded and written before its pod goes.
+  json running = written(plan);
+  ASSERT_EQ(stringAt(running, "/stages/1/phase"), "Running");
+  auto cancelled = snapshot(runObject({{"stages", {"pr"}}, {"requestedBy", "alice"}, {"cancel", true}}, running),
+                            std::make_shared<const json>(done));
+  cancelled.approvals = snap.approvals;
+  json stage_pod = podObject("Running");
+  stage_pod["metadata"]["name"] = "fix-pr";
+  team.stage_pods["pr"] = std::make_shared<const json>(stage_pod);
+  plan = planAll(cancelled, team);
+  EXPECT_EQ(written(plan).value("phase", ""), "Cancelled");
+  order = durable(plan);
+  ASSERT_GE(order.size(), 2u);
+  EXPECT_EQ(order[order.size() - 2], "WriteStatus");
+  EXPECT_EQ(order.back(), "DeletePod");
+  EXPECT_EQ(all<DeletePod>(plan)[0]->name, "fix-pr");
+  r = recorded(plan);
+  EXPECT_NE(std::find(r.begin(), r.end(), audit::Action::ChildDeleted), r.end());
+  EXPECT_EQ(r.back(), audit::Action::RunFinished);
+}
+
+TEST(PlanAdmission, APolicyChangeThatIsUndoneClearsTheCondition) {
+  auto base = snapshot(runObject());
+  json status = admittedStatus(base);
+  status["stages"] = json::array({{{"name", "agent"}, {"pod", "fix-agent"}}});
+  setCondition(status, "PolicyChanged", true, "PolicyNarrowed", "was narrowed", 1, "2026-12-07T09:00:00Z");
+  auto snap = snapshot(runObject({}, status), std::make_shared<const json>(podObject("Running")));
+  RunDraft d(snap, kClock);
+  ASSERT_TRUE(planAdmission(snap, d).has_value());
+  EXPECT_FALSE(conditionTrue(d.status, "PolicyChanged"));
+  EXPECT_EQ(reasonOf(d.status, "PolicyChanged"), "PolicyUnchanged");
+  EXPECT_TRUE(all<EmitEvent>(d.take()).empty());
+}
+
+TEST(PlanQueue, ACancelledOrStartedRunIsNotQueued) {
+  TeamFacts full;
+  full.slot = decideSlot(2, 0, 2);
+  auto cancelled = snapshot(runObject({{"cancel", true}}));
+  auto plan = planAll(cancelled, full);
+  EXPECT_NE(reasonOf(written(plan), "Running"), "WaitingForSlot");
+  EXPECT_EQ(written(plan).value("phase", ""), "Cancelled");
+  auto base = snapshot(runObject());
+  json status = admittedStatus(base);
+  status.update(startedStatus());
+  auto started = snapshot(runObject({}, status), std::make_shared<const json>(podObject("Running")));
+  EXPECT_EQ(written(planAll(started, full)).value("phase", ""), "Running") << "a started run holds its slot";
+}
+
+TEST(PlanAgent, APodMadeByAProcessThatStoppedBeforeWritingItDownIsAdoptedByItsOwnerReference) {
+  auto base = snapshot(runObject());
+  json status = admittedStatus(base);  // no stages: the status was never written after the create
+  RunDraft d(base, kClock);
+  auto a = planAdmission(base, d);
+  json pod = planAgentPod(a->run, a->policy, a->effective, PlanOptions{});
+  pod["metadata"]["uid"] = "pod-uid";
+  pod["metadata"]["creationTimestamp"] = "2026-12-07T09:59:30Z";
+  pod["status"] = {{"phase", "Running"}};
+  auto snap = snapshot(runObject({}, status), std::make_shared<const json>(pod));
+  auto plan = planAll(snap, current());
+  const json& w = written(plan);
+  EXPECT_EQ(w.value("phase", ""), "Running");
+  EXPECT_EQ(stringAt(w, "/stages/0/podUID"), "pod-uid");
+  EXPECT_TRUE(w["stages"][0].contains("planned")) << "checked against the plan all the same";
+  EXPECT_EQ(w.value("startTime", ""), "2026-12-07T09:59:30Z") << "the pod says when";
+  EXPECT_TRUE(all<DeletePod>(plan).empty());
+  EXPECT_TRUE(all<CreateAgentPod>(plan).empty());
+}
+
+TEST(PlanBudget, MissingSeriesAreUnreadableAndTerminateStopsTheRunAfterTheGrace) {
+  auto base = snapshot(runObject());
+  json status = admittedStatus(base);
+  status.update(startedStatus());
+  status["conditions"].push_back({{"type", "Running"}, {"status", "True"}, {"reason", "AgentRunning"},
+                                  {"lastTransitionTime", "2026-12-07T09:58:30Z"}});
+  auto snap = snapshot(runObject({}, status), std::make_shared<const json>(podObject("Running")));
+  auto set = settings();
+  set.prometheus = true;
+  TeamFacts team = current();
+  team.tokens = {std::nullopt, true, true, {}, "", 0};  // answers, but without a series for the run's pod
+  team.cost = {std::nullopt, true, true, {}, "", 0};
+  auto plan = planAll(snap, team, set);
+  EXPECT_EQ(reasonOf(written(plan), "BudgetMetricsAvailable"), "NoUsageSeries");
+  EXPECT_EQ(written(plan).value("phase", ""), "Running") << "90 s of the default 5 min grace";
+
+  team.tokens = {std::nullopt, true, false, kWall - 10min, "connection refused", 0};
+  status["startTime"] = "2026-12-07T09:50:00Z";  // failing for 10 minutes of the run's 10
+  plan = planAll(snapshot(runObject({}, status), std::make_shared<const json>(podObject("Running"))), team, set);
+  EXPECT_EQ(written(plan).value("phase", ""), "Failed");
+  EXPECT_EQ(reasonOf(written(plan), "Running"), "MetricsUnavailable");
+  EXPECT_EQ(durable(plan), (std::vector<std::string>{"AppendAudit", "WriteStatus", "DeletePod"}));
+  bool terminated = false;
+  for (const auto* r : all<ReportBudget>(plan)) terminated |= r->termination == "MetricsUnavailable";
+  EXPECT_TRUE(terminated);
 }
 
 // ---------------------------------------------------------------------------------------------
