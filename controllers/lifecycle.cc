@@ -277,18 +277,31 @@ runtime::Action agentNext(const AgentStatusInput& in, const LifecycleDecision& d
   return next;
 }
 
-// The pod was just created. Its status is written when the pod's own event brings the run back
-// (by then usually Running): one write fewer per run. Until then this process decides from the
-// status it holds and counts the run as holding its slot; after a restart the pod in the cache
-// says the same. The Event goes now; the requeue is the fallback for a pod event that never comes.
-void deferAgentStatus(const LifecycleDecision& d, RunDraft& draft) {
-  draft.status["observedGeneration"] = draft.snap().generation;
-  draft.act(DeferStatus{draft.status});
+// The pod was just created. Its status is written when the pod shows more than a starting pod
+// (Running, or anything wrong), or kDeferStatusFor after the creation: one write fewer per run.
+// Until then this process decides from the status it holds and counts the run as holding its
+// slot; after a restart the pod in the cache says the same. The Event goes at the creation; the
+// requeue is the fallback for a pod event that never comes.
+void deferAgentStatus(const LifecycleDecision& d, bool created, RunDraft& draft) {
+  const RunSnapshot& snap = draft.snap();
+  const auto now = draft.clock().steady;
+  const auto since = created || !snap.deferred_since ? now : *snap.deferred_since;
+  draft.status["observedGeneration"] = snap.generation;
+  draft.act(DeferStatus{draft.status, since});
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kDeferStatusFor - (now - since));
+  draft.plan.next = runtime::Action::requeueAfter(std::max(left, std::chrono::milliseconds(50)));
+  if (!created) return;
   draft.note(MarkStarted{});
-  draft.note(EmitEvent{draft.snap().regarding, runtime::EventType::Normal, d.reason, "Pending", d.message});
-  draft.note(LogLine{false, "run status", {{"key", draft.snap().key}, {"phase", "Pending"}, {"reason", d.reason},
-                                           {"message", d.message}, {"written", "with the pod's first event"}}});
-  draft.plan.next = runtime::Action::requeueAfter(std::chrono::seconds(5));
+  draft.note(EmitEvent{snap.regarding, runtime::EventType::Normal, d.reason, "Pending", d.message});
+  draft.note(LogLine{false, "run status", {{"key", snap.key}, {"phase", "Pending"}, {"reason", d.reason},
+                                           {"message", d.message}, {"written", "when the pod has started"}}});
+}
+
+// Whether the status of a run whose pod was just created still waits (deferAgentStatus).
+bool keepsDeferring(const AgentStatusInput& in, const LifecycleDecision& d, const json& status, const PlanClock& clock) {
+  if (d.create_pod) return status.value("phase", "") == "Pending";
+  const auto& since = in.snap->deferred_since;
+  return since && d.phase == "Pending" && d.reason == "PodStarting" && clock.steady - *since < kDeferStatusFor;
 }
 
 }  // namespace
@@ -365,8 +378,8 @@ RunPlan planAgentStatus(const AgentStatusInput& in, const AgentCreated* created,
   bool not_ours = trust.verdict == PodJudgement::Verdict::NotOurs;
   agentStageStatus(in, d, not_ours, pod, pod_uid, pod_plan, draft);
   if (isTerminal(d.phase)) agentFinished(in, d, trust, pod, draft);
-  if (d.create_pod && draft.status.value("phase", "") == "Pending") {
-    deferAgentStatus(d, draft);
+  if (keepsDeferring(in, d, draft.status, clock)) {
+    deferAgentStatus(d, d.create_pod, draft);
     return draft.take();
   }
   // Write-ahead: the decision is recorded before the pod goes, so it survives whatever happens next.

@@ -102,6 +102,8 @@ struct RunSnapshot {
   Result<AgentRun> run = Error{0, "NotGathered", "the run was not gathered"};  // parseAgentRun; `started` includes an unwritten status
   json cached_status = json::object();  // status as the cache shows it
   json old_status = json::object();     // the status decided from: this process's unwritten one, else the cached
+  // When old_status is this process's unwritten status (DeferStatus): when it was first deferred.
+  std::optional<std::chrono::steady_clock::time_point> deferred_since;
   std::vector<AgentPolicy> policies;
   std::map<std::string, std::string> namespace_labels;
   kube::ObjectPtr agent_pod;  // the cache's, or the API server's when the run started and the cache has none
@@ -177,10 +179,13 @@ struct WriteStatus {
   std::string reason, message;
   std::optional<EmitEvent> event;
 };
-// A pod just created: its status waits for the pod's first event (one write fewer per run).
+// A pod just created: its status waits until the pod shows more than a starting pod, or
+// kDeferStatusFor has passed since `since` (one write fewer per run).
 struct DeferStatus {
   json status;
+  std::chrono::steady_clock::time_point since;
 };
+inline constexpr std::chrono::seconds kDeferStatusFor{5};
 struct DeletePod {
   std::string name;
   std::string precondition_uid;  // "" for none

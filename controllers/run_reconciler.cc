@@ -114,7 +114,7 @@ std::variant<RunSnapshot, runtime::ReconcileResult> RunReconciler::gather(const 
     std::lock_guard lock(unwritten_mu_);
     if (auto u = unwritten_.find(key); u != unwritten_.end()) {
       bool current = u->second.uid == stringAt(obj, "/metadata/uid") && stringAt(s.cached_status, "/stages/0/pod").empty();
-      if (current) s.old_status = u->second.status, unwritten = true;
+      if (current) s.old_status = u->second.status, s.deferred_since = u->second.since, unwritten = true;
       else unwritten_.erase(u);
     }
   }
@@ -300,7 +300,7 @@ Status RunReconciler::perform(const RunAction& action, Execution& ex) {
     json status = d->status;
     if (ex.audit_position) status["audit"] = *ex.audit_position;
     std::lock_guard lock(unwritten_mu_);
-    unwritten_[snap.key] = {snap.run ? snap.run->uid : "", std::move(status)};
+    unwritten_[snap.key] = {snap.run ? snap.run->uid : "", std::move(status), d->since};
   } else if (const auto* e = std::get_if<EmitEvent>(&action)) {
     if (events_) events_->record(e->regarding, e->type, e->reason, e->action, e->message);
   } else if (const auto* r = std::get_if<RememberSpend>(&action)) {

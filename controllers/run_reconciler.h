@@ -99,10 +99,12 @@ class RunReconciler : public runtime::Reconciler {
   struct Unwritten {
     std::string uid;
     json status;
+    std::chrono::steady_clock::time_point since;  // deferred first
   };
   std::mutex unwritten_mu_;
-  // By run key: the status of a run whose pod was just created, written with the pod's first
-  // event. After a restart the pod in the cache says the run started (the pods handler).
+  // By run key: the status of a run whose pod was just created, written once the pod has started
+  // (or kDeferStatusFor after). After a restart the pod in the cache says the run started (the
+  // pods handler), and the status is written at the next reconcile.
   std::map<std::string, Unwritten> unwritten_;  // guarded
   std::mutex applied_mu_;
   std::map<std::string, AppliedWrite> applied_;  // guarded; by NetworkPolicy key, our last write

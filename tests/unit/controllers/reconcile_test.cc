@@ -460,6 +460,56 @@ TEST(PlanAgent, ANewRunIsRecordedThenItsPodIsCreatedAndItsStatusWaitsForThePod) 
   EXPECT_EQ(tail.next.requeue_after, std::chrono::milliseconds(5000));
 }
 
+TEST(PlanAgent, TheDeferredStatusIsWrittenOnceThePodHasStartedOrAfterFiveSeconds) {
+  auto fresh = snapshot(runObject());
+  auto plan = planAll(fresh);
+  const auto& then = *all<CreateAgentPod>(plan)[0]->then;
+  // The pod as the API server made it from the plan.
+  auto live = [&](const char* phase) {
+    json pod = all<CreateAgentPod>(plan)[0]->pod;
+    pod["metadata"]["uid"] = "pod-uid";
+    pod["metadata"]["creationTimestamp"] = "2026-12-07T09:59:59Z";
+    pod["metadata"]["ownerReferences"] = podObject(phase)["metadata"]["ownerReferences"];
+    pod["status"] = {{"phase", phase}};
+    return std::make_shared<const json>(pod);
+  };
+  AgentCreated made{AgentCreated::Kind::Created, live("Pending"), ""};
+  auto tail = planAgentStatus(then, &made, settings(), kClock);
+  const auto* deferred = all<DeferStatus>(tail)[0];
+  EXPECT_EQ(deferred->since, kClock.steady);
+  struct Case {
+    const char* name;
+    const char* pod_phase;
+    std::chrono::milliseconds age;
+    bool written;
+  } cases[] = {
+      {"still starting, 1 s after", "Pending", 1000ms, false},
+      {"still starting, 5 s after", "Pending", 5000ms, true},
+      {"running, 1 s after", "Running", 1000ms, true},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    // The next reconcile decides from the deferred status, as the reconciler hands it over.
+    auto snap = snapshot(runObject({}, json::object()), live(c.pod_phase));
+    snap.old_status = deferred->status;
+    snap.run->started = true;
+    snap.deferred_since = deferred->since;
+    PlanClock later = kClock;
+    later.steady += c.age;
+    RunDraft d(snap, later);
+    auto a = planAdmission(snap, d);
+    ASSERT_TRUE(a);
+    auto p = planRun(snap, *a, current(), d, settings(), later);
+    EXPECT_EQ(all<WriteStatus>(p).size(), c.written ? 1u : 0u);
+    if (!c.written) {
+      ASSERT_EQ(all<DeferStatus>(p).size(), 1u);
+      EXPECT_EQ(all<DeferStatus>(p)[0]->since, deferred->since) << "the five seconds count from the creation";
+      EXPECT_EQ(p.next.requeue_after, std::chrono::milliseconds(4000));
+      EXPECT_TRUE(all<EmitEvent>(p).empty()) << "the creation was told once";
+    }
+  }
+}
+
 TEST(PlanAgent, ARefusedOrSquattedPodFailsTheRun) {
   auto snap = snapshot(runObject());
   auto plan = planAll(snap);
