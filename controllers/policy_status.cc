@@ -2,6 +2,7 @@
 
 #include "controllers/admission.h"
 #include "controllers/policy_checks.h"
+#include "controllers/trust.h"
 #include "controllers/run_reconciler.h"
 #include "operator/common/json.h"
 #include "operator/common/log.h"
@@ -57,12 +58,48 @@ void setQueriesValid(json& status, const PolicyObservation& seen, int64_t genera
   }
 }
 
+void setNetworkPoliciesApplied(json& status, const AgentPolicy& policy, const PolicyObservation& seen,
+                               int64_t generation, const std::string& now) {
+  const std::string name = networkPolicyName(policy);
+  if (seen.network_policies.empty()) {
+    setCondition(status, "NetworkPoliciesApplied", true, "NoActiveRuns",
+                 "no namespace has an unfinished run of this policy; NetworkPolicy " + name +
+                     " is applied in a namespace before its first run's pod starts",
+                 generation, now);
+    return;
+  }
+  std::string applied, wrong;
+  auto add = [](std::string& list, const std::string& item) { list += (list.empty() ? "" : ", ") + item; };
+  for (const auto& np : seen.network_policies) {
+    if (np.missing) add(wrong, np.ns + " (missing)");
+    else if (!np.drift.empty()) add(wrong, np.ns + " (differs in " + [&] {
+      std::string fields;
+      for (const auto& f : np.drift) fields += (fields.empty() ? "" : ", ") + f;
+      return fields;
+    }() + ")");
+    else add(applied, np.ns);
+  }
+  if (wrong.empty()) {
+    setCondition(status, "NetworkPoliciesApplied", true, "Applied",
+                 "NetworkPolicy " + name + " is applied as planned in every namespace with unfinished runs: " + applied,
+                 generation, now);
+  } else {
+    setCondition(status, "NetworkPoliciesApplied", false, "NotApplied",
+                 "NetworkPolicy " + name + " is not as planned in " + wrong +
+                     "; the operator applies it before the namespace's next pod starts and holds new pods back "
+                     "until it can. If this stays, read the Events of the namespace's AgentRuns and the operator's "
+                     "log (its RBAC needs patch and create on networkpolicies)",
+                 generation, now);
+  }
+}
+
 }  // namespace
 
 json planPolicyStatus(const AgentPolicy& policy, int64_t generation, const PolicyObservation& seen,
                       const json& old_status, const std::string& now) {
   json status = old_status.is_object() ? old_status : json::object();
   setQueriesValid(status, seen, generation, now);
+  setNetworkPoliciesApplied(status, policy, seen, generation, now);
   // What the policy opens to everything (the API server warned about the same when it was applied).
   auto findings = permissivePolicyFindings(policy);
   if (findings.empty()) {
@@ -112,6 +149,17 @@ std::pair<int64_t, int64_t> PolicyRunCounter::counts(const std::string& policy) 
   return {governed, active};
 }
 
+std::vector<std::string> PolicyRunCounter::activeNamespaces(const std::string& policy) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [key, e] : runs_) {
+    if (e.policy != policy || !e.active) continue;
+    std::string ns = key.substr(0, key.find('/'));
+    if (out.empty() || out.back() != ns) out.push_back(ns);  // keys sort by namespace first
+  }
+  return out;
+}
+
 QueryVerdict verdictOf(const Result<promapi::QueryResult>& checked) {
   QueryVerdict v;
   if (checked) {
@@ -153,6 +201,13 @@ runtime::ReconcileResult PolicyStatusReconciler::reconcile(const std::string& ke
     }
   }
   std::tie(seen.runs, seen.active) = counter_.counts(policy->name);
+  for (const auto& ns : counter_.activeNamespaces(policy->name)) {
+    NetworkPolicyState np{ns};
+    auto live = network_policies_.get(ns + "/" + networkPolicyName(*policy));
+    if (!live) np.missing = true;
+    else np.drift = networkPolicyDrift(planNetworkPolicy(ns, *policy, plan_), *live);
+    seen.network_policies.push_back(std::move(np));
+  }
   const json old_status = object->value("status", json::object());
   int64_t generation = object->value(json::json_pointer("/metadata/generation"), int64_t{0});
   json status = planPolicyStatus(*policy, generation, seen, old_status, formatMicroTime(std::chrono::system_clock::now()).substr(0, 19) + "Z");

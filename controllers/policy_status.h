@@ -7,6 +7,9 @@
 //   runs          how many runs the policy governs (their status.policy names it), how many of
 //                 them are unfinished; a change of these alone is written at most every 10 s
 //   modelPin      the model every run of the policy is given, when it pins one
+//   NetworkPoliciesApplied  the team NetworkPolicy is in every namespace with unfinished runs of
+//                 the policy, as planned (from the NetworkPolicy cache, so a missing or edited
+//                 one shows here until the run reconciler puts it back)
 #pragma once
 
 #include <chrono>
@@ -19,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "controllers/api.h"
+#include "controllers/plan.h"
 #include "controllers/usage.h"
 #include "operator/kube/client.h"
 #include "operator/kube/informer.h"
@@ -39,14 +43,23 @@ struct QueryVerdict {
 // bad_data or a result that is not an instant vector, Unchecked when Prometheus could not be asked.
 QueryVerdict verdictOf(const Result<promapi::QueryResult>& checked);
 
+// The team's NetworkPolicy in one namespace with unfinished runs of the policy, as cached.
+struct NetworkPolicyState {
+  std::string ns;
+  bool missing = false;
+  std::vector<std::string> drift;  // the fields that differ from the plan
+};
+
 struct PolicyObservation {
   bool prometheus = true;                       // the operator reads usage from a Prometheus
   std::map<std::string, QueryVerdict> queries;  // by field, "spec.budgets.metrics.tokens"
   int64_t runs = 0, active = 0;
+  std::vector<NetworkPolicyState> network_policies;  // one per namespace with unfinished runs
 };
 
 // The policy's status as it should be: old_status with the QueriesValid condition (its
-// lastTransitionTime kept unless it flips), runs, modelPin and observedGeneration.
+// and NetworkPoliciesApplied conditions (lastTransitionTime kept unless they flip), runs, modelPin
+// and observedGeneration.
 nlohmann::json planPolicyStatus(const AgentPolicy& policy, int64_t generation, const PolicyObservation& seen,
                                 const nlohmann::json& old_status, const std::string& now);
 
@@ -57,6 +70,8 @@ class PolicyRunCounter {
   std::vector<std::string> observe(const kube::InformerEvent& event);
   // {governed, unfinished}.
   std::pair<int64_t, int64_t> counts(const std::string& policy) const;
+  // The namespaces with unfinished runs of the policy, sorted.
+  std::vector<std::string> activeNamespaces(const std::string& policy) const;
 
  private:
   struct Entry {
@@ -70,10 +85,13 @@ class PolicyRunCounter {
 class PolicyStatusReconciler : public runtime::Reconciler {
  public:
   // `prometheus` and `board` are null when the operator reads no usage. The counter must be fed
-  // the runs informer's events (see main.cc).
+  // the runs informer's events, and the policy's key requeued on its NetworkPolicies' events (see
+  // main.cc); `plan` is what the run reconciler plans NetworkPolicies with.
   PolicyStatusReconciler(kube::Client& client, kube::Informer& policies, const PolicyRunCounter& counter,
-                         promapi::PrometheusClient* prometheus, const UsageBoard* board)
-      : client_(client), policies_(policies), counter_(counter), prometheus_(prometheus), board_(board) {}
+                         promapi::PrometheusClient* prometheus, const UsageBoard* board,
+                         const kube::Informer& network_policies, PlanOptions plan)
+      : client_(client), policies_(policies), counter_(counter), prometheus_(prometheus), board_(board),
+        network_policies_(network_policies), plan_(std::move(plan)) {}
 
   runtime::ReconcileResult reconcile(const std::string& key, const CancelToken& cancel) override;
 
@@ -86,6 +104,8 @@ class PolicyStatusReconciler : public runtime::Reconciler {
   const PolicyRunCounter& counter_;
   promapi::PrometheusClient* prometheus_;
   const UsageBoard* board_;
+  const kube::Informer& network_policies_;
+  const PlanOptions plan_;
   std::mutex written_mu_;
   // By policy: when its status was last written. A change of the run counts alone waits until
   // kCountsInterval has passed since, so a burst of runs does not become a burst of writes.

@@ -357,7 +357,7 @@ int main(int argc, char** argv) {
   metrics.addGauges("paddock_agentruns", "AgentRuns in the cache by namespace and phase (\"\" before the first status).",
                     {"namespace", "phase"}, [&index] {
                       runtime::Metrics::GaugeReading out;
-                      for (const auto& [where, n] : index.phaseCounts()) out.push_back({{where.first, where.second}, n});
+                      for (const auto& [where, n] : index.phaseCounts()) out.push_back({{where.first, where.second}, static_cast<double>(n)});
                       return out;
                     });
   runtime::WorkQueue queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("agentruns")});
@@ -367,11 +367,17 @@ int main(int argc, char** argv) {
   // AgentPolicy status: query checks, runs governed, the model pin (the leader writes it).
   controllers::PolicyRunCounter policy_runs;
   controllers::PolicyStatusReconciler policy_status(client, policies, policy_runs, prometheus.get(),
-                                                    prometheus ? &usage_board : nullptr);
+                                                    prometheus ? &usage_board : nullptr, network_policies,
+                                                    reconcile_options.plan);
   runtime::WorkQueue policy_queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("agentpolicies")});
   runtime::Controller policy_controller("agentpolicy", policy_status, policy_queue, metrics.reconcileObserver("agentpolicy"));
   policy_controller.watchPrimary(policies);
   policy_controller.watchMapped(runs, [&policy_runs](const kube::InformerEvent& e) { return policy_runs.observe(e); });
+  policy_controller.watchMapped(network_policies, [](const kube::InformerEvent& e) {
+    // The team NetworkPolicy is labelled with its policy's name (controllers::teamSelector).
+    std::string policy = e.object ? stringAt(*e.object, "/metadata/labels/paddock.dev~1team") : "";
+    return policy.empty() ? std::vector<std::string>{} : std::vector<std::string>{policy};
+  });
 
   std::atomic<bool> connected{false};
   http::Server server;

@@ -121,7 +121,9 @@ void crashTwentyTimes(const std::string& target, const std::vector<std::string>&
     repairs = 0;
     for (const auto& [seq, action] : actions) repairs += action == "StoreRepaired";
     // A kill in the middle of a write can tear the tail too, so repairs may outnumber the tears.
-    if (tear && round % 5 == 0) EXPECT_GT(repairs, before) << "the torn tail was cut and the repair recorded";
+    if (tear && round % 5 == 0) {
+      EXPECT_GT(repairs, before) << "the torn tail was cut and the repair recorded";
+    }
   }
   if (tear) {
     EXPECT_GE(repairs, 4u) << "each torn tail was cut and the repair recorded";

@@ -206,7 +206,9 @@ TEST_F(AdmissionPolicyE2E, APaddockPodsTaskAndSettingsCannotChange) {
   Result<json> loosened = Error{};
   eventually([&] {
     loosened = patch({{"metadata", {{"annotations", {{"paddock.dev/managed-settings", "{}"}}}}}});
-    if (loosened) patch({{"metadata", {{"annotations", {{"paddock.dev/managed-settings", pod["metadata"]["annotations"]["paddock.dev/managed-settings"]}}}}}});
+    if (loosened) {
+      EXPECT_TRUE(patch({{"metadata", {{"annotations", {{"paddock.dev/managed-settings", pod["metadata"]["annotations"]["paddock.dev/managed-settings"]}}}}}}).ok());
+    }
     return !loosened.ok();
   }, std::chrono::seconds(20), std::chrono::milliseconds(200));
   ASSERT_FALSE(loosened.ok()) << "the settings of a running agent were loosened";

@@ -6,6 +6,8 @@
 // SIGTERM when the pod is deleted.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -187,11 +189,22 @@ TEST_F(BudgetE2E, ARunWithinItsBudgetSucceedsWithItsUsageInStatus) {
   ASSERT_FALSE(counted.is_null()) << testing::PrintToString(op->lines());
   EXPECT_EQ(condition(counted, "BudgetMetricsAvailable")["status"], "True");
   EXPECT_TRUE(condition(counted, "BudgetCheckpoint").is_null());
+  // The policy says where its NetworkPolicy is applied (issue 22): in the team's namespace while
+  // the run is unfinished, and nowhere needed once it is done.
+  auto applied = team.waitPolicy([&](const json& p) {
+    auto c = condition(p, "NetworkPoliciesApplied");
+    return !c.is_null() && c["reason"] == "Applied";
+  });
+  ASSERT_FALSE(applied.is_null()) << "the policy never said its NetworkPolicy is applied";
+  EXPECT_EQ(condition(applied, "NetworkPoliciesApplied")["status"], "True");
+  EXPECT_NE(condition(applied, "NetworkPoliciesApplied")["message"].get<std::string>().find(team.ns()), std::string::npos);
   ASSERT_TRUE(client.mergePatch(pods, team.ns(), "frugal-agent",
                                 {{"metadata", {{"annotations", {{"kwok.paddock.dev/exit", "0"}}}}}}).ok());
   auto done = team.waitRun("frugal", [](const json& o) { return phaseOf(o) == "Succeeded"; });
   ASSERT_FALSE(done.is_null());
   EXPECT_TRUE(condition(done, "BudgetExceeded").is_null());
+  EXPECT_FALSE(team.waitPolicy([](const json& p) { return condition(p, "NetworkPoliciesApplied")["reason"] == "NoActiveRuns"; })
+                   .is_null());
 }
 
 TEST_F(BudgetE2E, AnAgentWhoseCountersResetNeverMakesUsageGoBackwards) {
@@ -397,6 +410,70 @@ TEST_F(BudgetE2E, WithPrometheusDownTerminateEndsTheRunContinueDoesNotAndTheWall
   EXPECT_EQ(condition(timed_out, "BudgetExceeded")["reason"], "WallClockExceeded");
   EXPECT_TRUE(eventually([&] { return !client.get(pods, lenient.ns(), "short-agent").ok(); }, std::chrono::seconds(30)));
   EXPECT_EQ(phaseOf(*client.get(agentruns, lenient.ns(), "lenient")), "Running");
+}
+
+// The operator as a scrape target of the e2e Prometheus's paddock-operator job (as the chart's
+// ServiceMonitor makes it one), for as long as this object lives.
+class OperatorTarget {
+ public:
+  OperatorTarget(Process& op, const std::string& name)
+      : file_(env("PADDOCK_E2E_PROMETHEUS_TARGETS") + "/operator/" + name + ".json") {
+    for (const auto& line : op.lines()) {
+      json l = json::parse(line, nullptr, false);
+      if (l.is_object() && l.value("msg", "").find("serving /healthz") != std::string::npos) port_ = l.value("port", 0);
+    }
+    if (port_ == 0) throw std::runtime_error("the operator never said which port it serves /metrics on");
+    std::filesystem::create_directories(std::filesystem::path(file_).parent_path());
+    std::ofstream(file_ + ".tmp") << json::array({{{"targets", {"127.0.0.1:" + std::to_string(port_)}}}}).dump();
+    std::filesystem::rename(file_ + ".tmp", file_);
+  }
+  ~OperatorTarget() { std::filesystem::remove(file_); }
+  int port() const { return port_; }
+
+ private:
+  std::string file_;
+  int port_ = 0;
+};
+
+// Issue 22: every panel of the Grafana dashboard the chart ships returns series from a real
+// Prometheus that scrapes the operator and the agents, after a run was checkpointed and then
+// ended for its budget; and scripts/dashboard-png renders the main panels from the same queries.
+TEST_F(BudgetE2E, EveryDashboardPanelReturnsSeriesAfterARunAndRendersToPng) {
+  Team team(*rest, client, {{"budgets", {{"checkpointPercent", 60}}}});
+  startOperator();
+  OperatorTarget target(*op, lease_ns->name());
+  const auto started = std::chrono::system_clock::now();
+  team.start("dashboard", {.tokens_per_second = 400, .usd_per_second = 0.0001}, {{"budget", {{"tokens", 6000}}}});
+  ASSERT_FALSE(team.waitRun("dashboard", [](const json& o) { return phaseOf(o) == "BudgetExceeded"; }).is_null())
+      << testing::PrintToString(op->lines());
+
+  json dashboard = json::parse(readFile(repoPath("charts/paddock/dashboards/paddock.json")));
+  std::map<std::string, std::string> empty;  // target's expression -> its panel
+  auto query = [&](const json& target) {
+    std::string expr = target["expr"];
+    for (size_t at; (at = expr.find("$namespace")) != std::string::npos;) expr.replace(at, 10, team.ns());
+    return expr;
+  };
+  for (const auto& panel : dashboard["panels"]) {
+    for (const auto& t : panel["targets"]) empty[query(t)] = panel["title"];
+  }
+  // Counters' rates need two scrapes after the event; Prometheus scrapes once a second.
+  eventually([&] {
+    for (auto it = empty.begin(); it != empty.end();) it = prometheusQuery(it->first).empty() ? std::next(it) : empty.erase(it);
+    return empty.empty();
+  }, std::chrono::seconds(60));
+  for (const auto& [expr, panel] : empty) ADD_FAILURE() << "panel \"" << panel << "\" returns no series: " << expr;
+
+  auto png = std::filesystem::temp_directory_path() / ("paddock-dashboard-" + randomSuffix() + ".png");
+  auto epoch = [](auto t) { return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count()); };
+  Process render({repoPath("scripts/dashboard-png"), "--prometheus", env("PADDOCK_E2E_PROMETHEUS_URL"), "--out", png.string(),
+                  "--namespace", team.ns(), "--start", epoch(started - std::chrono::seconds(5)),
+                  "--end", epoch(std::chrono::system_clock::now())});
+  EXPECT_EQ(render.wait(std::chrono::seconds(60)), 0) << testing::PrintToString(render.lines());
+  EXPECT_EQ(readFile(png.string()).substr(0, 4), "\x89PNG") << "not a PNG: " << png;
+  // PADDOCK_DASHBOARD_PNG=<path> keeps the picture (the README's docs/dashboard.png is made so).
+  if (const char* keep = std::getenv("PADDOCK_DASHBOARD_PNG")) std::filesystem::copy_file(png, keep, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::remove(png);
 }
 
 }  // namespace

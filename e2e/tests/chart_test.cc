@@ -90,11 +90,6 @@ bool hasArg(const json& container, const std::string& arg) {
   return false;
 }
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Every toggle on, except the ones that need CRDs the test cluster lacks (Prometheus Operator).
 const std::vector<std::string> kEverything = {"prometheus.url=http://prometheus.monitoring:9090",
                                               "prometheus.bearerTokenSecret.name=prom-token",

@@ -163,6 +163,11 @@ json condition(const json& object, const std::string& type) {
 
 std::string repoPath(const std::string& relative) { return std::string(PADDOCK_SOURCE_DIR) + "/" + relative; }
 
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 std::string randomSuffix() {
   static std::mt19937_64 rng(std::random_device{}());
   static const char* chars = "abcdefghijklmnopqrstuvwxyz0123456789";

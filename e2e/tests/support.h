@@ -93,6 +93,8 @@ bool reconciling(Process& op);
 void stopOperator(Process& op);
 
 std::string randomSuffix();
+// The file's whole text, or "" when it cannot be read.
+std::string readFile(const std::string& path);
 
 // A YAML file (one document) as JSON, with YAML's types: quoted scalars stay strings, plain ones
 // become numbers, booleans or null where they read as such. For the samples in crds/samples.

@@ -164,7 +164,9 @@ TEST(DecideLifecycle, APodThatIsNotTheRunsOrNotItsPlanEndsTheRun) {
     in.pod = observePod(c.pod.is_null() ? nullptr : &c.pod);
     auto d = decideLifecycle(in);
     EXPECT_EQ(d.reason, c.want_reason);
-    if (c.verdict != V::Ours) EXPECT_EQ(d.phase, "Failed");
+    if (c.verdict != V::Ours) {
+      EXPECT_EQ(d.phase, "Failed");
+    }
     EXPECT_FALSE(d.create_pod);
     EXPECT_EQ(d.delete_pod, c.del);
     EXPECT_NE(d.message.find(c.message_part), std::string::npos) << d.message;

@@ -134,5 +134,51 @@ TEST(PolicyRunCounter, CountsGovernedAndUnfinishedRunsAndNamesThePoliciesThatMov
   EXPECT_EQ(counter.observe(upsert("a/three", "", "Pending")), std::vector<std::string>{}) << "no policy yet";
 }
 
+
+TEST(PlanPolicyStatus, NetworkPoliciesAppliedNamesEveryNamespaceWhereTheTeamPolicyIsMissingOrDiffers) {
+  AgentPolicy policy;
+  policy.name = "team";
+  struct Case {
+    const char* name;
+    std::vector<NetworkPolicyState> seen;
+    const char* status;
+    const char* reason;
+    std::vector<const char*> in_message;
+  };
+  const std::vector<Case> cases = {
+      {"no unfinished runs", {}, "True", "NoActiveRuns", {"NetworkPolicy paddock-team", "before its first run's pod starts"}},
+      {"applied everywhere", {{"a", false, {}}, {"b", false, {}}}, "True", "Applied", {"paddock-team", ": a, b"}},
+      {"missing in one", {{"a", false, {}}, {"b", true, {}}}, "False", "NotApplied", {"b (missing)", "holds new pods back"}},
+      {"edited in one", {{"a", false, {"spec.egress", "spec.ingress"}}}, "False", "NotApplied",
+       {"a (differs in spec.egress, spec.ingress)", "networkpolicies"}},
+  };
+  for (const auto& c : cases) {
+    auto seen = valid();
+    seen.network_policies = c.seen;
+    json np = conditionOf(planPolicyStatus(policy, 2, seen, json::object(), "2026-12-07T03:00:00Z"), "NetworkPoliciesApplied");
+    ASSERT_FALSE(np.is_null()) << c.name;
+    EXPECT_EQ(np["status"], c.status) << c.name;
+    EXPECT_EQ(np["reason"], c.reason) << c.name;
+    for (const char* part : c.in_message) {
+      EXPECT_NE(np["message"].get<std::string>().find(part), std::string::npos) << c.name << ": " << np["message"];
+    }
+    if (std::string(c.reason) == "NotApplied") {
+      EXPECT_EQ(np["message"].get<std::string>().find(": a, b"), std::string::npos) << "applied ones are not listed as wrong";
+    }
+  }
+}
+
+TEST(PolicyRunCounter, ActiveNamespacesAreThoseWithUnfinishedRunsOfThePolicy) {
+  PolicyRunCounter counter;
+  counter.observe(upsert("b/one", "team", "Running"));
+  counter.observe(upsert("a/one", "team", "Pending"));
+  counter.observe(upsert("a/two", "team", "Running"));
+  counter.observe(upsert("c/one", "team", "Succeeded"));
+  counter.observe(upsert("d/one", "other", "Running"));
+  EXPECT_EQ(counter.activeNamespaces("team"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(counter.activeNamespaces("other"), std::vector<std::string>{"d"});
+  EXPECT_TRUE(counter.activeNamespaces("none").empty());
+}
+
 }  // namespace
 }  // namespace paddock::controllers

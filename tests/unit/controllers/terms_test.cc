@@ -100,7 +100,9 @@ TEST(DecideTerms, APolicyEditDecidesOnlyForRunsThatHaveNotStarted) {
     EXPECT_EQ(d.reason, c.reason) << d.message;
     EXPECT_EQ(d.policy_changed, c.changed) << d.changed_message;
     EXPECT_EQ(d.changed_reason, c.changed_reason);
-    if (d.admitted) EXPECT_EQ(d.terms.effective.tokens, 5000) << "the run keeps its own budget";
+    if (d.admitted) {
+      EXPECT_EQ(d.terms.effective.tokens, 5000) << "the run keeps its own budget";
+    }
   }
 }
 
