@@ -24,10 +24,12 @@ using asio::awaitable;
 using Request = http::request<http::string_body>;
 
 // Writes a whole response with a body; Connection: close unless `keep_alive`.
-awaitable<void> writeResponse(beast::tcp_stream& client, int status, const std::string& content_type,
-                              std::string body, bool keep_alive);
+// (GCC 12 destroys temporaries in a co_await expression twice: coroutine arguments are passed
+// by value from named variables throughout.)
+awaitable<void> writeResponse(beast::tcp_stream& client, int status, std::string content_type, std::string body,
+                              bool keep_alive);
 // An Anthropic-style error response.
-awaitable<void> writeError(beast::tcp_stream& client, const ApiError& error, bool keep_alive);
+awaitable<void> writeError(beast::tcp_stream& client, ApiError error, bool keep_alive);
 
 // The model relay (relay.cc): POST /v1/messages and /v1/messages/count_tokens. Returns whether
 // the client connection may serve another request.

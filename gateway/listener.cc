@@ -15,24 +15,36 @@ struct ActiveGuard {
   ~ActiveGuard() { --active; }
 };
 
+ApiError tooLarge(const Gateway& g) {
+  return {413, "request_too_large", "request body is larger than the gateway's limit of " +
+                                        std::to_string(g.config().max_request_bytes) + " bytes"};
+}
+
 std::string path(std::string_view target) { return std::string(target.substr(0, target.find('?'))); }
 
 // Answers one request that has its body; returns whether the connection stays open.
 awaitable<bool> route(Gateway& g, asio::ssl::context& tls, beast::tcp_stream& client, Request req) {
   std::string p = path(req.target());
   bool keep = req.keep_alive();
-  if (req.method() == http::verb::post && p == "/v1/messages") co_return co_await relayMessages(g, tls, client, std::move(req));
-  if (req.method() == http::verb::post && p == "/v1/messages/count_tokens") {
-    co_return co_await relayCountTokens(g, tls, client, std::move(req));
+  if (req.method() == http::verb::post && p == "/v1/messages") {
+    bool again = co_await relayMessages(g, tls, client, std::move(req));
+    co_return again;
   }
+  if (req.method() == http::verb::post && p == "/v1/messages/count_tokens") {
+    bool again = co_await relayCountTokens(g, tls, client, std::move(req));
+    co_return again;
+  }
+  std::string type = "text/plain", body;
   if (req.method() == http::verb::get && p == "/healthz") {
-    co_await writeResponse(client, 200, "text/plain", "ok\n", keep);
+    body = "ok\n";
+    co_await writeResponse(client, 200, std::move(type), std::move(body), keep);
   } else if (req.method() == http::verb::get && p == "/metrics") {
-    co_await writeResponse(client, 200, "text/plain; version=0.0.4", g.metrics().text(), keep);
+    type = "text/plain; version=0.0.4";
+    body = g.metrics().text();
+    co_await writeResponse(client, 200, std::move(type), std::move(body), keep);
   } else {
-    co_await writeError(client, ApiError{404, "not_found_error", std::string(req.method_string()) + " " + p +
-                                                                     " is not served by the Paddock gateway"},
-                        keep);
+    ApiError e{404, "not_found_error", std::string(req.method_string()) + " " + p + " is not served by the Paddock gateway"};
+    co_await writeError(client, std::move(e), keep);
   }
   co_return keep;
 }
@@ -49,22 +61,26 @@ awaitable<void> serve(Gateway& g, asio::ssl::context& tls, tcp::socket socket) {
     beast::error_code ec;
     co_await http::async_read_header(client, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof) co_return;
+    if (ec == http::error::body_limit) {
+      ApiError e = tooLarge(g);
+      co_await writeError(client, std::move(e), false);
+      co_return;
+    }
     if (ec) {
-      co_await writeError(client, ApiError{400, "invalid_request_error", "malformed HTTP request: " + ec.message()},
-                          false);
+      ApiError e{400, "invalid_request_error", "malformed HTTP request: " + ec.message()};
+      co_await writeError(client, std::move(e), false);
       co_return;
     }
     if (parser.get().method() == http::verb::connect) {
-      co_await proxyConnect(g, client, buffer, std::string(parser.get().target()));
+      std::string target(parser.get().target());
+      co_await proxyConnect(g, client, buffer, std::move(target));
       co_return;
     }
     client.expires_after(std::chrono::seconds(60));
     co_await http::async_read(client, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == http::error::body_limit) {
-      co_await writeError(client, ApiError{413, "request_too_large",
-                                           "request body is larger than the gateway's limit of " +
-                                               std::to_string(g.config().max_request_bytes) + " bytes"},
-                          false);
+      ApiError e = tooLarge(g);
+      co_await writeError(client, std::move(e), false);
       co_return;
     }
     if (ec) co_return;
@@ -73,7 +89,8 @@ awaitable<void> serve(Gateway& g, asio::ssl::context& tls, tcp::socket socket) {
       co_await proxyHttp(g, client, std::move(req));
       co_return;
     }
-    keep = co_await route(g, tls, client, std::move(req));
+    bool again = co_await route(g, tls, client, std::move(req));
+    keep = again;
   }
   beast::error_code ignored;
   client.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -83,8 +100,8 @@ awaitable<void> serve(Gateway& g, asio::ssl::context& tls, tcp::socket socket) {
 
 int activeConnections() { return active.load(); }
 
-awaitable<void> writeResponse(beast::tcp_stream& client, int status, const std::string& content_type,
-                              std::string body, bool keep_alive) {
+awaitable<void> writeResponse(beast::tcp_stream& client, int status, std::string content_type, std::string body,
+                              bool keep_alive) {
   http::response<http::string_body> res{static_cast<http::status>(status), 11};
   res.set(http::field::content_type, content_type);
   res.set(http::field::server, "paddock-gateway");
@@ -96,8 +113,9 @@ awaitable<void> writeResponse(beast::tcp_stream& client, int status, const std::
   co_await http::async_write(client, res, asio::redirect_error(asio::use_awaitable, ec));
 }
 
-awaitable<void> writeError(beast::tcp_stream& client, const ApiError& error, bool keep_alive) {
-  co_await writeResponse(client, error.status, "application/json", errorBody(error), keep_alive);
+awaitable<void> writeError(beast::tcp_stream& client, ApiError error, bool keep_alive) {
+  std::string type = "application/json", body = errorBody(error);
+  co_await writeResponse(client, error.status, std::move(type), std::move(body), keep_alive);
 }
 
 awaitable<void> acceptLoop(Gateway& g, asio::ssl::context& tls, tcp::acceptor& acceptor) {

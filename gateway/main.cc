@@ -98,7 +98,11 @@ int main(int argc, char** argv) {
   asio::io_context io(threads);
   asio::ssl::context tls(asio::ssl::context::tls_client);
   tls.set_default_verify_paths();
-  auto listen = parseHostPort(config->listen);
+  // Port 0 (any free port) is allowed here, unlike in an egress target.
+  std::string listen_text = config->listen;
+  if (listen_text.ends_with(":0")) listen_text.replace(listen_text.size() - 1, 1, "65535");
+  auto listen = parseHostPort(listen_text);
+  if (listen && config->listen.ends_with(":0")) listen->port = 0;
   if (!listen) fail("cannot start", Error::local("InvalidConfig", "listen: \"" + config->listen + "\" is not host:port"));
   tcp::acceptor acceptor(io);
   try {

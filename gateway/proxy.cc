@@ -12,11 +12,11 @@ namespace {
 
 constexpr auto kIdle = std::chrono::seconds(300);
 
-awaitable<void> refuse(Gateway& g, beast::tcp_stream& client, int status, const std::string& result,
-                       const std::string& why) {
+awaitable<void> refuse(Gateway& g, beast::tcp_stream& client, int status, std::string result, std::string why) {
   g.metrics().egress(result);
   log::info("egress refused", {{"result", result}, {"why", why}});
-  co_await writeResponse(client, status, "text/plain", "paddock-gateway: " + why + "\n", false);
+  std::string type = "text/plain", body = "paddock-gateway: " + why + "\n";
+  co_await writeResponse(client, status, std::move(type), std::move(body), false);
 }
 
 // The endpoints of `hp` a connection may go to, or an error saying why there are none.
@@ -45,8 +45,8 @@ awaitable<std::variant<std::vector<tcp::endpoint>, std::pair<std::string, std::s
   }
   tcp::resolver resolver(co_await asio::this_coro::executor);
   beast::error_code ec;
-  auto results = co_await resolver.async_resolve(hp.host, std::to_string(hp.port),
-                                                 asio::redirect_error(asio::use_awaitable, ec));
+  std::string port = std::to_string(hp.port);
+  auto results = co_await resolver.async_resolve(hp.host, port, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return std::pair{std::string("failed"), hp.host + " does not resolve: " + ec.message()};
   for (const auto& r : results) {
     auto a = parseAddress(r.endpoint().address().to_string());
@@ -122,9 +122,17 @@ awaitable<Hello> readClientHello(beast::tcp_stream& client, beast::flat_buffer& 
 
 awaitable<void> proxyConnect(Gateway& g, beast::tcp_stream& client, beast::flat_buffer& buffer, std::string target) {
   auto hp = parseHostPort(target);
-  if (!hp) co_return co_await refuse(g, client, 400, "refused_host", "CONNECT needs host:port, not \"" + target + "\"");
+  if (!hp) {
+    std::string result = "refused_host", why = "CONNECT needs host:port, not \"" + target + "\"";
+    co_await refuse(g, client, 400, std::move(result), std::move(why));
+    co_return;
+  }
   auto allowed = co_await allowedEndpoints(g, *hp);
-  if (auto* no = std::get_if<1>(&allowed)) co_return co_await refuse(g, client, 403, no->first, no->second);
+  if (auto* no = std::get_if<1>(&allowed)) {
+    std::pair<std::string, std::string> copy = *no;
+    co_await refuse(g, client, 403, std::move(copy.first), std::move(copy.second));
+    co_return;
+  }
   const std::string ok = "HTTP/1.1 200 Connection established\r\n\r\n";
   client.expires_after(std::chrono::seconds(30));
   co_await asio::async_write(client, asio::buffer(ok), asio::use_awaitable);
@@ -147,7 +155,8 @@ awaitable<void> proxyConnect(Gateway& g, beast::tcp_stream& client, beast::flat_
   co_await asio::async_write(*up, asio::buffer(hello.bytes), asio::use_awaitable);
   g.metrics().egress("allowed");
   log::info("egress tunnel", {{"host", hp->host}, {"port", hp->port}});
-  co_await tunnel(std::make_shared<beast::tcp_stream>(std::move(client)), up);
+  auto down = std::make_shared<beast::tcp_stream>(std::move(client));
+  co_await tunnel(down, up);
 }
 
 awaitable<void> proxyHttp(Gateway& g, beast::tcp_stream& client, Request req) {
@@ -155,14 +164,26 @@ awaitable<void> proxyHttp(Gateway& g, beast::tcp_stream& client, Request req) {
   url.remove_prefix(7);  // "http://"
   size_t slash = url.find('/');
   auto hp = parseHostPort(url.substr(0, slash), 80);
-  if (!hp) co_return co_await refuse(g, client, 400, "refused_host", "the request's URL has no valid host");
+  if (!hp) {
+    std::string result = "refused_host", why = "the request's URL has no valid host";
+    co_await refuse(g, client, 400, std::move(result), std::move(why));
+    co_return;
+  }
   auto allowed = co_await allowedEndpoints(g, *hp);
-  if (auto* no = std::get_if<1>(&allowed)) co_return co_await refuse(g, client, 403, no->first, no->second);
+  if (auto* no = std::get_if<1>(&allowed)) {
+    std::pair<std::string, std::string> copy = *no;
+    co_await refuse(g, client, 403, std::move(copy.first), std::move(copy.second));
+    co_return;
+  }
   auto up = std::make_shared<beast::tcp_stream>(co_await asio::this_coro::executor);
   up->expires_after(std::chrono::seconds(30));
   beast::error_code ec;
   co_await up->async_connect(std::get<0>(allowed), asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return co_await refuse(g, client, 502, "failed", "cannot connect to " + hp->host + ": " + ec.message());
+  if (ec) {
+    std::string result = "failed", why = "cannot connect to " + hp->host + ": " + ec.message();
+    co_await refuse(g, client, 502, std::move(result), std::move(why));
+    co_return;
+  }
   req.target(slash == std::string_view::npos ? "/" : std::string(url.substr(slash)));
   req.erase(http::field::proxy_authorization);
   req.erase("proxy-connection");

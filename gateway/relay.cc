@@ -68,6 +68,11 @@ bool passHeader(std::string_view name) {
          n.starts_with("anthropic-ratelimit-") || n == "anthropic-organization-id";
 }
 
+ApiError unauthenticated() {
+  return {401, "authentication_error",
+          "x-api-key: not the credential of a run this gateway serves (Paddock's apiKeyHelper prints it)"};
+}
+
 struct Exchange {
   int status = 0;                // upstream's
   bool upstream_cut = false;     // the answer ended before its end
@@ -77,7 +82,7 @@ struct Exchange {
 };
 
 // Writes bytes to the client within the write timeout; false when it is gone.
-awaitable<bool> send(beast::tcp_stream& client, const std::vector<asio::const_buffer>& buffers, int timeout) {
+awaitable<bool> send(beast::tcp_stream& client, std::vector<asio::const_buffer> buffers, int timeout) {
   client.expires_after(std::chrono::seconds(timeout));
   beast::error_code ec;
   co_await asio::async_write(client, buffers, asio::redirect_error(asio::use_awaitable, ec));
@@ -99,7 +104,9 @@ std::string hexSize(size_t n) {
 
 awaitable<bool> sendChunk(beast::tcp_stream& client, std::string_view data, int timeout) {
   std::string size = hexSize(data.size());
-  co_return co_await send(client, chunkBuffers(size, data), timeout);
+  std::vector<asio::const_buffer> buffers = chunkBuffers(size, data);
+  bool sent = co_await send(client, std::move(buffers), timeout);
+  co_return sent;
 }
 
 // Relays the upstream answer to the client as it arrives (chunked), feeding it to the accumulator.
@@ -117,7 +124,9 @@ awaitable<void> relayAnswer(Gateway& g, Stream& up, beast::tcp_stream& client, b
     if (passHeader(h.name_string())) head += std::string(h.name_string()) + ": " + std::string(h.value()) + "\r\n";
   }
   head += "Transfer-Encoding: chunked\r\nServer: paddock-gateway\r\n\r\n";
-  if (!co_await send(client, one(head), down_timeout)) {
+  std::vector<asio::const_buffer> head_buffers = one(head);
+  bool sent = co_await send(client, std::move(head_buffers), down_timeout);
+  if (!sent) {
     x.client_gone = true;
     co_return;
   }
@@ -140,7 +149,8 @@ awaitable<void> relayAnswer(Gateway& g, Stream& up, beast::tcp_stream& client, b
       } else if (static_cast<int64_t>(whole.size() + n) <= kMaxNonStreamingBody) {
         whole.append(data);
       }
-      if (!co_await sendChunk(client, data, down_timeout)) {
+      bool relayed = co_await sendChunk(client, data, down_timeout);
+      if (!relayed) {
         x.client_gone = true;
         x.failure = "the agent stopped reading the answer";
         co_return;
@@ -158,10 +168,12 @@ awaitable<void> relayAnswer(Gateway& g, Stream& up, beast::tcp_stream& client, b
     x.failure = "the model API's stream ended without message_stop";
   }
   if (x.upstream_cut && sse) {
-    (void)co_await sendChunk(client, errorEvent({500, "api_error", x.failure + "; the call may be retried"}),
-                             down_timeout);
+    std::string error = errorEvent({500, "api_error", x.failure + "; the call may be retried"});
+    co_await sendChunk(client, error, down_timeout);
   }
-  if (!co_await send(client, one("0\r\n\r\n"), down_timeout)) x.client_gone = true;
+  std::vector<asio::const_buffer> last = one("0\r\n\r\n");
+  bool ended = co_await send(client, std::move(last), down_timeout);
+  if (!ended) x.client_gone = true;
 }
 
 // Connects to upstream (TLS when configured), sends `out` and relays the answer.
@@ -204,7 +216,8 @@ awaitable<void> forward(Gateway& g, asio::ssl::context& tls, beast::tcp_stream& 
   x.failure = "the gateway could not reach the model API: " + error;
   if (x.status == 0) {
     x.status = 502;
-    co_await writeError(client, ApiError{502, "api_error", x.failure}, false);
+    ApiError e{502, "api_error", x.failure};
+    co_await writeError(client, std::move(e), false);
   } else {
     x.upstream_cut = true;
   }
@@ -253,15 +266,16 @@ awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_st
   const RunConfig* run = g.authenticate(credential(req));
   if (!run) {
     g.metrics().unauthenticated();
-    co_await writeError(client, {401, "authentication_error", "x-api-key: not the credential of a run this gateway "
-                                                              "serves (Paddock's apiKeyHelper prints it)"}, keep);
+    ApiError e = unauthenticated();
+    co_await writeError(client, std::move(e), keep);
     co_return keep;
   }
   auto parsed = parseMessagesRequest(req.body(), g.config());
   if (auto* e = std::get_if<ApiError>(&parsed)) {
     g.metrics().refusal(*run, e->type == "permission_error" ? "model" : "invalid");
     g.metrics().request(*run, e->status);
-    co_await writeError(client, *e, keep);
+    ApiError copy = *e;
+    co_await writeError(client, std::move(copy), keep);
     co_return keep;
   }
   MessagesRequest& r = std::get<MessagesRequest>(parsed);
@@ -272,7 +286,8 @@ awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_st
     g.metrics().refusal(*run, "budget");
     g.metrics().request(*run, 402);
     log::info("model call refused: budget spent", {{"run", run->key()}});
-    co_await writeError(client, {402, "billing_error", refusal->message}, keep);
+    ApiError e{402, "billing_error", refusal->message};
+    co_await writeError(client, std::move(e), keep);
     co_return keep;
   }
   Grant grant = std::get<Grant>(decision);
@@ -281,8 +296,8 @@ awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_st
                                         checkpoint ? checkpointInstruction(percent, g.config().checkpoint_percent) : "");
   size_t first_new = g.conversations().advance(run->key(), r.body["messages"]);
   Exchange x;
-  co_await forward(g, tls, client, upstreamRequest(req, parseUpstream(g.config().upstream), g.apiKey(), std::move(body)),
-                   r.stream, x);
+  Request out = upstreamRequest(req, parseUpstream(g.config().upstream), g.apiKey(), std::move(body));
+  co_await forward(g, tls, client, out, r.stream, x);
   // The ledger is settled before the next request of this connection; the transcript's fsync
   // stays off the I/O threads.
   asio::post(asio::system_executor(), [&g, f = settle(g, *run, r, grant, price, x, first_new, checkpoint)] { g.record(f); });
@@ -293,18 +308,19 @@ awaitable<bool> relayCountTokens(Gateway& g, asio::ssl::context& tls, beast::tcp
   const bool keep = req.keep_alive();
   if (!g.authenticate(credential(req))) {
     g.metrics().unauthenticated();
-    co_await writeError(client, {401, "authentication_error", "x-api-key: not the credential of a run this gateway "
-                                                              "serves"}, keep);
+    ApiError e = unauthenticated();
+    co_await writeError(client, std::move(e), keep);
     co_return keep;
   }
   if (auto e = checkCountTokensRequest(req.body(), g.config())) {
-    co_await writeError(client, *e, keep);
+    ApiError copy = *e;
+    co_await writeError(client, std::move(copy), keep);
     co_return keep;
   }
   Exchange x;
   std::string body = req.body();
-  co_await forward(g, tls, client, upstreamRequest(req, parseUpstream(g.config().upstream), g.apiKey(), std::move(body)),
-                   false, x);
+  Request out = upstreamRequest(req, parseUpstream(g.config().upstream), g.apiKey(), std::move(body));
+  co_await forward(g, tls, client, out, false, x);
   co_return keep && !x.client_gone && !x.upstream_cut && x.status != 502;
 }
 
