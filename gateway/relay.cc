@@ -139,7 +139,8 @@ awaitable<void> relayAnswer(Gateway& g, Stream& up, beast::tcp_stream& client, b
     p.get().body().size = buf.size();
     beast::get_lowest_layer(up).expires_after(std::chrono::seconds(up_timeout));
     beast::error_code ec;
-    co_await http::async_read(up, ub, p, asio::redirect_error(asio::use_awaitable, ec));
+    // read_some: relay what one read brought, not a full buffer.
+    co_await http::async_read_some(up, ub, p, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
     size_t n = buf.size() - p.get().body().size;
     std::string_view data(buf.data(), n);

@@ -3,7 +3,11 @@
 // (model_standin.h). Claude Code runs in a mount namespace of its own, where its managed settings
 // are at /etc/claude-code/managed-settings.json (an overlay on /etc that only it sees) and the
 // gateway's secrets folder is an empty tmpfs, as in an agent pod that mounts no key.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -176,7 +180,14 @@ TEST_F(GatewayTest, ClaudeCodeWritesEditsAndRunsCommandsThroughTheGatewayWithout
     EXPECT_NE(transcript.find(want), std::string::npos) << want << "\n" << transcript;
   }
   EXPECT_EQ(transcript.find(kKey), std::string::npos);
-  EXPECT_NE(audit({"verify", gateway_->auditDir().string()}).find("OK:"), std::string::npos);
+  EXPECT_NE(audit({"verify", gateway_->auditDir().string()}).find("blobs verified"), std::string::npos);
+  // A changed blob breaks verify, as a changed record does.
+  for (const auto& e : fs::recursive_directory_iterator(gateway_->auditDir() / "blobs")) {
+    if (!e.is_regular_file()) continue;
+    std::ofstream(e.path(), std::ios::app) << "tampered";
+    break;
+  }
+  EXPECT_NE(audit({"verify", gateway_->auditDir().string()}).find("does not hash to its name"), std::string::npos);
   EXPECT_EQ(gateway_->metric("paddock_gateway_requests_total{agentrun=\"run-1\",code=\"200\""), 4);
   EXPECT_EQ(gateway_->log().find(kKey), std::string::npos);
 }
@@ -236,6 +247,27 @@ json minimalRequest(const std::string& model = kModel, bool stream = true) {
 
 std::vector<std::pair<std::string, std::string>> auth(const std::string& token = kToken) {
   return {{"x-api-key", token}, {"content-type", "application/json"}, {"anthropic-version", "2023-06-01"}};
+}
+
+// Sends `raw` and reads until `marker` has arrived (or the connection ends); what was read.
+std::string readUntil(int port, const std::string& raw, const std::string& marker) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string seen;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size())) {
+    char buf[4096];
+    while (seen.find(marker) == std::string::npos) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      seen.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return seen;
 }
 
 std::string errorType(const HttpReply& r) {
@@ -352,6 +384,24 @@ TEST_F(GatewayTest, ConcurrentCallsOfOneRunNeverOverspendItsBudget) {
   EXPECT_GT(refused.load(), 0);
   EXPECT_LE(gateway_->metric("paddock_gateway_tokens_total{agentrun=\"run-1\""), static_cast<double>(cap));
   EXPECT_EQ(gateway_->metric("paddock_gateway_reserved_usd"), 0);
+}
+
+// Each event reaches the agent when upstream sends it: message_start arrives while the stand-in
+// holds the rest of the stream back.
+TEST_F(GatewayTest, StreamsAreRelayedUnbuffered) {
+  startGateway("{tokens: 5000000}");
+  Turn held = text("after the pause");
+  held.hold_ms = 1500;
+  standin_.setScript({held});
+  std::string body = minimalRequest().dump();
+  auto start = std::chrono::steady_clock::now();
+  std::string raw = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-api-key: " + kToken +
+                    "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::string seen = readUntil(gateway_->port(), raw, "event: message_start");
+  auto first_event = std::chrono::steady_clock::now() - start;
+  EXPECT_NE(seen.find("event: message_start"), std::string::npos) << seen;
+  EXPECT_EQ(seen.find("after the pause"), std::string::npos) << "the rest came later";
+  EXPECT_LT(first_event, std::chrono::milliseconds(1000));
 }
 
 TEST_F(GatewayTest, StopsGracefullyOnSigterm) {

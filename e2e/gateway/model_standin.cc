@@ -51,6 +51,16 @@ json wholeMessage(const Turn& t, const json& req, size_t bytes, const std::strin
                      {"cache_read_input_tokens", 0}, {"output_tokens", outputTokens(t, req)}}}};
 }
 
+std::string stamp(std::string event) {
+  for (size_t at = event.find("@T@"); at != std::string::npos; at = event.find("@T@", at)) {
+    char now[32];
+    std::snprintf(now, sizeof now, "T%019lld;", static_cast<long long>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                    std::chrono::steady_clock::now().time_since_epoch()).count()));
+    event.replace(at, 3, now);
+  }
+  return event;
+}
+
 json errorJson(int status) {
   std::string type = status == 429 ? "rate_limit_error" : status == 529 ? "overloaded_error" : "api_error";
   std::string message = status == 429 ? "Number of request tokens has exceeded your per-minute rate limit"
@@ -161,11 +171,12 @@ asio::awaitable<void> ModelStandin::Impl::answer(beast::tcp_stream& s, const htt
       s.close();
       co_return;
     }
-    if (t.event_gap_ms > 0 && i > 0) {
-      gap.expires_after(std::chrono::milliseconds(t.event_gap_ms));
+    int pause = i == 1 ? std::max(t.hold_ms, t.event_gap_ms) : i > 1 ? t.event_gap_ms : 0;
+    if (pause > 0) {
+      gap.expires_after(std::chrono::milliseconds(pause));
       co_await gap.async_wait(asio::use_awaitable);
     }
-    std::string c = chunk(events[i]);
+    std::string c = chunk(t.stamp_events ? stamp(events[i]) : events[i]);
     co_await asio::async_write(s, asio::buffer(c), asio::use_awaitable);
   }
   out = "0\r\n\r\n";

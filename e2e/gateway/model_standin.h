@@ -30,6 +30,10 @@ struct Turn {
   int cut_after_events = -1;        // close the connection after this many events (-1: never)
   int delta_events = 1;             // text deltas to split the text into
   int event_gap_ms = 0;             // pause between events
+  int hold_ms = 0;                  // pause after message_start (streams held open)
+  // Each "@T@" in the text becomes "T<19-digit steady-clock nanoseconds>;" as the event is sent
+  // (the benchmark measures each event's latency).
+  bool stamp_events = false;
 };
 
 struct Received {
