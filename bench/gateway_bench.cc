@@ -44,21 +44,6 @@ double pct(std::vector<double> v, double q) {
   return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
 }
 
-int connectTo(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 std::string request(const json& body) {
   std::string b = body.dump();
   return "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nx-api-key: " + kToken +
@@ -80,7 +65,7 @@ struct CallTiming {
 CallTiming timedCall(int port, const std::string& raw) {
   CallTiming t;
   int64_t start = nowNs();
-  int fd = connectTo(port);
+  int fd = connectLoopback(port);
   if (fd < 0) return t;
   ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
   std::string seen;
@@ -134,7 +119,7 @@ std::pair<int, int> holdStreams(int port, int n) {
   std::string raw = request(streamingBody());
   for (int i = 0; i < n; ++i) {
     clients.emplace_back([&] {
-      int fd = connectTo(port);
+      int fd = connectLoopback(port);
       if (fd < 0) return;
       ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
       std::string seen;

@@ -251,14 +251,9 @@ std::vector<std::pair<std::string, std::string>> auth(const std::string& token =
 
 // Sends `raw` and reads until `marker` has arrived (or the connection ends); what was read.
 std::string readUntil(int port, const std::string& raw, const std::string& marker) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = connectLoopback(port);
   std::string seen;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size())) {
+  if (fd >= 0 && ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size())) {
     char buf[4096];
     while (seen.find(marker) == std::string::npos) {
       ssize_t n = ::recv(fd, buf, sizeof buf, 0);

@@ -66,18 +66,26 @@ HttpReply parseReply(const std::string& raw) {
 
 }  // namespace
 
-HttpReply httpRequest(int port, const std::string& method, const std::string& target,
-                      const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body,
-                      std::chrono::milliseconds timeout) {
+int connectLoopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
-    return {};
+    return -1;
   }
+  return fd;
+}
+
+HttpReply httpRequest(int port, const std::string& method, const std::string& target,
+                      const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body,
+                      std::chrono::milliseconds timeout) {
+  int fd = connectLoopback(port);
+  if (fd < 0) return {};
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -102,15 +110,8 @@ HttpReply httpRequest(int port, const std::string& method, const std::string& ta
 }
 
 SilentClient::SilentClient(int port, const std::string& raw) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int small = 4096;
-  ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::send(fd_, raw.data(), raw.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(raw.size())) {
+  fd_ = connectLoopback(port);
+  if (fd_ >= 0 && ::send(fd_, raw.data(), raw.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(raw.size())) {
     ::close(fd_);
     fd_ = -1;
   }

@@ -19,6 +19,9 @@ struct HttpReply {
   std::string body;  // chunked bodies decoded
 };
 
+// A TCP connection to 127.0.0.1:`port` (TCP_NODELAY), or -1.
+int connectLoopback(int port);
+
 // One request on a fresh connection (Connection: close); reads until the server closes.
 HttpReply httpRequest(int port, const std::string& method, const std::string& target,
                       const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body,

@@ -75,14 +75,9 @@ class ProxyTest : public ::testing::Test {
   }
 
   bool tlsServerUp() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(tls_port_));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return up;
+    int fd = connectLoopback(tls_port_);
+    if (fd >= 0) ::close(fd);
+    return fd >= 0;
   }
 
   stage::ProcessOutput curl(const std::vector<std::string>& args) {
