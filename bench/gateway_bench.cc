@@ -169,6 +169,78 @@ Race race(int port, int calls, int64_t max_tokens) {
   return Race{granted.load(), tokens.load()};
 }
 
+std::string gatewayConfig(const ModelStandin& standin, const std::string& run, const std::string& budget) {
+  return "upstream: " + standin.url() + "\nmodel: {pin: " + kModel + "}\n" + "prices:\n  " + kModel +
+         ": {input: \"3\", output: \"15\", cacheRead: \"0.30\", cacheWrite: \"3.75\"}\n" +
+         "runs:\n  - {namespace: bench, name: " + run + ", tokenSHA256: " + sha256Hex(kToken) + ", budget: " + budget +
+         "}\n";
+}
+
+json latencySection(ModelStandin& standin, const GatewayProcess& gateway, int calls, int events, int gap_ms) {
+  Turn stamped;
+  for (int i = 0; i < events; ++i) stamped.text += "@T@";
+  stamped.delta_events = events;
+  stamped.stamp_events = true;
+  stamped.event_gap_ms = gap_ms;
+  standin.setRepeat(stamped);
+  measureLatency(standin.port(), 20);  // warm up
+  Latency direct = measureLatency(standin.port(), calls);
+  Latency via = measureLatency(gateway.port(), calls);
+  std::printf("| path | TTFB p50 ms | TTFB p99 ms | event p50 ms | event p99 ms | incomplete |\n|---|---:|---:|---:|---:|---:|\n");
+  std::printf("| direct to the stand-in (anchor) | %.3f | %.3f | %.3f | %.3f | %d |\n", direct.ttfb_p50, direct.ttfb_p99,
+              direct.event_p50, direct.event_p99, direct.incomplete);
+  std::printf("| through paddock-gateway | %.3f | %.3f | %.3f | %.3f | %d |\n", via.ttfb_p50, via.ttfb_p99, via.event_p50,
+              via.event_p99, via.incomplete);
+  std::printf("| added by the gateway | %.3f | %.3f | %.3f | %.3f | |\n\n", via.ttfb_p50 - direct.ttfb_p50,
+              via.ttfb_p99 - direct.ttfb_p99, via.event_p50 - direct.event_p50, via.event_p99 - direct.event_p99);
+  std::fflush(stdout);
+  auto figures = [](const Latency& l) {
+    return json{{"ttfbP50Ms", l.ttfb_p50}, {"ttfbP99Ms", l.ttfb_p99}, {"eventP50Ms", l.event_p50},
+                {"eventP99Ms", l.event_p99}, {"incomplete", l.incomplete}};
+  };
+  return {{"calls", calls}, {"eventsPerCall", events}, {"eventGapMs", gap_ms}, {"direct", figures(direct)},
+          {"gateway", figures(via)}};
+}
+
+json streamsSection(ModelStandin& standin, const GatewayProcess& gateway, int streams) {
+  Turn held;
+  held.text = "held";
+  held.hold_ms = 3000;
+  standin.setRepeat(held);
+  auto [direct_held, direct_done] = holdStreams(standin.port(), streams);
+  auto [via_held, via_done] = holdStreams(gateway.port(), streams);
+  std::printf("| streams held at once (%d asked, 3 s each) | direct (anchor) | through paddock-gateway |\n|---|---:|---:|\n",
+              streams);
+  std::printf("| open together | %d | %d |\n| finished | %d | %d |\n\n", direct_held, via_held, direct_done, via_done);
+  std::fflush(stdout);
+  return {{"asked", streams}, {"directHeld", direct_held}, {"gatewayHeld", via_held}, {"gatewayFinished", via_done}};
+}
+
+// A budget of $1; each call's max_tokens may spend all of it. Without the gateway (the operator's
+// Prometheus-polling path cannot stop calls in flight) every call runs to its end.
+json raceSection(ModelStandin& standin, const GatewayProcess& race_gateway, int racers) {
+  Turn all;
+  all.text = "spent";
+  all.spend_all = true;
+  all.input_tokens = 100;
+  standin.setRepeat(all);
+  const int64_t max_tokens = 66000;  // $0.99 of output at $15 per million tokens
+  Race direct_race = race(standin.port(), racers, max_tokens);
+  Race gw_race = race(race_gateway.port(), racers, max_tokens);
+  // Spend in USD from the stand-in's reports: input $3/MTok (100 per call), output $15/MTok.
+  double polling_usd = direct_race.granted * 100 * 3e-6 + (direct_race.spent_tokens - direct_race.granted * 100) * 15e-6;
+  double gw_usd = race_gateway.metric("paddock_gateway_cost_usd_total{agentrun=\"race\"");
+  auto over_tokens = [](double spent) { return spent > 1.0 ? static_cast<long long>((spent - 1.0) / 15e-6) : 0LL; };
+  std::printf("| %d calls racing for a $1 budget | calls answered | spent $ | over the cap $ | tokens over the cap |\n"
+              "|---|---:|---:|---:|---:|\n", racers);
+  std::printf("| without an in-line gateway (the Prometheus-polling path: calls in flight run to the end) | %d | %.4f | "
+              "%.4f | %lld |\n", direct_race.granted, polling_usd, std::max(0.0, polling_usd - 1.0), over_tokens(polling_usd));
+  std::printf("| paddock-gateway (reserve, clamp, settle) | %d | %.4f | %.4f | %lld |\n", gw_race.granted, gw_usd,
+              std::max(0.0, gw_usd - 1.0), over_tokens(gw_usd));
+  return {{"racers", racers}, {"capUSD", 1}, {"pollingSpentUSD", polling_usd}, {"gatewaySpentUSD", gw_usd},
+          {"gatewayAnswered", gw_race.granted}, {"gatewayTokensOver", over_tokens(gw_usd)}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -193,86 +265,16 @@ int main(int argc, char** argv) {
   if (!standin.start(2)) return 1;
   auto dir = std::filesystem::temp_directory_path() / ("paddock-bench-gateway-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
-  // Output: $15 per million tokens, so one dollar is 66,666 output tokens.
-  const int64_t cap_tokens = 10000000000;
-  std::string config = "upstream: " + standin.url() + "\nmodel: {pin: " + kModel + "}\n" +
-                       "prices:\n  " + kModel + ": {input: \"3\", output: \"15\", cacheRead: \"0.30\", cacheWrite: \"3.75\"}\n" +
-                       "runs:\n  - {namespace: bench, name: latency, tokenSHA256: " + sha256Hex(kToken) +
-                       ", budget: {tokens: " + std::to_string(cap_tokens) + "}}\n";
-  GatewayProcess gateway(gateway_bin, dir / "latency", "sk-bench-key", config);
-  if (!gateway.ready()) {
+  GatewayProcess gateway(gateway_bin, dir / "latency", "sk-bench-key",
+                         gatewayConfig(standin, "latency", "{tokens: 10000000000}"));
+  GatewayProcess race_gateway(gateway_bin, dir / "race", "sk-bench-key", gatewayConfig(standin, "race", "{costUSD: \"1\"}"));
+  if (!gateway.ready() || !race_gateway.ready()) {
     std::fprintf(stderr, "the gateway did not start:\n%s\n", gateway.log().c_str());
     return 1;
   }
-  json results;
-
-  Turn stamped;
-  std::string text;
-  for (int i = 0; i < events; ++i) text += "@T@";
-  stamped.text = text;
-  stamped.delta_events = events;
-  stamped.stamp_events = true;
-  stamped.event_gap_ms = gap_ms;
-  standin.setRepeat(stamped);
-  measureLatency(standin.port(), 20);  // warm up
-  Latency direct = measureLatency(standin.port(), calls);
-  Latency via = measureLatency(gateway.port(), calls);
-  std::printf("| path | TTFB p50 ms | TTFB p99 ms | event p50 ms | event p99 ms | incomplete |\n|---|---:|---:|---:|---:|---:|\n");
-  std::printf("| direct to the stand-in (anchor) | %.3f | %.3f | %.3f | %.3f | %d |\n", direct.ttfb_p50, direct.ttfb_p99,
-              direct.event_p50, direct.event_p99, direct.incomplete);
-  std::printf("| through paddock-gateway | %.3f | %.3f | %.3f | %.3f | %d |\n", via.ttfb_p50, via.ttfb_p99, via.event_p50,
-              via.event_p99, via.incomplete);
-  std::printf("| added by the gateway | %.3f | %.3f | %.3f | %.3f | |\n\n", via.ttfb_p50 - direct.ttfb_p50,
-              via.ttfb_p99 - direct.ttfb_p99, via.event_p50 - direct.event_p50, via.event_p99 - direct.event_p99);
-  std::fflush(stdout);
-  results["latency"] = {{"calls", calls}, {"eventsPerCall", events},
-                        {"direct", {{"ttfbP50Ms", direct.ttfb_p50}, {"ttfbP99Ms", direct.ttfb_p99},
-                                    {"eventP50Ms", direct.event_p50}, {"eventP99Ms", direct.event_p99}}},
-                        {"gateway", {{"ttfbP50Ms", via.ttfb_p50}, {"ttfbP99Ms", via.ttfb_p99},
-                                     {"eventP50Ms", via.event_p50}, {"eventP99Ms", via.event_p99}}}};
-
-  Turn held;
-  held.text = "held";
-  held.hold_ms = 3000;
-  standin.setRepeat(held);
-  auto t0 = Steady::now();
-  auto [direct_held, direct_done] = holdStreams(standin.port(), streams);
-  auto [via_held, via_done] = holdStreams(gateway.port(), streams);
-  double took = std::chrono::duration<double>(Steady::now() - t0).count();
-  std::printf("| streams held at once (%d asked, 3 s each) | direct (anchor) | through paddock-gateway |\n|---|---:|---:|\n",
-              streams);
-  std::printf("| open together | %d | %d |\n| finished | %d | %d |\n\n", direct_held, via_held, direct_done, via_done);
-  std::fflush(stdout);
-  results["streams"] = {{"asked", streams}, {"directHeld", direct_held}, {"gatewayHeld", via_held},
-                        {"gatewayFinished", via_done}, {"seconds", took}};
-
-  // The race: a budget of $1, each call allowed (max_tokens) to spend all of it.
-  std::string race_config = "upstream: " + standin.url() + "\nmodel: {pin: " + kModel + "}\n" +
-                            "prices:\n  " + kModel + ": {input: \"3\", output: \"15\", cacheRead: \"0.30\", cacheWrite: \"3.75\"}\n" +
-                            "runs:\n  - {namespace: bench, name: race, tokenSHA256: " + sha256Hex(kToken) +
-                            ", budget: {costUSD: \"1\"}}\n";
-  GatewayProcess race_gateway(gateway_bin, dir / "race", "sk-bench-key", race_config);
-  Turn all;
-  all.text = "spent";
-  all.spend_all = true;
-  all.input_tokens = 100;
-  standin.setRepeat(all);
-  const int64_t max_tokens = 66000;  // $0.99 of output
-  Race direct_race = race(standin.port(), racers, max_tokens);
-  Race gw_race = race(race_gateway.port(), racers, max_tokens);
-  // Spend in USD from the stand-in's reports: input $3/MTok (100 per call), output $15/MTok.
-  auto dollars = [&](const Race& r) { return r.granted * 100 * 3e-6 + (r.spent_tokens - r.granted * 100) * 15e-6; };
-  double gw_usd = race_gateway.metric("paddock_gateway_cost_usd_total{agentrun=\"race\"");
-  std::printf("| %d calls racing for a $1 budget | calls answered | spent $ | over the cap $ | tokens over the cap |\n"
-              "|---|---:|---:|---:|---:|\n", racers);
-  auto over_tokens = [](double spent) { return spent > 1.0 ? static_cast<int64_t>((spent - 1.0) / 15e-6) : 0; };
-  std::printf("| without an in-line gateway (the Prometheus-polling path: calls in flight run to the end) | %d | %.4f | "
-              "%.4f | %lld |\n", direct_race.granted, dollars(direct_race), std::max(0.0, dollars(direct_race) - 1.0),
-              static_cast<long long>(over_tokens(dollars(direct_race))));
-  std::printf("| paddock-gateway (reserve, clamp, settle) | %d | %.4f | %.4f | %lld |\n", gw_race.granted, gw_usd,
-              std::max(0.0, gw_usd - 1.0), static_cast<long long>(over_tokens(gw_usd)));
-  results["race"] = {{"racers", racers}, {"capUSD", 1}, {"pollingSpentUSD", dollars(direct_race)},
-                     {"gatewaySpentUSD", gw_usd}, {"gatewayAnswered", gw_race.granted}};
+  json results = {{"latency", latencySection(standin, gateway, calls, events, gap_ms)},
+                  {"streams", streamsSection(standin, gateway, streams)},
+                  {"race", raceSection(standin, race_gateway, racers)}};
   std::filesystem::remove_all(dir);
   if (!out_file.empty()) std::ofstream(out_file) << results.dump(2) << "\n";
   return 0;

@@ -74,6 +74,7 @@ Gateway::Gateway(Config config, std::string api_key, std::unique_ptr<audit::Audi
     by_hash_[run.token_sha256] = &run;
     ledger_.setLimits(run.key(), run.limits);
   }
+  if (audit_) writer_ = std::thread([this] { writeTranscripts(); });
 }
 
 const RunConfig* Gateway::authenticate(const std::string& token) const {
@@ -82,20 +83,50 @@ const RunConfig* Gateway::authenticate(const std::string& token) const {
   return it == by_hash_.end() ? nullptr : it->second;
 }
 
-void Gateway::record(const CallFacts& facts) {
+void Gateway::record(CallFacts facts) {
   if (!audit_) return;
-  TranscriptRecord t = buildTranscript(facts, secrets_, config_.blob_threshold_bytes);
-  for (const auto& blob : t.blobs) {
-    if (auto s = audit::putBlob(config_.audit_dir, blob); !s) {
-      log::error("a transcript blob could not be written", {{"run", facts.ns + "/" + facts.name},
-                                                            {"error", s.error().describe()}});
-      return;
-    }
+  std::lock_guard l(queue_mu_);
+  queue_.push_back(std::move(facts));
+  queue_cv_.notify_one();
+}
+
+Gateway::~Gateway() {
+  {
+    std::lock_guard l(queue_mu_);
+    stopping_ = true;
   }
-  CancelToken never;
-  if (auto r = audit_->append({std::move(t.entry)}, never); !r) {
-    log::error("a transcript record could not be appended",
-               {{"run", facts.ns + "/" + facts.name}, {"error", r.error().describe()}});
+  queue_cv_.notify_one();
+  if (writer_.joinable()) writer_.join();
+}
+
+void Gateway::writeTranscripts() {
+  for (;;) {
+    std::vector<CallFacts> batch;
+    {
+      std::unique_lock l(queue_mu_);
+      queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything queued is written
+      batch.swap(queue_);
+    }
+    std::vector<audit::Entry> entries;
+    for (const auto& facts : batch) {
+      TranscriptRecord t = buildTranscript(facts, secrets_, config_.blob_threshold_bytes);
+      Status written = Ok{};
+      for (const auto& blob : t.blobs) {
+        if (written) written = audit::putBlob(config_.audit_dir, blob);
+      }
+      if (!written) {
+        log::error("a transcript blob could not be written; the call's record is left out",
+                   {{"run", facts.ns + "/" + facts.name}, {"error", written.error().describe()}});
+        continue;
+      }
+      entries.push_back(std::move(t.entry));
+    }
+    if (entries.empty()) continue;
+    CancelToken never;
+    if (auto r = audit_->append(std::move(entries), never); !r) {
+      log::error("transcript records could not be appended", {{"records", batch.size()}, {"error", r.error().describe()}});
+    }
   }
 }
 

@@ -4,7 +4,10 @@
 // the pure functions of the other headers.
 #pragma once
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,9 +62,10 @@ class Gateway {
   Ledger& ledger() { return ledger_; }
   ConversationIndex& conversations() { return conversations_; }
   Metrics& metrics() { return metrics_; }
-  // Masks, writes the blobs, appends the record; logs and counts a failure (the call it
-  // describes has happened already).
-  void record(const CallFacts& facts);
+  // Queues the call's transcript record and returns at once. One writer thread takes every
+  // queued call, masks it, writes its blobs, and appends the whole batch with one append (one
+  // fsync): group commit without a thread per call. A failure is logged (the call happened).
+  void record(CallFacts facts);
   // Secret values that must never reach a log or a record.
   const std::vector<std::string>& secrets() const { return secrets_; }
   // Seeds the ledger from the runs' last ModelCall records in the audit store (after a restart).
@@ -76,6 +80,15 @@ class Gateway {
   ConversationIndex conversations_;
   Metrics metrics_;
   std::unique_ptr<audit::AuditLog> audit_;
+  void writeTranscripts();
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<CallFacts> queue_;  // guarded by queue_mu_
+  bool stopping_ = false;         // guarded by queue_mu_
+  std::thread writer_;            // last: started once everything above exists
+
+ public:
+  ~Gateway();
 };
 
 // Lowercase hex SHA-256 of a credential.

@@ -299,9 +299,9 @@ awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_st
   Exchange x;
   Request out = upstreamRequest(req, parseUpstream(g.config().upstream), g.apiKey(), std::move(body));
   co_await forward(g, tls, client, out, r.stream, x);
-  // The ledger is settled before the next request of this connection; the transcript's fsync
-  // stays off the I/O threads.
-  asio::post(asio::system_executor(), [&g, f = settle(g, *run, r, grant, price, x, first_new, checkpoint)] { g.record(f); });
+  // The ledger is settled before the next request of this connection; the transcript is queued
+  // for the writer thread (its fsync stays off the I/O threads).
+  g.record(settle(g, *run, r, grant, price, x, first_new, checkpoint));
   co_return keep && !x.client_gone && !x.upstream_cut && x.status != 502;
 }
 

@@ -174,6 +174,11 @@ TEST_F(GatewayTest, ClaudeCodeWritesEditsAndRunsCommandsThroughTheGatewayWithout
   expectUpstreamSawOnlyTheRealKey();
   for (const auto& r : got) EXPECT_EQ(r.body.find(kKey), std::string::npos);
 
+  EXPECT_EQ(gateway_->metric("paddock_gateway_requests_total{agentrun=\"run-1\",code=\"200\""), 4);
+  // Stopping the gateway writes what is queued for the transcript.
+  EXPECT_EQ(gateway_->terminate(), 0);
+  EXPECT_EQ(gateway_->log().find(kKey), std::string::npos);
+
   // The transcript: every call, its tool calls, and a chain (with its blobs) that verifies.
   std::string transcript = audit({"show", "--run", "team-a/run-1", "--transcript", gateway_->auditDir().string()});
   for (const char* want : {"Write", "Edit", "Bash", "All done.", "tool_result"}) {
@@ -188,8 +193,6 @@ TEST_F(GatewayTest, ClaudeCodeWritesEditsAndRunsCommandsThroughTheGatewayWithout
     break;
   }
   EXPECT_NE(audit({"verify", gateway_->auditDir().string()}).find("does not hash to its name"), std::string::npos);
-  EXPECT_EQ(gateway_->metric("paddock_gateway_requests_total{agentrun=\"run-1\",code=\"200\""), 4);
-  EXPECT_EQ(gateway_->log().find(kKey), std::string::npos);
 }
 
 TEST_F(GatewayTest, CheckpointInstructionArrivesPastSixtyPercentAndTheAgentCommits) {
@@ -379,6 +382,25 @@ TEST_F(GatewayTest, ConcurrentCallsOfOneRunNeverOverspendItsBudget) {
   EXPECT_GT(refused.load(), 0);
   EXPECT_LE(gateway_->metric("paddock_gateway_tokens_total{agentrun=\"run-1\""), static_cast<double>(cap));
   EXPECT_EQ(gateway_->metric("paddock_gateway_reserved_usd"), 0);
+}
+
+// The ledger survives a restart: it is read back from the transcript's spend totals.
+TEST_F(GatewayTest, ARestartKeepsTheRunsSpend) {
+  startGateway("{tokens: 20000}");
+  Turn all = text("spent");
+  all.spend_all = true;
+  standin_.setScript({all, all});
+  json req = minimalRequest();
+  req["max_tokens"] = 100000;  // clamped to what the run has
+  EXPECT_EQ(httpRequest(gateway_->port(), "POST", "/v1/messages", auth(), req.dump()).status, 200);
+  double spent = gateway_->metric("paddock_gateway_tokens_total{agentrun=\"run-1\"");
+  EXPECT_GT(spent, 15000);
+  EXPECT_EQ(gateway_->terminate(), 0);
+  startGateway("{tokens: 20000}");
+  HttpReply again = httpRequest(gateway_->port(), "POST", "/v1/messages", auth(), req.dump());
+  EXPECT_EQ(again.status, 402) << again.body;
+  EXPECT_EQ(errorType(again), "billing_error");
+  EXPECT_EQ(calls().size(), 1u);
 }
 
 // Each event reaches the agent when upstream sends it: message_start arrives while the stand-in
