@@ -74,7 +74,7 @@ Gateway::Gateway(Config config, std::string api_key, std::unique_ptr<audit::Audi
     by_hash_[run.token_sha256] = &run;
     ledger_.setLimits(run.key(), run.limits);
   }
-  if (audit_) writer_ = std::thread([this] { writeTranscripts(); });
+  for (int i = 0; audit_ && i < kTranscriptWriters; ++i) writers_.emplace_back([this] { writeTranscripts(); });
 }
 
 const RunConfig* Gateway::authenticate(const std::string& token) const {
@@ -95,8 +95,8 @@ Gateway::~Gateway() {
     std::lock_guard l(queue_mu_);
     stopping_ = true;
   }
-  queue_cv_.notify_one();
-  if (writer_.joinable()) writer_.join();
+  queue_cv_.notify_all();
+  for (auto& w : writers_) w.join();
 }
 
 void Gateway::writeTranscripts() {

@@ -62,9 +62,10 @@ class Gateway {
   Ledger& ledger() { return ledger_; }
   ConversationIndex& conversations() { return conversations_; }
   Metrics& metrics() { return metrics_; }
-  // Queues the call's transcript record and returns at once. One writer thread takes every
-  // queued call, masks it, writes its blobs, and appends the whole batch with one append (one
-  // fsync): group commit without a thread per call. A failure is logged (the call happened).
+  // Queues the call's transcript record and returns at once. Writer threads (kTranscriptWriters)
+  // each take every call queued, mask them, write their blobs, and append the batch with one
+  // append; the audit log commits concurrent appends together (one fsync), so building one batch
+  // overlaps the fsync of another. A failure is logged (the call happened).
   void record(CallFacts facts);
   // Secret values that must never reach a log or a record.
   const std::vector<std::string>& secrets() const { return secrets_; }
@@ -85,11 +86,13 @@ class Gateway {
   std::condition_variable queue_cv_;
   std::vector<CallFacts> queue_;  // guarded by queue_mu_
   bool stopping_ = false;         // guarded by queue_mu_
-  std::thread writer_;            // last: started once everything above exists
+  std::vector<std::thread> writers_;  // last: started once everything above exists
 
  public:
   ~Gateway();
 };
+
+inline constexpr int kTranscriptWriters = 4;
 
 // Lowercase hex SHA-256 of a credential.
 std::string tokenHash(const std::string& token);

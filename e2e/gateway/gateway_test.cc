@@ -126,6 +126,9 @@ class GatewayTest : public ::testing::Test {
   std::string claude_err_;
 };
 
+// Claude Code runs in a mount namespace of its own (its managed settings, no key folder): root only.
+bool canRunClaudeCode() { return ::geteuid() == 0; }
+
 Turn tool(const std::string& name, json input, int64_t input_tokens = -1) {
   Turn t;
   t.kind = Turn::Kind::ToolUse;
@@ -148,6 +151,7 @@ std::string lastUserText(const json& request) {
 }
 
 TEST_F(GatewayTest, ClaudeCodeWritesEditsAndRunsCommandsThroughTheGatewayWithoutTheKey) {
+  if (!canRunClaudeCode()) GTEST_SKIP() << "needs root for the agent's mount namespace (unshare, overlay on /etc)";
   startGateway("{tokens: 5000000, costUSD: \"50\"}");
   std::string key_file = gateway_->keyFile().string();
   standin_.setScript({
@@ -196,6 +200,7 @@ TEST_F(GatewayTest, ClaudeCodeWritesEditsAndRunsCommandsThroughTheGatewayWithout
 }
 
 TEST_F(GatewayTest, CheckpointInstructionArrivesPastSixtyPercentAndTheAgentCommits) {
+  if (!canRunClaudeCode()) GTEST_SKIP() << "needs root for the agent's mount namespace (unshare, overlay on /etc)";
   startGateway("{tokens: 400000}");
   ASSERT_EQ(stage::runProcess({"/usr/bin/git", "init", "-q", (dir_ / "workspace").string()}, {"PATH=/usr/bin:/bin"})->exit_code, 0);
   standin_.setScript({
@@ -218,6 +223,7 @@ TEST_F(GatewayTest, CheckpointInstructionArrivesPastSixtyPercentAndTheAgentCommi
 }
 
 TEST_F(GatewayTest, CutOffAtTheCapWithZeroTokensOver) {
+  if (!canRunClaudeCode()) GTEST_SKIP() << "needs root for the agent's mount namespace (unshare, overlay on /etc)";
   const int64_t cap = 150000;
   startGateway("{tokens: " + std::to_string(cap) + "}");
   Turn spend = tool("Write", {{"file_path", (dir_ / "workspace/a.txt").string()}, {"content", "a\n"}});
@@ -296,6 +302,16 @@ TEST_F(GatewayTest, BadRequestsGetAnthropicStyleErrors) {
     EXPECT_EQ(errorType(r), c.type) << c.name << ": " << r.body;
   }
   EXPECT_TRUE(calls().empty());
+  // count_tokens is relayed with the real key, and checked like a model call.
+  HttpReply count = httpRequest(gateway_->port(), "POST", "/v1/messages/count_tokens", auth(),
+                                json{{"model", kModel}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}.dump());
+  EXPECT_EQ(count.status, 200) << count.body;
+  EXPECT_TRUE(json::parse(count.body, nullptr, false).contains("input_tokens")) << count.body;
+  HttpReply other = httpRequest(gateway_->port(), "POST", "/v1/messages/count_tokens", auth(),
+                                json{{"model", "claude-opus-5-5"}, {"messages", json::array()}}.dump());
+  EXPECT_EQ(errorType(other), "permission_error");
+  ASSERT_EQ(standin_.received().size(), 1u);
+  expectUpstreamSawOnlyTheRealKey();
   HttpReply unknown = httpRequest(gateway_->port(), "GET", "/v1/files", auth(), "");
   EXPECT_EQ(unknown.status, 404);
   EXPECT_EQ(errorType(unknown), "not_found_error");
