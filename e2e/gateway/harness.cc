@@ -157,7 +157,7 @@ int Process::terminate() {
 std::string sha256Hex(const std::string& text) { return audit::blobHash(text).substr(7); }
 
 GatewayProcess::GatewayProcess(const std::string& binary, const fs::path& dir, const std::string& key,
-                               const std::string& config_yaml)
+                               const std::string& config_yaml, const std::vector<std::string>& env)
     : dir_(dir) {
   fs::create_directories(dir / "secrets");
   std::ofstream(keyFile()) << key << "\n";
@@ -169,7 +169,12 @@ GatewayProcess::GatewayProcess(const std::string& binary, const fs::path& dir, c
   process_ = std::make_unique<Process>(
       std::vector<std::string>{binary, "--config", config.string(), "--ready-file", ready.string(), "--shutdown-grace",
                                "5s"},
-      std::vector<std::string>{"PATH=/usr/bin:/bin"}, (dir / "gateway.log").string());
+      [&] {
+        std::vector<std::string> all = {"PATH=/usr/bin:/bin"};
+        all.insert(all.end(), env.begin(), env.end());
+        return all;
+      }(),
+      (dir / "gateway.log").string());
   // Waits for the gateway to say it listens (it writes the file after binding).
   for (int i = 0; i < 500 && port_ == 0; ++i) {
     std::ifstream in(ready);

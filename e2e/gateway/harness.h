@@ -59,8 +59,9 @@ std::string sha256Hex(const std::string& text);
 // apiKeyFile and auditDir are filled in here).
 class GatewayProcess {
  public:
+  // `env`: more of the gateway's environment (e.g. SSL_CERT_FILE).
   GatewayProcess(const std::string& binary, const std::filesystem::path& dir, const std::string& key,
-                 const std::string& config_yaml);
+                 const std::string& config_yaml, const std::vector<std::string>& env = {});
   bool ready() const { return port_ > 0; }
   int port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }

@@ -150,5 +150,58 @@ TEST_F(ProxyTest, AClientHelloForAnotherNameIsRefused) {
   EXPECT_EQ(gateway_->metric("paddock_gateway_egress_total{result=\"allowed\"}"), 0);
 }
 
+
+// The model relay's upstream over TLS (as api.anthropic.com is reached): the certificate must
+// chain to the trusted CAs (SSL_CERT_FILE here) and name the upstream host.
+TEST_F(ProxyTest, UpstreamOverTlsIsVerified) {
+  int front_port = freePort();
+  Process front({"/usr/bin/python3", PADDOCK_TLS_FRONT, std::to_string(front_port), std::to_string(standin_.port()),
+                 cert_, (dir_ / "key.pem").string()},
+                kEnv, (dir_ / "tls_front.log").string());
+  for (int i = 0; i < 300; ++i) {
+    int fd = connectLoopback(front_port);
+    if (fd >= 0) {
+      ::close(fd);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const std::string token = "tls-run-token";
+  auto config = [&](const std::string& upstream) {
+    return "upstream: " + upstream + "\nprices: {m: {input: \"1\", output: \"1\", cacheRead: \"1\", cacheWrite: \"1\"}}\n"
+           "runs: [{namespace: t, name: r, tokenSHA256: " + sha256Hex(token) + "}]\n";
+  };
+  const std::string body = R"({"model":"m","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"hi"}]})";
+  std::vector<std::pair<std::string, std::string>> headers = {{"x-api-key", token}};
+  struct Case {
+    const char* name;
+    std::string upstream;
+    bool trust;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"trusted, the name matches", "https://localhost:" + std::to_string(front_port), true, 200},
+      {"trusted, another name (127.0.0.1)", "https://127.0.0.1:" + std::to_string(front_port), true, 502},
+      {"an unknown CA", "https://localhost:" + std::to_string(front_port), false, 502},
+  };
+  int n = 0;
+  for (const auto& c : cases) {
+    std::vector<std::string> env;
+    if (c.trust) env.push_back("SSL_CERT_FILE=" + cert_);
+    GatewayProcess g(PADDOCK_GATEWAY_BIN, dir_ / ("tls-" + std::to_string(++n)), "sk-tls-key", config(c.upstream), env);
+    ASSERT_TRUE(g.ready()) << g.log();
+    HttpReply r = httpRequest(g.port(), "POST", "/v1/messages", headers, body);
+    EXPECT_EQ(r.status, c.status) << c.name << ": " << r.body;
+    if (c.status == 200) {
+      EXPECT_NE(r.body.find("message_stop"), std::string::npos) << r.body;
+    } else {
+      EXPECT_NE(r.body.find("api_error"), std::string::npos) << r.body;
+      EXPECT_NE(r.body.find("could not reach the model API"), std::string::npos) << r.body;
+    }
+  }
+  ASSERT_EQ(standin_.received().size(), 1u) << "only the verified upstream got a request";
+  EXPECT_EQ(standin_.received()[0].header("x-api-key"), "sk-tls-key");
+}
+
 }  // namespace
 }  // namespace paddock::gateway::testing
