@@ -110,7 +110,7 @@ Slot RunIndex::slot(const AgentRun& run, int max_running, const std::function<bo
     if (ns != last_ns) last_ns = ns, last_member = member(last_ns);
     if (!last_member) continue;
     if (holds(r)) ++active;
-    else if (waits(r) && std::tie(r.created, ns, name) < std::tie(created, run.ns, run.name)) ++ahead;
+    else if (waits(r) && std::tuple(r.created, ns, name) < std::tuple(created, std::string_view(run.ns), std::string_view(run.name))) ++ahead;
   }
   return decideSlot(active, ahead, max_running);
 }
