@@ -289,14 +289,14 @@ CredentialLiveness gatewayAvailability(const json* deployment) {
   if (deployment->value(json::json_pointer("/status/availableReplicas"), 0) >= 1) {
     return {true, "Available", where + " has a ready replica"};
   }
-  std::string why;
+  std::string why, reason = "Unavailable";
   for (const auto& c : deployment->value(json::json_pointer("/status/conditions"), json::array())) {
-    if (c.is_object() && c.value("status", "") == "False" && c.contains("message") && c["message"].is_string()) {
-      why = c["message"].get<std::string>();
-      break;
-    }
+    if (!c.is_object() || c.value("status", "") != "False") continue;
+    // The Deployment's own verdict that its rollout is stuck (progressDeadlineSeconds).
+    if (c.value("type", "") == "Progressing") reason = "ProgressDeadlineExceeded";
+    if (why.empty() && c.contains("message") && c["message"].is_string()) why = c["message"].get<std::string>();
   }
-  return {false, "Unavailable",
+  return {false, reason,
           where + " has no ready replica" + (why.empty() ? std::string() : " (" + why + ")") +
               "; check its pods and events, and that the model key Secret named by spec.gateway.modelKey exists"};
 }
@@ -311,9 +311,12 @@ bool planGatewayCredential(const RunSnapshot& snap, const Admitted& a, const Tea
     draft.condition("GatewayCredentialLive", live.live, live.reason, live.message);
     if (!live.live && team.gateway_deployment_read) {
       auto ready = gatewayAvailability(team.gateway_deployment.get());
-      bool was_false = conditionOf(snap.old_status, "GatewayReady").value("status", "") == "False";
+      const json was = conditionOf(snap.old_status, "GatewayReady");
       draft.condition("GatewayReady", ready.live, ready.reason, ready.message);
-      if (!ready.live && !was_false) {
+      // A Warning when a gateway that served stops, or its rollout is stuck; a gateway still
+      // starting (the common case for a namespace's first run) is only the condition.
+      bool lost = was.value("status", "") == "True", stuck = ready.reason == "ProgressDeadlineExceeded";
+      if (!ready.live && was.value("reason", "") != ready.reason && (lost || stuck)) {
         draft.note(EmitEvent{snap.regarding, runtime::EventType::Warning, "GatewayNotReady", "WaitForGateway", ready.message});
       }
     } else if (live.live) {

@@ -320,7 +320,8 @@ void planNetwork(const Admitted& a, const TeamFacts& team, RunDraft& draft, cons
 // gateway.cc. A run under a policy with spec.gateway: its credential issued once, before its pod
 // (the Secret created, its hash and caps recorded in status.gateway; true: the plan is complete),
 // then the GatewayCredentialLive condition from the agent pod's wait for the gateway, and
-// GatewayReady (with a Warning when it turns False) from the gateway's Deployment meanwhile.
+// GatewayReady from the gateway's Deployment meanwhile (a Warning when a ready gateway is lost or
+// its rollout exceeds its progress deadline, not while it starts).
 bool planGatewayCredential(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team, RunDraft& draft);
 // gateway.cc. The namespace's gateway objects this process has not applied as planned, put into
 // `plan` before the agent pod: the configuration lists the namespace's other runs it serves and

@@ -479,32 +479,46 @@ TEST(PlanGateway, AFinishedRunDropsOutOfTheConfiguration) {
   EXPECT_EQ(config["runs"][0]["name"], "other");
 }
 
-TEST(PlanGateway, AGatewayWithoutAReadyReplicaIsAConditionAndOneWarning) {
-  json status = gatewayStatusOf(kHashA, "Pending");
-  auto snap = snapshot(runObject("fix", status));
-  TeamFacts t = team();
-  t.gateway_deployment_read = true;
-  t.gateway_deployment = std::make_shared<const json>(json{{"status", {{"replicas", 1}}}});
-  RunPlanSettings set;
-  set.prometheus = false;
-  RunDraft draft(snap, kClock);
-  auto a = planAdmission(snap, draft);
-  ASSERT_TRUE(a);
-  planGatewayCredential(snap, *a, t, draft);
-  EXPECT_EQ(conditionOf(draft.status, "GatewayReady").value("status", ""), "False");
-  EXPECT_EQ(conditionOf(draft.status, "GatewayReady").value("reason", ""), "Unavailable");
-  auto events = all<EmitEvent>(draft.plan);
-  ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0]->reason, "GatewayNotReady");
-  EXPECT_EQ(events[0]->type, runtime::EventType::Warning);
-  // Told once: the next pass finds the condition already False.
-  json told = draft.status;
-  auto later = snapshot(runObject("fix", told));
-  RunDraft draft2(later, kClock);
-  auto a2 = planAdmission(later, draft2);
-  ASSERT_TRUE(a2);
-  planGatewayCredential(later, *a2, t, draft2);
-  EXPECT_TRUE(all<EmitEvent>(draft2.plan).empty());
+TEST(PlanGateway, AGatewayWithoutAReadyReplicaIsAConditionAndAWarningOnlyWhenLostOrStuck) {
+  auto pass = [](const json& status, const json& deployment) {
+    auto snap = snapshot(runObject("fix", status));
+    TeamFacts t = team();
+    t.gateway_deployment_read = true;
+    if (!deployment.is_null()) t.gateway_deployment = std::make_shared<const json>(deployment);
+    RunDraft draft(snap, kClock);
+    auto a = planAdmission(snap, draft);
+    EXPECT_TRUE(a);
+    if (a) planGatewayCredential(snap, *a, t, draft);
+    std::vector<EmitEvent> events;
+    for (const auto* e : all<EmitEvent>(draft.plan)) events.push_back(*e);
+    return std::pair{draft.status, events};
+  };
+  const json starting = {{"status", {{"replicas", 1}}}};
+  const json ready = {{"status", {{"replicas", 1}, {"availableReplicas", 1}}}};
+  const json stuck = {{"status", {{"replicas", 1}, {"conditions", json::array({
+                          {{"type", "Progressing"}, {"status", "False"}, {"reason", "ProgressDeadlineExceeded"},
+                           {"message", "ReplicaSet \"paddock-gateway-1\" has timed out progressing."}}})}}}};
+  // Starting: the condition, no Warning.
+  auto [s1, e1] = pass(gatewayStatusOf(kHashA, "Pending"), starting);
+  EXPECT_EQ(conditionOf(s1, "GatewayReady").value("reason", ""), "Unavailable");
+  EXPECT_TRUE(e1.empty());
+  auto [s0, e0] = pass(gatewayStatusOf(kHashA, "Pending"), nullptr);
+  EXPECT_EQ(conditionOf(s0, "GatewayReady").value("reason", ""), "NotFound");
+  EXPECT_TRUE(e0.empty());
+  // Ready, then lost: one Warning, told once.
+  auto [s2, e2] = pass(gatewayStatusOf(kHashA, "Pending"), ready);
+  EXPECT_EQ(conditionOf(s2, "GatewayReady").value("status", ""), "True");
+  auto [s3, e3] = pass(s2, starting);
+  ASSERT_EQ(e3.size(), 1u);
+  EXPECT_EQ(e3[0].reason, "GatewayNotReady");
+  EXPECT_EQ(e3[0].type, runtime::EventType::Warning);
+  EXPECT_TRUE(pass(s3, starting).second.empty()) << "told once";
+  // Stuck past its progress deadline: a Warning naming the Deployment's words, once.
+  auto [s4, e4] = pass(s1, stuck);
+  EXPECT_EQ(conditionOf(s4, "GatewayReady").value("reason", ""), "ProgressDeadlineExceeded");
+  ASSERT_EQ(e4.size(), 1u);
+  EXPECT_NE(e4[0].message.find("timed out progressing"), std::string::npos) << e4[0].message;
+  EXPECT_TRUE(pass(s4, stuck).second.empty());
 }
 
 }  // namespace
