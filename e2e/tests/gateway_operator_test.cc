@@ -124,6 +124,10 @@ TEST_F(GatewayRunE2E, TheNamespaceGetsItsGatewayAndTheRunACredentialWhoseHashAlo
   ASSERT_FALSE(running.is_null()) << testing::PrintToString(op->lines());
   EXPECT_EQ(condition(running, "HostEgressEnforced")["status"], "True");
   EXPECT_EQ(condition(running, "HostEgressEnforced")["reason"], "Gateway");
+  // kwok completes the pod's init containers, the credential wait among them.
+  auto live = waitRun(issued, [](const json& o) { return condition(o, "GatewayCredentialLive").value("status", "") == "True"; });
+  ASSERT_FALSE(live.is_null()) << testing::PrintToString(op->lines());
+  EXPECT_EQ(condition(live, "GatewayCredentialLive")["reason"], "Live");
 
   // A finished run leaves the configuration: its credential no longer works.
   agentExits("gw", 0);
