@@ -35,6 +35,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                  .Help("Egress proxy connections by result").Register(r);
   reserved_ = &prometheus::BuildGauge().Name("paddock_gateway_reserved_usd")
                    .Help("What the run's calls in flight hold reserved, in USD").Register(r);
+  overhead_ = &prometheus::BuildHistogram().Name("paddock_gateway_overhead_seconds")
+                   .Help("Time from an agent's model call to its forwarding upstream, per namespace").Register(r);
+  first_byte_ = &prometheus::BuildHistogram().Name("paddock_gateway_first_byte_seconds")
+                     .Help("Time from an agent's model call to the answer's first byte reaching it, per namespace")
+                     .Register(r);
 }
 
 void Metrics::tokens(const RunConfig& run, const Usage& u) {
@@ -65,6 +70,23 @@ void Metrics::overshoot(const RunConfig& run, int64_t tokens) {
 void Metrics::unauthenticated() { unauthenticated_->Add({}).Increment(); }
 void Metrics::egress(const std::string& result) { egress_->Add({{"result", result}}).Increment(); }
 void Metrics::reserved(const RunConfig& run, int64_t nano) { reserved_->Add(runLabels(run)).Set(nano / 1e9); }
+namespace {
+double seconds(std::chrono::steady_clock::duration d) { return std::chrono::duration<double>(d).count(); }
+const prometheus::Histogram::BucketBoundaries& overheadBuckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1};
+  return b;
+}
+const prometheus::Histogram::BucketBoundaries& firstByteBuckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  return b;
+}
+}  // namespace
+void Metrics::overhead(const RunConfig& run, std::chrono::steady_clock::duration d) {
+  overhead_->Add({{"namespace", run.ns}}, overheadBuckets()).Observe(seconds(d));
+}
+void Metrics::firstByte(const RunConfig& run, std::chrono::steady_clock::duration d) {
+  first_byte_->Add({{"namespace", run.ns}}, firstByteBuckets()).Observe(seconds(d));
+}
 std::string Metrics::text() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
 
 Gateway::Gateway(Config config, std::string api_key, std::unique_ptr<audit::AuditLog> audit)

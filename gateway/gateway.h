@@ -12,8 +12,11 @@
 #include <string>
 #include <vector>
 
+#include <chrono>
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
 #include "gateway/budget.h"
@@ -36,6 +39,11 @@ class Metrics {
   void unauthenticated();
   void egress(const std::string& result);  // allowed, refused_host, refused_address, refused_sni, failed
   void reserved(const RunConfig& run, int64_t nano);  // gauge: what calls in flight hold
+  // Per namespace (not per run: a histogram a run would be too many series): the time from the
+  // agent's request to its forwarding upstream (the gateway's own work: authentication, checks,
+  // reservation, rewrite), and to the answer's first byte reaching the agent.
+  void overhead(const RunConfig& run, std::chrono::steady_clock::duration d);
+  void firstByte(const RunConfig& run, std::chrono::steady_clock::duration d);
   std::string text() const;
 
  private:
@@ -48,6 +56,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* unauthenticated_;
   prometheus::Family<prometheus::Counter>* egress_;
   prometheus::Family<prometheus::Gauge>* reserved_;
+  prometheus::Family<prometheus::Histogram>* overhead_;
+  prometheus::Family<prometheus::Histogram>* first_byte_;
 };
 
 class Gateway {

@@ -78,6 +78,8 @@ ApiError unauthenticated() {
 }
 
 struct Exchange {
+  std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();  // the agent's request read
+  std::chrono::steady_clock::duration first_byte{};  // until the answer's head went to the agent
   int status = 0;                // upstream's
   bool upstream_cut = false;     // the answer ended before its end
   bool client_gone = false;      // the agent stopped reading
@@ -131,6 +133,7 @@ awaitable<void> relayAnswer(Gateway& g, Stream& up, beast::tcp_stream& client, b
   head += "Transfer-Encoding: chunked\r\nServer: paddock-gateway\r\n\r\n";
   std::vector<asio::const_buffer> head_buffers = one(head);
   bool sent = co_await send(client, std::move(head_buffers), down_timeout);
+  x.first_byte = std::chrono::steady_clock::now() - x.received;
   if (!sent) {
     x.client_gone = true;
     co_return;
@@ -270,6 +273,7 @@ CallFacts settle(Gateway& g, const RunConfig& run, const MessagesRequest& r, con
 }  // namespace
 
 awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_stream& client, Request req) {
+  Exchange x;
   const bool keep = req.keep_alive();
   // The run and the configuration this call started with, to its end (a reload swaps in another).
   const std::shared_ptr<const RunConfig> run = g.authenticate(presentedCredential(req));
@@ -311,9 +315,10 @@ awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_st
   std::string body = rewriteForUpstream(r.body, grant.max_tokens,
                                         checkpoint ? checkpointInstruction(percent, config->checkpoint_percent) : "");
   size_t first_new = g.conversations().advance(run->key(), r.body["messages"]);
-  Exchange x;
   Request out = upstreamRequest(req, parseUpstream(config->upstream), g.apiKey(), std::move(body));
+  g.metrics().overhead(*run, std::chrono::steady_clock::now() - x.received);
   co_await forward(g, tls, client, out, r.stream, x);
+  if (x.first_byte.count() > 0) g.metrics().firstByte(*run, x.first_byte);
   // The ledger is settled before the next request of this connection; the transcript is queued
   // for the writer thread (its fsync stays off the I/O threads).
   g.record(settle(g, *run, r, grant, price, x, first_new, checkpoint));

@@ -46,6 +46,8 @@ class ResponseAccumulator {
 
  private:
   void readUsage(const nlohmann::json& usage);
+  // The block an event names by "index" (the last one when it names none or one past the end).
+  size_t blockIndex(const nlohmann::json& event) const;
   Usage usage_;
   bool saw_usage_ = false;
   bool complete_ = false;

@@ -103,8 +103,8 @@ class GatewayTest : public ::testing::Test {
     return out;
   }
 
-  std::string audit(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {PADDOCK_AUDIT_BIN};
+  std::string audit(const std::vector<std::string>& args, const char* program = PADDOCK_AUDIT_BIN) {
+    std::vector<std::string> argv = {program};
     argv.insert(argv.end(), args.begin(), args.end());
     auto out = stage::runProcess(argv, {"PATH=/usr/bin:/bin"});
     EXPECT_TRUE(out.ok());
@@ -180,6 +180,8 @@ TEST_F(GatewayTest, ClaudeCodeWritesEditsAndRunsCommandsThroughTheGatewayWithout
   for (const auto& r : got) EXPECT_EQ(r.body.find(kKey), std::string::npos);
 
   EXPECT_EQ(gateway_->metric("paddock_gateway_requests_total{agentrun=\"run-1\",code=\"200\""), 4);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_first_byte_seconds_count{namespace=\"team-a\"}"), 4);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_overhead_seconds_count{namespace=\"team-a\"}"), 4);
   // Stopping the gateway writes what is queued for the transcript.
   EXPECT_EQ(gateway_->terminate(), 0);
   EXPECT_EQ(gateway_->log().find(kKey), std::string::npos);
@@ -190,6 +192,9 @@ TEST_F(GatewayTest, ClaudeCodeWritesEditsAndRunsCommandsThroughTheGatewayWithout
     EXPECT_NE(transcript.find(want), std::string::npos) << want << "\n" << transcript;
   }
   EXPECT_EQ(transcript.find(kKey), std::string::npos);
+  // kubectl paddock transcript prints the same, through paddock-audit beside it.
+  EXPECT_EQ(audit({"transcript", "run-1", "-n", "team-a", "--store", gateway_->auditDir().string()}, PADDOCK_PLUGIN_BIN),
+            transcript);
   EXPECT_NE(audit({"verify", gateway_->auditDir().string()}).find("blobs verified"), std::string::npos);
   // A changed blob breaks verify, as a changed record does.
   for (const auto& e : fs::recursive_directory_iterator(gateway_->auditDir() / "blobs")) {

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include "e2e/gateway/harness.h"
+#include "e2e/gateway/model_standin.h"
 #include "e2e/tests/agent_host.h"
 #include "e2e/tests/support.h"
 #include "operator/kube/client.h"
@@ -435,13 +437,61 @@ class OperatorTarget {
   int port_ = 0;
 };
 
+// The team's paddock-gateway as a process on loopback, in front of the scripted Messages API
+// stand-in, serving run `run` of `ns`; scraped by the e2e Prometheus like the operator.
+class TeamGateway {
+ public:
+  TeamGateway(const std::string& ns, const std::string& run)
+      : dir_(std::filesystem::temp_directory_path() / ("paddock-dashboard-gateway-" + randomSuffix())),
+        file_(env("PADDOCK_E2E_PROMETHEUS_TARGETS") + "/operator/" + ns + "-gateway.json") {
+    standin_.start();
+    std::string config = "upstream: " + standin_.url() + "\nmodel: {pin: " + kModel + "}\nprices:\n  " + kModel +
+                         ": {input: \"3\", output: \"15\", cacheRead: \"0.30\", cacheWrite: \"3.75\"}\nruns:\n  - {namespace: " +
+                         ns + ", name: " + run + ", tokenSHA256: " + gateway::testing::sha256Hex(kToken) +
+                         ", budget: {tokens: 100000}}\n";
+    gateway_ = std::make_unique<gateway::testing::GatewayProcess>(PADDOCK_GATEWAY_BIN, dir_, "sk-ant-dashboard-key", config);
+    std::ofstream(file_ + ".tmp") << json::array({{{"targets", {"127.0.0.1:" + std::to_string(gateway_->port())}}}}).dump();
+    std::filesystem::rename(file_ + ".tmp", file_);
+  }
+  ~TeamGateway() {
+    std::filesystem::remove(file_);
+    gateway_.reset();
+    standin_.stop();
+    std::filesystem::remove_all(dir_);
+  }
+  bool ready() const { return gateway_->ready(); }
+  std::string log() const { return gateway_->log(); }
+  // One model call for `model`; the status the agent got.
+  int call(const std::string& model) {
+    json body = {{"model", model}, {"max_tokens", 64}, {"stream", true},
+                 {"messages", {{{"role", "user"}, {"content", "Summarise the change."}}}}};
+    return gateway::testing::httpRequest(gateway_->port(), "POST", "/v1/messages",
+                                         {{"x-api-key", kToken}, {"content-type", "application/json"},
+                                          {"anthropic-version", "2023-06-01"}},
+                                         body.dump()).status;
+  }
+
+ private:
+  static constexpr const char* kModel = "claude-sonnet-4-5";
+  static constexpr const char* kToken = "paddock-run-dashboard-token";
+  std::filesystem::path dir_;
+  std::string file_;
+  gateway::testing::ModelStandin standin_;
+  std::unique_ptr<gateway::testing::GatewayProcess> gateway_;
+};
+
 // Issue 22: every panel of the Grafana dashboard the chart ships returns series from a real
-// Prometheus that scrapes the operator and the agents, after a run was checkpointed and then
-// ended for its budget; and scripts/dashboard-png renders the main panels from the same queries.
+// Prometheus that scrapes the operator, the agents and the team's gateway, after a run was
+// checkpointed and then ended for its budget, and the gateway relayed a model call and refused
+// one; and scripts/dashboard-png renders the main panels from the same queries.
 TEST_F(BudgetE2E, EveryDashboardPanelReturnsSeriesAfterARunAndRendersToPng) {
   Team team(*rest, client, {{"budgets", {{"checkpointPercent", 60}}}});
   startOperator();
   OperatorTarget target(*op, lease_ns->name());
+  TeamGateway gateway(team.ns(), "dashboard");
+  ASSERT_TRUE(gateway.ready()) << gateway.log();
+  EXPECT_EQ(gateway.call("claude-sonnet-4-5"), 200) << gateway.log();
+  EXPECT_EQ(gateway.call("claude-opus-4-1"), 403) << "not the pinned model";
   const auto started = std::chrono::system_clock::now();
   team.start("dashboard", {.tokens_per_second = 400, .usd_per_second = 0.0001}, {{"budget", {{"tokens", 6000}}}});
   ASSERT_FALSE(team.waitRun("dashboard", [](const json& o) { return phaseOf(o) == "BudgetExceeded"; }).is_null())

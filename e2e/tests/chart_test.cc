@@ -266,10 +266,10 @@ TEST(ChartRender, TheSchemaRejectsUnknownAndMistypedValues) {
 }
 
 // The alerts name only metrics the operator serves, and Prometheus accepts them.
-// Every paddock_* metric named in `exprs` is one the operator's sources register.
+// Every paddock_* metric named in `exprs` is one the sources of the operator or paddock-gateway register.
 void expectServedMetricsOnly(const std::string& exprs) {
   std::string sources;
-  for (const char* dir : {"operator", "controllers"}) {
+  for (const char* dir : {"operator", "controllers", "gateway"}) {
     for (const auto& e : fs::recursive_directory_iterator(repoPath(dir))) {
       if (e.path().extension() == ".cc") sources += readFile(e.path());
     }
@@ -277,7 +277,7 @@ void expectServedMetricsOnly(const std::string& exprs) {
   std::regex metric("paddock_[a-z_]+");
   for (auto it = std::sregex_iterator(exprs.begin(), exprs.end(), metric); it != std::sregex_iterator(); ++it) {
     std::string name = std::regex_replace(it->str(), std::regex("_(bucket|sum|count)$"), "");
-    EXPECT_NE(sources.find("\"" + name + "\""), std::string::npos) << name << " is not a metric the operator serves";
+    EXPECT_NE(sources.find("\"" + name + "\""), std::string::npos) << name << " is not a metric the operator or paddock-gateway serves";
   }
 }
 

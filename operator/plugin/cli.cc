@@ -23,6 +23,8 @@ constexpr Command kCommands[] = {
     {"status", "RUN", "Show RUN: phase, usage against its budget, stages and their approvals, conditions, latest Events."},
     {"logs", "RUN [--stage STAGE]", "Print the logs of RUN's agent pod, or of a gated stage's pod."},
     {"audit", "RUN [--store DIR|URI]", "Tell RUN's story from the audit store (runs paddock-audit show)."},
+    {"transcript", "RUN [--store DIR|URI]",
+     "Print RUN's conversation with the model, as paddock-gateway recorded it (runs paddock-audit show --transcript)."},
     {"list", "[-A]", "List AgentRuns with their printer columns (phase, stage, usage, age); -A in every namespace."},
     {"watch", "RUN", "Print RUN's phase each time it changes until it ends; exit 0 if it Succeeded, 3 if not."},
     {"completion", "bash|zsh|kubectl",
@@ -155,7 +157,7 @@ Invocation parseArgs(const std::vector<std::string>& raw) {
     flags.add("message", &inv.message, "a comment kept with the decision and in the audit log, also -m");
   } else if (inv.command == "logs") {
     flags.add("stage", &inv.stage, "a gated stage's pod instead of the agent's, e.g. pr");
-  } else if (inv.command == "audit") {
+  } else if (inv.command == "audit" || inv.command == "transcript") {
     flags.add("store", &inv.store, "the audit store: a segment directory or a mongodb:// URI (default $PADDOCK_AUDIT_STORE)");
   } else if (inv.command == "list") {
     flags.add("all-namespaces", &inv.all_namespaces, "runs of every namespace, also -A");

@@ -12,14 +12,14 @@ namespace paddock::plugin {
 
 // What one invocation asks for.
 struct Invocation {
-  std::string command;     // approve, reject, cancel, status, logs, audit, list, watch or completion
+  std::string command;     // approve, reject, cancel, status, logs, audit, transcript, list, watch or completion
   std::string kubeconfig;  // --kubeconfig: "" means $KUBECONFIG, else ~/.kube/config
   std::string context;     // --context: "" means the kubeconfig's current-context
   std::string ns;          // -n/--namespace: "" means the context's namespace
   std::string run;         // RUN
   std::string stage;       // --stage (approve, reject, logs)
   std::string message;     // -m/--message (approve, reject)
-  std::string store;       // --store (audit): "" means $PADDOCK_AUDIT_STORE
+  std::string store;       // --store (audit, transcript): "" means $PADDOCK_AUDIT_STORE
   std::string output;      // -o/--output (status, list, watch): "", "json" or "yaml"
   bool all_namespaces = false;  // -A/--all-namespaces (list)
   std::string shell;       // completion: bash, zsh or kubectl

@@ -306,8 +306,10 @@ int audit(const Invocation& inv) {
   if (store.empty()) return fail("no audit store: pass --store DIR|URI or set PADDOCK_AUDIT_STORE");
   std::string program = auditProgram();
   std::string run = inv.ns + "/" + inv.run;
-  std::vector<char*> argv = {program.data(), const_cast<char*>("show"), const_cast<char*>("--run"), run.data(), store.data(),
-                             nullptr};
+  std::vector<char*> argv = {program.data(), const_cast<char*>("show"), const_cast<char*>("--run"), run.data()};
+  if (inv.command == "transcript") argv.push_back(const_cast<char*>("--transcript"));
+  argv.push_back(store.data());
+  argv.push_back(nullptr);
   std::fflush(stdout);
   ::execvp(program.c_str(), argv.data());
   return fail("cannot run " + program + " (" + std::strerror(errno) +
@@ -332,11 +334,12 @@ int main(int argc, char** argv) {
     std::fputs(completionScript(inv.shell).c_str(), stdout);
     return 0;
   }
-  if (inv.command == "audit" && !inv.ns.empty()) return audit(inv);
+  const bool reads_store = inv.command == "audit" || inv.command == "transcript";
+  if (reads_store && !inv.ns.empty()) return audit(inv);
   auto config = userConfig(inv);
   if (!config) return fail(config.error().message);
   if (inv.ns.empty()) inv.ns = config->default_namespace;
-  if (inv.command == "audit") return audit(inv);
+  if (reads_store) return audit(inv);
   auto rest = kube::RestClient::create(*config, std::string("kubectl-paddock/") + version());
   if (!rest) return fail(rest.error().describe());
   kube::Client client(**rest, {.qps = 0, .max_retries = 2});

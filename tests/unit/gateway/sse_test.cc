@@ -106,5 +106,31 @@ TEST(Sse, WholeMessage) {
   EXPECT_EQ(acc.content()[0]["text"], "hi");
 }
 
+// The model API's answer is untrusted: fields of the wrong type read as missing, never throw, and
+// a negative count never lowers what a call is charged.
+TEST(Sse, WrongTypesReadAsMissing) {
+  ResponseAccumulator acc;
+  acc.onEvent({"message_start", R"({"type":"message_start","message":{"usage":{"input_tokens":10,"output_tokens":3}}})"});
+  EXPECT_NO_THROW(acc.onEvent({"x", R"({"type":7})"}));
+  EXPECT_NO_THROW(acc.onEvent({"message_start", R"({"type":"message_start","message":"text"})"}));
+  EXPECT_NO_THROW(acc.onEvent({"content_block_start", R"({"type":"content_block_start","content_block":5})"}));
+  EXPECT_NO_THROW(acc.onEvent({"content_block_delta", R"({"type":"content_block_delta","index":"0","delta":[1]})"}));
+  EXPECT_NO_THROW(acc.onEvent({"content_block_delta",
+                               R"({"type":"content_block_delta","index":-1,"delta":{"type":"text_delta","text":{"a":1}}})"}));
+  EXPECT_NO_THROW(acc.onEvent({"content_block_delta",
+                               R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ok"}})"}));
+  EXPECT_NO_THROW(acc.onEvent({"content_block_stop", R"({"type":"content_block_stop","index":1.5})"}));
+  EXPECT_NO_THROW(acc.onEvent({"error", R"({"type":"error","error":"boom"})"}));
+  EXPECT_NO_THROW(acc.onEvent({"message_delta", R"({"type":"message_delta","delta":3,"usage":{"input_tokens":-5,"output_tokens":-9}})"}));
+  EXPECT_EQ(acc.usage(), (Usage{10, 3, 0, 0}));
+  EXPECT_EQ(acc.content()[0]["text"], "ok");
+  EXPECT_EQ(acc.errorType(), "error");
+
+  ResponseAccumulator whole;
+  EXPECT_NO_THROW(whole.onMessage(json::parse(R"({"type":["message"],"usage":{"input_tokens":-1}})")));
+  EXPECT_FALSE(whole.complete());
+  EXPECT_EQ(whole.usage(), (Usage{0, 0, 0, 0}));
+}
+
 }  // namespace
 }  // namespace paddock::gateway

@@ -30,6 +30,12 @@ TEST(PluginArgs, GlobalFlagsStandBeforeOrAfterTheCommandAndShortFormsExpand) {
   EXPECT_EQ(inv.store, "mongodb://db/audit");
   EXPECT_EQ(inv.ns, "");  // the kubeconfig context's, later
 
+  inv = parseArgs({"transcript", "ship", "-n", "payments", "--store", "/var/lib/paddock/gateway-audit"});
+  ASSERT_EQ(inv.error, "");
+  EXPECT_EQ(inv.command, "transcript");
+  EXPECT_EQ(inv.store, "/var/lib/paddock/gateway-audit");
+  EXPECT_NE(parseArgs({"transcript"}).error.find("name the run"), std::string::npos);
+
   inv = parseArgs({"logs", "ship", "--stage", "pr"});
   ASSERT_EQ(inv.error, "");
   EXPECT_EQ(inv.stage, "pr");
@@ -42,13 +48,14 @@ TEST(PluginArgs, HelpForThePluginAndEveryCommand) {
     EXPECT_NE(inv.text.find("approve RUN --stage STAGE"), std::string::npos) << inv.text;
     EXPECT_NE(inv.text.find("--kubeconfig"), std::string::npos);
   }
-  for (const char* c : {"approve", "reject", "cancel", "status", "logs", "audit"}) {
+  for (const char* c : {"approve", "reject", "cancel", "status", "logs", "audit", "transcript"}) {
     auto inv = parseArgs({c, "--help"});
     EXPECT_TRUE(inv.help) << c;
     EXPECT_NE(inv.text.find(std::string("kubectl paddock ") + c), std::string::npos) << inv.text;
     EXPECT_NE(inv.text.find("--namespace"), std::string::npos) << inv.text;
   }
   EXPECT_NE(parseArgs({"audit", "-h"}).text.find("--store"), std::string::npos);
+  EXPECT_NE(parseArgs({"transcript", "-h"}).text.find("--store"), std::string::npos);
 }
 
 TEST(PluginArgs, MistakesSayWhatIsWrong) {
