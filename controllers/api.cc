@@ -135,6 +135,36 @@ std::vector<EgressRule> egressRules(Reader& spec) {
   return out;
 }
 
+std::optional<GatewaySpec> gatewaySpec(Reader& spec) {
+  if (!spec.find("gateway")) return std::nullopt;
+  Reader g = spec.child("gateway");
+  Reader key = g.child("modelKey");
+  GatewaySpec out;
+  out.key_secret = key.str("secretName");
+  out.key_key = key.str("key");
+  if (out.key_secret.empty()) key.fail("secretName", "is required: the Secret in the team's namespace holding the model API key");
+  if (out.key_key.empty()) key.fail("key", "is required: the key of that Secret whose value is the model API key");
+  out.upstream = g.str("upstream", out.upstream);
+  const json* prices = g.find("prices");
+  if (!prices || !prices->is_object() || prices->empty()) {
+    g.fail("prices", "must map each model runs may use to {input, output, cacheRead, cacheWrite}");
+  } else {
+    for (const auto& [model, v] : prices->items()) {
+      Reader r(v, g.field("prices") + "." + model);
+      ModelPrice price{r.str("input"), r.str("output"), r.str("cacheRead"), r.str("cacheWrite")};
+      for (auto [name, value] : {std::pair{"input", &price.input}, {"output", &price.output},
+                                 {"cacheRead", &price.cache_read}, {"cacheWrite", &price.cache_write}}) {
+        if (value->empty()) r.fail(name, "is required: USD per million tokens as a decimal string, e.g. \"3\" or \"0.30\"");
+      }
+      out.prices[model] = std::move(price);
+      g.absorb(r);
+    }
+  }
+  g.absorb(key);
+  spec.absorb(g);
+  return out;
+}
+
 // The grammar of a policy's images, protected paths and repository hosts (controllers/references.h),
 // checked after parsing; the first problem names its field, never the value.
 std::optional<Error> policyReferenceProblem(const AgentPolicy& p) {
@@ -284,6 +314,7 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
     else spec.fail("resources", "must be an object with limits and requests");
   }
   p.egress = egressRules(spec);
+  p.gateway = gatewaySpec(spec);
   Reader tools = spec.child("tools");
   p.tools_allow = tools.strings("allow");
   p.tools_deny = tools.strings("deny");
@@ -328,6 +359,8 @@ Result<AgentRun> parseAgentRun(const json& object) {
   r.phase = root.child("status").str("phase");
   auto pod = json::json_pointer("/status/stages/0/pod");
   r.started = object.contains(pod) && object[pod].is_string() && !object[pod].get<std::string>().empty();
+  auto credential = json::json_pointer("/status/gateway/credentialSecret");
+  if (object.contains(credential) && object[credential].is_string()) r.gateway_credential_secret = object[credential].get<std::string>();
   root.absorb(meta);
   root.absorb(spec);
   if (root.error()) return *root.error();

@@ -79,6 +79,16 @@ inline constexpr const char* kDefaultCostQuery = "sum by (namespace, pod, pod_ui
 inline constexpr const char* kFormerTokensQuery = "sum by (agentrun, namespace) (claude_code_token_usage_tokens_total)";
 inline constexpr const char* kFormerCostQuery = "sum by (agentrun, namespace) (claude_code_cost_usage_USD_total)";
 
+// spec.gateway: the paddock-gateway runs in each governed namespace (docs/gateway.md).
+struct ModelPrice {
+  std::string input, output, cache_read, cache_write;  // USD per million tokens, as written
+};
+struct GatewaySpec {
+  std::string key_secret, key_key;  // spec.gateway.modelKey: the model key, mounted only into the gateway
+  std::string upstream = "https://api.anthropic.com";
+  std::map<std::string, ModelPrice> prices;
+};
+
 struct AgentPolicy {
   std::string name;
   std::string uid;
@@ -101,6 +111,7 @@ struct AgentPolicy {
   std::string runtime_class_name;
   json resources = json::object();  // a container's resources: {limits: {...}, requests: {...}}
   std::vector<EgressRule> egress;
+  std::optional<GatewaySpec> gateway;  // spec.gateway; nullopt: agents hold the key themselves
   bool allow_cloud_metadata_egress = false;
   std::vector<RepositoryRule> repositories;  // empty: any host
   std::vector<std::string> tools_allow;
@@ -127,6 +138,8 @@ struct AgentRun {
   bool cancel = false;
   std::string phase;     // status.phase, "" before the first status write
   bool started = false;  // its agent pod was created (status.stages records it)
+  // status.gateway.credentialSecret: the Secret holding the run's gateway credential, once issued.
+  std::string gateway_credential_secret;
 };
 
 // "6", "6.5", "6.25" -> cents; nullopt for anything else.

@@ -51,7 +51,12 @@ void planNetwork(const Admitted& a, const TeamFacts& team, RunDraft& draft, cons
     }
     draft.act(ApplyNetworkPolicy{std::move(*w), std::move(restored)});
   }
-  if (hostEgressUnenforced(policy)) {
+  if (policy.gateway) {
+    draft.condition("HostEgressEnforced", true, "Gateway",
+                    "the agent reaches the outside only through paddock-gateway, which allows spec.egress[].host by "
+                    "name (and checks the TLS server name); the team's NetworkPolicy allows the agent only the gateway and "
+                    "the cluster DNS");
+  } else if (hostEgressUnenforced(policy)) {
     draft.condition("HostEgressEnforced", false, "NoFQDNSupport",
                     "the policy's host egress rules (spec.egress[].host) are not enforced: the team's NetworkPolicy "
                     "enforces only spec.egress[].cidr, so allow the hosts' addresses as CIDR rules where they must be "

@@ -1,5 +1,7 @@
 #include "controllers/plan.h"
 
+#include "controllers/gateway.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -67,6 +69,8 @@ json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effec
     json settings = {{"permissions", {{"allow", policy.tools_allow}, {"deny", policy.tools_deny}}}};
     if (!agent->model.empty()) settings["model"] = agent->model;
     if (!policy.mcp_servers.empty()) settings["allowedMcpServers"] = policy.mcp_servers;
+    // The gateway path: Claude Code asks this command for its API key, which is the run's credential.
+    if (policy.gateway) settings["apiKeyHelper"] = std::string("cat ") + kCredentialDir + "/" + kCredentialKey;
     a[kAnnotationManagedSettings] = settings.dump(2);
   }
   return a;
@@ -100,10 +104,17 @@ json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy, const P
                                          {"podSelector", {{"matchLabels", {{"k8s-app", "kube-dns"}}}}}}})},
                     {"ports", dns_ports}});
   for (const auto& rule : policy.egress) {
-    if (rule.cidr.empty()) continue;
+    // With a gateway the agent reaches these through it (the gateway allows the addresses).
+    if (rule.cidr.empty() || policy.gateway) continue;
     json ports = json::array();
     for (int p : rule.ports) ports.push_back({{"protocol", "TCP"}, {"port", p}});
     egress.push_back({{"to", json::array({{{"ipBlock", {{"cidr", rule.cidr}}}}})}, {"ports", ports}});
+  }
+  if (policy.gateway) {
+    // The namespace's gateway: the model relay and the egress proxy that allows hosts by name.
+    egress.push_back({{"to", json::array({{{"podSelector", {{"matchLabels", {{kLabelComponent, "gateway"},
+                                                                           {"app.kubernetes.io/managed-by", "paddock"}}}}}}})},
+                      {"ports", json::array({{{"protocol", "TCP"}, {"port", kGatewayPort}}})}});
   }
   for (const auto& stage : policy.stages) {
     int port = urlPort(stage.endpoint_url);
@@ -173,6 +184,7 @@ Result<std::map<std::string, std::string>> parseMatchLabels(const std::string& t
 }
 
 bool hostEgressUnenforced(const AgentPolicy& policy) {
+  if (policy.gateway) return false;
   return std::any_of(policy.egress.begin(), policy.egress.end(), [](const EgressRule& r) { return !r.host.empty(); });
 }
 
@@ -203,6 +215,8 @@ void mountSecrets(const AgentPolicy& policy, const std::string& stage, json& vol
   for (size_t i = 0; i < policy.secrets.size(); ++i) {
     const auto& s = policy.secrets[i];
     if (!forStage(s, stage)) continue;
+    // With a gateway the model key is the gateway's alone, whatever spec.secrets says.
+    if (stage == "agent" && policy.gateway && s.secret_name == policy.gateway->key_secret) continue;
     volumes.push_back({{"name", secretVolumeName(i)},
                        {"secret", {{"secretName", s.secret_name},
                                    {"defaultMode", 0400},
@@ -404,7 +418,9 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
   meta["annotations"].update({{"prometheus.io/scrape", "true"},
                               {"prometheus.io/port", std::to_string(o.metrics_port)},
                               {"prometheus.io/path", "/metrics"}});
-  return {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", meta}, {"spec", spec}};
+  json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", meta}, {"spec", spec}};
+  if (policy.gateway) addGatewayToAgentPod(pod, run, o);
+  return pod;
 }
 
 }  // namespace paddock::controllers

@@ -8,9 +8,11 @@
 // - Secrets are mounted as read-only files (mode 0400) into the stage that lists them, never as
 //   environment variables; the agent pod gets only secrets whose stages include "agent".
 // - The NetworkPolicy denies all ingress but the scrape of the agent's metrics port by the
-//   monitoring pods the operator is told of (PlanOptions::scrape_*), and allows egress only to DNS
-//   and the policy's CIDR rules. Host rules are not enforced by a NetworkPolicy; runs whose policy
-//   has them say so in their HostEgressEnforced condition.
+//   monitoring pods the operator is told of (PlanOptions::scrape_*), and allows egress only to DNS,
+//   the policy's CIDR rules and its stages' endpoints. With spec.gateway the CIDR rules give way
+//   to the namespace's paddock-gateway, which enforces them and the host rules by name
+//   (controllers/gateway.h); without one, runs whose policy has host rules say so in their
+//   HostEgressEnforced condition.
 #pragma once
 
 #include <chrono>
@@ -46,6 +48,10 @@ struct PlanOptions {
   // scrape_namespace_labels. Empty namespace labels: nobody, all ingress stays denied.
   std::map<std::string, std::string> scrape_namespace_labels;
   std::map<std::string, std::string> scrape_pod_labels;
+  // paddock-gateway (policies with spec.gateway): the image it runs from (the operator's), and
+  // how long an agent pod waits for the gateway to serve its credential.
+  std::string gateway_image = "registry.example.com/platform/paddock-operator:1.0";
+  std::chrono::seconds credential_wait{600};
 };
 
 // "key=value,key2=value2" (a label selector of equalities, as kubectl's -l takes them) as
@@ -87,7 +93,7 @@ json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effec
 // policy's CIDR rules and its stages' endpoints (spec.stages[].endpoint.cidr on the URL's port). It
 // has no owner: it outlives any one run, and goes with the namespace.
 json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy, const PlanOptions& options = {});
-// True when the policy has host egress rules, which no NetworkPolicy can enforce.
+// True when the policy has host egress rules and no gateway: no NetworkPolicy can enforce them.
 bool hostEgressUnenforced(const AgentPolicy& policy);
 // The agent pod. A run with gated stages keeps its workspace on a claim of its own
 // (planWorkspaceClaim) that the stages share; otherwise the workspace is an emptyDir.

@@ -16,6 +16,8 @@
 //                 (idempotency key, concurrency slot)
 //   approval.cc   planUnmatchedApprovals
 //   network.cc    planNetwork (the team's NetworkPolicy)
+//   gateway.cc    planGatewayCredential, planGatewayObjects (paddock-gateway: the run's
+//                 credential, the namespace's gateway)
 //   lifecycle.cc  planAgent, planAgentStatus (the agent stage)
 //   budget.cc     planBudget (usage, checkpoints, stops)
 //   stages.cc     planGatedStages (the gated stages after the agent)
@@ -33,6 +35,7 @@
 #include <vector>
 
 #include "controllers/admission.h"
+#include "controllers/gateway.h"
 #include "controllers/api.h"
 #include "controllers/approval.h"
 #include "controllers/budget.h"
@@ -126,6 +129,17 @@ struct TeamFacts {
   // Gated stages: the pods of running stages, RBAC's answers about approvals.
   std::map<std::string, kube::ObjectPtr> stage_pods;
   std::map<std::string, bool> rbac_allows;
+  // The gateway path (spec.gateway). When the run has no credential recorded: a fresh random one
+  // (the plan decides whether it is issued) and its SHA-256, both lowercase hex.
+  struct Credential {
+    std::string token, sha256;
+  };
+  std::optional<Credential> fresh_credential;
+  std::vector<GatewayRun> gateway_runs;                // the namespace's runs it serves (runs cache)
+  std::map<std::string, std::string> gateway_applied;  // kind -> spec hash this process last applied in the namespace
+  // While the run waits for the gateway: its Deployment as the API server has it (null: none).
+  bool gateway_deployment_read = false;
+  kube::ObjectPtr gateway_deployment;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -157,6 +171,17 @@ struct ApplyNetworkPolicy {
 struct ApplyClaim {
   std::string name;
   json claim;
+};
+// The run's gateway credential Secret: created, never read back nor overwritten (its name carries
+// its hash, so AlreadyExists is this very Secret).
+struct CreateSecret {
+  json secret;
+};
+// One of the namespace's gateway objects (ConfigMap, NetworkPolicy, Service, Deployment):
+// server-side apply, forced; the executor remembers its spec hash for the namespace.
+struct ApplyGatewayObject {
+  std::string kind;
+  json object;
 };
 struct CreateStagePod {
   json pod;  // AlreadyExists is success: the plan was made before
@@ -211,8 +236,8 @@ struct LogLine {
   json fields = json::object();
 };
 
-using RunAction = std::variant<AppendAudit, ApplyNetworkPolicy, ApplyClaim, CreateStagePod, CreateAgentPod, PatchPod,
-                               WriteStatus, DeferStatus, DeletePod, EmitEvent, RememberSpend, ForgetSpend, RememberFact,
+using RunAction = std::variant<AppendAudit, ApplyNetworkPolicy, ApplyClaim, CreateSecret, ApplyGatewayObject,
+                               CreateStagePod, CreateAgentPod, PatchPod, WriteStatus, DeferStatus, DeletePod, EmitEvent, RememberSpend, ForgetSpend, RememberFact,
                                MarkStarted, ReportBudget, LogLine>;
 
 struct RunPlan {
@@ -291,6 +316,19 @@ std::optional<NetworkPolicyWrite> networkPolicyToWrite(json planned, kube::Objec
 // network.cc. Recorded, then applied; the HostEgressEnforced condition.
 void planNetwork(const Admitted& a, const TeamFacts& team, RunDraft& draft, const RunPlanSettings& settings,
                  const PlanClock& clock);
+
+// gateway.cc. A run under a policy with spec.gateway: its credential issued once, before its pod
+// (the Secret created, its hash and caps recorded in status.gateway; true: the plan is complete),
+// then the GatewayCredentialLive condition from the agent pod's wait for the gateway, and
+// GatewayReady from the gateway's Deployment meanwhile (a Warning when a ready gateway is lost or
+// its rollout exceeds its progress deadline, not while it starts).
+bool planGatewayCredential(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team, RunDraft& draft);
+// gateway.cc. The namespace's gateway objects this process has not applied as planned, put into
+// `plan` before the agent pod: the configuration lists the namespace's other runs it serves and
+// this run as `plan` leaves it (dropped once it is finished). While the run's credential is not
+// live yet, a look again within 5 s.
+void planGatewayObjects(const Admitted& a, const TeamFacts& team, const PlanOptions& options, RunPlan& plan,
+                        const json& draft_status);
 
 // lifecycle.cc. The agent stage from its pod: created, watched, stopped; its budget (planBudget)
 // while it runs.

@@ -80,8 +80,11 @@ RunPlan planRun(const RunSnapshot& snap, const Admitted& a, const TeamFacts& tea
   // The team's NetworkPolicy, before any pod of the run exists and for as long as one may.
   planNetwork(a, team, draft, settings, clock);
   if (planQueue(snap, a, team, draft, settings)) return draft.take();
-  planAgent(snap, a, team, draft, settings, clock);
-  return draft.take();
+  // The gateway path: the credential is issued in a pass of its own, before the pod.
+  if (!planGatewayCredential(snap, a, team, draft)) planAgent(snap, a, team, draft, settings, clock);
+  RunPlan plan = draft.take();
+  planGatewayObjects(a, team, settings.plan, plan, draft.status);
+  return plan;
 }
 
 }  // namespace paddock::controllers

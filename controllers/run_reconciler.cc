@@ -2,6 +2,11 @@
 
 #include <algorithm>
 
+#include <openssl/rand.h>
+
+#include "controllers/gateway.h"
+#include "operator/audit/blob.h"
+
 #include "operator/audit/record.h"
 #include "operator/common/json.h"
 #include "operator/common/log.h"
@@ -32,6 +37,16 @@ bool heldSlot(const kube::ObjectPtr& o) {
   r.phase = o->value(json::json_pointer("/status/phase"), std::string());
   r.started = !o->value(json::json_pointer("/status/stages/0/pod"), std::string()).empty();
   return holdsSlot(r);
+}
+
+// A fresh gateway credential: 32 random bytes as hex, and its SHA-256 (what the gateway sees).
+std::optional<TeamFacts::Credential> freshCredential() {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) return std::nullopt;
+  static const char* hex = "0123456789abcdef";
+  std::string token;
+  for (unsigned char b : bytes) token += {hex[b >> 4], hex[b & 15]};
+  return TeamFacts::Credential{token, audit::blobHash(token).substr(7)};
 }
 
 PlanClock clockNow() {
@@ -182,6 +197,25 @@ Result<TeamFacts> RunReconciler::gatherTeam(const RunSnapshot& snap, const Admit
   if (!run.stages.empty()) {
     if (auto s = gatherStagePods(snap, t, cancel); !s) return s.error();
   }
+  if (a.policy.gateway) {
+    t.gateway_runs = gatewayRunsOf(snap.ns, runs_.list());
+    {
+      std::lock_guard lock(gateway_mu_);
+      if (auto it = gateway_applied_.find(snap.ns); it != gateway_applied_.end()) t.gateway_applied = it->second;
+    }
+    if (!gatewayRunOf(run.name, snap.old_status)) {
+      if (!run.started) {
+        t.fresh_credential = freshCredential();
+        if (!t.fresh_credential) return Error{0, "Internal", "no random bytes for the run's gateway credential"};
+      }
+    } else if (!credentialLiveness(snap.agent_pod.get()).live) {
+      // Only while the run waits for the gateway: one read, for the GatewayReady condition.
+      auto d = client_.get(kube::resources::deployments, snap.ns, kGatewayName, cancel);
+      if (d) t.gateway_deployment = std::make_shared<const json>(std::move(d.value()));
+      if (d || d.error().code == 404) t.gateway_deployment_read = true;
+      else log::warn("cannot read the gateway's Deployment", {{"key", snap.key}, {"error", d.error().describe()}});
+    }
+  }
   return t;
 }
 
@@ -289,6 +323,12 @@ Status RunReconciler::perform(const RunAction& action, Execution& ex) {
     auto r = client_.apply(kube::resources::persistentvolumeclaims, snap.ns, c->name, c->claim, options_.field_manager,
                            true, "", *ex.cancel);
     if (!r) return r.error();
+  } else if (const auto* c = std::get_if<CreateSecret>(&action)) {
+    // Created, never read back: the answer (which echoes the value) is dropped at once.
+    auto r = client_.create(kube::resources::secrets, snap.ns, c->secret, *ex.cancel);
+    if (!r && r.error().reason != "AlreadyExists") return r.error();
+  } else if (const auto* g = std::get_if<ApplyGatewayObject>(&action)) {
+    return applyGatewayObject(*g, ex);
   } else if (const auto* c = std::get_if<CreateStagePod>(&action)) {
     if (ex.network_policy_error) return *ex.network_policy_error;
     auto created = client_.create(kube::resources::pods, snap.ns, c->pod, *ex.cancel);
@@ -421,6 +461,26 @@ Status RunReconciler::writeNetworkPolicy(const ApplyNetworkPolicy& a, Execution&
                                  a.restored_event->action, a.restored_event->message);
     log::warn("restored an edited NetworkPolicy", {{"key", snap.key}, {"networkPolicy", name}, {"fields", joinFields(w.drift)}});
   }
+  return Ok{};
+}
+
+Status RunReconciler::applyGatewayObject(const ApplyGatewayObject& g, Execution& ex) {
+  const RunSnapshot& snap = *ex.snap;
+  static const std::map<std::string, const kube::Resource*> kinds = {
+      {"ConfigMap", &kube::resources::configmaps},
+      {"NetworkPolicy", &kube::resources::networkpolicies},
+      {"Service", &kube::resources::services},
+      {"Deployment", &kube::resources::deployments}};
+  auto kind = kinds.find(g.kind);
+  if (kind == kinds.end()) return Error{0, "Internal", "no resource for a gateway object of kind " + g.kind};
+  const std::string name = stringAt(g.object, "/metadata/name");
+  auto r = client_.apply(*kind->second, snap.ns, name, g.object, options_.field_manager, true, "", *ex.cancel);
+  if (!r) return r.error();
+  {
+    std::lock_guard lock(gateway_mu_);
+    gateway_applied_[snap.ns][g.kind] = specHashOf(g.object);
+  }
+  log::info("applied the namespace's gateway object", {{"key", snap.key}, {"kind", g.kind}, {"name", name}});
   return Ok{};
 }
 

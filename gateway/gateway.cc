@@ -90,19 +90,54 @@ void Metrics::firstByte(const RunConfig& run, std::chrono::steady_clock::duratio
 std::string Metrics::text() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
 
 Gateway::Gateway(Config config, std::string api_key, std::unique_ptr<audit::AuditLog> audit)
-    : config_(std::move(config)), api_key_(std::move(api_key)), audit_(std::move(audit)) {
+    : state_(makeState(std::move(config))), audit_dir_(state_->config.audit_dir),
+      blob_threshold_bytes_(state_->config.blob_threshold_bytes), api_key_(std::move(api_key)), audit_(std::move(audit)) {
   secrets_.push_back(api_key_);
-  for (const auto& run : config_.runs) {
-    by_hash_[run.token_sha256] = &run;
-    ledger_.setLimits(run.key(), run.limits);
-  }
+  for (const auto& run : state_->config.runs) ledger_.setLimits(run.key(), run.limits);
   for (int i = 0; audit_ && i < kTranscriptWriters; ++i) writers_.emplace_back([this] { writeTranscripts(); });
 }
 
-const RunConfig* Gateway::authenticate(const std::string& token) const {
+std::shared_ptr<const Gateway::State> Gateway::makeState(Config config) {
+  auto s = std::make_shared<State>();
+  s->config = std::move(config);
+  for (const auto& run : s->config.runs) s->by_hash[run.token_sha256] = &run;
+  return s;
+}
+
+std::shared_ptr<const Gateway::State> Gateway::state() const {
+  std::lock_guard l(state_mu_);
+  return state_;
+}
+
+std::shared_ptr<const Config> Gateway::config() const {
+  auto s = state();
+  return {s, &s->config};
+}
+
+std::shared_ptr<const RunConfig> Gateway::authenticate(const std::string& token) const {
   if (token.empty()) return nullptr;
-  auto it = by_hash_.find(tokenHash(token));
-  return it == by_hash_.end() ? nullptr : it->second;
+  auto s = state();
+  auto it = s->by_hash.find(tokenHash(token));
+  if (it == s->by_hash.end()) return nullptr;
+  return {s, it->second};
+}
+
+std::vector<std::string> Gateway::reload(Config next) {
+  auto now = state();
+  std::vector<std::string> kept;
+  if (next.listen != now->config.listen) kept.push_back("listen");
+  if (next.api_key_file != now->config.api_key_file) kept.push_back("apiKeyFile");
+  if (next.audit_dir != now->config.audit_dir) kept.push_back("auditDir");
+  next.listen = now->config.listen;
+  next.api_key_file = now->config.api_key_file;
+  next.audit_dir = now->config.audit_dir;
+  next.blob_threshold_bytes = now->config.blob_threshold_bytes;
+  // Limits first: a run is authenticated only once its account has its caps.
+  for (const auto& run : next.runs) ledger_.setLimits(run.key(), run.limits);
+  auto fresh = makeState(std::move(next));
+  std::lock_guard l(state_mu_);
+  state_ = std::move(fresh);
+  return kept;
 }
 
 void Gateway::record(CallFacts facts) {
@@ -132,10 +167,10 @@ void Gateway::writeTranscripts() {
     }
     std::vector<audit::Entry> entries;
     for (const auto& facts : batch) {
-      TranscriptRecord t = buildTranscript(facts, secrets_, config_.blob_threshold_bytes);
+      TranscriptRecord t = buildTranscript(facts, secrets_, blob_threshold_bytes_);
       Status written = Ok{};
       for (const auto& blob : t.blobs) {
-        if (written) written = audit::putBlob(config_.audit_dir, blob);
+        if (written) written = audit::putBlob(audit_dir_, blob);
       }
       if (!written) {
         log::error("a transcript blob could not be written; the call's record is left out",

@@ -65,10 +65,17 @@ class Gateway {
   // `audit` may be null (no transcript).
   Gateway(Config config, std::string api_key, std::unique_ptr<audit::AuditLog> audit);
 
-  const Config& config() const { return config_; }
+  // The configuration now. A call holds the one it started with to its end, whatever a reload
+  // swaps in meanwhile.
+  std::shared_ptr<const Config> config() const;
   const std::string& apiKey() const { return api_key_; }
   // The run whose credential `token` is, or null.
-  const RunConfig* authenticate(const std::string& token) const;
+  std::shared_ptr<const RunConfig> authenticate(const std::string& token) const;
+  // Swaps in a new configuration: its runs, budgets, prices, pin, checkpoint, egress and limits
+  // apply to calls that start from now on. listen, apiKeyFile and auditDir stay as they were at
+  // start (a change to them needs a restart: the answer names them). A run that left the
+  // configuration is no longer authenticated; its spend stays in the ledger should it return.
+  std::vector<std::string> reload(Config next);
   Ledger& ledger() { return ledger_; }
   ConversationIndex& conversations() { return conversations_; }
   Metrics& metrics() { return metrics_; }
@@ -83,10 +90,18 @@ class Gateway {
   void restoreSpend(const std::string& audit_dir);
 
  private:
-  Config config_;
+  struct State {
+    Config config;
+    std::map<std::string, const RunConfig*> by_hash;  // into config.runs
+  };
+  static std::shared_ptr<const State> makeState(Config config);
+  std::shared_ptr<const State> state() const;
+  mutable std::mutex state_mu_;
+  std::shared_ptr<const State> state_;  // guarded by state_mu_; swapped whole by reload
+  const std::string audit_dir_;         // as at start
+  const int64_t blob_threshold_bytes_;  // as at start
   std::string api_key_;
   std::vector<std::string> secrets_;
-  std::map<std::string, const RunConfig*> by_hash_;
   Ledger ledger_;
   ConversationIndex conversations_;
   Metrics metrics_;

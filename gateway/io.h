@@ -42,6 +42,9 @@ awaitable<void> proxyConnect(Gateway& gateway, beast::tcp_stream& client, beast:
                              std::string target);
 awaitable<void> proxyHttp(Gateway& gateway, beast::tcp_stream& client, Request req);
 
+// The credential a request presents: x-api-key, else a Bearer authorization; "" when none.
+std::string presentedCredential(const Request& req);
+
 // Accepts on `acceptor` until it is closed, serving each connection as its own coroutine.
 awaitable<void> acceptLoop(Gateway& gateway, asio::ssl::context& tls, tcp::acceptor& acceptor);
 

@@ -17,7 +17,7 @@ struct ActiveGuard {
 
 ApiError tooLarge(const Gateway& g) {
   return {413, "request_too_large", "request body is larger than the gateway's limit of " +
-                                        std::to_string(g.config().max_request_bytes) + " bytes"};
+                                        std::to_string(g.config()->max_request_bytes) + " bytes"};
 }
 
 std::string path(std::string_view target) { return std::string(target.substr(0, target.find('?'))); }
@@ -35,7 +35,12 @@ awaitable<bool> route(Gateway& g, asio::ssl::context& tls, beast::tcp_stream& cl
     co_return again;
   }
   std::string type = "text/plain", body;
-  if (req.method() == http::verb::get && p == "/healthz") {
+  if (req.method() == http::verb::get && p == "/v1/paddock/credential") {
+    // Whether the gateway serves this credential now (the agent pod waits for it before it starts).
+    bool known = g.authenticate(presentedCredential(req)) != nullptr;
+    body = known ? "" : "paddock-gateway: this credential is not (yet) one of a run this gateway serves\n";
+    co_await writeResponse(client, known ? 204 : 401, std::move(type), std::move(body), keep);
+  } else if (req.method() == http::verb::get && p == "/healthz") {
     body = "ok\n";
     co_await writeResponse(client, 200, std::move(type), std::move(body), keep);
   } else if (req.method() == http::verb::get && p == "/metrics") {
@@ -55,7 +60,7 @@ awaitable<void> serve(Gateway& g, asio::ssl::context& tls, tcp::socket socket) {
   beast::flat_buffer buffer;
   for (bool keep = true; keep;) {
     http::request_parser<http::string_body> parser;
-    parser.body_limit(static_cast<uint64_t>(g.config().max_request_bytes));
+    parser.body_limit(static_cast<uint64_t>(g.config()->max_request_bytes));
     parser.header_limit(64 * 1024);
     client.expires_after(std::chrono::seconds(300));  // an idle keep-alive connection
     beast::error_code ec;

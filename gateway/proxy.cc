@@ -22,7 +22,8 @@ awaitable<void> refuse(Gateway& g, beast::tcp_stream& client, int status, std::s
 // The endpoints of `hp` a connection may go to, or an error saying why there are none.
 awaitable<std::variant<std::vector<tcp::endpoint>, std::pair<std::string, std::string>>> allowedEndpoints(
     Gateway& g, const HostPort& hp) {
-  const auto& rules = g.config().egress;
+  const auto config = g.config();  // held across the resolution below
+  const auto& rules = config->egress;
   std::vector<tcp::endpoint> out;
   std::string why;
   if (auto literal = parseAddress(hp.host)) {

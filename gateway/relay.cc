@@ -28,7 +28,9 @@ UpstreamUrl parseUpstream(const std::string& url) {
   return u;
 }
 
-std::string credential(const Request& req) {
+}  // namespace
+
+std::string presentedCredential(const Request& req) {
   if (auto it = req.find("x-api-key"); it != req.end()) return std::string(it->value());
   if (auto it = req.find(http::field::authorization); it != req.end()) {
     std::string_view v = it->value();
@@ -36,6 +38,8 @@ std::string credential(const Request& req) {
   }
   return "";
 }
+
+namespace {
 
 // The request sent upstream: the client's headers minus its credential and hop-by-hop ones, the
 // real key, and no compression (the gateway reads the stream).
@@ -114,7 +118,8 @@ awaitable<bool> sendChunk(beast::tcp_stream& client, std::string_view data, int 
 // Relays the upstream answer to the client as it arrives (chunked), feeding it to the accumulator.
 template <class Stream>
 awaitable<void> relayAnswer(Gateway& g, Stream& up, beast::tcp_stream& client, bool streaming, Exchange& x) {
-  const int up_timeout = g.config().upstream_timeout_seconds, down_timeout = g.config().client_write_timeout_seconds;
+  const auto config = g.config();
+  const int up_timeout = config->upstream_timeout_seconds, down_timeout = config->client_write_timeout_seconds;
   beast::flat_buffer ub;
   http::response_parser<http::buffer_body> p;
   p.body_limit(std::numeric_limits<std::uint64_t>::max());
@@ -183,7 +188,9 @@ awaitable<void> relayAnswer(Gateway& g, Stream& up, beast::tcp_stream& client, b
 // Connects to upstream (TLS when configured), sends `out` and relays the answer.
 awaitable<void> callUpstream(Gateway& g, asio::ssl::context& tls, beast::tcp_stream& client, const Request& out,
                              bool streaming, Exchange& x) {
-  static const UpstreamUrl u = parseUpstream(g.config().upstream);
+  const auto config = g.config();
+  const UpstreamUrl u = parseUpstream(config->upstream);
+  const int up_timeout = config->upstream_timeout_seconds;
   auto ex = co_await asio::this_coro::executor;
   tcp::resolver resolver(ex);
   auto endpoints = co_await resolver.async_resolve(u.host, u.port, asio::use_awaitable);
@@ -192,7 +199,7 @@ awaitable<void> callUpstream(Gateway& g, asio::ssl::context& tls, beast::tcp_str
   co_await tcp_up.async_connect(endpoints, asio::use_awaitable);
   tcp_up.socket().set_option(tcp::no_delay(true));
   if (!u.tls) {
-    tcp_up.expires_after(std::chrono::seconds(g.config().upstream_timeout_seconds));
+    tcp_up.expires_after(std::chrono::seconds(up_timeout));
     co_await http::async_write(tcp_up, out, asio::use_awaitable);
     co_await relayAnswer(g, tcp_up, client, streaming, x);
     co_return;
@@ -202,7 +209,7 @@ awaitable<void> callUpstream(Gateway& g, asio::ssl::context& tls, beast::tcp_str
   up.set_verify_mode(asio::ssl::verify_peer);
   up.set_verify_callback(asio::ssl::host_name_verification(u.host));
   co_await up.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
-  beast::get_lowest_layer(up).expires_after(std::chrono::seconds(g.config().upstream_timeout_seconds));
+  beast::get_lowest_layer(up).expires_after(std::chrono::seconds(up_timeout));
   co_await http::async_write(up, out, asio::use_awaitable);
   co_await relayAnswer(g, up, client, streaming, x);
 }
@@ -268,14 +275,16 @@ CallFacts settle(Gateway& g, const RunConfig& run, const MessagesRequest& r, con
 awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_stream& client, Request req) {
   Exchange x;
   const bool keep = req.keep_alive();
-  const RunConfig* run = g.authenticate(credential(req));
+  // The run and the configuration this call started with, to its end (a reload swaps in another).
+  const std::shared_ptr<const RunConfig> run = g.authenticate(presentedCredential(req));
+  const std::shared_ptr<const Config> config = g.config();
   if (!run) {
     g.metrics().unauthenticated();
     ApiError e = unauthenticated();
     co_await writeError(client, std::move(e), keep);
     co_return keep;
   }
-  auto parsed = parseMessagesRequest(req.body(), g.config());
+  auto parsed = parseMessagesRequest(req.body(), *config);
   if (auto* e = std::get_if<ApiError>(&parsed)) {
     g.metrics().refusal(*run, e->type == "permission_error" ? "model" : "invalid");
     g.metrics().request(*run, e->status);
@@ -284,9 +293,15 @@ awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_st
     co_return keep;
   }
   MessagesRequest& r = std::get<MessagesRequest>(parsed);
-  const Price& price = g.config().prices.at(r.model);
+  auto priced = config->prices.find(r.model);
+  if (priced == config->prices.end()) {  // cannot be: parseMessagesRequest refuses a model without a price
+    ApiError e{403, "permission_error", "the model " + r.model + " has no price in the gateway's configuration"};
+    co_await writeError(client, std::move(e), keep);
+    co_return keep;
+  }
+  const Price price = priced->second;
   int percent = percentUsed(g.ledger().account(run->key()));
-  auto decision = g.ledger().reserve(run->key(), price, inputBound(req.body(), g.config()), r.max_tokens);
+  auto decision = g.ledger().reserve(run->key(), price, inputBound(req.body(), *config), r.max_tokens);
   if (auto* refusal = std::get_if<Refusal>(&decision)) {
     g.metrics().refusal(*run, "budget");
     g.metrics().request(*run, 402);
@@ -296,11 +311,11 @@ awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_st
     co_return keep;
   }
   Grant grant = std::get<Grant>(decision);
-  bool checkpoint = percent >= g.config().checkpoint_percent;
+  bool checkpoint = percent >= config->checkpoint_percent;
   std::string body = rewriteForUpstream(r.body, grant.max_tokens,
-                                        checkpoint ? checkpointInstruction(percent, g.config().checkpoint_percent) : "");
+                                        checkpoint ? checkpointInstruction(percent, config->checkpoint_percent) : "");
   size_t first_new = g.conversations().advance(run->key(), r.body["messages"]);
-  Request out = upstreamRequest(req, parseUpstream(g.config().upstream), g.apiKey(), std::move(body));
+  Request out = upstreamRequest(req, parseUpstream(config->upstream), g.apiKey(), std::move(body));
   g.metrics().overhead(*run, std::chrono::steady_clock::now() - x.received);
   co_await forward(g, tls, client, out, r.stream, x);
   if (x.first_byte.count() > 0) g.metrics().firstByte(*run, x.first_byte);
@@ -312,20 +327,21 @@ awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_st
 
 awaitable<bool> relayCountTokens(Gateway& g, asio::ssl::context& tls, beast::tcp_stream& client, Request req) {
   const bool keep = req.keep_alive();
-  if (!g.authenticate(credential(req))) {
+  if (!g.authenticate(presentedCredential(req))) {
     g.metrics().unauthenticated();
     ApiError e = unauthenticated();
     co_await writeError(client, std::move(e), keep);
     co_return keep;
   }
-  if (auto e = checkCountTokensRequest(req.body(), g.config())) {
+  const auto config = g.config();
+  if (auto e = checkCountTokensRequest(req.body(), *config)) {
     ApiError copy = *e;
     co_await writeError(client, std::move(copy), keep);
     co_return keep;
   }
   Exchange x;
   std::string body = req.body();
-  Request out = upstreamRequest(req, parseUpstream(g.config().upstream), g.apiKey(), std::move(body));
+  Request out = upstreamRequest(req, parseUpstream(config->upstream), g.apiKey(), std::move(body));
   co_await forward(g, tls, client, out, false, x);
   co_return keep && !x.client_gone && !x.upstream_cut && x.status != 502;
 }

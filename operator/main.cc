@@ -51,6 +51,8 @@ struct Options {
   int workers = 8;
   std::chrono::milliseconds pending_deadline{600'000};
   std::string stage_image = "registry.example.com/platform/paddock-stage:1.0";
+  std::string gateway_image = "registry.example.com/platform/paddock-operator:1.0";
+  std::chrono::milliseconds gateway_credential_wait{600'000};
   std::string audit_store = std::getenv("PADDOCK_AUDIT_STORE") ? std::getenv("PADDOCK_AUDIT_STORE") : "/var/lib/paddock/audit";
   std::string workspace_storage_class;
   std::string prometheus_url;
@@ -97,6 +99,11 @@ Options parseOptions(int argc, char** argv) {
             "the run fails.");
   flags.add("stage-image", &opt.stage_image,
             "The platform's stage image; its workspace init container clones the run's repository.");
+  flags.add("gateway-image", &opt.gateway_image,
+            "The image paddock-gateway runs from (the operator's own: it holds /usr/local/bin/paddock-gateway), for "
+            "policies with spec.gateway.");
+  flags.add("gateway-credential-wait", &opt.gateway_credential_wait,
+            "How long an agent pod waits for the namespace's gateway to serve its run's credential before it fails.");
   flags.add("workspace-storage-class", &opt.workspace_storage_class,
             "StorageClass of the workspace claim a run with gated stages shares between its pods; empty: the "
             "cluster's default.");
@@ -272,6 +279,8 @@ controllers::RunReconcilerOptions reconcilerOptions(const Options& opt, const st
   o.plan.scrape_namespace_labels = scrape_namespaces;
   o.plan.scrape_pod_labels = scrape_pods;
   o.plan.stage_image = opt.stage_image;
+  o.plan.gateway_image = opt.gateway_image;
+  o.plan.credential_wait = std::chrono::duration_cast<std::chrono::seconds>(opt.gateway_credential_wait);
   o.plan.workspace_storage_class = opt.workspace_storage_class;
   o.pending_deadline = std::chrono::duration_cast<std::chrono::seconds>(opt.pending_deadline);
   o.usage = usage;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -456,6 +457,99 @@ TEST_F(GatewayTest, StopsGracefullyOnSigterm) {
   call.join();
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("message_stop"), std::string::npos) << "the call in flight finished";
+}
+
+// The operator rewrites the configuration as runs start and finish (a mounted ConfigMap): the
+// gateway serves the new runs without a restart, drops the finished ones, lets a call in flight
+// finish on the configuration it started with, and keeps the last good one when a file is bad.
+TEST_F(GatewayTest, ReloadsItsConfigurationWithoutARestart) {
+  const std::string prices = "upstream: " + standin_.url() + "\nmodel: {pin: " + kModel + "}\n"
+                             "prices:\n  " + kModel + ": {input: \"3\", output: \"15\", cacheRead: \"0.30\", cacheWrite: \"3.75\"}\n";
+  const std::string kToken2 = "paddock-run-token-second-run-0001";
+  startGateway("{tokens: 5000000}");
+  auto served = [&](const std::string& token) {
+    return httpRequest(gateway_->port(), "GET", "/v1/paddock/credential", auth(token), "").status;
+  };
+  EXPECT_EQ(served(kToken), 204);
+  EXPECT_EQ(served(kToken2), 401);
+  EXPECT_EQ(served(""), 401);
+
+  // A call of run-1 in flight while run-1 leaves and run-2 arrives.
+  Turn slow = text("slowly");
+  slow.delta_events = 10;
+  slow.event_gap_ms = 100;
+  standin_.setScript({slow, text("second run")});
+  HttpReply in_flight;
+  std::atomic<bool> finished{false};
+  std::thread call([&] {
+    in_flight = httpRequest(gateway_->port(), "POST", "/v1/messages", auth(), minimalRequest().dump());
+    finished = true;
+  });
+  ASSERT_TRUE([&] {
+    for (int i = 0; i < 500; ++i) {
+      if (!calls().empty()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }()) << "the stand-in never got the call";
+  gateway_->rewriteConfig(prices + "runs:\n  - {namespace: team-a, name: run-2, tokenSHA256: " + sha256Hex(kToken2) +
+                          ", budget: {tokens: 5000000}}\n");
+  bool reloaded = false;
+  for (int i = 0; i < 300 && !reloaded; ++i) {
+    reloaded = served(kToken2) == 204;
+    if (!reloaded) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(reloaded) << gateway_->log();
+  EXPECT_FALSE(finished) << "the new configuration came while the call (1 s long) was in flight";
+  call.join();
+  EXPECT_EQ(in_flight.status, 200);
+  EXPECT_NE(in_flight.body.find("message_stop"), std::string::npos) << "the call in flight finished";
+  EXPECT_EQ(served(kToken), 401) << "a run that left the configuration is not served";
+  EXPECT_EQ(httpRequest(gateway_->port(), "POST", "/v1/messages", auth(), minimalRequest().dump()).status, 401);
+  EXPECT_EQ(httpRequest(gateway_->port(), "POST", "/v1/messages", auth(kToken2), minimalRequest().dump()).status, 200);
+  EXPECT_GT(gateway_->metric("paddock_gateway_tokens_total{agentrun=\"run-2\""), 0);
+
+  // A bad file is logged and ignored: run-2 is still served.
+  gateway_->rewriteConfig(prices + "runs:\n  - {namespace: team-a, name: run-3, tokenSHA256: not-a-hash}\n");
+  bool told = false;
+  for (int i = 0; i < 300 && !told; ++i) {
+    told = gateway_->log().find("configuration not reloaded") != std::string::npos;
+    if (!told) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(told) << gateway_->log();
+  EXPECT_NE(gateway_->log().find("tokenSHA256"), std::string::npos) << "the error names the field";
+  EXPECT_EQ(served(kToken2), 204);
+}
+
+// The agent pod's init container: paddock-gateway --wait-for-credential exits 0 once the gateway
+// serves the run's credential, and 1 with the reason after its timeout.
+TEST_F(GatewayTest, TheCredentialWaitEndsWhenTheGatewayServesTheRun) {
+  startGateway("{tokens: 5000000}");
+  const std::string kToken2 = "paddock-run-token-waiting-run-0002";
+  std::ofstream(dir_ / "credential") << kToken2 << "\n";
+  std::ofstream(dir_ / "unknown") << "paddock-run-token-never-served\n";
+  // Unknown for good: exits 1 after its timeout, saying why.
+  auto refused = stage::runProcess({PADDOCK_GATEWAY_BIN, "--wait-for-credential", (dir_ / "unknown").string(),
+                                    "--gateway-url", gateway_->url(), "--wait-timeout", "1s"},
+                                   {"PATH=/usr/bin:/bin"});
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->exit_code, 1);
+  EXPECT_NE(refused->err.find("did not serve the run's credential within 1s"), std::string::npos) << refused->err;
+  EXPECT_NE(refused->err.find("401"), std::string::npos) << refused->err;
+  EXPECT_EQ(refused->err.find("paddock-run-token-never-served"), std::string::npos) << "the token is never printed";
+  // Served after a while: the wait ends then.
+  Result<stage::ProcessOutput> waited = Error{0, "NotRun", ""};
+  std::thread wait([&] {
+    waited = stage::runProcess({PADDOCK_GATEWAY_BIN, "--wait-for-credential", (dir_ / "credential").string(),
+                                "--gateway-url", gateway_->url(), "--wait-timeout", "30s"},
+                               {"PATH=/usr/bin:/bin"});
+  });
+  gateway_->rewriteConfig("upstream: " + standin_.url() + "\nprices:\n  " + kModel +
+                          ": {input: \"3\", output: \"15\", cacheRead: \"0.30\", cacheWrite: \"3.75\"}\n"
+                          "runs:\n  - {namespace: team-a, name: run-2, tokenSHA256: " + sha256Hex(kToken2) + "}\n");
+  wait.join();
+  ASSERT_TRUE(waited.ok());
+  EXPECT_EQ(waited->exit_code, 0) << waited->err;
 }
 
 }  // namespace

@@ -162,13 +162,12 @@ GatewayProcess::GatewayProcess(const std::string& binary, const fs::path& dir, c
   fs::create_directories(dir / "secrets");
   std::ofstream(keyFile()) << key << "\n";
   fs::path config = dir / "gateway.yaml";
-  std::ofstream(config) << "listen: 127.0.0.1:0\napiKeyFile: " << keyFile().string()
-                        << "\nauditDir: " << auditDir().string() << "\n" << config_yaml;
+  std::ofstream(config) << header() << config_yaml;
   fs::path ready = dir / "ready";
   fs::remove(ready);
   process_ = std::make_unique<Process>(
       std::vector<std::string>{binary, "--config", config.string(), "--ready-file", ready.string(), "--shutdown-grace",
-                               "5s"},
+                               "5s", "--reload-interval", "100ms"},
       [&] {
         std::vector<std::string> all = {"PATH=/usr/bin:/bin"};
         all.insert(all.end(), env.begin(), env.end());
@@ -183,6 +182,16 @@ GatewayProcess::GatewayProcess(const std::string& binary, const fs::path& dir, c
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
+}
+
+std::string GatewayProcess::header() const {
+  return "listen: 127.0.0.1:0\napiKeyFile: " + keyFile().string() + "\nauditDir: " + auditDir().string() + "\n";
+}
+
+void GatewayProcess::rewriteConfig(const std::string& config_yaml) const {
+  fs::path next = dir_ / "gateway.yaml.next";
+  std::ofstream(next) << header() << config_yaml;
+  fs::rename(next, dir_ / "gateway.yaml");
 }
 
 std::string GatewayProcess::log() const {

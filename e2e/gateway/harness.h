@@ -71,8 +71,12 @@ class GatewayProcess {
   // The sum of the /metrics samples whose line starts with `prefix` (a name and some labels).
   double metric(const std::string& prefix) const;
   int terminate() { return process_->terminate(); }
+  // Replaces the configuration file at once (a new file renamed over it, as the kubelet swaps a
+  // mounted ConfigMap); the gateway reads it again every 100 ms here.
+  void rewriteConfig(const std::string& config_yaml) const;
 
  private:
+  std::string header() const;
   std::filesystem::path dir_;
   std::unique_ptr<Process> process_;
   int port_ = 0;

@@ -59,12 +59,29 @@ TEST(OperatorRbac, ReadsNoSecretAndIsEnoughToRun) {
                                                     {"namespace", ns.name()}}})}});
   std::string user = "system:serviceaccount:" + ns.name() + ":paddock-operator";
 
-  // No verb on Secrets, in any namespace, nor cluster-wide.
+  // Secrets: created (a run's gateway credential), never read, listed, changed or deleted, in any
+  // namespace, nor cluster-wide.
   for (const std::string& where : {std::string(""), std::string("default"), std::string("kube-system"), ns.name()}) {
-    for (const char* verb : {"get", "list", "watch", "create", "update", "patch", "delete"}) {
+    for (const char* verb : {"get", "list", "watch", "update", "patch", "delete"}) {
       EXPECT_FALSE(allowed(*admin, user, ns.name(), where, verb, "", "secrets"))
           << verb << " secrets in \"" << where << "\" must be denied";
     }
+  }
+  EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", "create", "", "secrets"));
+  // The namespace's paddock-gateway: applied (create, patch), the Deployment read for its
+  // readiness; nothing more.
+  for (const char* verb : {"create", "patch"}) {
+    EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", verb, "", "configmaps")) << verb;
+    EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", verb, "", "services")) << verb;
+    EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", verb, "apps", "deployments")) << verb;
+  }
+  EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", "get", "apps", "deployments"));
+  for (const char* verb : {"get", "list", "update", "delete"}) {
+    EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, "", "configmaps")) << verb;
+    EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, "", "services")) << verb;
+  }
+  for (const char* verb : {"list", "update", "delete"}) {
+    EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, "apps", "deployments")) << verb;
   }
   // The control: what it needs is granted.
   EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", "create", "", "pods"));

@@ -8,8 +8,12 @@ set -euo pipefail
 mkdir -p "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME" "$XDG_DATA_HOME" "$XDG_STATE_HOME" "$CLAUDE_CONFIG_DIR"
 
 # The policy mounts secrets as files (never env in the pod spec); export the API key for claude.
+# Behind paddock-gateway (PADDOCK_GATEWAY_CREDENTIAL_FILE set) there is no key: Claude Code's
+# apiKeyHelper prints the run's credential and ANTHROPIC_BASE_URL points at the gateway.
 key_file="${PADDOCK_SECRETS_DIR:-/var/run/paddock/secrets}/anthropic-api-key/api-key"
-if [ -z "${ANTHROPIC_API_KEY:-}" ] && [ -r "$key_file" ]; then
+if [ -n "${PADDOCK_GATEWAY_CREDENTIAL_FILE:-}" ]; then
+  unset ANTHROPIC_API_KEY
+elif [ -z "${ANTHROPIC_API_KEY:-}" ] && [ -r "$key_file" ]; then
   ANTHROPIC_API_KEY=$(<"$key_file")
   export ANTHROPIC_API_KEY
 fi

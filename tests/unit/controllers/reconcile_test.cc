@@ -82,7 +82,8 @@ RunPlanSettings settings() {
 }
 
 std::string kindOf(const RunAction& a) {
-  static const char* names[] = {"AppendAudit", "ApplyNetworkPolicy", "ApplyClaim", "CreateStagePod", "CreateAgentPod",
+  static const char* names[] = {"AppendAudit", "ApplyNetworkPolicy", "ApplyClaim", "CreateSecret", "ApplyGatewayObject",
+                                "CreateStagePod", "CreateAgentPod",
                                 "PatchPod", "WriteStatus", "DeferStatus", "DeletePod", "EmitEvent", "RememberSpend",
                                 "ForgetSpend", "RememberFact", "MarkStarted", "ReportBudget", "LogLine"};
   return names[a.index()];

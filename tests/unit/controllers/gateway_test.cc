@@ -1,0 +1,525 @@
+// paddock-gateway in a team's namespace, planned without a server (controllers/gateway.h): the
+// objects, where the model key and the run's credential go, the agent pod's path through the
+// gateway, and the reconcile's gateway steps.
+#include "controllers/gateway.h"
+
+#include <gtest/gtest.h>
+
+#include "controllers/reconcile.h"
+#include "controllers/status.h"
+#include "gateway/config.h"
+#include "operator/common/json.h"
+
+namespace paddock::controllers {
+namespace {
+
+using nlohmann::json;
+
+const auto kWall = std::chrono::system_clock::from_time_t(1796637600);  // 2026-12-07T10:00:00Z
+const PlanClock kClock{kWall, std::chrono::steady_clock::time_point(std::chrono::hours(1)), "2026-12-07T10:00:00Z"};
+const std::string kHashA(64, 'a');
+const std::string kHashB = std::string(63, '0') + "b";
+
+json policySpec() {
+  return json::parse(R"js({
+      "namespaceSelector": {"matchLabels": {"paddock.dev/team": "payments"}},
+      "images": {"default": "registry.example.com/payments/agent:2.1.4"},
+      "model": {"pin": "claude-sonnet-4-5"},
+      "egress": [{"cidr": "140.82.112.0/20", "ports": [443]}, {"host": "github.com", "ports": [443]},
+                 {"host": "*.npmjs.org"}],
+      "secrets": [{"secretName": "anthropic-api-key", "key": "api-key", "stages": ["agent"]},
+                  {"secretName": "npm-token", "key": "token", "stages": ["agent"]}],
+      "budgets": {"default": {"tokens": 1000, "costUSD": "1", "wallClock": "45m"}, "checkpointPercent": 60},
+      "gateway": {"modelKey": {"secretName": "anthropic-api-key", "key": "api-key"},
+                  "upstream": "https://api.anthropic.com",
+                  "prices": {"claude-sonnet-4-5": {"input": "3", "output": "15", "cacheRead": "0.30", "cacheWrite": "3.75"}}}
+    })js");
+}
+
+AgentPolicy policy(json spec = policySpec()) {
+  auto p = parseAgentPolicy({{"metadata", {{"name", "payments"}}}, {"spec", spec}});
+  EXPECT_TRUE(p.ok()) << p.error().describe();
+  return p.value();
+}
+
+json runObject(const std::string& name = "fix", json status = json::object()) {
+  json o = {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"},
+            {"metadata", {{"name", name}, {"namespace", "payments"}, {"uid", name + "-uid"}, {"generation", 1},
+                          {"creationTimestamp", "2026-12-07T09:59:00Z"}, {"resourceVersion", "7"}}},
+            {"spec", {{"task", "Fix it."}, {"repository", {{"url", "https://github.com/acme/payments"}}}}}};
+  if (!status.empty()) o["status"] = status;
+  return o;
+}
+
+AgentRun run(json status = json::object()) {
+  auto r = parseAgentRun(runObject("fix", status));
+  EXPECT_TRUE(r.ok()) << r.error().describe();
+  return r.value();
+}
+
+json gatewayStatusOf(const std::string& sha, const std::string& phase = "Running") {
+  return {{"phase", phase}, {"gateway", {{"credentialSHA256", sha}, {"credentialSecret", "fix-gateway-" + sha.substr(0, 10)},
+                                         {"budget", {{"tokens", 1000}, {"costUSD", "1.00"}}}}}};
+}
+
+const json* volumeNamed(const json& pod_spec, const std::string& name) {
+  for (const auto& v : pod_spec["volumes"]) {
+    if (v.value("name", "") == name) return &v;
+  }
+  return nullptr;
+}
+
+std::string envOf(const json& container, const std::string& name) {
+  for (const auto& e : container.value("env", json::array())) {
+    if (e.value("name", "") == name) return e.value("value", "");
+  }
+  return "";
+}
+
+// Every secretName a pod spec mounts.
+std::set<std::string> secretsMounted(const json& pod_spec) {
+  std::set<std::string> out;
+  for (const auto& v : pod_spec.value("volumes", json::array())) {
+    if (v.contains("secret")) out.insert(v["secret"].value("secretName", ""));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The namespace's objects
+
+TEST(GatewayObjects, FourObjectsConfigurationFirstEachWithItsHash) {
+  auto objects = planGatewayObjects("payments", policy(), {{"fix", kHashA, 1000, 100}}, PlanOptions{});
+  std::vector<std::string> kinds;
+  for (const auto& o : objects) {
+    kinds.push_back(o["kind"]);
+    EXPECT_EQ(stringAt(o, "/metadata/name"), "paddock-gateway");
+    EXPECT_EQ(stringAt(o, "/metadata/namespace"), "payments");
+    EXPECT_EQ(specHashOf(o).size(), 16u) << o["kind"];
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"ConfigMap", "NetworkPolicy", "Service", "Deployment"}));
+  // The hash follows the content: another run changes the ConfigMap's, nothing else's.
+  auto more = planGatewayObjects("payments", policy(), {{"fix", kHashA, 1000, 100}, {"other", kHashB, {}, {}}}, PlanOptions{});
+  EXPECT_NE(specHashOf(more[0]), specHashOf(objects[0]));
+  for (size_t i = 1; i < 4; ++i) EXPECT_EQ(specHashOf(more[i]), specHashOf(objects[i])) << more[i]["kind"];
+  EXPECT_EQ(planGatewayObjects("payments", policy(), {{"fix", kHashA, 1000, 100}}, PlanOptions{}), objects) << "deterministic";
+}
+
+TEST(GatewayObjects, TheConfigurationIsOneTheGatewayAccepts) {
+  json cm = planGatewayConfigMap("payments", policy(), {{"zeta", kHashB, {}, {}}, {"fix", kHashA, 1000, 150}});
+  auto parsed = gateway::parseConfig(cm["data"]["config.yaml"].get<std::string>());
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  const auto& c = parsed.value();
+  EXPECT_EQ(c.listen, "0.0.0.0:8080");
+  EXPECT_EQ(c.pinned_model, "claude-sonnet-4-5");
+  EXPECT_EQ(c.api_key_file, "/var/run/paddock/model-key/api-key");
+  ASSERT_EQ(c.prices.count("claude-sonnet-4-5"), 1u);
+  EXPECT_EQ(c.prices.at("claude-sonnet-4-5").output, 15000);  // nano-USD per token
+  ASSERT_EQ(c.runs.size(), 2u);
+  EXPECT_EQ(c.runs[0].name, "fix") << "sorted by name";
+  EXPECT_EQ(c.runs[0].ns, "payments");
+  EXPECT_EQ(c.runs[0].token_sha256, kHashA);
+  EXPECT_EQ(c.runs[0].limits.tokens, 1000);
+  EXPECT_EQ(c.runs[0].limits.cost_nano, 1'500'000'000);
+  EXPECT_EQ(c.runs[1].limits, gateway::Limits{}) << "no cap recorded: none";
+  ASSERT_EQ(c.egress.size(), 3u);
+  const std::string text = cm.dump();
+  EXPECT_EQ(text.find("\"api-key\":"), std::string::npos);
+}
+
+TEST(GatewayObjects, TheModelKeyIsMountedOnlyIntoTheGatewaysHardenedPod) {
+  PlanOptions o;
+  o.gateway_image = "registry.example.com/platform/paddock-operator:2.0";
+  json d = planGatewayDeployment("payments", policy(), o);
+  const json& pod = d["spec"]["template"]["spec"];
+  EXPECT_EQ(d["spec"]["replicas"], 1) << "the ledger lives in one process";
+  EXPECT_EQ(pod["automountServiceAccountToken"], false);
+  EXPECT_EQ(pod["enableServiceLinks"], false);
+  ASSERT_EQ(pod["containers"].size(), 1u);
+  const json& c = pod["containers"][0];
+  EXPECT_EQ(c["image"], "registry.example.com/platform/paddock-operator:2.0");
+  EXPECT_EQ(c["securityContext"]["readOnlyRootFilesystem"], true);
+  EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], json::array({"ALL"}));
+  EXPECT_EQ(c["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+  EXPECT_EQ(secretsMounted(pod), std::set<std::string>{"anthropic-api-key"});
+  const json* key = volumeNamed(pod, "model-key");
+  ASSERT_NE(key, nullptr);
+  EXPECT_EQ((*key)["secret"]["items"][0]["key"], "api-key");
+  EXPECT_EQ((*key)["secret"]["items"][0]["path"], "api-key");
+  EXPECT_EQ((*key)["secret"]["defaultMode"], 0400);
+  // The selector is the one the Service and the agents' NetworkPolicy name.
+  json svc = planGatewayService("payments", policy());
+  EXPECT_EQ(svc["spec"]["selector"], d["spec"]["selector"]["matchLabels"]);
+  EXPECT_EQ(svc["spec"]["ports"][0]["port"], kGatewayPort);
+}
+
+TEST(GatewayObjects, TheGatewayIsReachableOnlyFromTheTeamsPodsAndTheScrape) {
+  PlanOptions o;
+  json np = planGatewayNetworkPolicy("payments", policy(), o);
+  ASSERT_EQ(np["spec"]["ingress"].size(), 1u) << "no scrape configured: the team only";
+  EXPECT_EQ(np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"][kLabelTeam], "payments");
+  EXPECT_EQ(np["spec"]["ingress"][0]["ports"][0]["port"], kGatewayPort);
+  o.scrape_namespace_labels = {{"kubernetes.io/metadata.name", "monitoring"}};
+  np = planGatewayNetworkPolicy("payments", policy(), o);
+  ASSERT_EQ(np["spec"]["ingress"].size(), 2u);
+  EXPECT_EQ(np["spec"]["ingress"][1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "monitoring");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run's credential and its agent pod
+
+TEST(GatewayCredential, AMalformedHashIsNeverServed) {
+  EXPECT_TRUE(gatewayRunOf("fix", gatewayStatusOf(kHashA)));
+  for (const json& bad : {json(std::string(63, 'a')), json(std::string(65, 'a')), json(std::string(64, 'A')),
+                          json(std::string(63, 'a') + "g"), json(42), json(nullptr), json("")}) {
+    json status = gatewayStatusOf(kHashA);
+    status["gateway"]["credentialSHA256"] = bad;
+    EXPECT_FALSE(gatewayRunOf("fix", status)) << bad.dump();
+  }
+  EXPECT_FALSE(gatewayRunOf("fix", json::object()));
+  EXPECT_FALSE(gatewayRunOf("fix", {{"gateway", "x"}}));
+  // The namespace's runs: malformed, finished and other namespaces' runs are left out.
+  json malformed = gatewayStatusOf(kHashA);
+  malformed["gateway"]["credentialSHA256"] = "not-a-hash";
+  json other_ns = runObject("elsewhere", gatewayStatusOf(kHashA));
+  other_ns["metadata"]["namespace"] = "billing";
+  std::vector<kube::ObjectPtr> runs = {
+      std::make_shared<const json>(runObject("b-live", gatewayStatusOf(kHashB))),
+      std::make_shared<const json>(runObject("a-live", gatewayStatusOf(kHashA, "Pending"))),
+      std::make_shared<const json>(runObject("done", gatewayStatusOf(kHashA, "Succeeded"))),
+      std::make_shared<const json>(runObject("failed", gatewayStatusOf(kHashA, "BudgetExceeded"))),
+      std::make_shared<const json>(runObject("bad", malformed)),
+      std::make_shared<const json>(runObject("no-gateway", {{"phase", "Running"}})),
+      std::make_shared<const json>(other_ns),
+      nullptr};
+  auto served = gatewayRunsOf("payments", runs);
+  ASSERT_EQ(served.size(), 2u);
+  EXPECT_EQ(served[0].name, "a-live");
+  EXPECT_EQ(served[1].name, "b-live");
+  EXPECT_EQ(served[1].tokens, 1000);
+  EXPECT_EQ(served[1].cost_cents, 100);
+}
+
+TEST(GatewayCredential, TheSecretIsOwnedByTheRunAndNamedByItsHash) {
+  AgentRun r = run();
+  json s = planCredentialSecret(r, policy(), "the-token", kHashA);
+  EXPECT_EQ(stringAt(s, "/metadata/name"), "fix-gateway-aaaaaaaaaa");
+  EXPECT_EQ(s["metadata"]["ownerReferences"][0]["uid"], "fix-uid");
+  EXPECT_EQ(s["metadata"]["ownerReferences"][0]["kind"], "AgentRun");
+  EXPECT_EQ(s["stringData"][kCredentialKey], "the-token");
+  json st = gatewayStatus(r, admit(r, policy()).effective, kHashA);
+  EXPECT_EQ(st["credentialSecret"], "fix-gateway-aaaaaaaaaa");
+  EXPECT_EQ(st["credentialSHA256"], kHashA);
+  EXPECT_EQ(st.dump().find("the-token"), std::string::npos);
+}
+
+TEST(GatewayAgentPod, GetsTheGatewayAndTheCredentialButNeverTheKey) {
+  AgentPolicy p = policy();
+  AgentRun r = run(gatewayStatusOf(kHashA, "Pending"));
+  ASSERT_EQ(r.gateway_credential_secret, "fix-gateway-aaaaaaaaaa");
+  PlanOptions o;
+  json pod = planAgentPod(r, p, admit(r, p).effective, o);
+  const json& spec = pod["spec"];
+  EXPECT_EQ(secretsMounted(spec), (std::set<std::string>{"npm-token", "fix-gateway-aaaaaaaaaa"}))
+      << "the model key is the gateway's alone, though spec.secrets gives it to the agent stage";
+  const json* agent = nullptr;
+  for (const auto& c : spec["containers"]) {
+    if (c["name"] == "agent") agent = &c;
+  }
+  ASSERT_NE(agent, nullptr);
+  EXPECT_EQ(envOf(*agent, "ANTHROPIC_BASE_URL"), "http://paddock-gateway:8080");
+  EXPECT_EQ(envOf(*agent, "HTTPS_PROXY"), "http://paddock-gateway:8080");
+  EXPECT_EQ(envOf(*agent, "NO_PROXY"), "paddock-gateway");
+  EXPECT_EQ(envOf(*agent, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"), "1");
+  EXPECT_EQ(envOf(*agent, "PADDOCK_GATEWAY_CREDENTIAL_FILE"), "/var/run/paddock/gateway/credential");
+  for (const auto& e : agent->value("env", json::array())) {
+    EXPECT_FALSE(e.contains("valueFrom")) << e.dump();
+    EXPECT_EQ(e.value("name", "").find("API_KEY"), std::string::npos) << e.dump();
+  }
+  bool mounted = false;
+  for (const auto& m : (*agent)["volumeMounts"]) {
+    if (m["name"] == "gateway-credential") mounted = m["mountPath"] == "/var/run/paddock/gateway" && m["readOnly"] == true;
+  }
+  EXPECT_TRUE(mounted);
+  // Claude Code reads its API key from the credential file.
+  json settings = json::parse(pod["metadata"]["annotations"][kAnnotationManagedSettings].get<std::string>());
+  EXPECT_EQ(settings["apiKeyHelper"], "cat /var/run/paddock/gateway/credential");
+  // The wait for the gateway comes first, and every init container goes through the proxy.
+  ASSERT_GE(spec["initContainers"].size(), 2u);
+  EXPECT_EQ(spec["initContainers"][0]["name"], "gateway-credential");
+  EXPECT_EQ(spec["initContainers"][0]["image"], o.gateway_image);
+  EXPECT_EQ(envOf(spec["initContainers"][0], "NO_PROXY"), "paddock-gateway") << "it asks the gateway directly";
+  for (size_t i = 1; i < spec["initContainers"].size(); ++i) {
+    EXPECT_EQ(envOf(spec["initContainers"][i], "HTTPS_PROXY"), "http://paddock-gateway:8080") << spec["initContainers"][i]["name"];
+  }
+}
+
+TEST(GatewayAgentPod, WithoutAGatewayNothingChanges) {
+  json spec = policySpec();
+  spec.erase("gateway");
+  AgentPolicy p = policy(spec);
+  AgentRun r = run();
+  json pod = planAgentPod(r, p, admit(r, p).effective, PlanOptions{});
+  EXPECT_EQ(secretsMounted(pod["spec"]), (std::set<std::string>{"anthropic-api-key", "npm-token"}));
+  EXPECT_EQ(pod.dump().find("paddock-gateway"), std::string::npos);
+}
+
+TEST(GatewayNetworkPolicy, TheAgentReachesOnlyTheGatewayAndTheClusterDns) {
+  json np = planNetworkPolicy("payments", policy());
+  const json& egress = np["spec"]["egress"];
+  ASSERT_EQ(egress.size(), 2u) << egress.dump();
+  EXPECT_EQ(egress[0]["to"][0]["podSelector"]["matchLabels"]["k8s-app"], "kube-dns");
+  EXPECT_EQ(egress[1]["to"][0]["podSelector"]["matchLabels"][kLabelComponent], "gateway");
+  EXPECT_EQ(egress[1]["ports"], json::array({{{"protocol", "TCP"}, {"port", kGatewayPort}}}));
+  EXPECT_EQ(np.dump().find("ipBlock"), std::string::npos) << "the CIDR rules are the gateway's to enforce";
+  EXPECT_FALSE(hostEgressUnenforced(policy()));
+  json spec = policySpec();
+  spec.erase("gateway");
+  EXPECT_TRUE(hostEgressUnenforced(policy(spec)));
+  EXPECT_NE(planNetworkPolicy("payments", policy(spec)).dump().find("140.82.112.0/20"), std::string::npos);
+}
+
+TEST(GatewayPolicy, ABadGatewaySpecNamesTheField) {
+  json spec = policySpec();
+  spec["gateway"]["modelKey"].erase("key");
+  auto p = parseAgentPolicy({{"metadata", {{"name", "payments"}}}, {"spec", spec}});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message.find("spec.gateway.modelKey"), std::string::npos) << p.error().message;
+  spec = policySpec();
+  spec["gateway"]["prices"] = json::object();
+  p = parseAgentPolicy({{"metadata", {{"name", "payments"}}}, {"spec", spec}});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message.find("spec.gateway.prices"), std::string::npos) << p.error().message;
+}
+
+TEST(GatewayLiveness, FromTheInitContainerAndTheDeployment) {
+  EXPECT_EQ(credentialLiveness(nullptr).reason, "Loading");
+  json pod = {{"status", {{"initContainerStatuses", json::array({{{"name", "gateway-credential"},
+                                                                  {"state", {{"running", json::object()}}}}})}}}};
+  EXPECT_EQ(credentialLiveness(&pod).reason, "Loading");
+  pod["status"]["initContainerStatuses"][0]["state"] = {{"terminated", {{"exitCode", 0}}}};
+  EXPECT_TRUE(credentialLiveness(&pod).live);
+  pod["status"]["initContainerStatuses"][0]["state"] = {{"terminated", {{"exitCode", 1}, {"message", "timed out after 600s"}}}};
+  auto l = credentialLiveness(&pod);
+  EXPECT_FALSE(l.live);
+  EXPECT_EQ(l.reason, "NotLoaded");
+  EXPECT_NE(l.message.find("timed out after 600s"), std::string::npos);
+
+  EXPECT_EQ(gatewayAvailability(nullptr).reason, "NotFound");
+  json d = {{"status", {{"replicas", 1}, {"conditions", json::array({{{"type", "Available"}, {"status", "False"},
+                                                                     {"message", "Deployment does not have minimum availability."}}})}}}};
+  auto a = gatewayAvailability(&d);
+  EXPECT_FALSE(a.live);
+  EXPECT_EQ(a.reason, "Unavailable");
+  EXPECT_NE(a.message.find("minimum availability"), std::string::npos);
+  d["status"]["availableReplicas"] = 1;
+  EXPECT_TRUE(gatewayAvailability(&d).live);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reconcile's gateway steps
+
+RunSnapshot snapshot(const json& object, kube::ObjectPtr pod = nullptr) {
+  RunSnapshot s;
+  s.key = "payments/fix", s.ns = "payments", s.name = "fix";
+  s.object = std::make_shared<const json>(object);
+  s.generation = 1;
+  s.regarding = runtime::ObjectReference::from(object);
+  s.cached_status = object.value("status", json::object());
+  s.old_status = s.cached_status;
+  s.run = parseAgentRun(object);
+  s.policies = {policy()};
+  s.namespace_labels = {{"paddock.dev/team", "payments"}};
+  s.agent_pod = std::move(pod);
+  return s;
+}
+
+TeamFacts team() {
+  TeamFacts t;
+  t.network_policy = std::make_shared<const json>(planNetworkPolicy("payments", policy()));
+  t.slot.may_start = true;
+  return t;
+}
+
+RunPlan planAll(const RunSnapshot& snap, const TeamFacts& t) {
+  RunPlanSettings set;
+  set.prometheus = false;
+  RunDraft draft(snap, kClock);
+  auto a = planAdmission(snap, draft);
+  EXPECT_TRUE(a.has_value());
+  if (!a) return draft.take();
+  return planRun(snap, *a, t, draft, set, kClock);
+}
+
+template <typename T>
+std::vector<const T*> all(const RunPlan& plan) {
+  std::vector<const T*> out;
+  for (const auto& a : plan.actions) {
+    if (const auto* t = std::get_if<T>(&a)) out.push_back(t);
+  }
+  return out;
+}
+
+json configOf(const RunPlan& plan) {
+  for (const auto* g : all<ApplyGatewayObject>(plan)) {
+    if (g->kind == "ConfigMap") return json::parse(g->object["data"]["config.yaml"].get<std::string>());
+  }
+  return nullptr;
+}
+
+TEST(PlanGateway, TheCredentialIsIssuedBeforeThePodAndOnlyItsHashIsRecorded) {
+  auto snap = snapshot(runObject());
+  TeamFacts t = team();
+  t.fresh_credential = TeamFacts::Credential{std::string(64, '7'), kHashA};
+  t.gateway_runs = {{"other", kHashB, {}, {}}};
+  auto plan = planAll(snap, t);
+  EXPECT_TRUE(all<CreateAgentPod>(plan).empty()) << "the pod waits for the next pass";
+  auto secrets = all<CreateSecret>(plan);
+  ASSERT_EQ(secrets.size(), 1u);
+  EXPECT_EQ(secrets[0]->secret["stringData"][kCredentialKey], std::string(64, '7'));
+  // The Secret's creation is recorded before it is made, by name and hash.
+  size_t secret_at = 0, audit_at = 0, status_at = 0;
+  for (size_t i = 0; i < plan.actions.size(); ++i) {
+    if (std::holds_alternative<CreateSecret>(plan.actions[i])) secret_at = i;
+    if (std::holds_alternative<WriteStatus>(plan.actions[i])) status_at = i;
+    if (const auto* a = std::get_if<AppendAudit>(&plan.actions[i])) {
+      for (const auto& [action, details] : a->records) {
+        if (details.value("kind", "") != "Secret") continue;
+        audit_at = i;
+        EXPECT_EQ(details["credentialSHA256"], kHashA);
+      }
+    }
+  }
+  EXPECT_LT(audit_at, secret_at);
+  EXPECT_LT(secret_at, status_at);
+  const json& status = all<WriteStatus>(plan).back()->status;
+  EXPECT_EQ(stringAt(status, "/gateway/credentialSHA256"), kHashA);
+  EXPECT_EQ(stringAt(status, "/gateway/credentialSecret"), "fix-gateway-aaaaaaaaaa");
+  EXPECT_EQ(status["gateway"]["budget"], json({{"tokens", 1000}, {"costUSD", "1"}}));
+  EXPECT_EQ(conditionOf(status, "GatewayCredentialLive").value("reason", ""), "Loading");
+  EXPECT_EQ(conditionOf(status, "HostEgressEnforced").value("status", ""), "True");
+  for (const auto& a : plan.actions) {
+    if (const auto* w = std::get_if<WriteStatus>(&a)) {
+      EXPECT_EQ(w->status.dump().find("7777777777"), std::string::npos);
+    }
+    if (const auto* w = std::get_if<AppendAudit>(&a)) {
+      for (const auto& [action, details] : w->records) EXPECT_EQ(details.dump().find("7777777777"), std::string::npos);
+    }
+  }
+  // The namespace's gateway, serving this run beside the other one.
+  EXPECT_EQ(all<ApplyGatewayObject>(plan).size(), 4u);
+  json config = configOf(plan);
+  ASSERT_EQ(config["runs"].size(), 2u);
+  EXPECT_EQ(config["runs"][0]["name"], "fix");
+  EXPECT_EQ(config["runs"][0]["tokenSHA256"], kHashA);
+  EXPECT_EQ(config["runs"][1]["name"], "other");
+  EXPECT_EQ(plan.next.requeue_after, std::chrono::milliseconds(5000)) << "looks again while the gateway loads it";
+}
+
+TEST(PlanGateway, TheNextPassCreatesThePodAfterTheGatewaysObjectsAndOnlyWhatChanged) {
+  auto first = snapshot(runObject());
+  TeamFacts t = team();
+  t.fresh_credential = TeamFacts::Credential{std::string(64, '7'), kHashA};
+  auto issued = planAll(first, t);
+  json status = all<WriteStatus>(issued).back()->status;
+
+  auto second = snapshot(runObject("fix", status));
+  TeamFacts t2 = team();
+  t2.gateway_runs = gatewayRunsOf("payments", {second.object});
+  auto plan = planAll(second, t2);
+  EXPECT_TRUE(all<CreateSecret>(plan).empty()) << "issued once";
+  auto pods = all<CreateAgentPod>(plan);
+  ASSERT_EQ(pods.size(), 1u);
+  EXPECT_EQ(secretsMounted(pods[0]->pod["spec"]).count("fix-gateway-aaaaaaaaaa"), 1u);
+  EXPECT_EQ(secretsMounted(pods[0]->pod["spec"]).count("anthropic-api-key"), 0u);
+  size_t last_gateway = 0, pod_at = 0;
+  for (size_t i = 0; i < plan.actions.size(); ++i) {
+    if (std::holds_alternative<ApplyGatewayObject>(plan.actions[i])) last_gateway = i;
+    if (std::holds_alternative<CreateAgentPod>(plan.actions[i])) pod_at = i;
+  }
+  EXPECT_EQ(all<ApplyGatewayObject>(plan).size(), 4u) << "this process applied none yet";
+  EXPECT_LT(last_gateway, pod_at) << "the pod's creation ends what is executed";
+
+  // What this process applied as planned is not applied again.
+  for (const auto* g : all<ApplyGatewayObject>(plan)) t2.gateway_applied[g->kind] = specHashOf(g->object);
+  EXPECT_TRUE(all<ApplyGatewayObject>(planAll(second, t2)).empty());
+  t2.gateway_applied["ConfigMap"] = "something-else";
+  auto again = all<ApplyGatewayObject>(planAll(second, t2));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0]->kind, "ConfigMap");
+}
+
+TEST(PlanGateway, AFinishedRunDropsOutOfTheConfiguration) {
+  json status = gatewayStatusOf(kHashA, "Running");
+  json pod = {{"metadata", {{"name", "fix-agent"}, {"namespace", "payments"}, {"uid", "pod-uid"},
+                            {"creationTimestamp", "2026-12-07T09:58:20Z"},
+                            {"ownerReferences", json::array({{{"kind", "AgentRun"}, {"name", "fix"}, {"uid", "fix-uid"},
+                                                              {"controller", true}}})}}},
+              {"status", {{"phase", "Succeeded"}}}};
+  // The run as it was admitted and started.
+  auto base = snapshot(runObject());
+  RunDraft d(base, kClock);
+  ASSERT_TRUE(planAdmission(base, d));
+  json started = d.status;
+  started.update(status);
+  started["stages"] = json::array({{{"name", "agent"}, {"phase", "Running"}, {"pod", "fix-agent"}, {"podUID", "pod-uid"}}});
+  started["startTime"] = "2026-12-07T09:58:20Z";
+  auto snap = snapshot(runObject("fix", started), std::make_shared<const json>(pod));
+  TeamFacts t = team();
+  t.gateway_runs = gatewayRunsOf("payments", {snap.object,
+                                              std::make_shared<const json>(runObject("other", gatewayStatusOf(kHashB)))});
+  ASSERT_EQ(t.gateway_runs.size(), 2u);
+  auto plan = planAll(snap, t);
+  auto writes = all<WriteStatus>(plan);
+  ASSERT_FALSE(writes.empty());
+  EXPECT_TRUE(isTerminal(writes.back()->status.value("phase", ""))) << writes.back()->status.dump();
+  json config = configOf(plan);
+  ASSERT_TRUE(config.is_object());
+  ASSERT_EQ(config["runs"].size(), 1u) << config["runs"].dump();
+  EXPECT_EQ(config["runs"][0]["name"], "other");
+}
+
+TEST(PlanGateway, AGatewayWithoutAReadyReplicaIsAConditionAndAWarningOnlyWhenLostOrStuck) {
+  auto pass = [](const json& status, const json& deployment) {
+    auto snap = snapshot(runObject("fix", status));
+    TeamFacts t = team();
+    t.gateway_deployment_read = true;
+    if (!deployment.is_null()) t.gateway_deployment = std::make_shared<const json>(deployment);
+    RunDraft draft(snap, kClock);
+    auto a = planAdmission(snap, draft);
+    EXPECT_TRUE(a);
+    if (a) planGatewayCredential(snap, *a, t, draft);
+    std::vector<EmitEvent> events;
+    for (const auto* e : all<EmitEvent>(draft.plan)) events.push_back(*e);
+    return std::pair{draft.status, events};
+  };
+  const json starting = {{"status", {{"replicas", 1}}}};
+  const json ready = {{"status", {{"replicas", 1}, {"availableReplicas", 1}}}};
+  const json stuck = {{"status", {{"replicas", 1}, {"conditions", json::array({
+                          {{"type", "Progressing"}, {"status", "False"}, {"reason", "ProgressDeadlineExceeded"},
+                           {"message", "ReplicaSet \"paddock-gateway-1\" has timed out progressing."}}})}}}};
+  // Starting: the condition, no Warning.
+  auto [s1, e1] = pass(gatewayStatusOf(kHashA, "Pending"), starting);
+  EXPECT_EQ(conditionOf(s1, "GatewayReady").value("reason", ""), "Unavailable");
+  EXPECT_TRUE(e1.empty());
+  auto [s0, e0] = pass(gatewayStatusOf(kHashA, "Pending"), nullptr);
+  EXPECT_EQ(conditionOf(s0, "GatewayReady").value("reason", ""), "NotFound");
+  EXPECT_TRUE(e0.empty());
+  // Ready, then lost: one Warning, told once.
+  auto [s2, e2] = pass(gatewayStatusOf(kHashA, "Pending"), ready);
+  EXPECT_EQ(conditionOf(s2, "GatewayReady").value("status", ""), "True");
+  auto [s3, e3] = pass(s2, starting);
+  ASSERT_EQ(e3.size(), 1u);
+  EXPECT_EQ(e3[0].reason, "GatewayNotReady");
+  EXPECT_EQ(e3[0].type, runtime::EventType::Warning);
+  EXPECT_TRUE(pass(s3, starting).second.empty()) << "told once";
+  // Stuck past its progress deadline: a Warning naming the Deployment's words, once.
+  auto [s4, e4] = pass(s1, stuck);
+  EXPECT_EQ(conditionOf(s4, "GatewayReady").value("reason", ""), "ProgressDeadlineExceeded");
+  ASSERT_EQ(e4.size(), 1u);
+  EXPECT_NE(e4[0].message.find("timed out progressing"), std::string::npos) << e4[0].message;
+  EXPECT_TRUE(pass(s4, stuck).second.empty());
+}
+
+}  // namespace
+}  // namespace paddock::controllers
