@@ -1,5 +1,7 @@
 #include "controllers/policy_status.h"
 
+#include "controllers/gateway.h"
+
 #include "controllers/admission.h"
 #include "controllers/policy_checks.h"
 #include "controllers/trust.h"
@@ -93,6 +95,41 @@ void setNetworkPoliciesApplied(json& status, const AgentPolicy& policy, const Po
   }
 }
 
+void setGatewaysApplied(json& status, const AgentPolicy& policy, const PolicyObservation& seen, int64_t generation,
+                        const std::string& now) {
+  if (!policy.gateway) {
+    if (status.contains("conditions") && status["conditions"].is_array()) {
+      auto& conditions = status["conditions"];
+      for (auto it = conditions.begin(); it != conditions.end();) {
+        it = it->is_object() && it->value("type", json()) == "GatewaysApplied" ? conditions.erase(it) : it + 1;
+      }
+    }
+    return;
+  }
+  if (seen.gateways.empty()) {
+    setCondition(status, "GatewaysApplied", true, "NoActiveRuns",
+                 std::string("no namespace has an unfinished run of this policy; ") + kGatewayName +
+                     " is applied in a namespace with its first run",
+                 generation, now);
+    return;
+  }
+  std::string ready, not_ready;
+  for (const auto& g : seen.gateways) {
+    if (g.available) ready += (ready.empty() ? "" : ", ") + g.ns;
+    else not_ready += (not_ready.empty() ? "" : "; ") + g.ns + ": " + g.reason + ", " + g.message;
+  }
+  if (not_ready.empty()) {
+    setCondition(status, "GatewaysApplied", true, "Available",
+                 std::string(kGatewayName) + " has a ready replica in every namespace with unfinished runs: " + ready,
+                 generation, now);
+  } else {
+    setCondition(status, "GatewaysApplied", false, "NotReady",
+                 std::string(kGatewayName) + " is not ready in " + not_ready +
+                     ". Runs there wait for it before their agent starts",
+                 generation, now);
+  }
+}
+
 }  // namespace
 
 json planPolicyStatus(const AgentPolicy& policy, int64_t generation, const PolicyObservation& seen,
@@ -100,6 +137,7 @@ json planPolicyStatus(const AgentPolicy& policy, int64_t generation, const Polic
   json status = old_status.is_object() ? old_status : json::object();
   setQueriesValid(status, seen, generation, now);
   setNetworkPoliciesApplied(status, policy, seen, generation, now);
+  setGatewaysApplied(status, policy, seen, generation, now);
   // What the policy opens to everything (the API server warned about the same when it was applied).
   auto findings = permissivePolicyFindings(policy);
   if (findings.empty()) {
@@ -207,11 +245,17 @@ runtime::ReconcileResult PolicyStatusReconciler::reconcile(const std::string& ke
     if (!live) np.missing = true;
     else np.drift = networkPolicyDrift(planNetworkPolicy(ns, *policy, plan_), *live);
     seen.network_policies.push_back(std::move(np));
+    if (policy->gateway) {
+      // One read per namespace and look: the operator keeps no Deployment cache.
+      auto deployment = client_.get(kube::resources::deployments, ns, kGatewayName, cancel);
+      auto verdict = gatewayAvailability(deployment.ok() ? &*deployment : nullptr);
+      seen.gateways.push_back({ns, verdict.live, verdict.reason, verdict.message});
+    }
   }
   const json old_status = object->value("status", json::object());
   int64_t generation = object->value(json::json_pointer("/metadata/generation"), int64_t{0});
   json status = planPolicyStatus(*policy, generation, seen, old_status, formatMicroTime(std::chrono::system_clock::now()).substr(0, 19) + "Z");
-  auto next = prometheus_ ? runtime::Action::requeueAfter(kRecheck) : runtime::Action::awaitChange();
+  auto next = prometheus_ || policy->gateway ? runtime::Action::requeueAfter(kRecheck) : runtime::Action::awaitChange();
   if (status == old_status) return next;
   {
     json without_counts = status;

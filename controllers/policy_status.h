@@ -10,6 +10,9 @@
 //   NetworkPoliciesApplied  the team NetworkPolicy is in every namespace with unfinished runs of
 //                 the policy, as planned (from the NetworkPolicy cache, so a missing or edited
 //                 one shows here until the run reconciler puts it back)
+//   GatewaysApplied  with spec.gateway: paddock-gateway's Deployment has a ready replica in every
+//                 namespace with unfinished runs of the policy (read from the API server at each
+//                 look); without spec.gateway the condition is absent
 #pragma once
 
 #include <chrono>
@@ -50,15 +53,23 @@ struct NetworkPolicyState {
   std::vector<std::string> drift;  // the fields that differ from the plan
 };
 
+// paddock-gateway in one namespace with unfinished runs of the policy.
+struct GatewayState {
+  std::string ns;
+  bool available = false;
+  std::string reason, message;  // gatewayAvailability's verdict on its Deployment
+};
+
 struct PolicyObservation {
   bool prometheus = true;                       // the operator reads usage from a Prometheus
   std::map<std::string, QueryVerdict> queries;  // by field, "spec.budgets.metrics.tokens"
   int64_t runs = 0, active = 0;
   std::vector<NetworkPolicyState> network_policies;  // one per namespace with unfinished runs
+  std::vector<GatewayState> gateways;                // likewise, when the policy has spec.gateway
 };
 
 // The policy's status as it should be: old_status with the QueriesValid condition (its
-// and NetworkPoliciesApplied conditions (lastTransitionTime kept unless they flip), runs, modelPin
+// NetworkPoliciesApplied and GatewaysApplied conditions (lastTransitionTime kept unless they flip), runs, modelPin
 // and observedGeneration.
 nlohmann::json planPolicyStatus(const AgentPolicy& policy, int64_t generation, const PolicyObservation& seen,
                                 const nlohmann::json& old_status, const std::string& now);

@@ -337,7 +337,9 @@ TEST_F(GatewayTest, UpstreamErrorsAreRelayedAndNothingIsCharged) {
     HttpReply r = httpRequest(gateway_->port(), "POST", "/v1/messages", auth(), minimalRequest().dump());
     EXPECT_EQ(r.status, status) << r.body;
     EXPECT_EQ(errorType(r), type);
-    if (status == 429) EXPECT_EQ(r.headers["retry-after"], "0");
+    if (status == 429) {
+      EXPECT_EQ(r.headers["retry-after"], "0");
+    }
   }
   EXPECT_EQ(gateway_->metric("paddock_gateway_tokens_total"), 0);
   EXPECT_EQ(gateway_->metric("paddock_gateway_reserved_usd"), 0);

@@ -1,7 +1,8 @@
 // The operator's side of paddock-gateway on a real API server (kwok plays the pods): a policy
 // with spec.gateway gets its namespace a gateway (ConfigMap, Deployment, Service, NetworkPolicy),
 // each run a credential Secret whose hash alone the run's status and the gateway's configuration
-// hold, and an agent pod that reaches the model and the outside only through the gateway.
+// hold, and an agent pod that reaches the model and the outside only through the gateway; the
+// policy's status says where its gateways are ready.
 #include <gtest/gtest.h>
 
 #include "controllers/gateway.h"
@@ -125,9 +126,25 @@ TEST_F(GatewayRunE2E, TheNamespaceGetsItsGatewayAndTheRunACredentialWhoseHashAlo
   EXPECT_EQ(condition(running, "HostEgressEnforced")["status"], "True");
   EXPECT_EQ(condition(running, "HostEgressEnforced")["reason"], "Gateway");
   // kwok completes the pod's init containers, the credential wait among them.
-  auto live = waitRun(issued, [](const json& o) { return condition(o, "GatewayCredentialLive").value("status", "") == "True"; });
+  auto live = waitRun(issued, [](const json& o) {
+    auto c = condition(o, "GatewayCredentialLive");
+    return c.is_object() && c.value("status", "") == "True";
+  });
   ASSERT_FALSE(live.is_null()) << testing::PrintToString(op->lines());
   EXPECT_EQ(condition(live, "GatewayCredentialLive")["reason"], "Live");
+
+  // The policy's status: the namespace's gateway is ready (kube-controller-manager's Deployment
+  // controller makes its pod, kwok runs it).
+  const std::string ns_name = ns->name();
+  auto policy = watchUntil(*rest, kube::resources::agentpolicies.path("") + "?fieldSelector=metadata.name%3D" + team, "",
+                           [&](const std::string&, const json& o) {
+                             auto c = condition(o, "GatewaysApplied");
+                             return c.is_object() && c.value("status", "") == "True" &&
+                                    c.value("message", "").find(ns_name) != std::string::npos;
+                           },
+                           std::chrono::seconds(90));
+  ASSERT_FALSE(policy.is_null()) << testing::PrintToString(op->lines());
+  EXPECT_EQ(condition(policy, "GatewaysApplied")["reason"], "Available");
 
   // A finished run leaves the configuration: its credential no longer works.
   agentExits("gw", 0);

@@ -168,6 +168,42 @@ TEST(PlanPolicyStatus, NetworkPoliciesAppliedNamesEveryNamespaceWhereTheTeamPoli
   }
 }
 
+TEST(PlanPolicyStatus, GatewaysAppliedNamesEveryNamespaceWhoseGatewayIsNotReady) {
+  AgentPolicy policy;
+  policy.name = "team";
+  // Without spec.gateway the condition is absent, and one left from an earlier spec goes.
+  json stale = {{"conditions", {{{"type", "GatewaysApplied"}, {"status", "False"}, {"reason", "NotReady"}}}}};
+  EXPECT_TRUE(conditionOf(planPolicyStatus(policy, 2, valid(), stale, "2026-12-07T03:00:00Z"), "GatewaysApplied").is_null());
+
+  policy.gateway = GatewaySpec{.key_secret = "model-key", .key_key = "key"};
+  struct Case {
+    const char* name;
+    std::vector<GatewayState> seen;
+    const char* status;
+    const char* reason;
+    std::vector<const char*> in_message;
+  };
+  const std::vector<Case> cases = {
+      {"no unfinished runs", {}, "True", "NoActiveRuns", {"paddock-gateway is applied in a namespace with its first run"}},
+      {"ready everywhere", {{"a", true, "Available", ""}, {"b", true, "Available", ""}}, "True", "Available", {": a, b"}},
+      {"not ready in one",
+       {{"a", true, "Available", ""}, {"b", false, "ProgressDeadlineExceeded", "the paddock-gateway Deployment has no ready replica"}},
+       "False", "NotReady", {"b: ProgressDeadlineExceeded, the paddock-gateway Deployment has no ready replica", "wait for it"}},
+  };
+  for (const auto& c : cases) {
+    auto seen = valid();
+    seen.gateways = c.seen;
+    json g = conditionOf(planPolicyStatus(policy, 2, seen, json::object(), "2026-12-07T03:00:00Z"), "GatewaysApplied");
+    ASSERT_FALSE(g.is_null()) << c.name;
+    EXPECT_EQ(g["status"], c.status) << c.name;
+    EXPECT_EQ(g["reason"], c.reason) << c.name;
+    EXPECT_EQ(g["observedGeneration"], 2) << c.name;
+    for (const char* part : c.in_message) {
+      EXPECT_NE(g["message"].get<std::string>().find(part), std::string::npos) << c.name << ": " << g["message"];
+    }
+  }
+}
+
 TEST(PolicyRunCounter, ActiveNamespacesAreThoseWithUnfinishedRunsOfThePolicy) {
   PolicyRunCounter counter;
   counter.observe(upsert("b/one", "team", "Running"));
