@@ -132,7 +132,8 @@ class ChaosE2E : public ::testing::Test {
   void SetUp() override;
   void TearDown() override;
   std::unique_ptr<Process> startReplica();
-  int leader();  // the replica that leads now, or -1
+  int leader();  // the replica that leads now, or -1 (under replicas_mu)
+  void supervise();
   double failover(int sig);
   void fault(const std::string& what);
   void auditFault();
@@ -141,6 +142,7 @@ class ChaosE2E : public ::testing::Test {
   void createRuns();
   void check(bool ok, const std::string& what);
   void checkAudit(const std::map<std::string, std::string>& uids);
+  std::string tails();
 
   Settings set;
   std::unique_ptr<kube::RestClient> rest = adminClient();
@@ -148,7 +150,9 @@ class ChaosE2E : public ::testing::Test {
   std::string team;
   std::unique_ptr<TempNamespace> ns;
   std::string store, tmpfs;
+  std::mutex replicas_mu;  // replicas: replaced by failover and supervise
   Replica replicas[2];
+  int exits = 0;  // replicas that exited on their own (a lost Lease) and were started again
   Observed seen;
   CancelToken stop;
   std::vector<double> crash_recovery, handover_recovery;
@@ -174,8 +178,24 @@ void ChaosE2E::SetUp() {
   }
   std::cout << "chaos: seed " << set.seed << ", " << set.runs << " runs, " << set.kills << " kills, " << set.handovers
             << " handovers, audit store " << (set.mongo.empty() ? store : "mongodb") << "\n";
+  std::cout << std::unitbuf;
   for (auto& r : replicas) r.process = startReplica();
-  ASSERT_TRUE(eventually([&] { return leader() >= 0; }, 60s));
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(replicas_mu);
+    return leader() >= 0;
+  }, 60s)) << "no replica leads:\n" << tails();
+}
+
+// The last lines of each replica's log, for a failure's message.
+std::string ChaosE2E::tails() {
+  std::string out;
+  for (int i = 0; i < 2; ++i) {
+    if (!replicas[i].process) continue;
+    auto lines = replicas[i].process->lines();
+    out += "replica " + std::to_string(i) + ":\n";
+    for (size_t k = lines.size() > 20 ? lines.size() - 20 : 0; k < lines.size(); ++k) out += "  " + lines[k] + "\n";
+  }
+  return out;
 }
 
 void ChaosE2E::TearDown() {
@@ -218,22 +238,54 @@ int ChaosE2E::leader() {
   return -1;
 }
 
+// As the Deployment's kubelet does: a replica that exits on its own (a leader that lost its Lease
+// while the API server was away stops, by design) is started again as a standby. Notes peak
+// memory as it goes.
+void ChaosE2E::supervise() {
+  while (!stop.cancelled()) {
+    {
+      std::lock_guard lock(replicas_mu);
+      for (int i = 0; i < 2; ++i) {
+        if (!replicas[i].process->exited()) {
+          replicas[i].note();
+          continue;
+        }
+        std::cout << "chaos: replica " << i << " exited (" << replicas[i].process->wait(0s) << ") and was started again\n";
+        ++exits;
+        replicas[i].process = startReplica();
+      }
+    }
+    stop.waitFor(200ms);
+  }
+}
+
 // Kills (SIGKILL) or stops (SIGTERM) the leader, starts it again as a standby, and returns the
 // seconds from the signal until a replica logs that it leads (a "reconciling AgentRuns" line
-// beyond those it had), or -1 after 60 s.
+// beyond those its process had), or -1 after 60 s.
 double ChaosE2E::failover(int sig) {
+  std::unique_lock lock(replicas_mu, std::defer_lock);
   int i = -1;
-  if (!eventually([&] { return (i = leader()) >= 0; }, 60s)) return -1;
+  if (!eventually([&] {
+        lock.lock();
+        if ((i = leader()) >= 0) return true;
+        lock.unlock();
+        return false;
+      }, 60s)) {
+    return -1;
+  }
   replicas[i].note();
-  std::vector<size_t> before = {replicas[0].leads(), replicas[1].leads()};
+  std::map<pid_t, size_t> before;
+  for (int k = 0; k < 2; ++k) before[replicas[k].process->pid()] = replicas[k].leads();
   auto t0 = Clock::now();
   replicas[i].process->signal(sig);
   replicas[i].process->wait(30s);
   replicas[i].process = startReplica();
-  before[i] = 0;
+  lock.unlock();
   bool led = eventually([&] {
+    std::lock_guard l(replicas_mu);
     for (int k = 0; k < 2; ++k) {
-      if (replicas[k].leads() > before[k]) return true;
+      auto b = before.find(replicas[k].process->pid());
+      if (replicas[k].leads() > (b == before.end() ? 0 : b->second)) return true;
     }
     return false;
   }, 60s, 20ms);
@@ -282,7 +334,7 @@ void ChaosE2E::fault(const std::string& what) {
   } else if (what == "audit") {
     auditFault();
     std::cout << "chaos: the audit store could not be written for " << seconds(Clock::now() - t0) << " s ("
-              << (set.mongo.empty() ? (tmpfs.empty() ? "skipped: not root" : "disk full") : "MongoDB server stopped") << ")\n";
+              << (set.mongo.empty() ? (tmpfs.empty() ? "skipped: no tmpfs of its own, mounting one needs root" : "disk full") : "MongoDB server stopped") << ")\n";
   }
 }
 
@@ -401,6 +453,7 @@ TEST_F(ChaosE2E, EveryRunEndsOnceWithOnePodAndOneRecordPerActionWhateverFails) {
   std::thread agents([&] { playAgents(); });
   std::thread runs([&] { watchRuns(); });
   std::thread creator([&] { createRuns(); });
+  std::thread supervisor([&] { supervise(); });
   std::vector<std::string> faults(set.kills, "kill");
   faults.insert(faults.end(), set.handovers, "handover");
   for (const char* f : {"apiserver", "compact", "audit"}) faults.push_back(f);
@@ -419,10 +472,10 @@ TEST_F(ChaosE2E, EveryRunEndsOnceWithOnePodAndOneRecordPerActionWhateverFails) {
   };
   bool settled = eventually(ended, std::chrono::seconds(set.settle_seconds), 200ms);
   double took = seconds(Clock::now() - t0);
-  for (auto& r : replicas) r.note();
   stop.cancel();
   agents.join();
   runs.join();
+  supervisor.join();
 
   auto list = client.list(kube::resources::agentruns, ns->name());
   ASSERT_TRUE(list.ok());
@@ -440,7 +493,9 @@ TEST_F(ChaosE2E, EveryRunEndsOnceWithOnePodAndOneRecordPerActionWhateverFails) {
   std::cout << "\nchaos figures (seed " << set.seed << "): " << list->items.size() << " runs in " << took << " s; "
             << pods << " agent pods; at most " << seen.peak_live_pods << " agent pods at once (maxRunning "
             << set.max_running << ")\n  recovery after SIGKILL of the leader: " << spread(crash_recovery)
-            << "\n  clean handover (SIGTERM): " << spread(handover_recovery) << "\n  peak memory (VmHWM) of the replicas: "
+            << "\n  clean handover (SIGTERM): " << spread(handover_recovery)
+            << "\n  replicas that stopped on their own (a Lease lost while the API server was away) and were started again: "
+            << exits << "\n  peak memory (VmHWM) of the replicas: "
             << std::max(replicas[0].peak_kib, replicas[1].peak_kib) / 1024.0 << " MiB\n";
   check(static_cast<int>(list->items.size()) == set.runs, "runs created (" + std::to_string(set.runs) + ") = runs that exist");
   check(settled, "no run stuck: every run ended within " + std::to_string(set.settle_seconds) + " s of the last fault");
