@@ -46,11 +46,11 @@ uint64_t headSeq() {
   return seq;
 }
 
-// The agent pod cannot be scheduled (no fake node has 1000 CPUs), so the operator keeps the run's
+// The agent pod cannot be scheduled (no fake node has 5000 CPUs), so the operator keeps the run's
 // first status for kDeferStatusFor (5 s) after creating the pod: the window a kill lands in.
 class CrashWindowE2E : public RunE2E {
   json policyChanges() override {
-    return {{"resources", {{"requests", {{"cpu", "1000"}}}, {"limits", {{"cpu", "1000"}}}}}};
+    return {{"resources", {{"requests", {{"cpu", "5000"}}}, {"limits", {{"cpu", "5000"}}}}}};
   }
   std::vector<std::string> operatorArgs() override {
     return {"--pending-deadline", "300s", "--leader-election-lease-duration", "4s",
