@@ -247,7 +247,9 @@ void planFinished(const RunSnapshot& snap, const AgentRun& run, RunDraft& draft)
     bool ours = pod && (ownedBy(*pod, run.uid) ||
                         (pod_name == agentPodName(run) &&
                          stringAt(*pod, "/metadata/uid") == stringAt(snap.cached_status, "/stages/0/podUID")));
-    if (!ours || seen.deleting || (seen.phase != "Pending" && seen.phase != "Running")) continue;
+    if (!ours) continue;
+    if (auto release = releaseAgentPod(pod.get())) draft.act(PatchPod{pod_name, *release});  // the end is recorded
+    if (seen.deleting || (seen.phase != "Pending" && seen.phase != "Running")) continue;
     draft.act(DeletePod{pod_name, stringAt(*pod, "/metadata/uid"), true});
   }
 }
@@ -292,6 +294,7 @@ void planAdmitted(const TermsDecision& terms, const Admitted& a, const json& old
                   {"budget", {{"tokens", e.tokens}, {"costUSD", formatCents(e.cost_cents)},
                               {"wallClock", formatDuration(e.wall_clock)}}},
                   {"stages", a.run.stages}};
+  if (!a.run.idempotency_key.empty()) details["idempotencyKey"] = a.run.idempotency_key;  // the key ledger reads it
   draft.audit({{audit::Action::RunAdmitted, details}});
 }
 

@@ -284,6 +284,9 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
   budgets.absorb(metrics);
   budgets.absorb(unavailable);
   p.max_running = static_cast<int>(spec.child("concurrency").integer("maxRunning", 10));
+  Reader idempotency = spec.child("idempotency");
+  if (auto r = idempotency.duration("retention")) p.idempotency_retention = *r;
+  spec.absorb(idempotency);
   for (auto& s : spec.list("stages")) {
     StageSpec st;
     st.name = s.str("name");

@@ -106,6 +106,9 @@ struct AgentPolicy {
   std::chrono::milliseconds metrics_grace{5 * 60 * 1000};
   bool continue_without_metrics = false;  // action Continue (the default is Terminate)
   int max_running = 10;
+  // spec.idempotency.retention: how long a finished run's idempotencyKey is remembered after the
+  // run itself is deleted (the run index's ledger, from the audit log); 0 while the run exists only.
+  std::chrono::milliseconds idempotency_retention{0};
   std::vector<StageSpec> stages;
   std::vector<SecretMount> secrets;
   std::string runtime_class_name;

@@ -53,6 +53,28 @@ PodObservation observePod(const json* pod, const std::string& container) {
   return o;
 }
 
+std::optional<json> releaseAgentPod(const json* pod) {
+  if (!pod || !pod->is_object()) return std::nullopt;
+  json kept = json::array();
+  bool found = false;
+  for (const auto& f : pod->value(json::json_pointer("/metadata/finalizers"), json::array())) {
+    if (f == kFinalizerAgentPod) found = true;
+    else kept.push_back(f);
+  }
+  if (!found) return std::nullopt;
+  return json{{"metadata", {{"finalizers", kept}, {"resourceVersion", stringAt(*pod, "/metadata/resourceVersion")}}}};
+}
+
+namespace {
+// Controlled by an AgentRun other than the one with `run_uid`.
+bool ownedByAnotherRun(const json& pod, const std::string& run_uid) {
+  for (const auto& ref : pod.value(json::json_pointer("/metadata/ownerReferences"), json::array())) {
+    if (ref.value("kind", "") == "AgentRun" && ref.value("controller", false) && ref.value("uid", "") != run_uid) return true;
+  }
+  return false;
+}
+}  // namespace
+
 PendingCause pendingCause(const PodObservation& pod) {
   if (imagePullProblem(pod.waiting_reason)) return {"ImagePullFailed", pod.waiting_reason};
   if (pod.unschedulable) {
@@ -313,6 +335,14 @@ void planAgent(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team
   st.run_uid = run.uid, st.pod_name = agentPodName(run), st.live_pod = snap.agent_pod, st.pod_created = run.started;
   st.snap = &snap;
   judgeAgentPod(a, snap, settings, st);
+  // The pod is recorded in the durable status: the finalizer that held it for that has done its work.
+  // So is it on a pod of an earlier run of the same name (deleted since: the garbage collector
+  // deletes that pod, and nothing is left to record it), or the pod would hold the name forever.
+  if (st.live_pod && ((st.trust.verdict == PodJudgement::Verdict::Ours &&
+                       stringAt(snap.cached_status, "/stages/0/podUID") == stringAt(*st.live_pod, "/metadata/uid")) ||
+                      (st.trust.verdict == PodJudgement::Verdict::NotOurs && ownedByAnotherRun(*st.live_pod, run.uid)))) {
+    if (auto release = releaseAgentPod(st.live_pod.get())) draft.act(PatchPod{st.pod_name, *release});
+  }
   LifecycleInput in;
   in.phase = run.phase, in.cancel = run.cancel, in.pod_created = run.started, in.pod_name = st.pod_name;
   in.trust = st.trust;

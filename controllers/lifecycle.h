@@ -32,6 +32,11 @@ struct PodObservation {
 // named `container` (init containers included).
 PodObservation observePod(const nlohmann::json* pod, const std::string& container = "agent");
 
+// The merge patch that takes kFinalizerAgentPod off `pod` (its other finalizers kept, and only
+// if nobody wrote it since: its resourceVersion), or nullopt when it has none. Called once the
+// run's durable status records the pod, the run has ended, or the run is gone.
+std::optional<nlohmann::json> releaseAgentPod(const nlohmann::json* pod);
+
 // Why a pod Pending too long has not started, from what it shows: ImagePullFailed,
 // WorkspaceClaimMissing (its volume's PersistentVolumeClaim does not exist or is being deleted),
 // Unschedulable; an

@@ -414,6 +414,7 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
                {"volumes", volumes}};
   if (!policy.runtime_class_name.empty()) spec["runtimeClassName"] = policy.runtime_class_name;
   json meta = metadata(agentPodName(run), run, policy, "agent");
+  meta["finalizers"] = json::array({kFinalizerAgentPod});
   meta["annotations"] = taskAnnotations(run, policy, &effective);
   meta["annotations"].update({{"prometheus.io/scrape", "true"},
                               {"prometheus.io/port", std::to_string(o.metrics_port)},

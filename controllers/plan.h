@@ -64,6 +64,11 @@ inline constexpr const char* kLabelRunUid = "paddock.dev/run-uid";
 inline constexpr const char* kLabelTeam = "paddock.dev/team";
 inline constexpr const char* kLabelStage = "paddock.dev/stage";
 inline constexpr const char* kAnnotationCheckpoint = "paddock.dev/checkpoint";
+// On the agent pod from its creation until the run's status records it (or the run has ended):
+// a pod deleted in between stays, terminating, until a restarted operator has recorded it, so it
+// can never be taken for a pod that was never made (and made again). The Job controller's
+// batch.kubernetes.io/job-tracking finalizer does the same for a Job's pods.
+inline constexpr const char* kFinalizerAgentPod = "paddock.dev/agent-pod";
 // The planned NetworkPolicy's content hash: the operator re-applies only when it changes.
 inline constexpr const char* kAnnotationSpecHash = "paddock.dev/spec-hash";
 // What a run's pods read as downward-API files (taskAnnotations); immutable once the pod exists

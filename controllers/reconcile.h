@@ -129,6 +129,7 @@ struct TeamFacts {
   // Gated stages: the pods of running stages, RBAC's answers about approvals.
   std::map<std::string, kube::ObjectPtr> stage_pods;
   std::map<std::string, bool> rbac_allows;
+  std::map<std::string, bool> rbac_rechecked;  // asked again as a stage starts (StagesInput::rbac_rechecked)
   // The gateway path (spec.gateway). When the run has no credential recorded: a fresh random one
   // (the plan decides whether it is issued) and its SHA-256, both lowercase hex.
   struct Credential {
@@ -245,6 +246,8 @@ struct RunPlan {
   runtime::Action next = runtime::Action::awaitChange();
   // Gated stages: approvals RBAC must be asked about (SubjectAccessReview) before planning again.
   std::vector<AgentApproval> to_review;
+  // Gated stages: approvals counted before, RBAC to be asked again as their stage starts.
+  std::vector<AgentApproval> to_recheck;
 };
 
 // The plan being built: the status so far and the actions. Audit records are held until the

@@ -24,7 +24,7 @@ std::pair<std::string_view, std::string_view> splitKey(const std::string& key) {
 
 bool terminal(const RunSummary& r) { return r.phase && isTerminal(*r.phase); }
 bool holds(const RunSummary& r) {
-  return !terminal(r) && (r.started || (r.phase && (*r.phase == "Running" || *r.phase == "AwaitingApproval")));
+  return !terminal(r) && (r.started || r.reserved || (r.phase && (*r.phase == "Running" || *r.phase == "AwaitingApproval")));
 }
 bool waits(const RunSummary& r) { return !holds(r) && !terminal(r) && !r.cancel; }
 
@@ -66,7 +66,7 @@ void RunIndex::observe(const kube::InformerEvent& event) {
   std::unique_lock lock(mu_);
   s.phase = intern(phase);
   auto& slot = runs_[event.key];
-  if (slot.uid == s.uid && slot.started) s.started = true;
+  if (slot.uid == s.uid) s.started = s.started || slot.started, s.reserved = slot.reserved;
   slot = std::move(s);
 }
 
@@ -99,11 +99,29 @@ std::vector<AgentRun> RunIndex::withIdempotencyKey(const std::string& ns, const 
 }
 
 Slot RunIndex::slot(const AgentRun& run, int max_running, const std::function<bool(const std::string&)>& member) const {
+  std::shared_lock lock(mu_);
+  return slotLocked(run, max_running, member);
+}
+
+Slot RunIndex::reserve(const AgentRun& run, int max_running, const std::function<bool(const std::string&)>& member) {
+  std::unique_lock lock(mu_);
+  Slot s = slotLocked(run, max_running, member);
+  auto it = runs_.find(run.ns + "/" + run.name);
+  if (s.may_start && it != runs_.end() && it->second.uid == run.uid) it->second.reserved = true;
+  return s;
+}
+
+void RunIndex::release(const std::string& key, const std::string& uid) {
+  std::unique_lock lock(mu_);
+  auto it = runs_.find(key);
+  if (it != runs_.end() && it->second.uid == uid) it->second.reserved = false;
+}
+
+Slot RunIndex::slotLocked(const AgentRun& run, int max_running, const std::function<bool(const std::string&)>& member) const {
   int active = 0, ahead = 0;
   const int64_t created = epochSeconds(run.creation_timestamp);
   std::string last_ns;
   bool last_member = false;
-  std::shared_lock lock(mu_);
   for (const auto& [key, r] : runs_) {
     if (r.uid == run.uid) continue;
     auto [ns, name] = splitKey(key);
@@ -143,6 +161,65 @@ std::map<std::pair<std::string, std::string>, int> RunIndex::phaseCounts() const
 size_t RunIndex::size() const {
   std::shared_lock lock(mu_);
   return runs_.size();
+}
+
+void KeyLedger::remember(Entry e) {
+  auto& slot = finished_[{e.ns, e.key}];
+  if (slot.uid.empty() || std::tie(e.created, e.name) < std::tie(slot.created, slot.name)) slot = std::move(e);
+}
+
+void KeyLedger::observeRecord(const json& record) {
+  const std::string action = record.value("action", "");
+  if (action != "RunAdmitted" && action != "RunFinished") return;
+  const std::string uid = stringAt(record, "/run/uid");
+  std::lock_guard lock(mu_);
+  if (action == "RunAdmitted") {
+    std::string key = stringAt(record, "/details/idempotencyKey");
+    if (key.empty() || uid.empty()) return;
+    std::string time = record.value("time", "");
+    admitted_[uid] = {stringAt(record, "/run/namespace"), stringAt(record, "/run/name"), uid, key,
+                      time.size() >= 19 ? time.substr(0, 19) + "Z" : time, "", 0};
+    return;
+  }
+  auto it = admitted_.find(uid);
+  if (it == admitted_.end()) return;
+  Entry e = std::move(it->second);
+  admitted_.erase(it);
+  e.phase = stringAt(record, "/details/phase");
+  e.finished = epochSeconds(record.value("time", ""));
+  remember(std::move(e));
+}
+
+void KeyLedger::observe(const kube::InformerEvent& event) {
+  if (event.type != kube::InformerEvent::Type::Upsert || !event.object) return;
+  const json& o = *event.object;
+  std::string phase = stringAt(o, "/status/phase"), key = stringAt(o, "/spec/idempotencyKey");
+  if (key.empty() || !isTerminal(phase)) return;
+  // A run that ended as its key's original did never ran: it is not an original itself.
+  for (const auto& c : o.value(json::json_pointer("/status/conditions"), json::array())) {
+    if (c.value("reason", "") == "IdempotencyKeyDone") return;
+  }
+  std::string completed = stringAt(o, "/status/completionTime");
+  std::lock_guard lock(mu_);
+  admitted_.erase(stringAt(o, "/metadata/uid"));
+  remember({stringAt(o, "/metadata/namespace"), stringAt(o, "/metadata/name"), stringAt(o, "/metadata/uid"), key,
+            stringAt(o, "/metadata/creationTimestamp"), phase,
+            completed.empty() ? static_cast<int64_t>(std::time(nullptr)) : epochSeconds(completed)});
+}
+
+std::optional<AgentRun> KeyLedger::finished(const std::string& ns, const std::string& key, std::chrono::milliseconds retention,
+                                            std::chrono::system_clock::time_point now) const {
+  if (retention.count() <= 0 || key.empty()) return std::nullopt;
+  std::lock_guard lock(mu_);
+  auto it = finished_.find({ns, key});
+  if (it == finished_.end()) return std::nullopt;
+  const Entry& e = it->second;
+  auto age = std::chrono::seconds(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count() - e.finished);
+  if (age > retention) return std::nullopt;
+  AgentRun r;
+  r.ns = e.ns, r.name = e.name, r.uid = e.uid, r.idempotency_key = e.key, r.creation_timestamp = e.created;
+  r.phase = e.phase, r.started = true;
+  return r;
 }
 
 }  // namespace paddock::controllers

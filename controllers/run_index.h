@@ -13,7 +13,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <chrono>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -32,6 +35,7 @@ struct RunSummary {
   const std::string* phase = nullptr;  // interned status.phase ("" before the first status)
   bool cancel = false;             // spec.cancel, or a spec that cannot be read (it never starts)
   bool started = false;            // its agent pod was created
+  bool reserved = false;           // a reconcile of this process took its slot (reserve) and may create its pod
   bool waiting_for_slot = false;   // its Running condition says WaitingForSlot
 };
 
@@ -47,6 +51,13 @@ class RunIndex {
   std::vector<AgentRun> withIdempotencyKey(const std::string& ns, const std::string& key) const;
   // `run`'s concurrency slot among the runs of the namespaces for which `member` holds.
   Slot slot(const AgentRun& run, int max_running, const std::function<bool(const std::string& ns)>& member) const;
+  // The same decision, taken atomically with holding the slot: when the run may start, it counts
+  // as holding its slot from now on (for every other reconcile's slot and reserve), until
+  // markStarted makes that durable-backed (its pod exists) or release gives it back. Two
+  // reconciles of the team's runs can never both take its last slot.
+  Slot reserve(const AgentRun& run, int max_running, const std::function<bool(const std::string& ns)>& member);
+  // The reconcile that reserved the run's slot ended without creating its pod.
+  void release(const std::string& key, const std::string& uid);
   // Runs waiting for a slot ("namespace/name").
   std::vector<std::string> waitingForSlot() const;
   // Every run's key, or those of one namespace.
@@ -58,9 +69,38 @@ class RunIndex {
 
  private:
   const std::string* intern(const std::string& phase);  // under mu_ (unique)
+  Slot slotLocked(const AgentRun& run, int max_running, const std::function<bool(const std::string& ns)>& member) const;
   mutable std::shared_mutex mu_;
   std::map<std::string, RunSummary> runs_;  // by "namespace/name", so a namespace is a contiguous range
   std::map<std::string, std::string> phases_;  // the distinct phases seen, for RunSummary::phase
+};
+
+// Finished runs' idempotency keys, remembered beyond the runs themselves (a deleted run no longer
+// protects its key otherwise): read from the audit log when it opens (RunAdmitted names the key,
+// RunFinished the phase; records without a key are passed over) and kept from the runs informer
+// as runs finish. A policy's spec.idempotency.retention says for how long an entry counts. About
+// 150 bytes a key.
+class KeyLedger {
+ public:
+  // An audit record, in chain order (AuditLogOptions::on_record).
+  void observeRecord(const json& record);
+  // The runs informer's events.
+  void observe(const kube::InformerEvent& event);
+  // The first run of namespace `ns` that finished with `key`, if it finished at most `retention`
+  // before `now`: as findOriginal reads it (started, its terminal phase).
+  std::optional<AgentRun> finished(const std::string& ns, const std::string& key, std::chrono::milliseconds retention,
+                                   std::chrono::system_clock::time_point now) const;
+
+ private:
+  struct Entry {
+    std::string ns, name, uid, key, created;  // created: RFC 3339, for findOriginal's order
+    std::string phase;
+    int64_t finished = 0;  // seconds since the epoch
+  };
+  void remember(Entry e);  // under mu_
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> admitted_;                             // by uid: admitted with a key, not finished yet
+  std::map<std::pair<std::string, std::string>, Entry> finished_;  // (namespace, key) -> the first run that finished
 };
 
 // The summary of an AgentRun object as the index keeps it (phase left null: the index interns it).

@@ -178,7 +178,15 @@ Result<TeamFacts> RunReconciler::gatherTeam(const RunSnapshot& snap, const Admit
   t.slot.may_start = true;
   if (!snap.agent_pod && !run.started && !run.cancel) {
     if (!run.idempotency_key.empty()) t.same_key = index_.withIdempotencyKey(snap.ns, run.idempotency_key);
-    t.slot = index_.slot(run, a.policy.max_running, [&](const std::string& other) {
+    // A finished original that was deleted since: the ledger remembers it for the policy's retention.
+    auto gone = options_.ledger ? options_.ledger->finished(snap.ns, run.idempotency_key, a.policy.idempotency_retention,
+                                                            std::chrono::system_clock::now())
+                                : std::nullopt;
+    if (gone && std::none_of(t.same_key.begin(), t.same_key.end(), [&](const AgentRun& r) { return r.uid == gone->uid; })) {
+      t.same_key.push_back(std::move(*gone));
+    }
+    // Taken atomically with the decision (the run index): reconcile releases it unless the pod was made.
+    t.slot = index_.reserve(run, a.policy.max_running, [&](const std::string& other) {
       if (other == snap.ns) return true;
       auto other_ns = namespaces_.get(other);
       return other_ns && a.policy.namespace_selector.matches(labelsOf(*other_ns));
@@ -260,6 +268,14 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
         unwritten_.erase(key);
       }
       auto slash = key.find('/');
+      // Its agent pod goes with it (the garbage collector): nothing is left to record it in.
+      if (auto pod = pods_.get(key + "-agent"); slash != std::string::npos && pod) {
+        if (auto release = releaseAgentPod(pod.get())) {
+          auto patched = client_.mergePatch(kube::resources::pods, key.substr(0, slash), key.substr(slash + 1) + "-agent",
+                                            *release, "", cancel);
+          if (!patched && patched.error().code != 404) return runtime::reconcileErrorFrom(patched.error());
+        }
+      }
       if (slash != std::string::npos && events_) {
         std::set<std::string> recent;
         {
@@ -276,23 +292,39 @@ runtime::ReconcileResult RunReconciler::reconcile(const std::string& key, const 
   }
   const RunSnapshot& snap = std::get<RunSnapshot>(gathered);
   const PlanClock clock = clockNow();
-  const RunPlanSettings set = settings();
   Execution ex{&snap, &clock, &cancel, std::nullopt, std::nullopt};
   RunDraft draft(snap, clock);
   auto admitted = planAdmission(snap, draft);
   if (!admitted) return execute(draft.take(), ex);
   auto team = gatherTeam(snap, *admitted, cancel);
-  if (!team) return runtime::reconcileErrorFrom(team.error());
-  RunPlan plan = planRun(snap, *admitted, *team, draft, set, clock);
-  if (!plan.to_review.empty()) {
-    // planStages asks RBAC about approvals it has not seen yet: ask, and plan again.
-    for (const auto& a : plan.to_review) {
-      auto allowed = mayApprove(admitted->run, a, cancel);
-      if (!allowed) return runtime::reconcileErrorFrom(allowed.error());
-      team->rbac_allows[a.name] = *allowed;
+  if (!team) {
+    index_.release(snap.key, admitted->run.uid);
+    return runtime::reconcileErrorFrom(team.error());
+  }
+  auto result = planAndExecute(snap, *admitted, *team, draft, ex, cancel);
+  index_.release(snap.key, admitted->run.uid);  // a slot reserved but not taken by a pod (MarkStarted) goes back
+  return result;
+}
+
+runtime::ReconcileResult RunReconciler::planAndExecute(const RunSnapshot& snap, const Admitted& admitted, TeamFacts& team,
+                                                       const RunDraft& draft, Execution& ex, const CancelToken& cancel) {
+  const PlanClock& clock = *ex.clock;
+  const RunPlanSettings set = settings();
+  RunPlan plan = planRun(snap, admitted, team, draft, set, clock);
+  // planStages asks RBAC about approvals it has not seen yet, then again about those it counted
+  // before once their stage would start: ask, and plan again (at most twice).
+  for (int pass = 0; pass < 2 && (!plan.to_review.empty() || !plan.to_recheck.empty()); ++pass) {
+    for (auto [asked, answers] : {std::pair{&plan.to_review, &team.rbac_allows}, std::pair{&plan.to_recheck, &team.rbac_rechecked}}) {
+      for (const auto& a : *asked) {
+        auto allowed = mayApprove(admitted.run, a, cancel);
+        if (!allowed) return runtime::reconcileErrorFrom(allowed.error());
+        (*answers)[a.name] = *allowed;
+      }
     }
-    plan = planRun(snap, *admitted, *team, draft, set, clock);
-    if (!plan.to_review.empty()) return runtime::reconcileErrorFrom(Error{0, "Internal", "approvals left unreviewed after RBAC answered"});
+    plan = planRun(snap, admitted, team, draft, set, clock);
+  }
+  if (!plan.to_review.empty() || !plan.to_recheck.empty()) {
+    return runtime::reconcileErrorFrom(Error{0, "Internal", "approvals left unreviewed after RBAC answered"});
   }
   return execute(std::move(plan), ex);
 }
@@ -401,6 +433,7 @@ Status RunReconciler::appendAudit(const AppendAudit& a, Execution& ex) {
   }
   auto appended = log->append(std::move(entries), *ex.cancel);
   if (!appended) return appended.error();
+  if (appended->last_seq == 0) return Ok{};  // every record was in the chain already (audit::onceKey)
   ex.audit_position = json{{"sequence", appended->last_seq}, {"head", appended->last_hash}};
   return Ok{};
 }

@@ -41,6 +41,8 @@ struct RunReconcilerOptions {
   std::chrono::seconds slot_recheck{10};       // how often a run waiting for a slot looks again
   std::string field_manager = "paddock-operator";
   std::string actor = "paddock-operator";  // who the audit records say acted
+  // Finished runs' idempotency keys beyond the runs (a policy's spec.idempotency.retention); null: none.
+  const KeyLedger* ledger = nullptr;
 };
 
 class RunReconciler : public runtime::Reconciler {
@@ -78,6 +80,9 @@ class RunReconciler : public runtime::Reconciler {
   Result<bool> mayApprove(const AgentRun& run, const AgentApproval& approval, const CancelToken& cancel);
 
   runtime::ReconcileResult execute(RunPlan plan, Execution& ex);
+  // Plans (asking RBAC about approvals when the plan says so, then planning again) and executes.
+  runtime::ReconcileResult planAndExecute(const RunSnapshot& snap, const Admitted& admitted, TeamFacts& team,
+                                          const RunDraft& draft, Execution& ex, const CancelToken& cancel);
   Status perform(const RunAction& action, Execution& ex);
   Status performAgentPod(const CreateAgentPod& create, Execution& ex, runtime::ReconcileResult& result);
   Status appendAudit(const AppendAudit& a, Execution& ex);

@@ -1,5 +1,7 @@
 #include "controllers/stages.h"
 
+#include <set>
+
 #include "controllers/reconcile.h"
 #include "controllers/status.h"
 
@@ -97,6 +99,29 @@ Result<StageArgs> argsFor(const StageSpec& spec, const json& stages) {
   return args;
 }
 
+// An approved gate whose counted approvals were reviewed at an earlier reconcile: RBAC is asked
+// again before the stage starts (false: the answers are not in yet). A revoked one no longer
+// counts, and the gate is decided again without it.
+bool recheck(const StagesInput& in, GateInput& g, GateDecision& d, const std::map<std::string, bool>& known,
+             StagesPlan& plan, std::set<std::string>& revoked) {
+  bool answered = true;
+  for (const auto& v : d.verdicts) {
+    if (!v.counted || !known.count(v.name)) continue;  // reviewed just now, or not counted
+    auto r = in.rbac_rechecked.find(v.name);
+    if (r == in.rbac_rechecked.end()) {
+      for (const auto& a : g.approvals) {
+        if (a.name == v.name) plan.to_recheck.push_back(a);
+      }
+      answered = false;
+    } else if (!r->second) {
+      g.rbac_allows[v.name] = false;
+      revoked.insert(v.name);
+    }
+  }
+  if (answered && !revoked.empty()) d = decideGate(g);
+  return answered;
+}
+
 // The stage's gate: its approvals, decided. True when the stage may start now.
 bool gate(const StagesInput& in, const StageSpec& spec, json& e, StagesPlan& plan, const std::string& now) {
   GateInput g;
@@ -114,13 +139,15 @@ bool gate(const StagesInput& in, const StageSpec& spec, json& e, StagesPlan& pla
     else plan.to_review.push_back(a);
   }
   auto d = decideGate(g);
+  std::set<std::string> revoked;
+  if (d.outcome == GateDecision::Outcome::Approved && !recheck(in, g, d, known, plan, revoked)) return false;
   json verdicts = json::array();
   for (const auto& v : d.verdicts) {
     json item = {{"name", v.name}, {"approver", v.approver}, {"decision", v.approve ? "Approve" : "Reject"},
                  {"counted", v.counted}, {"authorized", g.rbac_allows[v.name]}};
     if (!v.reason.empty()) item["reason"] = v.reason;
     verdicts.push_back(item);
-    if (!known.count(v.name)) plan.new_verdicts.push_back({spec.name, v});
+    if (!known.count(v.name) || revoked.count(v.name)) plan.new_verdicts.push_back({spec.name, v, revoked.count(v.name) > 0});
   }
   e["approvals"] = verdicts;
   e["message"] = d.message;
@@ -318,6 +345,7 @@ StagesInput stagesInput(const RunSnapshot& snap, const Admitted& a, const TeamFa
     if (pod) si.pods[stage] = {observePod(pod.get(), "stage"), since(stringAt(*pod, "/metadata/creationTimestamp"), clock.wall)};
   }
   si.rbac_allows = team.rbac_allows;
+  si.rbac_rechecked = team.rbac_rechecked;
   return si;
 }
 
@@ -325,12 +353,13 @@ StagesInput stagesInput(const RunSnapshot& snap, const Admitted& a, const TeamFa
 // stages' pods are recorded before they are created.
 void planStageChildren(const RunSnapshot& snap, const Admitted& a, StagesPlan& plan, Records& records, RunDraft& draft) {
   const std::string& uid = a.run.uid;
-  for (const auto& [stage, v] : plan.new_verdicts) {
-    const std::string fact = uid + "/" + stage + "/" + v.name;
+  for (const auto& [stage, v, revoked] : plan.new_verdicts) {
+    const std::string fact = uid + "/" + stage + "/" + v.name + (revoked ? "/revoked" : "");
     if (snap.recent_facts.count(fact)) continue;
     draft.note(RememberFact{fact});
     json details = {{"stage", stage}, {"approval", v.name}, {"decision", v.approve ? "Approve" : "Reject"}};
     if (!v.reason.empty()) details["reason"] = v.reason;
+    if (revoked) details["revokedBeforeStageStart"] = true;
     draft.audit({{v.counted ? audit::Action::ApprovalCounted : audit::Action::ApprovalRefused, details}}, v.approver);
     draft.note(EmitEvent{snap.regarding, v.counted ? runtime::EventType::Normal : runtime::EventType::Warning,
                          v.counted ? "ApprovalCounted" : "ApprovalRefused", "Approve",
@@ -377,9 +406,10 @@ void stagesStatus(const StagesPlan& plan, Records& records, RunDraft& draft) {
 void planGatedStages(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team, const std::string& agent_message,
                      RunDraft& draft, const RunPlanSettings& settings, const PlanClock& clock) {
   auto plan = planStages(stagesInput(snap, a, team, agent_message, settings, clock));
-  if (!plan.to_review.empty()) {
+  if (!plan.to_review.empty() || !plan.to_recheck.empty()) {
     // RBAC is asked about these first (SubjectAccessReview); the reconcile plans again with the answers.
     draft.plan.to_review = plan.to_review;
+    draft.plan.to_recheck = plan.to_recheck;
     return;
   }
   Records records = std::move(plan.records);

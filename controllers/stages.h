@@ -50,6 +50,9 @@ struct StagesInput {
   std::map<std::string, StagePod> pods;       // by stage; a stage without an entry has no pod
   std::vector<AgentApproval> approvals;       // naming this run, any stage, in creation order
   std::map<std::string, bool> rbac_allows;    // SubjectAccessReview answers by approval name
+  // Answers asked again as the stage starts, for approvals counted at an earlier reconcile (the
+  // approver's RBAC may have been revoked since): by approval name.
+  std::map<std::string, bool> rbac_rechecked;
   std::chrono::system_clock::time_point now;
   std::chrono::seconds pending_deadline{600};
 };
@@ -68,6 +71,7 @@ struct StageAction {
 struct NewVerdict {
   std::string stage;
   ApprovalVerdict verdict;
+  bool revoked = false;  // counted before, no longer: RBAC said no when the stage was to start
 };
 
 struct StagesPlan {
@@ -83,6 +87,9 @@ struct StagesPlan {
   // Approvals of the stage awaiting approval that RBAC has not been asked about yet: ask
   // (SubjectAccessReview), add the answers to rbac_allows and plan again.
   std::vector<AgentApproval> to_review;
+  // Approvals counted at an earlier reconcile whose stage would start now: ask RBAC again, add
+  // the answers to rbac_rechecked and plan again (a stage never starts on a revoked approval).
+  std::vector<AgentApproval> to_recheck;
   std::optional<std::chrono::milliseconds> requeue_after;
 };
 

@@ -20,7 +20,7 @@
 #
 # NAME defaults to "dev". Each cluster keeps its state in $PADDOCK_CACHE/clusters/NAME (certificates,
 # etcd data, logs, PIDs, kubeconfigs) and uses its own ports: dev from 16443, test from 26443,
-# node-e2e (the real node's tests) from 23443, bench from 31443, anything else from
+# node-e2e (the real node's tests) from 23443, bench from 31443, chaos (scripts/paddock chaos) from 21443, anything else from
 # $PADDOCK_CLUSTER_PORT; all below Linux's ephemeral range (32768 and up), so a client
 # connection's local port never takes one. Everything listens on 127.0.0.1 only, except with --node: then kube-apiserver listens on 198.18.K.1, the machine's end
 # of the node's veth pair, where pods reach it (e2e/node.sh has the addresses). Services are in
@@ -50,6 +50,7 @@ case "$name" in
   test) base=26443 ;;
   bench) base=31443 ;;
   node-e2e) base=23443 ;;
+  chaos) base=21443 ;;
   *) base=${PADDOCK_CLUSTER_PORT:?set PADDOCK_CLUSTER_PORT for a cluster named $name} ;;
 esac
 api_port=$base etcd_port=$((base + 1)) peer_port=$((base + 2)) kcm_port=$((base + 3))

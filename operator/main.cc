@@ -159,9 +159,15 @@ bool connect(kube::RestClient& rest, const std::string& server, const CancelToke
 
 // The audit chain, opened by the leader and continued from the store's head; retried with
 // backoff (reconciles wait for it). Null when leading stopped first.
-std::unique_ptr<audit::AuditLog> openAudit(const std::string& store, runtime::Metrics& metrics, const CancelToken& leading) {
+// The chain itself says that a new writer continues it (WriterStarted, naming this replica).
+// Its records feed the ledger of idempotency keys as it opens.
+std::unique_ptr<audit::AuditLog> openAudit(const std::string& store, const std::string& identity, runtime::Metrics& metrics,
+                                           controllers::KeyLedger& ledger, const CancelToken& leading) {
+  audit::AuditLogOptions options;
+  options.writer_started = nlohmann::json{{"identity", identity}};
+  options.on_record = [&ledger](const nlohmann::json& record) { ledger.observeRecord(record); };
   for (auto backoff = std::chrono::milliseconds(500); !leading.cancelled();) {
-    auto opened = audit::openAuditLog(audit::makeBackend(store), {}, &metrics.registry());
+    auto opened = audit::openAuditLog(audit::makeBackend(store), options, &metrics.registry());
     if (opened) {
       log::info("audit log open", {{"store", audit::isMongoUri(store) ? "mongodb" : store}, {"seq", opened.value()->head().seq}});
       return std::move(opened.value());
@@ -229,11 +235,13 @@ void handleEndpoints(http::Server& server, const std::atomic<bool>& connected, c
 
 // Leads while elected through the Lease; the exit code (a lost lease stops the process, so two
 // replicas never reconcile together, and the Deployment restarts it as a standby).
-int leadWhenElected(const Options& opt, const std::string& default_namespace, kube::Client& client, CancelToken& shutdown,
+int leadWhenElected(const Options& opt, const std::string& default_namespace, const std::string& identity,
+                    kube::Client& client, CancelToken& shutdown,
                     const std::function<void(const CancelToken&)>& lead) {
   runtime::LeaderElectionConfig le;
   le.lease_namespace = opt.leader_election_namespace.empty() ? default_namespace : opt.leader_election_namespace;
   le.lease_name = opt.leader_election_id;
+  le.identity = identity;
   le.lease_duration = opt.lease_duration;
   le.renew_deadline = opt.renew_deadline;
   le.retry_period = opt.retry_period;
@@ -359,7 +367,10 @@ int main(int argc, char** argv) {
   }
 
   runtime::EventRecorder events(client, {});
+  controllers::KeyLedger ledger;
+  runs.addHandler([&ledger](const kube::InformerEvent& e) { ledger.observe(e); });
   auto reconcile_options = reconcilerOptions(opt, *scrape_namespaces, *scrape_pods, prometheus ? &usage_board : nullptr, metrics);
+  reconcile_options.ledger = &ledger;
   controllers::RunReconciler reconciler(client, runs, policies, namespaces, pods, approvals, network_policies, &events,
                                        reconcile_options);
   const controllers::RunIndex& index = reconciler.index();
@@ -405,6 +416,7 @@ int main(int argc, char** argv) {
   }
 
   // Only the leader reconciles; without --leader-elect this process always leads.
+  const std::string identity = runtime::defaultIdentity();
   auto lead = [&](const CancelToken& leading) {
     metrics.setLeader(true);
     for (auto* i : informers) {
@@ -414,7 +426,7 @@ int main(int argc, char** argv) {
     for (const auto& r : runs.list()) queue.add(kube::objectKey(*r));
     // The audit chain: opened by the leader, continued from the store's head; reconciles wait
     // until it can be written.
-    auto audit_log = openAudit(opt.audit_store, metrics, leading);
+    auto audit_log = openAudit(opt.audit_store, identity, metrics, ledger, leading);
     if (!audit_log) {
       metrics.setLeader(false);
       return;
@@ -438,7 +450,7 @@ int main(int argc, char** argv) {
   };
   int rc = 0;
   if (connected && opt.leader_elect) {
-    rc = leadWhenElected(opt, config->default_namespace, client, shutdown, lead);
+    rc = leadWhenElected(opt, config->default_namespace, identity, client, shutdown, lead);
   } else if (connected) {
     lead(shutdown);
   }

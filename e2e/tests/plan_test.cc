@@ -56,12 +56,22 @@ TEST(PlanE2E, AgentPodPassesRestrictedPodSecurityAndRuns) {
   ASSERT_TRUE(live_np.ok());
   EXPECT_EQ(networkPolicyDrift(planNetworkPolicy(ns.name(), *policy), *live_np), std::vector<std::string>{}) << live_np->dump();
 
-  // Deleting the run collects its children (kube-controller-manager's garbage collector).
+  // Deleting the run collects its children (kube-controller-manager's garbage collector). No
+  // operator runs here, and none recorded the pod: its finalizer holds it, terminating, until it
+  // is taken off by hand as docs/reliability.md says; then it goes.
   ASSERT_TRUE(client.remove(kube::resources::agentruns, ns.name(), "planned").ok());
   EXPECT_TRUE(eventually([&] {
     auto left = client.get(kube::resources::pods, ns.name(), "planned-agent");
-    return !left.ok() && left.error().code == 404;
+    return left.ok() && left->contains(json::json_pointer("/metadata/deletionTimestamp"));
   }, std::chrono::seconds(60))) << "the garbage collector did not delete the run's pod";
+  auto held = client.get(kube::resources::pods, ns.name(), "planned-agent");
+  ASSERT_TRUE(held.ok()) << "the pod went although no operator took its finalizer off";
+  EXPECT_EQ(held->value(json::json_pointer("/metadata/finalizers"), json::array()), json::array({kFinalizerAgentPod}));
+  ASSERT_TRUE(client.mergePatch(kube::resources::pods, ns.name(), "planned-agent", {{"metadata", {{"finalizers", nullptr}}}}).ok());
+  EXPECT_TRUE(eventually([&] {
+    auto left = client.get(kube::resources::pods, ns.name(), "planned-agent");
+    return !left.ok() && left.error().code == 404;
+  }, std::chrono::seconds(60))) << "the pod stayed after its finalizer was taken off";
   EXPECT_TRUE(client.get(kube::resources::networkpolicies, ns.name(), "paddock-team").ok())
       << "the team's NetworkPolicy outlives the run";
 }

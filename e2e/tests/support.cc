@@ -299,7 +299,16 @@ std::string Process::waitForLine(const std::function<bool(const std::string&)>& 
   }
 }
 
+bool Process::exited() {
+  if (status_ >= 0) return true;
+  int st = 0;
+  if (::waitpid(pid_, &st, WNOHANG) != pid_) return false;
+  status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return true;
+}
+
 int Process::wait(std::chrono::seconds timeout) {
+  if (status_ >= 0) return status_;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   {
     // Output ends when the process exits (or hands its pipe to no one).

@@ -70,6 +70,8 @@ class Process {
   void signal(int sig) { ::kill(pid_, sig); }
   // Waits for exit; returns the exit status (128+signal when killed), or -1 at timeout.
   int wait(std::chrono::seconds timeout);
+  // True once the process has exited (without waiting; wait() then returns its status).
+  bool exited();
   // Every line read so far.
   std::vector<std::string> lines() const;
   pid_t pid() const { return pid_; }

@@ -21,7 +21,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -38,12 +41,23 @@ namespace paddock::audit {
 
 class Backend;
 
-// Where one append() landed in the chain.
+// Where one append() landed in the chain. Entries the chain already holds (onceKey) are not
+// appended again: `duplicates` counts them, and when every entry was one, the seqs are 0.
 struct AppendResult {
   uint64_t first_seq = 0;
   uint64_t last_seq = 0;
   std::string last_hash;
+  size_t duplicates = 0;
 };
+
+// The identity of a one-time record: its run's uid, action, actor and details (a stable 64-bit
+// hash of them). Such a record is appended at most once per chain, so a caller that crashed or
+// failed after an append and before the write that remembers it can append it again safely
+// (RunAdmitted is never in the chain twice). Nullopt for records without a run and for those
+// that may truly recur with the same content: RunRefused (refused, admitted, refused again),
+// ChildRestored (the same edit undone twice), ModelCall.
+std::optional<uint64_t> onceKey(const std::string& run_uid, std::string_view action, const std::string& actor,
+                                const nlohmann::json& details);
 
 class AuditLog {
  public:
@@ -67,7 +81,13 @@ struct AuditLogOptions {
   // Backoff between attempts while the store fails: doubles from initial up to max.
   std::chrono::milliseconds backoff_initial{50};
   std::chrono::milliseconds backoff_max{5000};
-  // The actor of the records the log writes itself (StoreRepaired).
+  // Details of a WriterStarted record the log appends once it is open (after a repair): a new
+  // leader says, in the chain itself, that it continues it from here. None when unset.
+  std::optional<nlohmann::json> writer_started;
+  // Called with every record of the chain as the log opens, in order (for indexes built from the
+  // chain, such as the operator's ledger of idempotency keys). None when unset.
+  std::function<void(const nlohmann::json& record)> on_record;
+  // The actor of the records the log writes itself (StoreRepaired, WriterStarted).
   std::string actor = "paddock-operator";
   const Clock* clock = &systemClock();
   // The wall clock that stamps records.
@@ -75,7 +95,8 @@ struct AuditLogOptions {
 };
 
 // Opens `backend` (repairing a torn tail, and recording that repair as a StoreRepaired record
-// before anything else) and starts the writer thread. `registry` may be null (no metrics); when
+// before anything else), reads the chain for its one-time records (onceKey; 8 bytes each in
+// memory), and starts the writer thread. `registry` may be null (no metrics); when
 // given, the log adds paddock_audit_* metrics to it, and it must outlive the log.
 Result<std::unique_ptr<AuditLog>> openAuditLog(std::unique_ptr<Backend> backend, AuditLogOptions options = {},
                                                prometheus::Registry* registry = nullptr);

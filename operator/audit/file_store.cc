@@ -175,6 +175,8 @@ Status FileStore::write(const std::vector<Record>& records) {
   return Ok{};
 }
 
+Status FileStore::read(const ItemSink& sink) { return readDirectory(dir_, sink); }
+
 Status readDirectory(const std::string& dir, const ItemSink& sink) {
   if (!fs::is_directory(dir)) return Error::local("NotFound", dir + " is not a directory");
   auto segments = listSegments(dir);

@@ -20,6 +20,7 @@ class FileStore final : public Backend {
   // segment: a torn last line is cut off (the result's repair says what was cut).
   Result<Opened> open() override;
   Status write(const std::vector<Record>& records) override;
+  Status read(const ItemSink& sink) override;
   std::string describe() const override { return "dir " + dir_; }
 
  private:

@@ -14,6 +14,8 @@
 
 namespace paddock::audit {
 
+Status readMongo(const std::string& uri, const std::string& collection, const ItemSink& sink);
+
 class MongoStore final : public Backend {
  public:
   MongoStore(std::string uri, std::string collection);
@@ -22,6 +24,7 @@ class MongoStore final : public Backend {
   // Connects, ensures the unique index on seq, and reads the head (the highest seq).
   Result<Opened> open() override;
   Status write(const std::vector<Record>& records) override;
+  Status read(const ItemSink& sink) override { return readMongo(uri_, collection_, sink); }
   std::string describe() const override;
 
  private:

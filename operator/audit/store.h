@@ -22,6 +22,10 @@ struct Opened {
   std::optional<nlohmann::json> repair;
 };
 
+struct StoredItem;
+// Calls `sink` with each item in order until it returns false.
+using ItemSink = std::function<bool(const StoredItem&)>;
+
 // Driven by one writer thread at a time.
 class Backend {
  public:
@@ -32,6 +36,9 @@ class Backend {
   // acknowledged, and writing the same records again is safe (the retry after a failure).
   // Reason Conflict: another writer extended the chain; retrying cannot help.
   virtual Status write(const std::vector<Record>& records) = 0;
+  // Reads the whole chain after open(), in order (the writer learns which one-time records it
+  // holds, onceKey).
+  virtual Status read(const ItemSink& sink) = 0;
   // For logs: "dir /var/lib/paddock/audit" or the MongoDB URI without its password.
   virtual std::string describe() const = 0;
 };
@@ -56,8 +63,6 @@ struct StoredItem {
   std::string where;             // file:line, or collection seq N
   std::string problem;           // Invalid: why it is not JSON
 };
-// Calls `sink` with each item in order until it returns false.
-using ItemSink = std::function<bool(const StoredItem&)>;
 Status readStore(const std::string& target, const ItemSink& sink, const StoreOptions& options = {});
 
 struct VerifyReport {

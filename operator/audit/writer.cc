@@ -6,6 +6,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -49,10 +50,16 @@ struct Metrics {
   prometheus::Histogram* append = nullptr;
 };
 
+std::optional<uint64_t> onceKeyOf(const Entry& e) {
+  return onceKey(e.run.uid, actionName(e.action), e.actor, e.details);
+}
+
 class GroupCommitLog final : public AuditLog {
  public:
-  GroupCommitLog(std::unique_ptr<Backend> backend, AuditLogOptions options, Head head, prometheus::Registry* registry)
-      : backend_(std::move(backend)), options_(std::move(options)), metrics_(registry), head_(std::move(head)) {
+  GroupCommitLog(std::unique_ptr<Backend> backend, AuditLogOptions options, Head head, prometheus::Registry* registry,
+                 std::unordered_set<uint64_t> once)
+      : backend_(std::move(backend)), options_(std::move(options)), metrics_(registry), once_(std::move(once)),
+        head_(std::move(head)) {
     if (metrics_.head) metrics_.head->Set(static_cast<double>(head_.seq));
     writer_ = std::thread([this] { run(); });
   }
@@ -96,6 +103,7 @@ class GroupCommitLog final : public AuditLog {
   CancelToken stop_;  // cuts the writer's backoff short on close
 
   mutable std::mutex mu_;
+  std::unordered_set<uint64_t> once_;          // guarded by mu_: the one-time records in the chain (onceKey)
   std::condition_variable cv_;       // appenders: room in the queue, or their request done
   std::condition_variable work_cv_;  // the writer: requests queued, or stopping
   std::deque<std::shared_ptr<Request>> queue_;  // guarded by mu_
@@ -111,6 +119,15 @@ Result<AppendResult> GroupCommitLog::append(std::vector<Entry> entries, const Ca
   for (const auto& e : entries) {
     if (auto s = validateEntry(e); !s) return s.error();
   }
+  size_t duplicates = 0;
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(entries, [&](const Entry& e) {
+      auto key = onceKeyOf(e);
+      return key && once_.count(*key) && ++duplicates;
+    });
+  }
+  if (entries.empty()) return AppendResult{0, 0, "", duplicates};
   auto start = options_.clock->now();
   auto req = std::make_shared<Request>();
   req->count = entries.size();
@@ -146,7 +163,9 @@ Result<AppendResult> GroupCommitLog::append(std::vector<Entry> entries, const Ca
     return Error::local("Cancelled", "cancelled before the records were written");
   }
   if (metrics_.append && req->result->ok()) metrics_.append->Observe(Seconds(options_.clock->now() - start).count());
-  return *req->result;
+  Result<AppendResult> result = *req->result;
+  if (result) result->duplicates = duplicates;
+  return result;
 }
 
 void GroupCommitLog::run() {
@@ -222,6 +241,9 @@ void GroupCommitLog::finish(std::vector<std::shared_ptr<Request>>& batch, const 
                             const std::optional<Error>& error) {
   if (!error) {
     head_ = Head{records.back().seq, records.back().hash};
+    for (const auto& r : records) {
+      if (auto key = onceKeyOf(r.entry)) once_.insert(*key);
+    }
     if (metrics_.records) metrics_.records->Increment(static_cast<double>(records.size()));
     if (metrics_.head) metrics_.head->Set(static_cast<double>(head_.seq));
   } else if (error->reason == "Conflict") {
@@ -244,7 +266,46 @@ void GroupCommitLog::finish(std::vector<std::shared_ptr<Request>>& batch, const 
   cv_.notify_all();
 }
 
+// The one-time records of the chain as stored (a record that cannot be read is verify's
+// business, not the writer's).
+Result<std::unordered_set<uint64_t>> readOnceKeys(Backend& backend, const AuditLogOptions& options) {
+  std::unordered_set<uint64_t> once;
+  auto s = backend.read([&](const StoredItem& item) {
+    const auto& j = item.json;
+    if (item.kind != StoredItem::Kind::Record || !j.is_object() || !j.contains("details")) return true;
+    if (options.on_record) options.on_record(j);
+    auto key = onceKey(j.value(nlohmann::json::json_pointer("/run/uid"), std::string()), j.value("action", ""),
+                       j.value("actor", ""), j["details"]);
+    if (key) once.insert(*key);
+    return true;
+  });
+  if (!s) return s.error();
+  return once;
+}
+
+// Seals and writes one record of the log's own (StoreRepaired, WriterStarted) after `head`.
+Status writeOwn(Backend& backend, const AuditLogOptions& options, Action action, const nlohmann::json& details,
+                Head& head) {
+  Record r = seal(Entry{options.actor, {}, action, details}, head, formatMicroTime(options.wall_clock()));
+  if (auto s = backend.write({r}); !s) return s.error();
+  head = Head{r.seq, r.hash};
+  return Ok{};
+}
+
 }  // namespace
+
+std::optional<uint64_t> onceKey(const std::string& run_uid, std::string_view action, const std::string& actor,
+                                const nlohmann::json& details) {
+  if (run_uid.empty() || action == "RunRefused" || action == "ChildRestored" || action == "ModelCall") return std::nullopt;
+  // FNV-1a over the fields, each ended by a NUL: stable across processes and builds.
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](std::string_view part) {
+    for (unsigned char c : part) h = (h ^ c) * 1099511628211ULL;
+    h = (h ^ 0) * 1099511628211ULL;
+  };
+  mix(run_uid), mix(action), mix(actor), mix(canonical(details));
+  return h;
+}
 
 Result<std::unique_ptr<AuditLog>> openAuditLog(std::unique_ptr<Backend> backend, AuditLogOptions options,
                                                prometheus::Registry* registry) {
@@ -253,15 +314,19 @@ Result<std::unique_ptr<AuditLog>> openAuditLog(std::unique_ptr<Backend> backend,
   Head head = opened->head;
   if (opened->repair) {
     // The repair is the first thing the chain says after the crash, before any other record.
-    Record r = seal(Entry{options.actor, {}, Action::StoreRepaired, *opened->repair}, head,
-                    formatMicroTime(options.wall_clock()));
-    if (auto s = backend->write({r}); !s) return s.error();
-    head = Head{r.seq, r.hash};
+    if (auto s = writeOwn(*backend, options, Action::StoreRepaired, *opened->repair, head); !s) return s.error();
     log::warn("audit store repaired: a torn tail was cut",
-              {{"store", backend->describe()}, {"seq", r.seq}, {"details", *opened->repair}});
+              {{"store", backend->describe()}, {"seq", head.seq}, {"details", *opened->repair}});
   }
-  return std::unique_ptr<AuditLog>(
-      std::make_unique<GroupCommitLog>(std::move(backend), std::move(options), std::move(head), registry));
+  auto once = readOnceKeys(*backend, options);
+  if (!once) return once.error();
+  if (options.writer_started) {
+    nlohmann::json details = *options.writer_started;
+    details["continuesFrom"] = head.seq;
+    if (auto s = writeOwn(*backend, options, Action::WriterStarted, details, head); !s) return s.error();
+  }
+  return std::unique_ptr<AuditLog>(std::make_unique<GroupCommitLog>(std::move(backend), std::move(options), std::move(head),
+                                                                    registry, std::move(*once)));
 }
 
 }  // namespace paddock::audit

@@ -765,6 +765,71 @@ TEST(PlanAgent, APodMadeByAProcessThatStoppedBeforeWritingItDownIsAdoptedByItsOw
   EXPECT_TRUE(all<CreateAgentPod>(plan).empty());
 }
 
+// The agent pod carries kFinalizerAgentPod from its creation until the run's status records it:
+// a pod deleted in between stays until an operator has recorded it. The finalizer comes off once
+// the status names the pod, once the run has ended, and from a pod of an earlier run of the name.
+TEST(PlanAgent, ThePodsFinalizerComesOffOnceTheStatusRecordsThePodOrTheRunEnded) {
+  auto fresh = planAll(snapshot(runObject()));
+  ASSERT_EQ(all<CreateAgentPod>(fresh).size(), 1u);
+  EXPECT_EQ(all<CreateAgentPod>(fresh)[0]->pod["metadata"]["finalizers"], json::array({kFinalizerAgentPod}));
+
+  auto held = [](json pod) {
+    pod["metadata"]["finalizers"] = json::array({"example.com/other", kFinalizerAgentPod});
+    pod["metadata"]["resourceVersion"] = "41";
+    return std::make_shared<const json>(pod);
+  };
+  auto releases = [](const RunPlan& plan) {
+    std::vector<json> out;
+    for (const auto* p : all<PatchPod>(plan)) {
+      if (p->patch.contains("metadata") && p->patch["metadata"].contains("finalizers")) out.push_back(p->patch);
+    }
+    return out;
+  };
+  auto base = snapshot(runObject());
+  json status = admittedStatus(base);
+
+  // Not recorded yet (a restart between the creation and the status write): it stays.
+  RunDraft d(base, kClock);
+  auto a = planAdmission(base, d);
+  json pod = planAgentPod(a->run, a->policy, a->effective, PlanOptions{});
+  pod["metadata"]["uid"] = "pod-uid";
+  pod["metadata"]["creationTimestamp"] = "2026-12-07T09:59:30Z";
+  pod["status"] = {{"phase", "Running"}};
+  auto adopted = planAll(snapshot(runObject({}, status), held(pod)), current());
+  EXPECT_TRUE(releases(adopted).empty()) << "kept until the status write that records the pod is done";
+  EXPECT_EQ(stringAt(written(adopted), "/stages/0/podUID"), "pod-uid");
+
+  // Recorded: taken off, the other finalizers kept, only if nobody wrote the pod since.
+  json recorded_status = status;
+  recorded_status.update(startedStatus());
+  auto running = planAll(snapshot(runObject({}, recorded_status), held(podObject("Running"))), current());
+  auto r = releases(running);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], (json{{"metadata", {{"finalizers", {"example.com/other"}}, {"resourceVersion", "41"}}}}));
+  auto deleting = podObject("Running");
+  deleting["metadata"]["deletionTimestamp"] = "2026-12-07T09:59:50Z";
+  EXPECT_EQ(releases(planAll(snapshot(runObject({}, recorded_status), held(deleting)), current())).size(), 1u)
+      << "a deleted pod goes once it is recorded";
+
+  // The run ended: taken off whatever the status says.
+  json ended = status;
+  ended.update(startedStatus());
+  ended["phase"] = "Succeeded";
+  ended["stages"][0]["podUID"] = "";
+  auto finished = snapshot(runObject({}, ended));
+  finished.run_pods["fix-agent"] = held(podObject("Succeeded"));  // a finished run's gather reads its pods so
+  EXPECT_EQ(releases(planAll(finished, current())).size(), 1u);
+
+  // A pod of an earlier run of the same name: nothing will ever record it.
+  auto earlier = planAll(snapshot(runObject({}, status), held(podObject("Running", "earlier-run-uid"))), current());
+  EXPECT_EQ(releases(earlier).size(), 1u);
+  EXPECT_TRUE(all<DeletePod>(earlier).empty()) << "never someone else's pod";
+
+  // A pod without the finalizer (made before it existed, or already released): nothing to do.
+  EXPECT_TRUE(releases(planAll(snapshot(runObject({}, recorded_status), std::make_shared<const json>(podObject("Running"))),
+                               current())).empty());
+}
+
 TEST(PlanBudget, MissingSeriesAreUnreadableAndTerminateStopsTheRunAfterTheGrace) {
   auto base = snapshot(runObject());
   json status = admittedStatus(base);

@@ -141,5 +141,77 @@ TEST(RunIndex, KeepsASlimSummaryOfEachRun) {
   EXPECT_TRUE(index.withIdempotencyKey("a-b", "k").empty()) << "another namespace, though its key shares the prefix";
 }
 
+// Two workers reconcile two runs of a team with one slot left, while the cache still lags behind
+// the earlier run's creation: the later run decides first, then the earlier one. Deciding and
+// holding the slot are one step (reserve), so only one of them may create its pod.
+TEST(RunIndex, TwoReconcilesCannotBothTakeTheTeamsLastSlot) {
+  auto all = [](const std::string&) { return true; };
+  RunIndex index;
+  auto early = runObject("a", "early", "2026-12-01T10:00:00Z", "Pending");
+  auto late = runObject("a", "late", "2026-12-01T10:00:05Z", "Pending");
+  put(index, late);  // the informer has not delivered `early` yet
+  EXPECT_TRUE(index.reserve(parsed(late), 1, all).may_start) << "alone in line: it takes the slot";
+  put(index, early);
+  auto second = index.reserve(parsed(early), 1, all);
+  EXPECT_FALSE(second.may_start) << "the slot is taken by the reservation of `late`, whose pod is on its way";
+  EXPECT_EQ(second.active, 1);
+  put(index, late);  // a status write of `late` keeps its reservation
+  EXPECT_FALSE(index.reserve(parsed(early), 1, all).may_start);
+
+  index.release("a/late", parsed(late).uid);  // its reconcile ended without making the pod
+  EXPECT_TRUE(index.reserve(parsed(early), 1, all).may_start) << "the slot came back";
+  EXPECT_FALSE(index.reserve(parsed(late), 1, all).may_start) << "and `early` holds it now";
+  index.markStarted("a/early", parsed(early).uid);
+  index.release("a/early", parsed(early).uid);
+  EXPECT_FALSE(index.reserve(parsed(late), 1, all).may_start) << "a started run keeps its slot after the release";
+  index.release("a/late", "another-uid");
+  EXPECT_EQ(index.slot(parsed(late), 2, all).active, 1) << "a release for another uid is ignored";
+}
+
+std::chrono::system_clock::time_point at(const char* stamp) {
+  std::tm tm{};
+  strptime(stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+// A finished run's key outlives the run for the policy's retention: learnt from the audit log's
+// records (a new leader) or from the runs informer; the first run to finish with it is the original.
+TEST(KeyLedger, RemembersAFinishedRunsKeyForTheRetention) {
+  using namespace std::chrono_literals;
+  KeyLedger ledger;
+  auto record = [](const std::string& action, const std::string& uid, const std::string& time, json details) {
+    return json{{"action", action}, {"time", time}, {"run", {{"namespace", "a"}, {"name", "first"}, {"uid", uid}}},
+                {"details", details}};
+  };
+  ledger.observeRecord(record("RunAdmitted", "u1", "2026-12-01T10:00:00.123456Z", {{"idempotencyKey", "k"}}));
+  EXPECT_FALSE(ledger.finished("a", "k", 1h, at("2026-12-01T10:01:00")).has_value()) << "not finished yet";
+  ledger.observeRecord(record("RunFinished", "u1", "2026-12-01T10:05:00.000001Z", {{"phase", "Succeeded"}}));
+  auto f = ledger.finished("a", "k", 1h, at("2026-12-01T10:30:00"));
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->name, "first");
+  EXPECT_EQ(f->phase, "Succeeded");
+  EXPECT_TRUE(f->started);
+  EXPECT_FALSE(ledger.finished("a", "k", 1h, at("2026-12-01T11:06:00")).has_value()) << "past the retention";
+  EXPECT_FALSE(ledger.finished("a", "k", 0ms, at("2026-12-01T10:06:00")).has_value()) << "no retention: the run only";
+  EXPECT_FALSE(ledger.finished("b", "k", 1h, at("2026-12-01T10:06:00")).has_value()) << "another namespace";
+
+  AgentRun later;
+  later.ns = "a", later.name = "second", later.uid = "u2", later.idempotency_key = "k";
+  later.creation_timestamp = "2026-12-01T10:20:00Z";
+  auto original = findOriginal(later, {*f});
+  EXPECT_TRUE(original.found);
+  EXPECT_EQ(original.phase, "Succeeded") << "the later run ends as the deleted one did";
+
+  // From the informer: a run that ended as its key's original did is not an original.
+  json done = runObject("a", "copy", "2026-12-01T10:20:00Z", "Succeeded", false, "k2", "u3")->get<json>();
+  done["status"]["completionTime"] = "2026-12-01T10:21:00Z";
+  done["status"]["conditions"] = json::array({{{"type", "Succeeded"}, {"reason", "IdempotencyKeyDone"}}});
+  ledger.observe({kube::InformerEvent::Type::Upsert, "a/copy", std::make_shared<const json>(done), nullptr});
+  EXPECT_FALSE(ledger.finished("a", "k2", 1h, at("2026-12-01T10:22:00")).has_value());
+  done["status"]["conditions"] = json::array();
+  ledger.observe({kube::InformerEvent::Type::Upsert, "a/copy", std::make_shared<const json>(done), nullptr});
+  ASSERT_TRUE(ledger.finished("a", "k2", 1h, at("2026-12-01T10:22:00")).has_value());
+}
+
 }  // namespace
 }  // namespace paddock::controllers

@@ -126,6 +126,39 @@ TEST(PlanStages, AnApprovalWithoutAnRbacAnswerIsReviewedFirst) {
   EXPECT_TRUE(plan.new_verdicts[0].verdict.counted);
 }
 
+// bob's approval was counted at an earlier reconcile (its verdict is in status) and the stage is
+// about to start: RBAC is asked again first, and an approver whose verb was revoked since no
+// longer opens the gate.
+TEST(PlanStages, ApprovalsCountedEarlierAreRecheckedWhenTheStageStarts) {
+  Fixture f;
+  auto approved = f.approvedPr();
+  json& pr = f.stage(approved, "pr");
+  pr["phase"] = "AwaitingApproval";  // recorded as counted, the pod not made yet
+  pr.erase("pod"), pr.erase("startTime");
+  f.in.old_stages = approved.stages;
+  f.in.rbac_allows.clear();
+
+  auto plan = planStages(f.in);
+  ASSERT_EQ(plan.to_recheck.size(), 1u);
+  EXPECT_EQ(plan.to_recheck[0].name, "bob-pr");
+  EXPECT_TRUE(plan.actions.empty()) << "no pod before RBAC answered again";
+
+  f.in.rbac_rechecked = {{"bob-pr", false}};
+  plan = planStages(f.in);
+  EXPECT_TRUE(plan.to_recheck.empty());
+  EXPECT_TRUE(plan.actions.empty()) << "the revoked approval does not count";
+  EXPECT_EQ(plan.phase, "AwaitingApproval");
+  EXPECT_EQ(f.stage(plan, "pr")["approvals"][0]["counted"], false);
+  ASSERT_EQ(plan.new_verdicts.size(), 1u) << "the revocation is recorded";
+  EXPECT_TRUE(plan.new_verdicts[0].revoked);
+
+  f.in.rbac_rechecked = {{"bob-pr", true}};
+  plan = planStages(f.in);
+  ASSERT_EQ(plan.actions.size(), 1u);
+  EXPECT_EQ(plan.actions[0].kind, StageAction::Kind::CreatePod);
+  EXPECT_TRUE(plan.new_verdicts.empty()) << "still counted: nothing new to record";
+}
+
 TEST(PlanStages, ThePrPodIsToldTheCommitTheAgentStartedFrom) {
   Fixture f;
   auto plan = f.approvedPr();

@@ -49,7 +49,21 @@ struct Backstage {
 class FakeBackend final : public Backend {
  public:
   explicit FakeBackend(std::shared_ptr<Backstage> s) : s_(std::move(s)) {}
-  Result<Opened> open() override { return Opened{Head{}, s_->repair}; }
+  Result<Opened> open() override {
+    std::lock_guard l(s_->mu);
+    Head head;
+    if (!s_->writes.empty()) head = Head{s_->writes.back().back().seq, s_->writes.back().back().hash};
+    return Opened{head, s_->repair};
+  }
+  Status read(const ItemSink& sink) override {
+    std::lock_guard l(s_->mu);
+    for (const auto& w : s_->writes) {
+      for (const auto& r : w) {
+        if (!sink(StoredItem{StoredItem::Kind::Record, toJson(r), 0, "fake", ""})) return Ok{};
+      }
+    }
+    return Ok{};
+  }
   Status write(const std::vector<Record>& records) override {
     std::unique_lock l(s_->mu);
     ++s_->attempts;
@@ -239,6 +253,74 @@ TEST_F(AuditLogTest, AppendersWaitWhileTheStoreIsDown) {
   }
   EXPECT_TRUE(waiting.get().ok()) << "once the store is back the append completes";
   EXPECT_EQ(stage->writes.size(), 1u);
+}
+
+}  // namespace
+}  // namespace paddock::audit
+
+namespace paddock::audit {
+namespace {
+
+Entry admitted(const std::string& uid, const std::string& task = "fix the flaky test") {
+  return Entry{"paddock-operator", RunRef{"team-a", "run-" + uid, uid}, Action::RunAdmitted, {{"task", task}}};
+}
+
+size_t countOf(const Backstage& stage, Action action) {
+  size_t n = 0;
+  for (const auto& w : stage.writes) {
+    for (const auto& r : w) n += r.entry.action == action;
+  }
+  return n;
+}
+
+// A reconcile that crashed (or whose status write failed) after its append appends the same
+// records again: a one-time record is in the chain once, in this process and after a reopen.
+TEST_F(AuditLogTest, OneTimeRecordsAreAppendedOncePerChainAcrossReopens) {
+  {
+    auto log = open();
+    auto first = log->append({admitted("u1"), sampleEntry(1)}, CancelToken());
+    ASSERT_TRUE(first.ok());
+    EXPECT_EQ(first->duplicates, 0u);
+    auto again = log->append({admitted("u1")}, CancelToken());
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->duplicates, 1u);
+    EXPECT_EQ(again->last_seq, 0u) << "nothing was appended";
+  }
+  auto log = open();  // a new leader over the same store
+  auto after = log->append({admitted("u1"), sampleEntry(1), admitted("u2")}, CancelToken());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->duplicates, 2u);
+  EXPECT_EQ(after->first_seq, 3u);
+  EXPECT_EQ(after->last_seq, 3u) << "only u2's admission is new";
+  EXPECT_EQ(countOf(*stage, Action::RunAdmitted), 2u);
+  auto changed = log->append({admitted("u1", "another task")}, CancelToken());
+  ASSERT_TRUE(changed.ok());
+  EXPECT_EQ(changed->duplicates, 0u) << "other details are another fact";
+}
+
+TEST_F(AuditLogTest, RecordsThatMayRecurAreNotDeduplicated) {
+  auto log = open();
+  Entry refused{"paddock-operator", RunRef{"team-a", "r", "u1"}, Action::RunRefused, {{"reason", "NoPolicy"}}};
+  ASSERT_TRUE(log->append({refused}, CancelToken()).ok());
+  auto again = log->append({refused}, CancelToken());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->duplicates, 0u) << "refused, admitted, refused again for the same reason is three facts";
+  EXPECT_FALSE(onceKey("", "RunAdmitted", "a", {}).has_value()) << "store-level records have no run";
+  EXPECT_FALSE(onceKey("u", "ChildRestored", "a", {}).has_value());
+  EXPECT_NE(onceKey("u", "RunAdmitted", "a", {{"x", 1}}), onceKey("u", "RunAdmitted", "b", {{"x", 1}}));
+}
+
+TEST_F(AuditLogTest, ANewWriterSaysSoInTheChain) {
+  ASSERT_TRUE(open()->append({sampleEntry(1)}, CancelToken()).ok());
+  AuditLogOptions o = fast();
+  o.writer_started = nlohmann::json{{"identity", "replica-b"}};
+  auto log = open(o);
+  ASSERT_EQ(stage->writes.size(), 2u);
+  const Record& r = stage->writes[1][0];
+  EXPECT_EQ(r.entry.action, Action::WriterStarted);
+  EXPECT_EQ(r.seq, 2u);
+  EXPECT_EQ(r.entry.details, (nlohmann::json{{"identity", "replica-b"}, {"continuesFrom", 1}}));
+  EXPECT_EQ(log->head().seq, 2u);
 }
 
 }  // namespace
