@@ -35,17 +35,6 @@ bool hex64(const std::string& s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-json hardened(const PlanOptions& o) {
-  return {{"allowPrivilegeEscalation", false},
-          {"readOnlyRootFilesystem", true},
-          {"runAsNonRoot", true},
-          {"runAsUser", o.uid},
-          {"runAsGroup", o.uid},
-          {"privileged", false},
-          {"capabilities", {{"drop", json::array({"ALL"})}}},
-          {"seccompProfile", {{"type", "RuntimeDefault"}}}};
-}
-
 json env(const std::string& name, const std::string& value) { return {{"name", name}, {"value", value}}; }
 
 }  // namespace
@@ -142,7 +131,7 @@ json planGatewayDeployment(const std::string& ns, const AgentPolicy& policy, con
       {"volumeMounts", json::array({{{"name", "config"}, {"mountPath", kGatewayConfigDir}, {"readOnly", true}},
                                     {{"name", "model-key"}, {"mountPath", kGatewayKeyDir}, {"readOnly", true}},
                                     {{"name", "audit"}, {"mountPath", kGatewayAuditDir}}})},
-      {"securityContext", hardened(o)},
+      {"securityContext", containerSecurity(o)},
       {"resources", {{"limits", {{"cpu", "1"}, {"memory", "512Mi"}}}, {"requests", {{"cpu", "100m"}, {"memory", "64Mi"}}}}}};
   json volumes = json::array(
       {{{"name", "config"}, {"configMap", {{"name", kGatewayName}, {"defaultMode", 0444}}}},
@@ -250,7 +239,7 @@ void addGatewayToAgentPod(json& pod, const AgentRun& run, const PlanOptions& o) 
                                      std::to_string(o.credential_wait.count()) + "s"})},
                {"env", json::array({env("NO_PROXY", kGatewayName)})},
                {"volumeMounts", json::array({mount})},
-               {"securityContext", hardened(o)},
+               {"securityContext", containerSecurity(o)},
                {"terminationMessagePolicy", "FallbackToLogsOnError"},
                {"resources", {{"limits", {{"cpu", "100m"}, {"memory", "64Mi"}}}}}};
   json init = json::array({wait});

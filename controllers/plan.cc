@@ -24,6 +24,14 @@ json metadata(const std::string& name, const AgentRun& run, const AgentPolicy& p
           {"ownerReferences", json::array({ownerReference(run)})}};
 }
 
+bool forStage(const SecretMount& s, const std::string& stage) {
+  return std::find(s.stages.begin(), s.stages.end(), stage) != s.stages.end();
+}
+
+std::string secretVolumeName(size_t i) { return "secret-" + std::to_string(i); }
+
+}  // namespace
+
 // The one security context every Paddock container gets.
 json containerSecurity(const PlanOptions& o) {
   return {{"allowPrivilegeEscalation", false},
@@ -35,14 +43,6 @@ json containerSecurity(const PlanOptions& o) {
           {"capabilities", {{"drop", json::array({"ALL"})}}},
           {"seccompProfile", {{"type", "RuntimeDefault"}}}};
 }
-
-bool forStage(const SecretMount& s, const std::string& stage) {
-  return std::find(s.stages.begin(), s.stages.end(), stage) != s.stages.end();
-}
-
-std::string secretVolumeName(size_t i) { return "secret-" + std::to_string(i); }
-
-}  // namespace
 
 std::string agentPodName(const AgentRun& run) { return run.name + "-agent"; }
 std::string networkPolicyName(const AgentPolicy& policy) { return "paddock-" + policy.name; }

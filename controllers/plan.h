@@ -98,6 +98,11 @@ json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effec
 // policy's CIDR rules and its stages' endpoints (spec.stages[].endpoint.cidr on the URL's port). It
 // has no owner: it outlives any one run, and goes with the namespace.
 json planNetworkPolicy(const std::string& ns, const AgentPolicy& policy, const PlanOptions& options = {});
+
+// The one security context every Paddock container gets (the agent's, the stages', the
+// gateway's): read-only root, options.uid, no privilege escalation, every capability dropped,
+// seccomp RuntimeDefault.
+json containerSecurity(const PlanOptions& options);
 // True when the policy has host egress rules and no gateway: no NetworkPolicy can enforce them.
 bool hostEgressUnenforced(const AgentPolicy& policy);
 // The agent pod. A run with gated stages keeps its workspace on a claim of its own
