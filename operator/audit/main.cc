@@ -1,6 +1,7 @@
 // paddock-audit: verify, show and export the audit store (a segment directory or a mongodb:// URI).
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -200,13 +201,17 @@ int load(int argc, char** argv) {
     return 2;
   }
   CancelToken never;
+  // Every load is a run of its own: its records are one-time records (onceKey), so a second load
+  // into the same store under the same run would be recognised as the first one's and skipped.
+  const std::string uid = "uid-load-" + std::to_string(::getpid()) + "-" +
+                          std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
       for (int i = 0; count == 0 || i < count; ++i) {
         std::vector<Entry> entries;
         for (int b = 0; b < batch; ++b) {
-          entries.push_back(Entry{"paddock-audit-load", RunRef{"load", "run-" + std::to_string(t), "uid-load"},
+          entries.push_back(Entry{"paddock-audit-load", RunRef{"load", "run-" + std::to_string(t), uid},
                                   Action::ChildCreated, {{"thread", t}, {"append", i}, {"index", b}}});
         }
         auto r = (*log)->append(std::move(entries), never);
@@ -215,7 +220,7 @@ int load(int argc, char** argv) {
           std::exit(1);
         }
         std::string acked;
-        for (uint64_t s = r->first_seq; s <= r->last_seq; ++s) acked += std::to_string(s) + "\n";
+        for (uint64_t s = r->first_seq; s != 0 && s <= r->last_seq; ++s) acked += std::to_string(s) + "\n";
         if (::write(1, acked.data(), acked.size()) < 0) std::exit(1);
         if (rate > 0) std::this_thread::sleep_for(std::chrono::microseconds(1000000 / rate));
       }
