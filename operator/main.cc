@@ -45,8 +45,8 @@ struct Options {
   bool leader_elect = true;
   std::string leader_election_namespace;
   std::string leader_election_id = "paddock-operator";
-  std::chrono::milliseconds lease_duration{15'000};
-  std::chrono::milliseconds renew_deadline{10'000};
+  std::chrono::milliseconds lease_duration{12'000};
+  std::chrono::milliseconds renew_deadline{8'000};
   std::chrono::milliseconds retry_period{2'000};
   int workers = 8;
   std::chrono::milliseconds pending_deadline{600'000};

@@ -49,7 +49,8 @@ struct Settings {
   int max_running = envInt("PADDOCK_CHAOS_MAX_RUNNING", 8);
   int create_seconds = envInt("PADDOCK_CHAOS_CREATE_SECONDS", 40);  // runs are created over this time
   int settle_seconds = envInt("PADDOCK_CHAOS_SETTLE_SECONDS", 180);  // after the faults, for every run to end
-  int lease_seconds = envInt("PADDOCK_CHAOS_LEASE_SECONDS", 4);
+  int lease_seconds = envInt("PADDOCK_CHAOS_LEASE_SECONDS", 4);  // the renew deadline is two thirds of it
+  int retry_ms = envInt("PADDOCK_CHAOS_RETRY_MS", 500);
   int audit_fault_seconds = envInt("PADDOCK_CHAOS_AUDIT_FAULT_SECONDS", 5);
   unsigned seed = static_cast<unsigned>(envInt("PADDOCK_CHAOS_SEED", static_cast<int>(std::random_device{}() & 0x7fffffff)));
   // A mongodb:// URI (with a database of the run's own): the audit store is MongoDB, and its
@@ -219,7 +220,7 @@ std::unique_ptr<Process> ChaosE2E::startReplica() {
   return std::make_unique<Process>(std::vector<std::string>{
       env("PADDOCK_OPERATOR_BIN"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "--listen-address", "127.0.0.1:0",
       "--leader-election-namespace", ns->name(), "--leader-election-lease-duration", lease,
-      "--leader-election-renew-deadline", renew, "--leader-election-retry-period", "500ms", "--audit-store", store,
+      "--leader-election-renew-deadline", renew, "--leader-election-retry-period", std::to_string(set.retry_ms) + "ms", "--audit-store", store,
       "--kube-api-qps", "100", "--kube-api-burst", "200", "--pending-deadline", "120s"});
 }
 
