@@ -449,7 +449,8 @@ struct Bench {
               {"podsPerSecond", static_cast<double>(t.pods()) / pod_s},
               {"runningPerSecond", static_cast<double>(t.reached()) / run_s},
               {"timedOut", !pods_ok || !running_ok},
-              {"operatorCpuSeconds", cpu1 - cpu0}};
+              {"operatorCpuSeconds", cpu1 - cpu0},
+              {"operatorCpuMsPerRun", 1000 * (cpu1 - cpu0) / n}};
     if (before && after) r["requestsPerRun"] = perRun(*before, *after, n);
     if (keep_templates) captureTemplates(ns.name(), t);
     r["namespaceDeleteSeconds"] = ns.remove();
@@ -640,7 +641,7 @@ struct Bench {
     CancelToken stop;
     std::thread watcher([&] { runs.run(stop); });
     runs.waitForSync(std::chrono::seconds(30));
-    int created = 0;
+    int created = 0, before_size = 0;
     std::atomic<int> failed{0};
     for (int size : sizes) {
       auto cpu0 = procStat(op.pid()).cpu_seconds;
@@ -657,6 +658,8 @@ struct Bench {
       w["complete"] = all;
       w["rampSeconds"] = ramp;
       w["cpuSecondsForTheseRuns"] = w["cpuSeconds"].get<double>() - cpu0;
+      w["cpuMsPerRun"] = 1000 * w["cpuSecondsForTheseRuns"].get<double>() / (size - before_size);
+      before_size = size;
       out.push_back(w);
       std::cerr << "throughput bench: footprint " << w.dump() << "\n";
     }
@@ -666,6 +669,41 @@ struct Bench {
     return out;
   }
 };
+
+// The baseline binary beside this one, phase by phase.
+std::string beforeAfter(const json& r) {
+  std::ostringstream md;
+  auto f = [](const json& v, const char* format) { return v.is_number() ? fmt(format, v.get<double>()) : std::string("-"); };
+  const json& b = r["baseline"];
+  md << "\n### Before and after, same cluster, same run (before: " << b["operator"].get<std::string>()
+     << ")\n\n| | before | after |\n|---|---:|---:|\n";
+  if (b.contains("unlimited") && r["unlimited"].contains("podsPerSecond")) {
+    const json &x = b["unlimited"], &y = r["unlimited"];
+    double raw = r["raw"].contains("pods") ? r["raw"]["pods"]["setsPerSecond"].get<double>() : NAN;
+    md << "| no client limit, " << y["runs"].get<int>() << " runs: pods/s | " << f(x["podsPerSecond"], "%.1f") << " | "
+       << f(y["podsPerSecond"], "%.1f") << " |\n";
+    md << "| of the raw pod-create limit (" << fmt("%.1f", raw) << "/s) | " << fmt("%.0f %%", 100 * x["podsPerSecond"].get<double>() / raw)
+       << " | " << fmt("%.0f %%", 100 * y["podsPerSecond"].get<double>() / raw) << " |\n";
+    md << "| operator CPU per run | " << f(x["operatorCpuMsPerRun"], "%.1f ms") << " | " << f(y["operatorCpuMsPerRun"], "%.1f ms")
+       << " |\n";
+    if (x.contains("requestsPerRun") && y.contains("requestsPerRun")) {
+      md << "| writes per run | " << f(x["requestsPerRun"]["writes"], "%.2f") << " | " << f(y["requestsPerRun"]["writes"], "%.2f")
+         << " |\n";
+    }
+  }
+  if (b.contains("footprint")) {
+    for (size_t i = 0; i < b["footprint"].size() && i < r["footprint"].size(); ++i) {
+      const json &x = b["footprint"][i], &y = r["footprint"][i];
+      md << "| RSS with " << y["runsCached"].get<int>() << " runs cached | " << f(x["rssMiB"], "%.1f MiB") << " | "
+         << f(y["rssMiB"], "%.1f MiB") << " |\n";
+      if (y.contains("cpuMsPerRun")) {
+        md << "| CPU per run to take them (NoPolicy) | " << f(x.value("cpuMsPerRun", json()), "%.1f ms") << " | "
+           << f(y["cpuMsPerRun"], "%.1f ms") << " |\n";
+      }
+    }
+  }
+  return md.str();
+}
 
 // The Markdown report.
 std::string markdown(const json& r) {
@@ -698,6 +736,7 @@ std::string markdown(const json& r) {
     md << "| Paddock, --kube-api-qps 0 (unlimited), " << un["runs"].get<int>() << " runs at once, pods | "
        << f(un["podsPerSecond"], 1) << " | |\n";
     md << "| Paddock / raw pods | " << f(100 * r["rawRatio"].get<double>(), 0) << " % | |\n";
+    md << "| Paddock's CPU per run | " << f(un["operatorCpuMsPerRun"], 1) << " ms | |\n";
   }
   const auto& l = r["latency"];
   if (l.contains("p99Ms")) {
@@ -707,14 +746,16 @@ std::string markdown(const json& r) {
     md << "| " << l["podsSeen"].get<int>() << " of " << l["runs"].get<int>() << " runs | " << f(l["p50Ms"], 0) << " ms | "
        << f(l["p90Ms"], 0) << " ms | " << f(l["p99Ms"], 0) << " ms | " << f(l["maxMs"], 0) << " ms |\n";
   }
-  md << "\n### Footprint (operator process)\n\n| runs cached | state | RSS | CPU s (total) | CPU s for these runs | idle CPU |\n"
-        "|---:|---|---:|---:|---:|---:|\n";
+  md << "\n### Footprint (operator process)\n\n| runs cached | state | RSS | CPU s (total) | CPU s for these runs | CPU per run | idle CPU |\n"
+        "|---:|---|---:|---:|---:|---:|---:|\n";
   for (const auto& w : r["footprint"]) {
     md << "| " << w["runsCached"].get<int>() << " | " << w["state"].get<std::string>() << " | " << f(w["rssMiB"], 1)
        << " MiB | " << f(w["cpuSeconds"], 1) << " | "
        << (w.contains("cpuSecondsForTheseRuns") ? f(w["cpuSecondsForTheseRuns"], 1) : std::string("")) << " | "
+       << (w.contains("cpuMsPerRun") ? f(w["cpuMsPerRun"], 1) + " ms" : std::string("")) << " | "
        << f(w["idleCpuPercent"], 1) << " % |\n";
   }
+  if (r.contains("baseline")) md << beforeAfter(r);
   if (r.contains("requestsPerRun") && !r["requestsPerRun"].empty()) {
     const auto& all = r["requestsPerRun"];
     md << "\n### API requests per run (common path: admitted, children and pod created, Running)\n\n| verb | resource |";
@@ -831,7 +872,13 @@ int main(int argc, char** argv) {
   flags.add("budget-seconds", &budget_seconds,
             "Wall time for the throughput sizes: a size whose estimate (from the last size's rates) does not fit is skipped.");
   flags.add("machine", &machine, "The machine, as written in the report.");
+  std::string phases = "throughput,limit,latency,footprint", baseline_bin;
+  flags.add("phases", &phases, "The phases to run, comma-separated: throughput, limit, latency, footprint.");
+  flags.add("baseline-operator", &baseline_bin,
+            "Another paddock-operator binary (a build of main, say), measured in the same run on the same cluster "
+            "for the limit and footprint phases: before and after figures side by side.");
   flags.parseOrExit(argc, argv);
+  auto phase = [&](const char* name) { return ("," + phases + ",").find(std::string(",") + name + ",") != std::string::npos; };
   log::setLevel(log::Level::Warn);
   std::string kubeconfig = cluster_dir + "/kubeconfig";
   ::setenv("PADDOCK_E2E_KUBECONFIG", kubeconfig.c_str(), 1);
@@ -872,7 +919,12 @@ int main(int argc, char** argv) {
     // 1. Throughput at equal QPS.
     json size_results = json::array();
     json requests_per_run;
-    {
+    if (!phase("throughput") && phase("limit")) {
+      // The raw limit creates Paddock's pod as it wrote it: a few runs give the templates.
+      auto op = b.startOperator(qps, burst);
+      b.paddock(*op, 20, true);
+    }
+    if (phase("throughput")) {
       auto op = b.startOperator(qps, burst);
       auto phase_start = Steady::now();
       // The last size's work (Paddock to Running, Jobs to pods), scaled by N, plus its cleanup,
@@ -906,11 +958,18 @@ int main(int argc, char** argv) {
     json per_run = json::array();
     if (!requests_per_run.is_null()) per_run.push_back(requests_per_run);
 
-    // 2. The limit: raw creates, then Paddock without a client limit.
-    result["raw"] = b.rawLimit(raw_sets);
-    json footprint;
-    {
-      auto op = b.startOperator(unlimited_qps, unlimited_qps > 0 ? static_cast<int>(2 * unlimited_qps) : 0);
+    // 2. The limit: raw creates, then Paddock without a client limit (and the baseline binary,
+    //    when given, on the same cluster right after).
+    result["raw"] = json::object();
+    result["unlimited"] = json::object();
+    result["latency"] = json::object();
+    result["footprint"] = json::array();
+    auto unlimitedOperator = [&] {
+      return b.startOperator(unlimited_qps, unlimited_qps > 0 ? static_cast<int>(2 * unlimited_qps) : 0);
+    };
+    if (phase("limit")) {
+      result["raw"] = b.rawLimit(raw_sets);
+      auto op = unlimitedOperator();
       result["unlimited"] = b.paddock(*op, unlimited_runs, false);
       result["unlimited"]["qps"] = unlimited_qps;
       if (result["unlimited"].contains("requestsPerRun")) {
@@ -918,15 +977,32 @@ int main(int argc, char** argv) {
         q["from"] = "N=" + std::to_string(unlimited_runs) + ", no client limit";
         per_run.push_back(q);
       }
-      result["requestsPerRun"] = per_run;
       // 3. Latency at a steady rate.
-      result["latency"] = b.latency(*op, rate, latency_seconds);
-      result["latencyQps"] = unlimited_qps;
+      if (phase("latency")) {
+        result["latency"] = b.latency(*op, rate, latency_seconds);
+        result["latencyQps"] = unlimited_qps;
+      }
     }
+    result["requestsPerRun"] = per_run;
     // 4. Footprint, on an operator of its own so earlier phases leave nothing in its heap.
-    {
-      auto op = b.startOperator(unlimited_qps, unlimited_qps > 0 ? static_cast<int>(2 * unlimited_qps) : 0);
+    if (phase("footprint")) {
+      auto op = unlimitedOperator();
       result["footprint"] = b.footprint(*op, parseSizes(footprint_sizes));
+    }
+    if (!baseline_bin.empty()) {
+      std::string current = b.operator_bin;
+      b.operator_bin = baseline_bin;
+      json base = {{"operator", baseline_bin}};
+      if (phase("limit")) {
+        auto op = unlimitedOperator();
+        base["unlimited"] = b.paddock(*op, unlimited_runs, false);
+      }
+      if (phase("footprint")) {
+        auto op = unlimitedOperator();
+        base["footprint"] = b.footprint(*op, parseSizes(footprint_sizes));
+      }
+      b.operator_bin = current;
+      result["baseline"] = base;
     }
     result["wallSeconds"] = secondsSince(total_start);
 
@@ -935,7 +1011,7 @@ int main(int argc, char** argv) {
     auto goal = [&](const std::string& g, const std::string& measured, bool met) {
       goals.push_back({{"goal", g}, {"measured", measured}, {"met", met}});
     };
-    {
+    if (phase("throughput")) {
       std::string m;
       bool met = false, any = false;
       for (const auto& s : result["sizes"]) {
@@ -954,11 +1030,11 @@ int main(int argc, char** argv) {
                fmt("%.1f", result["raw"]["pods"]["setsPerSecond"].get<double>()) + " runs/s)",
            ratio >= 0.7);
     }
-    {
+    if (result["latency"].contains("p99Ms")) {
       double p99 = result["latency"]["p99Ms"].get<double>();
       goal("create-to-pod p99 <= 100 ms at " + fmt("%g", rate) + " runs/s", fmt("%.0f ms", p99), p99 <= 100);
     }
-    {
+    if (!result["footprint"].empty()) {
       const auto& last = result["footprint"].back();
       double rss = last["rssMiB"].get<double>();
       goal("RSS <= 64 MB with " + std::to_string(last["runsCached"].get<int>()) + " runs cached", fmt("%.1f MiB", rss),

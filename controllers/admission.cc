@@ -4,7 +4,10 @@
 #include <cctype>
 #include <tuple>
 
+#include "controllers/reconcile.h"
 #include "controllers/references.h"
+#include "controllers/status.h"
+#include "operator/common/json.h"
 #include "operator/common/duration.h"
 
 namespace paddock::controllers {
@@ -227,6 +230,138 @@ Slot decideSlot(int active, int ahead, int max_running) {
               " runs allowed by spec.concurrency.maxRunning are running; this run is number " +
               std::to_string(s.position) + " in line and starts when one finishes";
   return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reconcile's admission steps (controllers/reconcile.h).
+
+namespace {
+
+// A finished run keeps no live pod (the decision is written before the pod is deleted, so a
+// restart between the two lands here). Only the run's own pods: never someone else's pod under
+// one of its names.
+void planFinished(const RunSnapshot& snap, const AgentRun& run, RunDraft& draft) {
+  draft.note(ForgetSpend{});
+  for (const auto& [pod_name, pod] : snap.run_pods) {
+    auto seen = observePod(pod.get());
+    bool ours = pod && (ownedBy(*pod, run.uid) ||
+                        (pod_name == agentPodName(run) &&
+                         stringAt(*pod, "/metadata/uid") == stringAt(snap.cached_status, "/stages/0/podUID")));
+    if (!ours || seen.deleting || (seen.phase != "Pending" && seen.phase != "Running")) continue;
+    draft.act(DeletePod{pod_name, stringAt(*pod, "/metadata/uid"), true});
+  }
+}
+
+// Refused (Pending, Admitted=False, a RunRefused record when the reason is new) or, once
+// started, stopped: no terms to care for it under.
+void planNotAdmitted(const TermsDecision& terms, bool started, const std::string& policy, const json& old_admitted,
+                     RunDraft& draft) {
+  const std::string& now = draft.clock().now;
+  if (started) {
+    draft.status["phase"] = "Failed";
+    draft.condition("Succeeded", false, terms.reason, terms.message);
+    draft.status["completionTime"] = now;
+    draft.audit({{audit::Action::RunFinished, {{"phase", "Failed"}, {"reason", terms.reason}, {"message", terms.message}}}});
+  } else {
+    draft.status["phase"] = "Pending";
+    draft.condition("Admitted", false, terms.reason, terms.message);
+    if (!policy.empty() && old_admitted.value("reason", "") != terms.reason) {
+      draft.audit({{audit::Action::RunRefused, {{"policy", policy}, {"reason", terms.reason}, {"message", terms.message}}}});
+    }
+  }
+  draft.finish(terms.reason, terms.message, runtime::Action::awaitChange());
+}
+
+// Admitted: the status's policy and terms, PolicyChanged, Admitted, and RunAdmitted the first time.
+void planAdmitted(const TermsDecision& terms, const Admitted& a, const json& old_status, RunDraft& draft) {
+  draft.status["policy"] = a.policy.name;
+  draft.status["terms"] = termsJson(terms.terms);
+  if (terms.policy_changed || hasCondition(old_status, "PolicyChanged")) {
+    draft.condition("PolicyChanged", terms.policy_changed, terms.policy_changed ? terms.changed_reason : "PolicyUnchanged",
+                    terms.policy_changed ? terms.changed_message : "the run's policy would grant the terms it runs under");
+    if (terms.policy_changed && !conditionTrue(old_status, "PolicyChanged")) {
+      draft.note(EmitEvent{draft.snap().regarding, runtime::EventType::Warning, "PolicyChanged", "Admit",
+                           terms.changed_message});
+    }
+  }
+  draft.condition("Admitted", true, "Admitted", terms.message);
+  if (conditionOf(old_status, "Admitted").value("status", "") == "True") return;
+  const auto& e = a.effective;
+  json details = {{"policy", a.policy.name}, {"task", a.run.task}, {"repository", a.run.repository_url},
+                  {"baseBranch", a.run.base_branch}, {"image", e.image}, {"model", e.model},
+                  {"budget", {{"tokens", e.tokens}, {"costUSD", formatCents(e.cost_cents)},
+                              {"wallClock", formatDuration(e.wall_clock)}}},
+                  {"stages", a.run.stages}};
+  draft.audit({{audit::Action::RunAdmitted, details}});
+}
+
+}  // namespace
+
+std::optional<Admitted> planAdmission(const RunSnapshot& snap, RunDraft& draft) {
+  if (!snap.run) {
+    draft.status["phase"] = "Pending";
+    draft.condition("Admitted", false, "InvalidSpec", snap.run.error().message);
+    draft.finish("InvalidSpec", snap.run.error().message, runtime::Action::awaitChange());
+    return std::nullopt;
+  }
+  const AgentRun& run = *snap.run;
+  if (isTerminal(run.phase)) {
+    planFinished(snap, run, draft);
+    return std::nullopt;
+  }
+  // Admission decides whether the run may start; once its pod exists it is cared for under the
+  // terms recorded then (controllers/terms.h), whatever the policy says now.
+  auto choice = resolvePolicy(snap.ns, snap.namespace_labels, snap.policies);
+  TermsInput in;
+  in.run = &run;
+  in.recorded = parseTerms(snap.old_status);
+  in.choice = &choice;
+  for (const auto& p : snap.policies) {
+    if (in.recorded && p.name == in.recorded->policy) in.admitted_under = &p;
+  }
+  in.started = run.started || (snap.agent_pod && ownedBy(*snap.agent_pod, run.uid));
+  auto terms = decideTerms(in);
+  if (!terms.admitted) {
+    planNotAdmitted(terms, in.started, choice.policy ? choice.policy->name : "", conditionOf(snap.old_status, "Admitted"),
+                    draft);
+    return std::nullopt;
+  }
+  Admitted a{run, terms.policy, terms.terms.effective};
+  if (in.started) a.run.stages = terms.terms.stages;  // the stages it was admitted with
+  planAdmitted(terms, a, snap.old_status, draft);
+  return a;
+}
+
+bool planQueue(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team, RunDraft& draft,
+               const RunPlanSettings& settings) {
+  const AgentRun& run = a.run;
+  if (snap.agent_pod || run.started || run.cancel) return false;
+  if (!run.idempotency_key.empty()) {
+    auto original = findOriginal(run, team.same_key);
+    if (original.found && isTerminal(original.phase)) {
+      std::string message = "spec.idempotencyKey " + run.idempotency_key + " was already run by AgentRun " +
+                            original.name + " (" + original.phase + "); this run ends as it did without running the task again";
+      draft.status["phase"] = original.phase;
+      draft.condition("Running", false, "IdempotencyKeyDone", message);
+      draft.condition("Succeeded", original.phase == "Succeeded", "IdempotencyKeyDone", message);
+      draft.status["completionTime"] = draft.status.value("completionTime", draft.clock().now);
+      draft.finish("IdempotencyKeyDone", message, runtime::Action::awaitChange());
+      return true;
+    }
+    if (original.found) {
+      std::string message = "spec.idempotencyKey " + run.idempotency_key + " is being run by AgentRun " +
+                            original.name + "; this run waits for it and ends as it does";
+      draft.status["phase"] = "Pending";
+      draft.condition("Running", false, "IdempotencyKeyInProgress", message);
+      draft.finish("IdempotencyKeyInProgress", message, runtime::Action::requeueAfter(settings.slot_recheck));
+      return true;
+    }
+  }
+  if (team.slot.may_start) return false;
+  draft.status["phase"] = "Pending";
+  draft.condition("Running", false, "WaitingForSlot", team.slot.message);
+  draft.finish("WaitingForSlot", team.slot.message, runtime::Action::requeueAfter(settings.slot_recheck));
+  return true;
 }
 
 }  // namespace paddock::controllers

@@ -4,6 +4,9 @@
 #include <set>
 
 #include "controllers/budget.h"
+#include "controllers/reconcile.h"
+#include "controllers/status.h"
+#include "operator/common/json.h"
 
 namespace paddock::controllers {
 
@@ -92,6 +95,54 @@ GateDecision decideGate(const GateInput& in) {
                 st.name;
   }
   return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reconcile's approval steps (controllers/reconcile.h).
+
+void planUnmatchedApprovals(const RunSnapshot& snap, const Admitted& a, RunDraft& draft, const RunPlanSettings& settings) {
+  const AgentRun& run = a.run;
+  auto unmatched = unmatchedApprovals(run, run.stages, snap.approvals);
+  if (unmatched.empty() && !hasCondition(snap.old_status, "UnmatchedApprovals")) return;
+  std::string message, old_message = conditionOf(snap.old_status, "UnmatchedApprovals").value("message", "");
+  for (const auto& u : unmatched) {
+    message += (message.empty() ? "" : "; ") + u.reason;
+    // Once each: the condition's message names the approvals already told (the durable rule);
+    // the recent facts cover our own write the cache does not show yet.
+    const std::string fact = run.uid + "/unmatched/" + u.name;
+    if (old_message.find("AgentApproval " + u.name + " ") != std::string::npos || snap.recent_facts.count(fact)) continue;
+    draft.note(RememberFact{fact});
+    std::string approver;
+    for (const auto& ap : snap.approvals) {
+      if (ap.name == u.name) approver = ap.username;
+    }
+    // Audited in the approver's name as not counted, and told on the run.
+    draft.audit({{audit::Action::ApprovalRefused, {{"stage", u.stage}, {"approval", u.name}, {"reason", "UnknownStage"}}}},
+                approver.empty() ? settings.actor : approver);
+    draft.note(EmitEvent{snap.regarding, runtime::EventType::Warning, "UnmatchedApproval", "Approve", u.reason});
+  }
+  draft.condition("UnmatchedApprovals", !unmatched.empty(), unmatched.empty() ? "AllMatched" : "UnknownStage",
+                  unmatched.empty() ? "every AgentApproval naming this run is for one of its stages" : message);
+}
+
+RunPlan planApprovalsOfMissingRun(const std::string& ns, const std::string& name,
+                                  const std::vector<kube::ObjectPtr>& approvals, const std::set<std::string>& recent) {
+  RunPlan plan;
+  for (const auto& obj : approvals) {
+    auto a = parseAgentApproval(*obj);
+    if (!a || a->ns != ns || a->run != name) continue;
+    const std::string fact = stringAt(*obj, "/metadata/uid") + "/no-run";
+    if (recent.count(fact)) continue;
+    plan.actions.push_back(RememberFact{fact});
+    auto ref = runtime::ObjectReference::from(*obj);
+    ref.api_version = "paddock.dev/v1alpha1", ref.kind = "AgentApproval";
+    plan.actions.push_back(EmitEvent{ref, runtime::EventType::Warning, "NoSuchRun", "Approve",
+                                     "AgentApproval " + a->name + " names AgentRun " + name +
+                                         ", which does not exist in namespace " + ns +
+                                         "; it counts for nothing. Check spec.run, delete this approval and create "
+                                         "one for the right run"});
+  }
+  return plan;
 }
 
 }  // namespace paddock::controllers

@@ -1,5 +1,8 @@
 #include "controllers/lifecycle.h"
 
+#include "controllers/reconcile.h"
+#include "controllers/status.h"
+
 #include "controllers/admission.h"
 #include "operator/common/json.h"
 
@@ -158,6 +161,231 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
   // 7. On its way.
   if (in.pod.phase == "Running") return {"Running", "AgentRunning", "the agent is working on the task", false, false};
   return {"Pending", "PodStarting", "the agent pod is starting", false, false};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reconcile's agent steps (controllers/reconcile.h).
+
+namespace {
+
+// Whose the pod under the agent's name is, and whether it still matches its plan (docs/trust.md):
+// the run recorded its UID and the plan's fingerprint when it created it.
+void judgeAgentPod(const Admitted& a, const RunSnapshot& snap, const RunPlanSettings& settings, AgentStatusInput& st) {
+  json old_agent = json::object();
+  for (const auto& e : snap.old_status.value("stages", json::array())) {
+    if (e.value("name", "") == "agent") old_agent = e;
+  }
+  st.pod_uid = old_agent.value("podUID", "");
+  st.pod_plan = old_agent.value("planned", json::object());
+  st.trust = judgePod(st.live_pod.get(), a.run.uid, st.pod_uid, st.pod_plan);
+  if (st.trust.verdict != PodJudgement::Verdict::Ours || !st.pod_uid.empty()) return;
+  // Created by a process that stopped before writing it down: its owner reference says it is
+  // the run's; it must match the plan all the same.
+  st.pod_uid = stringAt(*st.live_pod, "/metadata/uid");
+  if (st.pod_plan.empty()) {
+    st.pod_plan = podFingerprint(planAgentPod(a.run, a.policy, a.effective, settings.plan));
+    // A pod made by an operator from before the run-UID label: its owner reference carries the UID.
+    const std::string uid_label = std::string("metadata.labels[\"") + kLabelRunUid + "\"]";
+    if (!podFingerprint(*st.live_pod).contains(uid_label)) st.pod_plan.erase(uid_label);
+  }
+  st.trust = judgePod(st.live_pod.get(), a.run.uid, st.pod_uid, st.pod_plan);
+}
+
+// The agent pod, recorded first (the workspace claim of a run with gated stages too); the rest of
+// the plan follows the API server's answer.
+void planCreateAgent(const Admitted& a, AgentStatusInput st, RunDraft& draft, const RunPlanSettings& settings) {
+  const AgentRun& run = a.run;
+  auto planned = planAgentPod(run, a.policy, a.effective, settings.plan);
+  if (!run.started) {
+    Records records;
+    if (!run.stages.empty()) {
+      records.push_back({audit::Action::ChildCreated, {{"kind", "PersistentVolumeClaim"}, {"name", workspaceClaimName(run)}}});
+    }
+    records.push_back({audit::Action::ChildCreated, {{"kind", "Pod"}, {"name", agentPodName(run)}, {"image", a.effective.image}}});
+    for (auto& m : secretMounts(planned, "agent")) records.push_back({audit::Action::SecretMounted, std::move(m)});
+    records.push_back({audit::Action::StageStarted, {{"stage", "agent"}, {"pod", agentPodName(run)}}});
+    draft.audit(std::move(records));
+  }
+  if (!run.stages.empty()) {
+    // The workspace the gated stages share outlives the agent pod; the run owns it.
+    draft.act(ApplyClaim{workspaceClaimName(run), planWorkspaceClaim(run, a.policy, settings.plan)}, true);
+  }
+  st.created_fingerprint = podFingerprint(planned);
+  st.status = draft.status;
+  draft.act(CreateAgentPod{std::move(planned), std::make_shared<const AgentStatusInput>(std::move(st))}, true);
+}
+
+// The agent's entry in status.stages, the phase and the Running condition.
+void agentStageStatus(const AgentStatusInput& in, const LifecycleDecision& d, bool not_ours, const kube::ObjectPtr& pod,
+                      const std::string& pod_uid, const json& pod_plan, RunDraft& draft) {
+  json& status = draft.status;
+  status["phase"] = d.phase;
+  status["currentStage"] = "agent";
+  json stage = {{"name", "agent"}, {"phase", d.phase}, {"pod", in.pod_name}, {"message", d.message}};
+  if (!pod_uid.empty()) stage["podUID"] = pod_uid;
+  if (!pod_plan.empty()) stage["planned"] = pod_plan;
+  if ((!in.pod_created && !d.create_pod && !pod) || (not_ours && !in.pod_created)) stage.erase("pod");
+  if (pod && !not_ours && !status.contains("startTime")) {
+    // Created by a process that stopped before writing it down: the pod says when.
+    status["startTime"] = stringAt(*pod, "/metadata/creationTimestamp");
+  }
+  status["stages"] = json::array({stage});
+  draft.condition("Running", d.phase == "Running", d.reason, d.message);
+}
+
+// A finished agent: Succeeded, completionTime, and what the audit log says of its pod and run.
+void agentFinished(const AgentStatusInput& in, const LifecycleDecision& d, const PodJudgement& trust,
+                   const kube::ObjectPtr& pod, RunDraft& draft) {
+  draft.condition("Succeeded", d.phase == "Succeeded", d.reason, d.message);
+  draft.status["completionTime"] = draft.status.value("completionTime", draft.clock().now);
+  Records records;
+  if (trust.verdict == PodJudgement::Verdict::NotOurs) {
+    records.push_back({audit::Action::ChildNotAdopted, {{"kind", "Pod"}, {"name", in.pod_name},
+                                                        {"uid", stringAt(*pod, "/metadata/uid")},
+                                                        {"reason", "its controller owner reference does not name this run"}}});
+  }
+  if (trust.verdict == PodJudgement::Verdict::Tampered) {
+    records.push_back({audit::Action::ChildTampered, {{"kind", "Pod"}, {"name", in.pod_name}, {"fields", trust.fields}}});
+  }
+  if (d.delete_pod && pod) {
+    records.push_back({audit::Action::ChildDeleted, {{"kind", "Pod"}, {"name", in.pod_name}, {"reason", d.reason}}});
+  }
+  json spent = draft.status.value("usage", json::object());
+  spent.erase("readings");
+  records.push_back({audit::Action::StageFinished, {{"stage", "agent"}, {"phase", d.phase}, {"reason", d.reason}}});
+  records.push_back({audit::Action::RunFinished,
+                     {{"phase", d.phase}, {"reason", d.reason}, {"message", d.message}, {"spent", spent}}});
+  draft.audit(std::move(records));
+}
+
+// A pod still Pending is looked at again when its deadline falls due, and every slot_recheck
+// after that, so a reason that shows up late (the scheduler's verdict, a pull error) is seen; a
+// running budget when it asks.
+runtime::Action agentNext(const AgentStatusInput& in, const LifecycleDecision& d, const RunPlanSettings& settings) {
+  auto next = runtime::Action::awaitChange();
+  if (isTerminal(d.phase)) return next;
+  if (in.pod.exists && in.pod.phase == "Pending") {
+    auto left = in.pod_pending_for < settings.pending_deadline ? settings.pending_deadline - in.pod_pending_for
+                                                               : settings.slot_recheck;
+    next = runtime::Action::requeueAfter(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::min(left, settings.slot_recheck)));
+  }
+  if (in.budget_recheck) {
+    auto at = std::max(*in.budget_recheck, std::chrono::milliseconds(1));
+    if (!next.requeue_after || at < *next.requeue_after) next = runtime::Action::requeueAfter(at);
+  }
+  return next;
+}
+
+// The pod was just created. Its status is written when the pod shows more than a starting pod
+// (Running, or anything wrong), or kDeferStatusFor after the creation: one write fewer per run.
+// Until then this process decides from the status it holds and counts the run as holding its
+// slot; after a restart the pod in the cache says the same. The Event goes at the creation; the
+// requeue is the fallback for a pod event that never comes.
+void deferAgentStatus(const LifecycleDecision& d, bool created, RunDraft& draft) {
+  const RunSnapshot& snap = draft.snap();
+  const auto now = draft.clock().steady;
+  const auto since = created || !snap.deferred_since ? now : *snap.deferred_since;
+  draft.status["observedGeneration"] = snap.generation;
+  draft.act(DeferStatus{draft.status, since});
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kDeferStatusFor - (now - since));
+  draft.plan.next = runtime::Action::requeueAfter(std::max(left, std::chrono::milliseconds(50)));
+  if (!created) return;
+  draft.note(MarkStarted{});
+  draft.note(EmitEvent{snap.regarding, runtime::EventType::Normal, d.reason, "Pending", d.message});
+  draft.note(LogLine{false, "run status", {{"key", snap.key}, {"phase", "Pending"}, {"reason", d.reason},
+                                           {"message", d.message}, {"written", "when the pod has started"}}});
+}
+
+// Whether the status of a run whose pod was just created still waits (deferAgentStatus).
+bool keepsDeferring(const AgentStatusInput& in, const LifecycleDecision& d, const json& status, const PlanClock& clock) {
+  if (d.create_pod) return status.value("phase", "") == "Pending";
+  const auto& since = in.snap->deferred_since;
+  return since && d.phase == "Pending" && d.reason == "PodStarting" && clock.steady - *since < kDeferStatusFor;
+}
+
+}  // namespace
+
+void planAgent(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team, RunDraft& draft,
+               const RunPlanSettings& settings, const PlanClock& clock) {
+  const AgentRun& run = a.run;
+  AgentStatusInput st;
+  st.run_uid = run.uid, st.pod_name = agentPodName(run), st.live_pod = snap.agent_pod, st.pod_created = run.started;
+  st.snap = &snap;
+  judgeAgentPod(a, snap, settings, st);
+  LifecycleInput in;
+  in.phase = run.phase, in.cancel = run.cancel, in.pod_created = run.started, in.pod_name = st.pod_name;
+  in.trust = st.trust;
+  in.pod = observePod(st.trust.verdict == PodJudgement::Verdict::NotOurs ? nullptr : st.live_pod.get());
+  in.pending_deadline = settings.pending_deadline;
+  if (st.live_pod) in.pod_pending_for = since(stringAt(*st.live_pod, "/metadata/creationTimestamp"), clock.wall);
+  st.decision = decideLifecycle(in);
+  st.pod = in.pod, st.pod_pending_for = in.pod_pending_for;
+
+  // Gated stages: once the agent has succeeded, planStages (controllers/stages.h) decides.
+  auto old_stages = snap.old_status.value("stages", json::array());
+  bool agent_done = std::any_of(old_stages.begin(), old_stages.end(), [](const json& e) {
+    return e.value("name", "") == "agent" && e.value("phase", "") == "Succeeded";
+  });
+  if (!run.stages.empty() && (agent_done || st.decision.phase == "Succeeded")) {
+    planGatedStages(snap, a, team, st.decision.message, draft, settings, clock);
+    return;
+  }
+  if (st.decision.phase == "Running" && !st.decision.delete_pod) {
+    st.budget_recheck = planBudget(snap, a, team, st.decision, draft, settings, clock);
+  }
+  if (isTerminal(st.decision.phase)) draft.note(ForgetSpend{});
+  if (st.decision.create_pod) return planCreateAgent(a, std::move(st), draft, settings);
+  st.status = draft.status;
+  st.held = draft.takeHeld();
+  draft.append(planAgentStatus(st, nullptr, settings, clock));
+}
+
+RunPlan planAgentStatus(const AgentStatusInput& in, const AgentCreated* created, const RunPlanSettings& settings,
+                        const PlanClock& clock) {
+  RunDraft draft(*in.snap, clock);
+  draft.status = in.status;
+  draft.audit(in.held);
+  LifecycleDecision d = in.decision;
+  PodJudgement trust = in.trust;
+  kube::ObjectPtr pod = in.live_pod;
+  std::string pod_uid = in.pod_uid;
+  json pod_plan = in.pod_plan;
+  if (created && created->kind == AgentCreated::Kind::Rejected) {
+    const std::string message = "the API server refused the agent pod: " + created->message;
+    draft.status["phase"] = "Failed";
+    draft.condition("Succeeded", false, "PodRejected", message);
+    draft.status["completionTime"] = clock.now;
+    draft.finish("PodRejected", message, runtime::Action::awaitChange());
+    return draft.take();
+  }
+  if (created) {
+    // The name was taken: by this run's own earlier attempt only if the pod says so by its owner
+    // reference; anyone else's pod is never adopted.
+    bool made = created->kind == AgentCreated::Kind::Created;
+    auto made_trust = judgePod(created->pod.get(), in.run_uid, made ? stringAt(*created->pod, "/metadata/uid") : "",
+                               json::object());
+    if (made_trust.verdict == PodJudgement::Verdict::NotOurs) {
+      trust = made_trust;
+      d = *decideTrust(trust, in.pod_name);
+      pod = created->pod;
+    } else {
+      pod_uid = stringAt(*created->pod, "/metadata/uid");
+      pod_plan = in.created_fingerprint;
+      draft.status["startTime"] = draft.status.value("startTime", clock.now);
+    }
+  }
+  bool not_ours = trust.verdict == PodJudgement::Verdict::NotOurs;
+  agentStageStatus(in, d, not_ours, pod, pod_uid, pod_plan, draft);
+  if (isTerminal(d.phase)) agentFinished(in, d, trust, pod, draft);
+  if (keepsDeferring(in, d, draft.status, clock)) {
+    deferAgentStatus(d, d.create_pod, draft);
+    return draft.take();
+  }
+  // Write-ahead: the decision is recorded before the pod goes, so it survives whatever happens next.
+  draft.finish(d.reason, d.message, agentNext(in, d, settings));
+  if (d.delete_pod && pod) draft.act(DeletePod{in.pod_name, stringAt(*pod, "/metadata/uid"), true});
+  return draft.take();
 }
 
 }  // namespace paddock::controllers

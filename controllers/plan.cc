@@ -319,6 +319,24 @@ json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpe
   return {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", meta}, {"spec", spec}};
 }
 
+// The agent pod's init container that clones the repository into the workspace.
+static json workspaceCloneContainer(const PlanOptions& o) {
+  return {{"name", "workspace"},
+          {"image", o.stage_image},
+          {"imagePullPolicy", "IfNotPresent"},
+          // Its result (the commit the workspace starts from) is its termination message, which
+          // the pr stage is later told: a record the agent, which runs after it, cannot alter.
+          {"args", json::array({"clone", "--repository-file", "/etc/paddock/task/repository.json",
+                                "--into", "/workspace", "--result", "/dev/termination-log"})},
+          {"terminationMessagePath", "/dev/termination-log"},
+          {"terminationMessagePolicy", "File"},
+          {"volumeMounts", json::array({{{"name", "workspace"}, {"mountPath", "/workspace"}},
+                                        {{"name", "tmp"}, {"mountPath", "/tmp"}},
+                                        {{"name", "task"}, {"mountPath", "/etc/paddock/task"}, {"readOnly", true}}})},
+          {"securityContext", containerSecurity(o)},
+          {"resources", {{"limits", {{"cpu", "500m"}, {"memory", "512Mi"}}}}}};
+}
+
 json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effective& effective,
                   const PlanOptions& o) {
   json volumes = json::array({
@@ -366,21 +384,7 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
                 {"securityContext", containerSecurity(o)},
                 {"terminationMessagePolicy", "FallbackToLogsOnError"}};
   if (!policy.resources.empty()) agent["resources"] = policy.resources;
-  json workspace = {{"name", "workspace"},
-                    {"image", o.stage_image},
-                    {"imagePullPolicy", "IfNotPresent"},
-                    // Its result (the commit the workspace starts from) is its termination message, which
-                    // the pr stage is later told: a record the agent, which runs after it, cannot alter.
-                    {"args", json::array({"clone", "--repository-file", "/etc/paddock/task/repository.json",
-                                          "--into", "/workspace", "--result", "/dev/termination-log"})},
-                    {"terminationMessagePath", "/dev/termination-log"},
-                    {"terminationMessagePolicy", "File"},
-                    {"volumeMounts", json::array({{{"name", "workspace"}, {"mountPath", "/workspace"}},
-                                                  {{"name", "tmp"}, {"mountPath", "/tmp"}},
-                                                  {{"name", "task"}, {"mountPath", "/etc/paddock/task"}, {"readOnly", true}}})},
-                    {"securityContext", containerSecurity(o)},
-                    {"resources", {{"limits", {{"cpu", "500m"}, {"memory", "512Mi"}}}}}};
-
+  json workspace = workspaceCloneContainer(o);
   auto wall = std::chrono::duration_cast<std::chrono::seconds>(effective.wall_clock);
   json spec = {{"restartPolicy", "Never"},
                {"automountServiceAccountToken", false},

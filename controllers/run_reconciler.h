@@ -1,33 +1,31 @@
-// The AgentRun reconciler: the I/O shell around the pure functions of this folder.
-//   gather   the run, its namespace, the policies, the run's pod (all from caches), the other
-//            runs through a RunIndex
-//   decide   resolvePolicy, admit, concurrencySlot, decideLifecycle, plan*
-//   execute  children first (the team's NetworkPolicy in the namespace by server-side apply, only
-//            when it is missing or out of date, then the pod), then the status, written only when
-//            it changed, then an Event when the pod is created and when the run ends or goes wrong
+// The AgentRun reconciler: the I/O shell around the pure plan of controllers/reconcile.h.
+//   gather   the run, its namespace, the policies, its pods and approvals (all from caches), then
+//            what its governing policy adds: the team's NetworkPolicy, the other runs through a
+//            RunIndex, usage from the UsageBoard, RBAC's answers about new approvals
+//   plan     planAdmission, then planRun (pure; table-tested in tests/unit/controllers)
+//   execute  the plan's actions in their order: audit records first, then children, then the
+//            status, then deletes; no decisions
+// What it keeps in memory is a cache of its own recent writes and of usage not yet in status;
+// each piece says how it is rebuilt (docs/reconcile.md).
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 
-#include "controllers/approval.h"
-#include "controllers/budget.h"
-#include "controllers/plan.h"
+#include "controllers/reconcile.h"
 #include "controllers/run_index.h"
-#include "controllers/stages.h"
-#include "controllers/trust.h"
+#include "controllers/status.h"
 #include "controllers/usage.h"
 #include "operator/audit/audit.h"
 #include "operator/kube/client.h"
 #include "operator/kube/informer.h"
 #include "operator/runtime/controller.h"
 #include "operator/runtime/events.h"
+#include "operator/runtime/metrics.h"
 
 namespace paddock::controllers {
 
@@ -62,100 +60,57 @@ class RunReconciler : public runtime::Reconciler {
   const RunIndex& index() const { return index_; }
 
  private:
-  struct Spend {
-    std::string uid;
-    Counter tokens, cost;
-    bool checkpointed = false;  // asked already, though the cache may not show the condition yet
-    // For the absence clock (missingSince): when each series was last seen by this process, when
-    // this process first looked at the run, and whether its status held usage by then.
-    std::optional<std::chrono::system_clock::time_point> tokens_seen, cost_seen;
-    std::chrono::system_clock::time_point first_look{};
-    bool reported_before = false;
+  // What one execution carries from action to action.
+  struct Execution {
+    const RunSnapshot* snap;
+    const PlanClock* clock;
+    const CancelToken* cancel;
+    std::optional<json> audit_position;        // the chain's position after our last append
+    std::optional<Error> network_policy_error;  // holds back the pods after it
   };
-  // Brings the run's usage up to date from the board and decides what its budget calls for;
-  // writes usage and the budget conditions into `status`.
-  BudgetDecision checkBudget(const AgentRun& run, const AgentPolicy& policy, int64_t tokens_limit, int64_t cost_cents,
-                             std::chrono::milliseconds wall_clock, json& status, const json& old_status,
-                             std::chrono::system_clock::time_point wall, const std::string& now, int64_t generation);
-  // Reads the run's usage from the board into `spend`; what is unreadable (a failing query, or
-  // one without a series for the run's agent pod), if anything.
-  std::optional<UsageUnavailable> readUsage(const AgentRun& run, const AgentPolicy& policy, Spend& spend,
-                                            std::chrono::system_clock::time_point started, const json& old_status,
-                                            std::chrono::system_clock::time_point wall);
-  void forgetSpend(const AgentRun& run);
-  // Appends the run's records and notes the chain's position in status; Ok without an audit log.
-  // The actor is the operator unless `actor` names someone else (an approver).
-  Status record(const AgentRun& run, std::vector<std::pair<audit::Action, json>> records, json& status,
-                const CancelToken& cancel, const std::string& actor = "");
+  // The run and what it depends on; a result instead when there is nothing to decide from yet.
+  std::variant<RunSnapshot, runtime::ReconcileResult> gather(const std::string& key, const CancelToken& cancel);
+  // What the governing policy adds.
+  Result<TeamFacts> gatherTeam(const RunSnapshot& snap, const Admitted& a, const CancelToken& cancel);
+  // The pods of the running gated stages (uncached when the cache lacks one).
+  Status gatherStagePods(const RunSnapshot& snap, TeamFacts& team, const CancelToken& cancel);
   // Does RBAC grant the approval's approver the approve verb on the run? (SubjectAccessReview)
   Result<bool> mayApprove(const AgentRun& run, const AgentApproval& approval, const CancelToken& cancel);
-  // Gated stages (controllers/stages.h). What planStages reads: the approvals naming the run and
-  // the pods of its running stages (uncached when the cache lacks one).
-  Result<StagesInput> gatherStages(const AgentRun& run, const AgentPolicy& policy, const json* agent_pod,
-                                   const std::string& agent_message, const json& old_stages,
-                                   std::chrono::system_clock::time_point wall, const CancelToken& cancel);
-  // planStages, after asking RBAC (SubjectAccessReview) about the approvals it has not seen yet.
-  Result<StagesPlan> planRunStages(StagesInput in, const AgentRun& run, const CancelToken& cancel);
-  using Records = std::vector<std::pair<audit::Action, json>>;
-  using Appender = std::function<Status(Records, const std::string&)>;
-  // Audits and announces the approvals seen for the first time, then creates the stage pods the
-  // plan asks for, each recorded (with `records` so far) before it is created.
-  Status startStages(const AgentRun& run, const StagesPlan& plan, const runtime::ObjectReference& regarding,
-                     Records& records, const Appender& append, const std::optional<Error>& network_policy_error,
-                     const CancelToken& cancel);
-  // The team's NetworkPolicy in the namespace as planned, when it must be written: the cache
-  // shows it missing, or its content differs from the plan (compared as what it means, never by
-  // its hash annotation), and it is not our own write the cache has yet to show. nullopt when it
-  // is current.
-  struct NetworkPolicyWrite {
-    json planned;
-    std::shared_ptr<const json> live;  // null: missing from the cache (server-side apply)
-    std::vector<std::string> drift;    // the fields of `live` that differ from the plan
-    bool edited = false;               // `live` claims to be this very plan (its hash) but is not
-  };
-  std::optional<NetworkPolicyWrite> networkPolicyToWrite(const std::string& ns, const AgentPolicy& policy);
-  // Applies a missing one; puts a drifted one back whole (a server-side apply would leave fields
-  // someone else added, such as an extra podSelector label that makes it select nothing).
-  Status writeNetworkPolicy(const std::string& ns, const NetworkPolicyWrite& write, const CancelToken& cancel);
-  // Appends audit records before what they describe, in the actor's name ("" for the operator).
-  using AppendFn = std::function<Status(std::vector<std::pair<audit::Action, json>>, const std::string& actor)>;
-  // A stage's pod that is not the run's (recorded, left alone) or no longer its plan (recorded, deleted).
-  Status refuseStagePod(const AgentRun& run, const json& pod, const PodJudgement& trust, const AppendFn& append,
-                        const CancelToken& cancel);
-  // Approvals naming the run for a stage it did not ask for: an UnmatchedApprovals condition, and
-  // once each a Warning Event and an ApprovalRefused record in the approver's name.
-  Status reportUnmatchedApprovals(const AgentRun& run, const std::vector<std::string>& stages, json& status,
-                                  const json& old_status, int64_t generation, const std::string& now, const AppendFn& append);
-  // Approvals naming a run that does not exist: a Warning Event on each, once.
-  void reportApprovalsOfMissingRun(const std::string& key);
+
+  runtime::ReconcileResult execute(RunPlan plan, Execution& ex);
+  Status perform(const RunAction& action, Execution& ex);
+  Status performAgentPod(const CreateAgentPod& create, Execution& ex, runtime::ReconcileResult& result);
+  Status appendAudit(const AppendAudit& a, Execution& ex);
+  Status writeStatus(const WriteStatus& w, Execution& ex);
+  Status writeNetworkPolicy(const ApplyNetworkPolicy& a, Execution& ex);
+  Status deletePod(const DeletePod& d, Execution& ex);
+  void reportBudget(const ReportBudget& r, const Execution& ex);
+  RunPlanSettings settings() const;
+
   std::atomic<audit::AuditLog*> audit_{nullptr};
-  // Records already appended for one-time facts of a run ("<uid>/<stage>/<approval>", "<uid>/<stage>/started"),
-  // so a reconcile deciding from a cache that lags behind our own status write does not append them again.
-  bool once(const std::string& fact);
-  std::mutex once_mu_;
-  std::set<std::string> once_;  // guarded by once_mu_
+
+  // Caches of this process's own writes, for as long as the informers may not show them. None is
+  // needed after a restart: a fresh cache is never older than the writes of a process before.
+  std::mutex facts_mu_;
+  std::map<std::string, std::set<std::string>> facts_;  // guarded; by run uid: one-time facts appended
   std::mutex written_mu_;
   // By run key: the resourceVersion of our last status write, and when it was made.
-  std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> written_;  // guarded by written_mu_
-
+  std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> written_;  // guarded
   struct Unwritten {
     std::string uid;
     json status;
+    std::chrono::steady_clock::time_point since;  // deferred first
   };
   std::mutex unwritten_mu_;
-  // By run key: the status of a run whose pod was just created, written with the pod's first event.
-  std::map<std::string, Unwritten> unwritten_;  // guarded by unwritten_mu_
-
-  struct Applied {
-    std::string hash;  // of the plan written
-    std::chrono::steady_clock::time_point at;
-    int64_t generation = 0;  // the object's metadata.generation after our write
-  };
+  // By run key: the status of a run whose pod was just created, written once the pod has started
+  // (or kDeferStatusFor after). After a restart the pod in the cache says the run started (the
+  // pods handler), and the status is written at the next reconcile.
+  std::map<std::string, Unwritten> unwritten_;  // guarded
   std::mutex applied_mu_;
-  std::map<std::string, Applied> applied_;  // guarded by applied_mu_; by NetworkPolicy key, our last write
-
+  std::map<std::string, AppliedWrite> applied_;  // guarded; by NetworkPolicy key, our last write
+  // By run key: usage not yet in status. Rebuilt from status.usage when missing.
   std::mutex spend_mu_;
-  std::map<std::string, Spend> spend_;  // guarded by spend_mu_; by run key, the totals not yet in status
+  std::map<std::string, Spend> spend_;  // guarded
 
   kube::Client& client_;
   kube::Informer& runs_;
@@ -173,9 +128,5 @@ class RunReconciler : public runtime::Reconciler {
 // finished or was deleted): those waiting for a slot, so the next in line starts at once instead of
 // at its next recheck.
 std::vector<std::string> runsWaitingForSlot(const kube::InformerEvent& event, const RunIndex& runs);
-
-// Sets a condition in a status object, keeping lastTransitionTime unless the status flips.
-void setCondition(nlohmann::json& status, const std::string& type, bool value, const std::string& reason,
-                  const std::string& message, int64_t generation, const std::string& now);
 
 }  // namespace paddock::controllers

@@ -1,5 +1,8 @@
 #include "controllers/stages.h"
 
+#include "controllers/reconcile.h"
+#include "controllers/status.h"
+
 #include <algorithm>
 
 #include "controllers/admission.h"
@@ -288,6 +291,112 @@ StagesPlan planStages(const StagesInput& in) {
   }
   if (isTerminal(plan.phase)) plan.current.clear();
   return plan;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reconcile's gated-stages step (controllers/reconcile.h).
+
+namespace {
+
+// What planStages reads, from the snapshot.
+StagesInput stagesInput(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team,
+                        const std::string& agent_message, const RunPlanSettings& settings, const PlanClock& clock) {
+  StagesInput si;
+  si.run = &a.run;
+  si.policy = &a.policy;
+  si.plan = settings.plan;
+  si.old_stages = snap.old_status.value("stages", json::array());
+  si.agent_message = agent_message;
+  si.clone_message = observePod(snap.agent_pod.get(), "workspace").termination_message;
+  si.now = clock.wall;
+  si.pending_deadline = settings.pending_deadline;
+  si.approvals = snap.approvals;
+  std::sort(si.approvals.begin(), si.approvals.end(), [](const auto& x, const auto& y) {
+    return std::tie(x.creation_timestamp, x.name) < std::tie(y.creation_timestamp, y.name);
+  });
+  for (const auto& [stage, pod] : team.stage_pods) {
+    if (pod) si.pods[stage] = {observePod(pod.get(), "stage"), since(stringAt(*pod, "/metadata/creationTimestamp"), clock.wall)};
+  }
+  si.rbac_allows = team.rbac_allows;
+  return si;
+}
+
+// Each approval is audited once, in its approver's name, with why it did or did not count; the
+// stages' pods are recorded before they are created.
+void planStageChildren(const RunSnapshot& snap, const Admitted& a, StagesPlan& plan, Records& records, RunDraft& draft) {
+  const std::string& uid = a.run.uid;
+  for (const auto& [stage, v] : plan.new_verdicts) {
+    const std::string fact = uid + "/" + stage + "/" + v.name;
+    if (snap.recent_facts.count(fact)) continue;
+    draft.note(RememberFact{fact});
+    json details = {{"stage", stage}, {"approval", v.name}, {"decision", v.approve ? "Approve" : "Reject"}};
+    if (!v.reason.empty()) details["reason"] = v.reason;
+    draft.audit({{v.counted ? audit::Action::ApprovalCounted : audit::Action::ApprovalRefused, details}}, v.approver);
+    draft.note(EmitEvent{snap.regarding, v.counted ? runtime::EventType::Normal : runtime::EventType::Warning,
+                         v.counted ? "ApprovalCounted" : "ApprovalRefused", "Approve",
+                         "AgentApproval " + v.name + " by " + v.approver + " for stage " + stage +
+                             (v.counted ? " counted" : " does not count: " + v.reason)});
+  }
+  for (const auto& act : plan.actions) {
+    if (act.kind != StageAction::Kind::CreatePod) continue;
+    const std::string fact = uid + "/" + act.stage + "/started";
+    if (!snap.recent_facts.count(fact)) {
+      draft.note(RememberFact{fact});
+      records.push_back({audit::Action::ChildCreated,
+                         {{"kind", "Pod"}, {"name", act.pod_name}, {"image", stringAt(act.pod, "/spec/containers/0/image")}}});
+      for (auto& m : secretMounts(act.pod, act.stage)) records.push_back({audit::Action::SecretMounted, std::move(m)});
+      records.push_back({audit::Action::StageStarted, {{"stage", act.stage}, {"pod", act.pod_name}}});
+    }
+    draft.audit(std::exchange(records, {}));
+    draft.act(CreateStagePod{act.pod}, true);
+  }
+}
+
+// The run's status from the stages' plan, and the run's end.
+void stagesStatus(const StagesPlan& plan, Records& records, RunDraft& draft) {
+  json& status = draft.status;
+  status["stages"] = plan.stages;
+  status["phase"] = plan.phase;
+  if (plan.current.empty()) status.erase("currentStage");
+  else status["currentStage"] = plan.current;
+  if (plan.pull_request_url.empty()) status.erase("pullRequestURL");
+  else status["pullRequestURL"] = plan.pull_request_url;
+  bool waiting = plan.phase == "AwaitingApproval";
+  draft.condition("AwaitingApproval", waiting, waiting ? plan.reason : "NotWaiting",
+                  waiting ? plan.message : "no stage is waiting for approval");
+  draft.condition("Running", plan.phase == "Running", plan.reason, plan.message);
+  if (isTerminal(plan.phase)) {
+    draft.condition("Succeeded", plan.phase == "Succeeded", plan.reason, plan.message);
+    status["completionTime"] = status.value("completionTime", draft.clock().now);
+    records.push_back({audit::Action::RunFinished, {{"phase", plan.phase}, {"reason", plan.reason}, {"message", plan.message}}});
+  }
+}
+
+}  // namespace
+
+void planGatedStages(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team, const std::string& agent_message,
+                     RunDraft& draft, const RunPlanSettings& settings, const PlanClock& clock) {
+  auto plan = planStages(stagesInput(snap, a, team, agent_message, settings, clock));
+  if (!plan.to_review.empty()) {
+    // RBAC is asked about these first (SubjectAccessReview); the reconcile plans again with the answers.
+    draft.plan.to_review = plan.to_review;
+    return;
+  }
+  Records records = std::move(plan.records);
+  planStageChildren(snap, a, plan, records, draft);
+  for (const auto& act : plan.actions) {
+    if (act.kind == StageAction::Kind::DeletePod) {
+      records.push_back({audit::Action::ChildDeleted, {{"kind", "Pod"}, {"name", act.pod_name}, {"reason", act.reason}}});
+    }
+  }
+  stagesStatus(plan, records, draft);
+  draft.audit(std::move(records));
+  // Write-ahead: the decision is recorded before a pod goes.
+  draft.finish(plan.reason, plan.message,
+               plan.requeue_after ? runtime::Action::requeueAfter(*plan.requeue_after) : runtime::Action::awaitChange());
+  for (const auto& act : plan.actions) {
+    if (act.kind == StageAction::Kind::DeletePod) draft.act(DeletePod{act.pod_name, "", true});
+  }
 }
 
 }  // namespace paddock::controllers

@@ -32,7 +32,7 @@ hadolint_bin() {
 
 # The binaries each image target ships; the stage runner's does not exist yet.
 declare -A binaries=(
-  [operator]="operator/paddock-operator operator/paddock-audit"
+  [operator]="operator/paddock-operator operator/paddock-audit gateway/paddock-gateway"
   [agent-sim]="images/agent-sim/paddock-agent-sim"
 )
 
@@ -63,7 +63,8 @@ check_image() {
     local need="" lib
     for lib in $(objdump -p "$build/$bin" | awk '/NEEDED/{print $2}'); do
       pkg=$(dpkg -S "*/$lib" 2>/dev/null | head -n 1 | cut -d: -f1 || true)
-      case "$pkg" in libc6|libgcc-s1|"") continue ;; esac  # in every Debian base image
+      # libc6 (libc6-i386 when a 32-bit libc is installed too, as dpkg names it first) is in every base image.
+      case "$pkg" in libc6|libc6-i386|libgcc-s1|"") continue ;; esac
       tr ' ' '\n' <<<"$declared" | grep -qxF -- "$pkg" || need+=" $pkg($lib)"
     done
     if [ -z "$need" ]; then ok "$label: has every library $(basename "$bin") links"

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -64,14 +65,8 @@ struct Options {
 
 http::Reply text(int status, std::string body) { return {status, "text/plain; charset=utf-8", std::move(body), {}}; }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  // Two malloc arenas, not one per thread: the workers, informers and HTTP threads otherwise each
-  // hold an arena whose free space counts as resident memory (about 10 MiB at 10k runs cached).
-  mallopt(M_ARENA_MAX, 2);
-  CancelToken shutdown = shutdownOnSignal();
-
+// The flags, parsed (exits with the usage on a bad one, or after --help).
+Options parseOptions(int argc, char** argv) {
   Options opt;
   Flags flags("paddock-operator",
               "runs AI coding agents as hardened, budgeted and audited Kubernetes pods, reconciling "
@@ -132,6 +127,168 @@ int main(int argc, char** argv) {
       "Lease so a standby takes over at once); a second signal stops it at once.\n"
       "Example:\n  paddock-operator --kubeconfig ~/.kube/config --listen-address 127.0.0.1:8080");
   flags.parseOrExit(argc, argv);
+  return opt;
+}
+
+// Asks the server for its version, retrying with backoff until it answers; false when stopped first.
+bool connect(kube::RestClient& rest, const std::string& server, const CancelToken& shutdown) {
+  auto backoff = std::chrono::milliseconds(500);
+  while (!shutdown.cancelled()) {
+    auto version = rest.getJson("/version", shutdown);
+    if (version) {
+      log::info("connected to the API server", {{"server", server},
+                                                {"serverVersion", stringAt(*version, "/gitVersion")},
+                                                {"platform", stringAt(*version, "/platform")}});
+      return true;
+    }
+    if (shutdown.cancelled()) break;
+    log::warn("cannot reach the API server; retrying",
+              {{"server", server}, {"error", version.error().describe()}, {"retryIn", backoff.count() / 1000.0}});
+    shutdown.waitFor(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+  }
+  return false;
+}
+
+// The audit chain, opened by the leader and continued from the store's head; retried with
+// backoff (reconciles wait for it). Null when leading stopped first.
+std::unique_ptr<audit::AuditLog> openAudit(const std::string& store, runtime::Metrics& metrics, const CancelToken& leading) {
+  for (auto backoff = std::chrono::milliseconds(500); !leading.cancelled();) {
+    auto opened = audit::openAuditLog(audit::makeBackend(store), {}, &metrics.registry());
+    if (opened) {
+      log::info("audit log open", {{"store", audit::isMongoUri(store) ? "mongodb" : store}, {"seq", opened.value()->head().seq}});
+      return std::move(opened.value());
+    }
+    log::error("cannot open the audit log; reconciles wait for it",
+               {{"error", opened.error().describe()}, {"retryIn", backoff.count() / 1000.0}});
+    leading.waitFor(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+  }
+  return nullptr;
+}
+
+// What brings an AgentRun back to its reconciler: itself, its pods, the approvals naming it, a
+// freed slot, a policy, namespace or team NetworkPolicy that may change what governs it.
+void watchRunInputs(runtime::Controller& controller, kube::Informer& runs, kube::Informer& pods, kube::Informer& approvals,
+                    kube::Informer& policies, kube::Informer& namespaces, kube::Informer& network_policies,
+                    const controllers::RunIndex& index) {
+  controller.watchPrimary(runs);
+  controller.watchOwned(pods, "AgentRun");
+  // An approval concerns the run it names.
+  controller.watchMapped(approvals, [](const kube::InformerEvent& e) {
+    std::string run = stringAt(*e.object, "/spec/run");
+    return run.empty() ? std::vector<std::string>{} : std::vector<std::string>{stringAt(*e.object, "/metadata/namespace") + "/" + run};
+  });
+  // A run that frees a concurrency slot wakes the runs waiting for one.
+  controller.watchMapped(runs, [&index](const kube::InformerEvent& e) { return controllers::runsWaitingForSlot(e, index); });
+  // A policy or a namespace label changes what governs runs: look at the runs it may touch.
+  controller.watchMapped(policies, [&index](const kube::InformerEvent& e) {
+    // A write of the policy's status alone (the generation unchanged) changes nothing a run reads.
+    auto generation = [](const kube::ObjectPtr& o) { return o ? o->value(nlohmann::json::json_pointer("/metadata/generation"), int64_t{-1}) : int64_t{-1}; };
+    if (e.type == kube::InformerEvent::Type::Upsert && e.old && generation(e.old) == generation(e.object)) {
+      return std::vector<std::string>{};
+    }
+    return index.keys();
+  });
+  controller.watchMapped(namespaces, [&index](const kube::InformerEvent& e) { return index.keys(e.key); });
+  // A team's NetworkPolicy went or its content changed (an edit, or our own write): the runs of
+  // its namespace compare it with their plan and put it back.
+  controller.watchMapped(network_policies, [&index](const kube::InformerEvent& e) {
+    auto content = [](const kube::ObjectPtr& o) {
+      using nlohmann::json;
+      return o ? json{o->value("spec", json()), o->value(json::json_pointer("/metadata/labels"), json())} : json();
+    };
+    bool changed = e.type == kube::InformerEvent::Type::Delete || content(e.old) != content(e.object);
+    return changed ? index.keys(stringAt(*e.object, "/metadata/namespace")) : std::vector<std::string>{};
+  });
+}
+
+// /healthz, /readyz (connected and caches synced) and /metrics.
+void handleEndpoints(http::Server& server, const std::atomic<bool>& connected, const std::vector<kube::Informer*>& informers,
+                     runtime::Metrics& metrics) {
+  server.handle("/healthz", [] { return text(200, "ok\n"); });
+  server.handle("/readyz", [&connected, informers] {
+    if (!connected) return text(503, "not connected to the API server\n");
+    std::string waiting;
+    for (auto* i : informers) {
+      if (!i->synced()) waiting += " " + i->resource().plural;
+    }
+    return waiting.empty() ? text(200, "ok\n") : text(503, "caches not synced:" + waiting + "\n");
+  });
+  server.handle("/metrics", [&metrics] {
+    return http::Reply{200, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape(), {}};
+  });
+}
+
+// Leads while elected through the Lease; the exit code (a lost lease stops the process, so two
+// replicas never reconcile together, and the Deployment restarts it as a standby).
+int leadWhenElected(const Options& opt, const std::string& default_namespace, kube::Client& client, CancelToken& shutdown,
+                    const std::function<void(const CancelToken&)>& lead) {
+  runtime::LeaderElectionConfig le;
+  le.lease_namespace = opt.leader_election_namespace.empty() ? default_namespace : opt.leader_election_namespace;
+  le.lease_name = opt.leader_election_id;
+  le.lease_duration = opt.lease_duration;
+  le.renew_deadline = opt.renew_deadline;
+  le.retry_period = opt.retry_period;
+  if (auto v = runtime::validate(le); !v) {
+    log::error("invalid leader election settings", {{"error", v.error().describe()}});
+    shutdown.cancel();
+    return 2;
+  }
+  int rc = 0;
+  runtime::LeaderElector elector(client, le);
+  auto lost = elector.run(shutdown, lead, [&] {
+    if (!shutdown.cancelled()) {
+      log::error("lost leadership: exiting so a fresh start rejoins as a standby");
+      rc = 1;
+      shutdown.cancel();
+    }
+  });
+  if (!lost && !shutdown.cancelled()) log::error("leader election failed", {{"error", lost.error().describe()}});
+  return rc;
+}
+
+// The Prometheus client usage is read with, when --prometheus-url names one; false when it cannot be set up.
+bool prometheusClient(const Options& opt, std::unique_ptr<promapi::PrometheusClient>& out) {
+  if (opt.prometheus_url.empty()) {
+    log::warn("no --prometheus-url: token and cost budgets are not enforced (the wall clock is)");
+    return true;
+  }
+  auto p = promapi::PrometheusClient::create({opt.prometheus_url, opt.prometheus_bearer_token_file,
+                                              opt.prometheus_ca_file, opt.prometheus_timeout});
+  if (!p) {
+    log::error("cannot set up the Prometheus client", {{"error", p.error().describe()}});
+    return false;
+  }
+  out = std::move(p.value());
+  log::info("reading run usage from Prometheus", {{"url", opt.prometheus_url}, {"interval", opt.budget_interval.count() / 1000.0}});
+  return true;
+}
+
+controllers::RunReconcilerOptions reconcilerOptions(const Options& opt, const std::map<std::string, std::string>& scrape_namespaces,
+                                                    const std::map<std::string, std::string>& scrape_pods,
+                                                    const controllers::UsageBoard* usage, runtime::Metrics& metrics) {
+  controllers::RunReconcilerOptions o;
+  o.plan.scrape_namespace_labels = scrape_namespaces;
+  o.plan.scrape_pod_labels = scrape_pods;
+  o.plan.stage_image = opt.stage_image;
+  o.plan.workspace_storage_class = opt.workspace_storage_class;
+  o.pending_deadline = std::chrono::duration_cast<std::chrono::seconds>(opt.pending_deadline);
+  o.usage = usage;
+  o.usage_write_interval = opt.usage_write_interval;
+  o.budget_observer = metrics.budgetObserver();
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Two malloc arenas, not one per thread: the workers, informers and HTTP threads otherwise each
+  // hold an arena whose free space counts as resident memory (about 10 MiB at 10k runs cached).
+  mallopt(M_ARENA_MAX, 2);
+  CancelToken shutdown = shutdownOnSignal();
+
+  Options opt = parseOptions(argc, argv);
 
   log::setBaseFields({{"component", "paddock-operator"}});
   log::Level level;
@@ -183,21 +340,9 @@ int main(int argc, char** argv) {
   for (auto* i : informers) metrics.addInformer(*i);
 
   // Usage from Prometheus, when there is one.
-  std::unique_ptr<promapi::PrometheusClient> prometheus;
   controllers::UsageBoard usage_board;
-  if (!opt.prometheus_url.empty()) {
-    auto p = promapi::PrometheusClient::create({opt.prometheus_url, opt.prometheus_bearer_token_file,
-                                                opt.prometheus_ca_file, opt.prometheus_timeout});
-    if (!p) {
-      log::error("cannot set up the Prometheus client", {{"error", p.error().describe()}});
-      return 2;
-    }
-    prometheus = std::move(p.value());
-    log::info("reading run usage from Prometheus",
-              {{"url", opt.prometheus_url}, {"interval", opt.budget_interval.count() / 1000.0}});
-  } else {
-    log::warn("no --prometheus-url: token and cost budgets are not enforced (the wall clock is)");
-  }
+  std::unique_ptr<promapi::PrometheusClient> prometheus;
+  if (!prometheusClient(opt, prometheus)) return 2;
 
   if (prometheus && scrape_namespaces->empty()) {
     log::warn("no --prometheus-namespace-selector: the teams' NetworkPolicies let nothing reach the agents' metrics "
@@ -205,15 +350,7 @@ int main(int argc, char** argv) {
   }
 
   runtime::EventRecorder events(client, {});
-  controllers::RunReconcilerOptions reconcile_options;
-  reconcile_options.plan.scrape_namespace_labels = *scrape_namespaces;
-  reconcile_options.plan.scrape_pod_labels = *scrape_pods;
-  reconcile_options.plan.stage_image = opt.stage_image;
-  reconcile_options.plan.workspace_storage_class = opt.workspace_storage_class;
-  reconcile_options.pending_deadline = std::chrono::duration_cast<std::chrono::seconds>(opt.pending_deadline);
-  reconcile_options.usage = prometheus ? &usage_board : nullptr;
-  reconcile_options.usage_write_interval = opt.usage_write_interval;
-  reconcile_options.budget_observer = metrics.budgetObserver();
+  auto reconcile_options = reconcilerOptions(opt, *scrape_namespaces, *scrape_pods, prometheus ? &usage_board : nullptr, metrics);
   controllers::RunReconciler reconciler(client, runs, policies, namespaces, pods, approvals, network_policies, &events,
                                        reconcile_options);
   const controllers::RunIndex& index = reconciler.index();
@@ -225,35 +362,7 @@ int main(int argc, char** argv) {
                     });
   runtime::WorkQueue queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("agentruns")});
   runtime::Controller controller("agentrun", reconciler, queue, metrics.reconcileObserver("agentrun"));
-  controller.watchPrimary(runs);
-  controller.watchOwned(pods, "AgentRun");
-  // An approval concerns the run it names.
-  controller.watchMapped(approvals, [](const kube::InformerEvent& e) {
-    std::string run = stringAt(*e.object, "/spec/run");
-    return run.empty() ? std::vector<std::string>{} : std::vector<std::string>{stringAt(*e.object, "/metadata/namespace") + "/" + run};
-  });
-  // A run that frees a concurrency slot wakes the runs waiting for one.
-  controller.watchMapped(runs, [&index](const kube::InformerEvent& e) { return controllers::runsWaitingForSlot(e, index); });
-  // A policy or a namespace label changes what governs runs: look at the runs it may touch.
-  controller.watchMapped(policies, [&index](const kube::InformerEvent& e) {
-    // A write of the policy's status alone (the generation unchanged) changes nothing a run reads.
-    auto generation = [](const kube::ObjectPtr& o) { return o ? o->value(nlohmann::json::json_pointer("/metadata/generation"), int64_t{-1}) : int64_t{-1}; };
-    if (e.type == kube::InformerEvent::Type::Upsert && e.old && generation(e.old) == generation(e.object)) {
-      return std::vector<std::string>{};
-    }
-    return index.keys();
-  });
-  controller.watchMapped(namespaces, [&index](const kube::InformerEvent& e) { return index.keys(e.key); });
-  // A team's NetworkPolicy went or its content changed (an edit, or our own write): the runs of
-  // its namespace compare it with their plan and put it back.
-  controller.watchMapped(network_policies, [&index](const kube::InformerEvent& e) {
-    auto content = [](const kube::ObjectPtr& o) {
-      using nlohmann::json;
-      return o ? json{o->value("spec", json()), o->value(json::json_pointer("/metadata/labels"), json())} : json();
-    };
-    bool changed = e.type == kube::InformerEvent::Type::Delete || content(e.old) != content(e.object);
-    return changed ? index.keys(stringAt(*e.object, "/metadata/namespace")) : std::vector<std::string>{};
-  });
+  watchRunInputs(controller, runs, pods, approvals, policies, namespaces, network_policies, index);
 
   // AgentPolicy status: query checks, runs governed, the model pin (the leader writes it).
   controllers::PolicyRunCounter policy_runs;
@@ -272,41 +381,14 @@ int main(int argc, char** argv) {
 
   std::atomic<bool> connected{false};
   http::Server server;
-  server.handle("/healthz", [] { return text(200, "ok\n"); });
-  server.handle("/readyz", [&] {
-    if (!connected) return text(503, "not connected to the API server\n");
-    std::string waiting;
-    for (auto* i : informers) {
-      if (!i->synced()) waiting += " " + i->resource().plural;
-    }
-    return waiting.empty() ? text(200, "ok\n") : text(503, "caches not synced:" + waiting + "\n");
-  });
-  server.handle("/metrics", [&metrics] {
-    return http::Reply{200, "text/plain; version=0.0.4; charset=utf-8", metrics.scrape(), {}};
-  });
+  handleEndpoints(server, connected, informers, metrics);
   if (auto s = server.start(opt.listen_address); !s) {
     log::error("cannot serve health and metrics endpoints", {{"error", s.error().describe()}});
     return 1;
   }
   log::info("serving /healthz, /readyz and /metrics", {{"address", opt.listen_address}, {"port", server.port()}});
 
-  // Connect: ask the server for its version, retrying with backoff until it answers.
-  auto backoff = std::chrono::milliseconds(500);
-  while (!shutdown.cancelled()) {
-    auto version = (*rest)->getJson("/version", shutdown);
-    if (version) {
-      log::info("connected to the API server", {{"server", config->server},
-                                                {"serverVersion", stringAt(*version, "/gitVersion")},
-                                                {"platform", stringAt(*version, "/platform")}});
-      connected = true;
-      break;
-    }
-    if (shutdown.cancelled()) break;
-    log::warn("cannot reach the API server; retrying",
-              {{"server", config->server}, {"error", version.error().describe()}, {"retryIn", backoff.count() / 1000.0}});
-    shutdown.waitFor(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
-  }
+  connected = connect(**rest, config->server, shutdown);
 
   std::vector<std::thread> threads;
   if (connected) {
@@ -323,20 +405,7 @@ int main(int argc, char** argv) {
     for (const auto& r : runs.list()) queue.add(kube::objectKey(*r));
     // The audit chain: opened by the leader, continued from the store's head; reconciles wait
     // until it can be written.
-    std::unique_ptr<audit::AuditLog> audit_log;
-    for (auto backoff = std::chrono::milliseconds(500); !leading.cancelled();) {
-      auto opened = audit::openAuditLog(audit::makeBackend(opt.audit_store), {}, &metrics.registry());
-      if (opened) {
-        audit_log = std::move(opened.value());
-        log::info("audit log open", {{"store", audit::isMongoUri(opt.audit_store) ? "mongodb" : opt.audit_store},
-                                     {"seq", audit_log->head().seq}});
-        break;
-      }
-      log::error("cannot open the audit log; reconciles wait for it",
-                 {{"error", opened.error().describe()}, {"retryIn", backoff.count() / 1000.0}});
-      leading.waitFor(backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
-    }
+    auto audit_log = openAudit(opt.audit_store, metrics, leading);
     if (!audit_log) {
       metrics.setLeader(false);
       return;
@@ -360,29 +429,7 @@ int main(int argc, char** argv) {
   };
   int rc = 0;
   if (connected && opt.leader_elect) {
-    runtime::LeaderElectionConfig le;
-    le.lease_namespace = opt.leader_election_namespace.empty() ? config->default_namespace : opt.leader_election_namespace;
-    le.lease_name = opt.leader_election_id;
-    le.lease_duration = opt.lease_duration;
-    le.renew_deadline = opt.renew_deadline;
-    le.retry_period = opt.retry_period;
-    if (auto v = runtime::validate(le); !v) {
-      log::error("invalid leader election settings", {{"error", v.error().describe()}});
-      rc = 2;
-      shutdown.cancel();
-    } else {
-      runtime::LeaderElector elector(client, le);
-      // A leader that loses its lease stops at once, so two replicas never reconcile together;
-      // the Deployment restarts it as a standby.
-      auto lost = elector.run(shutdown, lead, [&] {
-        if (!shutdown.cancelled()) {
-          log::error("lost leadership: exiting so a fresh start rejoins as a standby");
-          rc = 1;
-          shutdown.cancel();
-        }
-      });
-      if (!lost && !shutdown.cancelled()) log::error("leader election failed", {{"error", lost.error().describe()}});
-    }
+    rc = leadWhenElected(opt, config->default_namespace, client, shutdown, lead);
   } else if (connected) {
     lead(shutdown);
   }

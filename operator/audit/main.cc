@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "operator/audit/audit.h"
+#include "operator/audit/blob.h"
+#include "operator/audit/conversation.h"
 #include "operator/audit/store.h"
 #include "operator/audit/story.h"
 #include "operator/common/version.h"
@@ -24,6 +26,7 @@ constexpr const char* kUsage = R"(paddock-audit: read Paddock's audit store (a s
 Commands:
   verify STORE                    prove the hash chain, or name the first bad record and why (exit 1)
   show --run NAMESPACE/NAME STORE tell one run's story: what was asked, what happened, approvals, spend
+                                  (--transcript: its conversation with the model, from the gateway's store)
   export STORE                    write every record as a JSON line to stdout
 
 Run 'paddock-audit COMMAND --help' for a command's flags; 'paddock-audit --version' for the version.
@@ -70,8 +73,37 @@ int verify(int argc, char** argv) {
                 f.where.c_str(), f.reason.c_str(), static_cast<unsigned long long>(report->records));
     return 1;
   }
-  std::printf("OK: %llu records, head seq %llu %s\n", static_cast<unsigned long long>(report->records),
-              static_cast<unsigned long long>(report->head.seq), report->head.hash.c_str());
+  // The blobs the records name (a segment directory's content-addressed bodies): each must be
+  // there and hash to its name.
+  size_t blobs = 0;
+  std::string bad;
+  if (!isMongoUri(store)) {
+    Status s = readStore(store, [&](const StoredItem& item) {
+      if (item.kind != StoredItem::Kind::Record) return true;
+      std::vector<std::string> refs;
+      collectBlobRefs(item.json.value("details", nlohmann::json::object()), refs);
+      for (const auto& h : refs) {
+        auto b = readBlob(store, h);
+        if (!b) {
+          bad = "BAD at seq " + std::to_string(item.json.value("seq", 0)) + " (" + item.where + "): " + b.error().message;
+          return false;
+        }
+        ++blobs;
+      }
+      return true;
+    }, options);
+    if (!s) {
+      std::fprintf(stderr, "cannot read %s: %s\n", store.c_str(), s.error().describe().c_str());
+      return 2;
+    }
+  }
+  if (!bad.empty()) {
+    std::printf("%s\n", bad.c_str());
+    return 1;
+  }
+  std::printf("OK: %llu records, head seq %llu %s%s\n", static_cast<unsigned long long>(report->records),
+              static_cast<unsigned long long>(report->head.seq), report->head.hash.c_str(),
+              blobs ? ("; " + std::to_string(blobs) + " blobs verified").c_str() : "");
   return 0;
 }
 
@@ -113,7 +145,11 @@ int show(int argc, char** argv) {
   StoreOptions options;
   RunFilter run;
   Flags flags("paddock-audit show", "Tells one run's story from the audit store, in chain order.");
+  bool transcript = false;
   run.add(flags, "the run, as NAMESPACE/NAME (required)");
+  flags.add("transcript", &transcript,
+            "print the run's conversation with the model (ModelCall records of paddock-gateway's store, blobs read "
+            "back and checked)");
   addStoreFlags(flags, options);
   std::string store = parseStore(flags, argc, argv);
   if (!run.parse(/*required=*/true)) return 2;
@@ -122,6 +158,11 @@ int show(int argc, char** argv) {
     if (run.matches(r)) records.push_back(r);
   });
   if (rc != 0) return rc;
+  if (transcript) {
+    auto blobs = [&](const std::string& hash) { return readBlob(store, hash); };
+    std::fputs(tellTranscript(run.ns, run.name, records, blobs).c_str(), stdout);
+    return 0;
+  }
   std::fputs(tellStory(run.ns, run.name, records).c_str(), stdout);
   return 0;
 }

@@ -46,6 +46,7 @@ enum class Action {
   ChildNotAdopted,      // an object under a child's name that is not the run's (kind, name, uid, why): left alone
   ChildTampered,        // a child that no longer matches its plan (kind, name, the fields that differ)
   ChildRestored,        // a shared child put back to its plan (kind, name, the fields that differed, why)
+  ModelCall,            // paddock-gateway: one model call of the run (new request messages, the response, usage)
 };
 
 std::string_view actionName(Action action);

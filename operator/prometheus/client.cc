@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "operator/common/json.h"
+
 namespace paddock::promapi {
 namespace {
 
@@ -18,6 +20,15 @@ Result<std::string> readFile(const std::string& path, const char* what) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Text from the response as it may go into a condition or a log: printable ASCII only (a byte
+// outside it, which may be half of a UTF-8 character after a cut, becomes '?').
+std::string printable(std::string s) {
+  for (char& c : s) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return s;
 }
 
 std::string trim(std::string s) {
@@ -34,7 +45,7 @@ Result<QueryResult> parseQueryResponse(int status, const std::string& body) {
   if (!doc.is_object()) {
     return Error{status, "BadResponse",
                  "Prometheus answered HTTP " + std::to_string(status) + " with a body that is not its API's JSON: " +
-                     body.substr(0, 200),
+                     printable(body.substr(0, 200)),
                  std::nullopt};
   }
   QueryResult out;
@@ -43,14 +54,15 @@ Result<QueryResult> parseQueryResponse(int status, const std::string& body) {
       if (s.is_string()) out.warnings.push_back(s.get<std::string>());
     }
   }
-  if (doc.value("status", "") != "success" || status / 100 != 2) {
-    std::string type = doc.value("errorType", "");
-    std::string message = doc.value("error", "");
+  // Every field is read by its type: a body of the wrong shape is an error, never an exception.
+  if (stringAt(doc, "/status") != "success" || status / 100 != 2) {
+    std::string type = printable(stringAt(doc, "/errorType").substr(0, 64));
+    std::string message = printable(stringAt(doc, "/error").substr(0, 1024));
     return Error{status, type.empty() ? "QueryFailed" : "Prometheus:" + type,
                  "the query failed" + (message.empty() ? std::string() : ": " + message), std::nullopt};
   }
   const auto& data = doc.contains("data") && doc["data"].is_object() ? doc["data"] : json::object();
-  std::string type = data.value("resultType", "");
+  std::string type = printable(stringAt(data, "/resultType").substr(0, 64));
   if (type != "vector") {
     return Error::local("BadResultType", "the query returned a " + (type.empty() ? std::string("result of no type") : type) +
                                              ", not an instant vector grouped by agentrun and namespace");

@@ -111,5 +111,35 @@ TEST(RunIndex, CountsRunsByNamespaceAndPhase) {
   EXPECT_EQ(index.phaseCounts().count({"a", "Succeeded"}), 0u);
 }
 
+TEST(RunIndex, KeepsASlimSummaryOfEachRun) {
+  json o = *runObject("a", "r", "2026-12-01T10:00:07Z", "Running", true, "k", "u-1");
+  std::string phase;
+  auto s = summarizeRun(o, &phase);
+  EXPECT_EQ(s.uid, "u-1");
+  EXPECT_EQ(s.idempotency_key, "k");
+  EXPECT_EQ(s.created, 1796119207);
+  EXPECT_TRUE(s.started);
+  EXPECT_FALSE(s.cancel);
+  EXPECT_FALSE(s.waiting_for_slot);
+  EXPECT_EQ(phase, "Running");
+
+  json unreadable = o;
+  unreadable["spec"]["cancel"] = "yes";  // not a boolean
+  s = summarizeRun(unreadable, &phase);
+  EXPECT_TRUE(s.cancel) << "a spec that cannot be read never starts";
+  EXPECT_EQ(phase, "Pending");
+  EXPECT_EQ(s.uid, "u-1");
+
+  RunIndex index;
+  put(index, std::make_shared<const json>(o));
+  auto same = index.withIdempotencyKey("a", "k");
+  ASSERT_EQ(same.size(), 1u);
+  EXPECT_EQ(same[0].creation_timestamp, "2026-12-01T10:00:07Z") << "what findOriginal orders by, as written";
+  EXPECT_EQ(same[0].uid, "u-1");
+  EXPECT_TRUE(same[0].started);
+  EXPECT_EQ(same[0].phase, "Running");
+  EXPECT_TRUE(index.withIdempotencyKey("a-b", "k").empty()) << "another namespace, though its key shares the prefix";
+}
+
 }  // namespace
 }  // namespace paddock::controllers

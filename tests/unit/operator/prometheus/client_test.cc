@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -115,6 +117,25 @@ TEST(PrometheusClient, RefusesBadURLsAndATokenOverPlainHTTP) {
   auto ok = PrometheusClient::create({"http://127.0.0.1:9090/", "", "", {}});
   EXPECT_TRUE(ok.ok()) << ok.error().describe();
   std::remove(token_file.c_str());
+}
+
+// Found by the fuzz target prometheus_response (tests/fuzz/corpus/prometheus_response/
+// crash-result-type-array): fields of the wrong type threw out of the parser, which ended the
+// operator from the usage poller's thread. They are errors, and no byte of the body that is not
+// printable ASCII reaches a message (a condition's text must be valid UTF-8).
+TEST(ParseQueryResponse, FieldsOfTheWrongTypeAreErrorsNotExceptions) {
+  for (const char* body : {R"({"status":"success","data":{"resultType":[{"metric":{}}],"result":[]}})",
+                           R"({"status":1,"data":{}})", R"({"status":"error","errorType":["x"],"error":{"a":1}})",
+                           R"({"status":"success","data":{"resultType":7}})"}) {
+    Result<QueryResult> r = Error::local("none", "");
+    EXPECT_NO_THROW(r = parseQueryResponse(200, body)) << body;
+    EXPECT_FALSE(r.ok()) << body;
+  }
+  auto r = parseQueryResponse(502, std::string("<html>\xc3") + "\x1b[31m");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message.find('\x1b'), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().message.find('\xc3'), std::string::npos) << r.error().message;
+  EXPECT_NO_THROW(nlohmann::json(r.error().message).dump());
 }
 
 }  // namespace

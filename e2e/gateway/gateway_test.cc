@@ -1,0 +1,457 @@
+// paddock-gateway as its own process on loopback, between the real Claude Code CLI (from npm, run
+// headless with Paddock's managed settings) and the scripted Messages API stand-in
+// (model_standin.h). Claude Code runs in a mount namespace of its own, where its managed settings
+// are at /etc/claude-code/managed-settings.json (an overlay on /etc that only it sees) and the
+// gateway's secrets folder is an empty tmpfs, as in an agent pod that mounts no key.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "e2e/gateway/harness.h"
+#include "e2e/gateway/model_standin.h"
+#include "stage/git.h"
+
+namespace paddock::gateway::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::string kKey = "sk-ant-api03-PADDOCKREALKEY0123456789abcdefghijklmnopqrstuvwxyzABCDEF";
+const std::string kToken = "paddock-run-token-7f3a9c1e5b2d4f60";
+const std::string kModel = "claude-sonnet-4-5";
+
+std::string claudeBinary() {
+  static const std::string path = [] {
+    auto out = stage::runProcess({PADDOCK_CLAUDE_CODE_SH}, {"PATH=/usr/bin:/bin", "HOME=" + std::string(getenv("HOME"))});
+    std::string p = out ? out->out : "";
+    while (!p.empty() && p.back() == '\n') p.pop_back();
+    return p;
+  }();
+  return path;
+}
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("paddock-gateway-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "workspace");
+    ASSERT_TRUE(standin_.start());
+  }
+  void TearDown() override {
+    gateway_.reset();
+    standin_.stop();
+    if (!HasFailure() && !getenv("PADDOCK_KEEP_TEST_DIRS")) fs::remove_all(dir_);
+  }
+
+  // Starts the gateway with one run (team-a/run-1) whose budget is `budget` (YAML) and `extra`.
+  void startGateway(const std::string& budget, const std::string& extra = "") {
+    std::string config = "upstream: " + standin_.url() + "\nmodel: {pin: " + kModel +
+                         "}\ncheckpointPercent: 60\nclientWriteTimeoutSeconds: 1\nupstreamTimeoutSeconds: 5\n"
+                         "prices:\n  " + kModel + ": {input: \"3\", output: \"15\", cacheRead: \"0.30\", cacheWrite: \"3.75\"}\n"
+                         "runs:\n  - {namespace: team-a, name: run-1, tokenSHA256: " + sha256Hex(kToken) +
+                         ", budget: " + budget + "}\n" + extra;
+    gateway_ = std::make_unique<GatewayProcess>(PADDOCK_GATEWAY_BIN, dir_ / "gateway", kKey, config);
+    ASSERT_TRUE(gateway_->ready()) << gateway_->log();
+  }
+
+  // Claude Code, headless, on `task` in the workspace; its JSON result.
+  json runClaude(const std::string& task) {
+    std::string bin = claudeBinary();
+    EXPECT_FALSE(bin.empty()) << "Claude Code could not be installed (e2e/gateway/claude-code.sh)";
+    fs::create_directories(dir_ / "etc-upper/claude-code");
+    fs::create_directories(dir_ / "etc-work");
+    fs::create_directories(dir_ / "home");
+    json settings = {{"apiKeyHelper", "echo " + kToken},
+                     {"permissions", {{"allow", {"Write", "Edit", "Bash"}}, {"disableBypassPermissionsMode", "disable"}}},
+                     {"env", {{"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"}, {"DISABLE_AUTOUPDATER", "1"}}}};
+    std::ofstream(dir_ / "etc-upper/claude-code/managed-settings.json") << settings.dump(2);
+    std::string script =
+        "set -e; mount -t overlay overlay -o lowerdir=/etc,upperdir=" + (dir_ / "etc-upper").string() +
+        ",workdir=" + (dir_ / "etc-work").string() + " /etc; mount -t tmpfs tmpfs " +
+        (dir_ / "gateway/secrets").string() + "; cd " + (dir_ / "workspace").string() + "; exec " + bin +
+        " -p \"$1\" --model " + kModel + " --output-format json";
+    auto out = stage::runProcess(
+        {"/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh", task},
+        {"PATH=/usr/bin:/bin", "HOME=" + (dir_ / "home").string(), "ANTHROPIC_BASE_URL=" + gateway_->url(),
+         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1", "GIT_AUTHOR_NAME=Agent",
+         "GIT_AUTHOR_EMAIL=agent@example.com", "GIT_COMMITTER_NAME=Agent", "GIT_COMMITTER_EMAIL=agent@example.com"});
+    EXPECT_TRUE(out.ok());
+    if (!out.ok()) return json();
+    claude_err_ = out->err;
+    json result = json::parse(out->out, nullptr, false);
+    EXPECT_FALSE(result.is_discarded()) << "claude printed: " << out->out << "\nstderr: " << out->err;
+    return result;
+  }
+
+  // The messages calls the stand-in received (count_tokens and others left out).
+  std::vector<Received> calls() const {
+    std::vector<Received> out;
+    for (auto& r : standin_.received()) {
+      if (r.target.starts_with("/v1/messages") && r.target.find("count_tokens") == std::string::npos) out.push_back(r);
+    }
+    return out;
+  }
+
+  std::string audit(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {PADDOCK_AUDIT_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto out = stage::runProcess(argv, {"PATH=/usr/bin:/bin"});
+    EXPECT_TRUE(out.ok());
+    return out.ok() ? out->out + out->err : "";
+  }
+
+  // Everything upstream received, headers and bodies: no run token, always the real key.
+  void expectUpstreamSawOnlyTheRealKey() {
+    for (const auto& r : standin_.received()) {
+      EXPECT_EQ(r.header("x-api-key"), kKey);
+      EXPECT_EQ(r.header("authorization"), "");
+      for (const auto& [k, v] : r.headers) EXPECT_EQ(v.find(kToken), std::string::npos) << k;
+      EXPECT_EQ(r.body.find(kToken), std::string::npos);
+    }
+  }
+
+  fs::path dir_;
+  ModelStandin standin_;
+  std::unique_ptr<GatewayProcess> gateway_;
+  std::string claude_err_;
+};
+
+// Claude Code runs in a mount namespace of its own (its managed settings, no key folder): root only.
+bool canRunClaudeCode() { return ::geteuid() == 0; }
+
+Turn tool(const std::string& name, json input, int64_t input_tokens = -1) {
+  Turn t;
+  t.kind = Turn::Kind::ToolUse;
+  t.text = "Using " + name + ".";
+  t.tool = name;
+  t.input = std::move(input);
+  t.input_tokens = input_tokens;
+  return t;
+}
+
+Turn text(const std::string& s) {
+  Turn t;
+  t.text = s;
+  return t;
+}
+
+std::string lastUserText(const json& request) {
+  const json& last = request["messages"].back();
+  return last["content"].is_string() ? last["content"].get<std::string>() : last["content"].dump();
+}
+
+TEST_F(GatewayTest, ClaudeCodeWritesEditsAndRunsCommandsThroughTheGatewayWithoutTheKey) {
+  if (!canRunClaudeCode()) GTEST_SKIP() << "needs root for the agent's mount namespace (unshare, overlay on /etc)";
+  startGateway("{tokens: 5000000, costUSD: \"50\"}");
+  std::string key_file = gateway_->keyFile().string();
+  standin_.setScript({
+      tool("Write", {{"file_path", (dir_ / "workspace/hello.txt").string()}, {"content", "hello from the agent\n"}}),
+      tool("Edit", {{"file_path", (dir_ / "workspace/hello.txt").string()}, {"old_string", "hello"},
+                    {"new_string", "goodbye"}}),
+      tool("Bash", {{"command", "cat " + key_file + " 2>&1; env | grep -ci sk-ant || true"},
+                    {"description", "look for the model key"}}),
+      text("All done."),
+  });
+  json result = runClaude("Write hello.txt, edit it, then look around.");
+  EXPECT_EQ(result.value("is_error", true), false) << result.dump() << claude_err_;
+  EXPECT_EQ(result.value("result", ""), "All done.");
+  std::ifstream f(dir_ / "workspace/hello.txt");
+  std::string content((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_EQ(content, "goodbye from the agent\n");
+
+  auto got = calls();
+  ASSERT_EQ(got.size(), 4u);
+  for (const auto& r : got) EXPECT_EQ(r.json.value("model", ""), kModel);
+  // The Bash tool's output came back in the next call: the key file was not there to read.
+  std::string bash_result = lastUserText(got[3].json);
+  EXPECT_NE(bash_result.find("No such file"), std::string::npos) << bash_result;
+  expectUpstreamSawOnlyTheRealKey();
+  for (const auto& r : got) EXPECT_EQ(r.body.find(kKey), std::string::npos);
+
+  EXPECT_EQ(gateway_->metric("paddock_gateway_requests_total{agentrun=\"run-1\",code=\"200\""), 4);
+  // Stopping the gateway writes what is queued for the transcript.
+  EXPECT_EQ(gateway_->terminate(), 0);
+  EXPECT_EQ(gateway_->log().find(kKey), std::string::npos);
+
+  // The transcript: every call, its tool calls, and a chain (with its blobs) that verifies.
+  std::string transcript = audit({"show", "--run", "team-a/run-1", "--transcript", gateway_->auditDir().string()});
+  for (const char* want : {"Write", "Edit", "Bash", "All done.", "tool_result"}) {
+    EXPECT_NE(transcript.find(want), std::string::npos) << want << "\n" << transcript;
+  }
+  EXPECT_EQ(transcript.find(kKey), std::string::npos);
+  EXPECT_NE(audit({"verify", gateway_->auditDir().string()}).find("blobs verified"), std::string::npos);
+  // A changed blob breaks verify, as a changed record does.
+  for (const auto& e : fs::recursive_directory_iterator(gateway_->auditDir() / "blobs")) {
+    if (!e.is_regular_file()) continue;
+    std::ofstream(e.path(), std::ios::app) << "tampered";
+    break;
+  }
+  EXPECT_NE(audit({"verify", gateway_->auditDir().string()}).find("does not hash to its name"), std::string::npos);
+}
+
+TEST_F(GatewayTest, CheckpointInstructionArrivesPastSixtyPercentAndTheAgentCommits) {
+  if (!canRunClaudeCode()) GTEST_SKIP() << "needs root for the agent's mount namespace (unshare, overlay on /etc)";
+  startGateway("{tokens: 400000}");
+  ASSERT_EQ(stage::runProcess({"/usr/bin/git", "init", "-q", (dir_ / "workspace").string()}, {"PATH=/usr/bin:/bin"})->exit_code, 0);
+  standin_.setScript({
+      // Reports a large cached context: the run is past 60 % after this call.
+      tool("Write", {{"file_path", (dir_ / "workspace/work.txt").string()}, {"content", "half done\n"}}, 250000),
+      tool("Bash", {{"command", "git add -A && git commit -qm 'WIP: half done' && git log --oneline | wc -l"},
+                    {"description", "commit work in progress"}}),
+      text("Committed my work in progress."),
+  });
+  json result = runClaude("Do the work.");
+  EXPECT_EQ(result.value("is_error", true), false) << result.dump() << claude_err_;
+  auto got = calls();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(lastUserText(got[0].json).find("Paddock budget checkpoint"), std::string::npos);
+  EXPECT_NE(lastUserText(got[1].json).find("Paddock budget checkpoint"), std::string::npos);
+  EXPECT_NE(lastUserText(got[1].json).find("git commit"), std::string::npos);
+  auto log = stage::runProcess({"/usr/bin/git", "-C", (dir_ / "workspace").string(), "log", "--format=%s"},
+                               {"PATH=/usr/bin:/bin"});
+  EXPECT_EQ(log->out, "WIP: half done\n");
+}
+
+TEST_F(GatewayTest, CutOffAtTheCapWithZeroTokensOver) {
+  if (!canRunClaudeCode()) GTEST_SKIP() << "needs root for the agent's mount namespace (unshare, overlay on /etc)";
+  const int64_t cap = 150000;
+  startGateway("{tokens: " + std::to_string(cap) + "}");
+  Turn spend = tool("Write", {{"file_path", (dir_ / "workspace/a.txt").string()}, {"content", "a\n"}});
+  spend.spend_all = true;  // every call produces all the max_tokens it is granted
+  standin_.setScript({spend, spend, spend, spend, spend, text("unreachable")});
+  json result = runClaude("Spend.");
+  EXPECT_EQ(result.value("is_error", false), true) << result.dump();
+  EXPECT_NE(result.dump().find("budget is spent"), std::string::npos) << result.dump();
+  auto got = calls();
+  ASSERT_GE(got.size(), 1u);
+  ASSERT_LT(got.size(), 6u);
+  int64_t charged = 0;
+  for (const auto& r : got) charged += static_cast<int64_t>(r.body.size() / 4) + r.json.value("max_tokens", int64_t{0});
+  double spent = gateway_->metric("paddock_gateway_tokens_total{agentrun=\"run-1\"");
+  EXPECT_EQ(spent, static_cast<double>(charged));
+  EXPECT_LE(spent, static_cast<double>(cap));
+  EXPECT_GE(gateway_->metric("paddock_gateway_refusals_total{agentrun=\"run-1\",namespace=\"team-a\",reason=\"budget\""), 1);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_overshoot_tokens_total"), 0);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_reserved_usd"), 0);
+}
+
+
+// Bad input, straight to the gateway (no Claude Code): each gets an Anthropic-style answer or a
+// clean close, and the ledger holds nothing afterwards.
+
+json minimalRequest(const std::string& model = kModel, bool stream = true) {
+  return {{"model", model}, {"max_tokens", 1000}, {"stream", stream},
+          {"messages", {{{"role", "user"}, {"content", "hello"}}}}};
+}
+
+std::vector<std::pair<std::string, std::string>> auth(const std::string& token = kToken) {
+  return {{"x-api-key", token}, {"content-type", "application/json"}, {"anthropic-version", "2023-06-01"}};
+}
+
+// Sends `raw` and reads until `marker` has arrived (or the connection ends); what was read.
+std::string readUntil(int port, const std::string& raw, const std::string& marker) {
+  int fd = connectLoopback(port);
+  std::string seen;
+  if (fd >= 0 && ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(raw.size())) {
+    char buf[4096];
+    while (seen.find(marker) == std::string::npos) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      seen.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return seen;
+}
+
+std::string errorType(const HttpReply& r) {
+  json j = json::parse(r.body, nullptr, false);
+  return j.is_object() && j.contains("error") ? j["error"].value("type", "") : "";
+}
+
+TEST_F(GatewayTest, BadRequestsGetAnthropicStyleErrors) {
+  startGateway("{tokens: 5000000}", "maxRequestBytes: 65536\n");
+  struct Case {
+    const char* name;
+    std::string body;
+    std::string token;
+    int status;
+    const char* type;
+  };
+  const std::vector<Case> cases = {
+      {"malformed JSON", "{\"model\":", kToken, 400, "invalid_request_error"},
+      {"no messages", R"({"model":"claude-sonnet-4-5","max_tokens":5})", kToken, 400, "invalid_request_error"},
+      {"oversized", std::string(70000, 'x'), kToken, 413, "request_too_large"},
+      {"unknown credential", minimalRequest().dump(), "sk-ant-not-a-run-token", 401, "authentication_error"},
+      {"no credential", minimalRequest().dump(), "", 401, "authentication_error"},
+      {"another model", minimalRequest("claude-opus-5-5").dump(), kToken, 403, "permission_error"},
+  };
+  for (const auto& c : cases) {
+    HttpReply r = httpRequest(gateway_->port(), "POST", "/v1/messages?beta=true", auth(c.token), c.body);
+    EXPECT_EQ(r.status, c.status) << c.name << ": " << r.body;
+    EXPECT_EQ(errorType(r), c.type) << c.name << ": " << r.body;
+  }
+  EXPECT_TRUE(calls().empty());
+  // count_tokens is relayed with the real key, and checked like a model call.
+  HttpReply count = httpRequest(gateway_->port(), "POST", "/v1/messages/count_tokens", auth(),
+                                json{{"model", kModel}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}}.dump());
+  EXPECT_EQ(count.status, 200) << count.body;
+  EXPECT_TRUE(json::parse(count.body, nullptr, false).contains("input_tokens")) << count.body;
+  HttpReply other = httpRequest(gateway_->port(), "POST", "/v1/messages/count_tokens", auth(),
+                                json{{"model", "claude-opus-5-5"}, {"messages", json::array()}}.dump());
+  EXPECT_EQ(errorType(other), "permission_error");
+  ASSERT_EQ(standin_.received().size(), 1u);
+  expectUpstreamSawOnlyTheRealKey();
+  HttpReply unknown = httpRequest(gateway_->port(), "GET", "/v1/files", auth(), "");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(errorType(unknown), "not_found_error");
+  EXPECT_EQ(gateway_->metric("paddock_gateway_unauthenticated_total"), 2);
+}
+
+TEST_F(GatewayTest, UpstreamErrorsAreRelayedAndNothingIsCharged) {
+  startGateway("{tokens: 5000000}");
+  Turn e429, e500, e529;
+  e429.kind = e500.kind = e529.kind = Turn::Kind::Error;
+  e429.status = 429;
+  e500.status = 500;
+  e529.status = 529;
+  standin_.setScript({e429, e500, e529});
+  for (auto [status, type] : std::vector<std::pair<int, std::string>>{
+           {429, "rate_limit_error"}, {500, "api_error"}, {529, "overloaded_error"}}) {
+    HttpReply r = httpRequest(gateway_->port(), "POST", "/v1/messages", auth(), minimalRequest().dump());
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(errorType(r), type);
+    if (status == 429) EXPECT_EQ(r.headers["retry-after"], "0");
+  }
+  EXPECT_EQ(gateway_->metric("paddock_gateway_tokens_total"), 0);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_reserved_usd"), 0);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_requests_total{agentrun=\"run-1\",code=\"529\""), 1);
+}
+
+TEST_F(GatewayTest, AStreamCutUpstreamEndsWithAnErrorEventAndChargesWhatWasReported) {
+  startGateway("{tokens: 5000000}");
+  Turn cut = text("a long answer that never finishes");
+  cut.input_tokens = 700;
+  cut.cut_after_events = 4;  // message_start, ping, content_block_start, one delta
+  standin_.setScript({cut});
+  HttpReply r = httpRequest(gateway_->port(), "POST", "/v1/messages", auth(), minimalRequest().dump());
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("event: message_start"), std::string::npos);
+  EXPECT_NE(r.body.find("event: error"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("api_error"), std::string::npos);
+  EXPECT_EQ(r.body.find("message_stop"), std::string::npos);
+  // message_start reported 700 input tokens and 1 output token; nothing more was produced.
+  EXPECT_EQ(gateway_->metric("paddock_gateway_tokens_total{agentrun=\"run-1\""), 701);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_reserved_usd"), 0);
+}
+
+TEST_F(GatewayTest, ASlowClientIsDroppedAndItsReservationReleased) {
+  startGateway("{tokens: 5000000}");
+  Turn big = text(std::string(32 << 20, 'z'));  // 32 MiB: more than the socket buffers hold
+  big.delta_events = 512;
+  big.input_tokens = 10;
+  standin_.setScript({big});
+  // A client that sends its request and then reads nothing.
+  std::string body = minimalRequest().dump();
+  SilentClient slow(gateway_->port(), "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: " + kToken +
+                                          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  ASSERT_TRUE(slow.connected());
+  bool released = false;
+  for (int i = 0; i < 200 && !released; ++i) {
+    released = gateway_->log().find("the agent stopped reading") != std::string::npos;
+    if (!released) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(released) << gateway_->log();
+  EXPECT_EQ(gateway_->metric("paddock_gateway_reserved_usd"), 0);
+  // Only message_start's report was charged: the answer's end never reached the client.
+  EXPECT_EQ(gateway_->metric("paddock_gateway_tokens_total{agentrun=\"run-1\""), 11);
+}
+
+TEST_F(GatewayTest, ConcurrentCallsOfOneRunNeverOverspendItsBudget) {
+  const int64_t cap = 60000;
+  startGateway("{tokens: " + std::to_string(cap) + "}");
+  Turn all = text("spent");
+  all.spend_all = true;
+  standin_.setRepeat(all);
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0}, refused{0};
+  for (int i = 0; i < 50; ++i) {
+    clients.emplace_back([&] {
+      json req = minimalRequest();
+      req["max_tokens"] = 4000;
+      HttpReply r = httpRequest(gateway_->port(), "POST", "/v1/messages", auth(), req.dump());
+      (r.status == 200 ? ok : refused)++;
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_GT(refused.load(), 0);
+  EXPECT_LE(gateway_->metric("paddock_gateway_tokens_total{agentrun=\"run-1\""), static_cast<double>(cap));
+  EXPECT_EQ(gateway_->metric("paddock_gateway_reserved_usd"), 0);
+}
+
+// The ledger survives a restart: it is read back from the transcript's spend totals.
+TEST_F(GatewayTest, ARestartKeepsTheRunsSpend) {
+  startGateway("{tokens: 20000}");
+  Turn all = text("spent");
+  all.spend_all = true;
+  standin_.setScript({all, all});
+  json req = minimalRequest();
+  req["max_tokens"] = 100000;  // clamped to what the run has
+  EXPECT_EQ(httpRequest(gateway_->port(), "POST", "/v1/messages", auth(), req.dump()).status, 200);
+  double spent = gateway_->metric("paddock_gateway_tokens_total{agentrun=\"run-1\"");
+  EXPECT_GT(spent, 15000);
+  EXPECT_EQ(gateway_->terminate(), 0);
+  startGateway("{tokens: 20000}");
+  HttpReply again = httpRequest(gateway_->port(), "POST", "/v1/messages", auth(), req.dump());
+  EXPECT_EQ(again.status, 402) << again.body;
+  EXPECT_EQ(errorType(again), "billing_error");
+  EXPECT_EQ(calls().size(), 1u);
+}
+
+// Each event reaches the agent when upstream sends it: message_start arrives while the stand-in
+// holds the rest of the stream back.
+TEST_F(GatewayTest, StreamsAreRelayedUnbuffered) {
+  startGateway("{tokens: 5000000}");
+  Turn held = text("after the pause");
+  held.hold_ms = 1500;
+  standin_.setScript({held});
+  std::string body = minimalRequest().dump();
+  auto start = std::chrono::steady_clock::now();
+  std::string raw = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-api-key: " + kToken +
+                    "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::string seen = readUntil(gateway_->port(), raw, "event: message_start");
+  auto first_event = std::chrono::steady_clock::now() - start;
+  EXPECT_NE(seen.find("event: message_start"), std::string::npos) << seen;
+  EXPECT_EQ(seen.find("after the pause"), std::string::npos) << "the rest came later";
+  EXPECT_LT(first_event, std::chrono::milliseconds(1000));
+}
+
+TEST_F(GatewayTest, StopsGracefullyOnSigterm) {
+  startGateway("{tokens: 5000000}");
+  Turn slow = text("slowly");
+  slow.delta_events = 6;
+  slow.event_gap_ms = 100;
+  standin_.setScript({slow});
+  HttpReply r;
+  std::thread call([&] { r = httpRequest(gateway_->port(), "POST", "/v1/messages", auth(), minimalRequest().dump()); });
+  // The call is in flight once the stand-in has it.
+  for (int i = 0; i < 200 && calls().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(gateway_->terminate(), 0);
+  call.join();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("message_stop"), std::string::npos) << "the call in flight finished";
+}
+
+}  // namespace
+}  // namespace paddock::gateway::testing

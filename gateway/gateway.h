@@ -1,0 +1,100 @@
+// What every connection of paddock-gateway shares: the configuration, the model key, the runs by
+// the hash of their credential, the ledger, the conversation index, the metrics and the
+// transcript sink. The I/O (listener.cc, relay.cc, proxy.cc) reads it; the decisions it needs are
+// the pure functions of the other headers.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/registry.h>
+
+#include "gateway/budget.h"
+#include "gateway/config.h"
+#include "gateway/transcript.h"
+#include "operator/audit/audit.h"
+
+namespace paddock::gateway {
+
+// paddock_gateway_* metrics. Labels namespace and agentrun are the run's, as the operator's
+// budget queries group by (scrape with honor_labels so the scrape keeps them).
+class Metrics {
+ public:
+  Metrics();
+  void tokens(const RunConfig& run, const Usage& usage);
+  void cost(const RunConfig& run, int64_t nano);
+  void request(const RunConfig& run, int status);
+  void refusal(const RunConfig& run, const std::string& reason);  // budget, model, invalid
+  void overshoot(const RunConfig& run, int64_t tokens);
+  void unauthenticated();
+  void egress(const std::string& result);  // allowed, refused_host, refused_address, refused_sni, failed
+  void reserved(const RunConfig& run, int64_t nano);  // gauge: what calls in flight hold
+  std::string text() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* tokens_;
+  prometheus::Family<prometheus::Counter>* cost_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Counter>* refusals_;
+  prometheus::Family<prometheus::Counter>* overshoot_;
+  prometheus::Family<prometheus::Counter>* unauthenticated_;
+  prometheus::Family<prometheus::Counter>* egress_;
+  prometheus::Family<prometheus::Gauge>* reserved_;
+};
+
+class Gateway {
+ public:
+  // `audit` may be null (no transcript).
+  Gateway(Config config, std::string api_key, std::unique_ptr<audit::AuditLog> audit);
+
+  const Config& config() const { return config_; }
+  const std::string& apiKey() const { return api_key_; }
+  // The run whose credential `token` is, or null.
+  const RunConfig* authenticate(const std::string& token) const;
+  Ledger& ledger() { return ledger_; }
+  ConversationIndex& conversations() { return conversations_; }
+  Metrics& metrics() { return metrics_; }
+  // Queues the call's transcript record and returns at once. Writer threads (kTranscriptWriters)
+  // each take every call queued, mask them, write their blobs, and append the batch with one
+  // append; the audit log commits concurrent appends together (one fsync), so building one batch
+  // overlaps the fsync of another. A failure is logged (the call happened).
+  void record(CallFacts facts);
+  // Secret values that must never reach a log or a record.
+  const std::vector<std::string>& secrets() const { return secrets_; }
+  // Seeds the ledger from the runs' last ModelCall records in the audit store (after a restart).
+  void restoreSpend(const std::string& audit_dir);
+
+ private:
+  Config config_;
+  std::string api_key_;
+  std::vector<std::string> secrets_;
+  std::map<std::string, const RunConfig*> by_hash_;
+  Ledger ledger_;
+  ConversationIndex conversations_;
+  Metrics metrics_;
+  std::unique_ptr<audit::AuditLog> audit_;
+  void writeTranscripts();
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<CallFacts> queue_;  // guarded by queue_mu_
+  bool stopping_ = false;         // guarded by queue_mu_
+  std::vector<std::thread> writers_;  // last: started once everything above exists
+
+ public:
+  ~Gateway();
+};
+
+inline constexpr int kTranscriptWriters = 4;
+
+// Lowercase hex SHA-256 of a credential.
+std::string tokenHash(const std::string& token);
+
+}  // namespace paddock::gateway
