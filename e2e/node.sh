@@ -230,13 +230,23 @@ node_up() {
   node_cgroups
   node_rbac || fail_start "cannot grant kube-router its rights"
   start_containerd
-  log "starting kubelet, kube-proxy and kube-router"
+  log "starting kubelet and kube-proxy"
   start_kubelet
   start_kube-proxy
-  start_kube-router
   local c
-  for c in kubelet kube-proxy kube-router; do wait_for "$c" 5 alive "$c" || fail_start "$c exited"; done
+  for c in kubelet kube-proxy; do wait_for "$c" 5 alive "$c" || fail_start "$c exited"; done
   wait_for "node $node_name Ready" 120 node_ready || fail_start "node $node_name did not become Ready"
+  # kube-router looks its Node up once, at start, and exits when kubelet has not registered it
+  # yet ("failed to identify the node by NODE_NAME, hostname or --hostname-override"): it starts
+  # after the node is Ready, and is up once its firewall's chains are in the node's iptables.
+  log "starting kube-router"
+  start_kube-router
+  wait_for "kube-router's firewall chains" 60 node_firewall_ready || fail_start "kube-router did not program its firewall"
+}
+
+# kube-router runs and its network policy controller has made its top-level chain.
+node_firewall_ready() {
+  alive kube-router && node_in_ns iptables -t filter -S KUBE-ROUTER-FORWARD >/dev/null 2>&1
 }
 
 # Imports image archives (docker or OCI) into the node's containerd, where kubelet finds them.

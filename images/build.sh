@@ -8,7 +8,7 @@
 #      is pulled from a registry;
 #   3. each image saved as a docker-archive for `ctr images import`.
 # Everything is cached in $PADDOCK_CACHE/images, keyed by a hash of the image's inputs (the
-# Dockerfile, the files of the build context, this script): an unchanged image is not rebuilt.
+# Dockerfile, the sources it compiles, the pins): an unchanged image is not rebuilt.
 #
 #   images/build.sh [IMAGE...]     build what is missing, print one archive path per image
 #   images/build.sh --list         the image names and their references
@@ -75,12 +75,15 @@ base_images() {
   touch "$cache/base-$key.done"
 }
 
-# The inputs of image $1: its Dockerfile, every file of the build context that git knows (the
-# .dockerignore keeps the rest out), the base images and the pins above.
+# The inputs of image $1: its Dockerfile, the base images, the pins above and what its build
+# compiles: the top CMakeLists.txt and the folders it adds unconditionally (its unindented
+# add_subdirectory lines: what CMake configures with the Dockerfile's -DBUILD_TESTING=OFF), so an
+# edit to tests, docs or charts rebuilds no image, and a folder added there is hashed with it.
+mapfile -t image_sources < <(echo CMakeLists.txt; sed -n 's/^add_subdirectory(\([^ )]*\))$/\1/p' "$root/CMakeLists.txt")
 inputs_key() {
   { echo "$1 ${ref[$1]} $CLAUDE_CODE_VERSION $(base_key)"; cat "$root/${dockerfile[$1]}"
     if [ "$1" = agent-claude-code ]; then cat "$root/images/agent-claude-code/entrypoint.sh"
-    else (cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 sha256sum 2>/dev/null); fi
+    else (cd "$root" && git ls-files -co --exclude-standard -z -- "${image_sources[@]}" | xargs -0 sha256sum 2>/dev/null); fi
   } | sha256sum | cut -c1-16
 }
 

@@ -8,7 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -23,6 +27,7 @@ namespace paddock::e2e {
 namespace {
 using namespace controllers;
 const kube::Resource secrets{"", "v1", "secrets", true};
+const kube::Resource persistentvolumes{"", "v1", "persistentvolumes", false};
 
 // The node's addresses, as cluster.sh wrote them (<cluster dir>/node/addresses, key=value lines;
 // the cluster's directory holds its kubeconfig).
@@ -115,21 +120,28 @@ class NodeE2E : public ::testing::Test {
 
   // Creates run `name`, its team's NetworkPolicy and its planned agent pod (without the workspace
   // init container); with `deadline` set, the pod's activeDeadlineSeconds is that many seconds.
-  json startAgent(const std::string& name, const AgentPolicy& team, std::optional<std::chrono::seconds> deadline = {}) {
+  json startAgent(const std::string& name, const AgentPolicy& team, std::optional<std::chrono::seconds> deadline = {},
+                  PlanOptions options = {}) {
     auto created = client.create(kube::resources::agentruns, ns->name(),
                                  {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", name}}},
                                   {"spec", {{"task", "t"}, {"repository", {{"url", "https://example.com/r.git"}}}}}});
     EXPECT_TRUE(created.ok()) << created.error().describe();
     auto run = parseAgentRun(*created);
+    // A run with gated stages keeps its workspace on a claim of its own (planWorkspaceClaim).
+    for (const auto& stage : team.stages) run->stages.push_back(stage.name);
+    if (!run->stages.empty()) {
+      auto claim = client.create(kube::resources::persistentvolumeclaims, ns->name(), planWorkspaceClaim(*run, team, options));
+      EXPECT_TRUE(claim.ok()) << claim.error().describe();
+    }
+    last_run = *run;
     auto admission = admit(*run, team);
     EXPECT_TRUE(admission.admitted) << admission.message;
-    PlanOptions options;
     options.stage_image = kStageImage;
     if (deadline) {
       admission.effective.wall_clock = *deadline;
       options.deadline_grace = std::chrono::seconds(0);
     }
-    auto np = client.create(kube::resources::networkpolicies, ns->name(), planNetworkPolicy(ns->name(), team));
+    auto np = client.create(kube::resources::networkpolicies, ns->name(), planNetworkPolicy(ns->name(), team, options));
     EXPECT_TRUE(np.ok() || np.error().code == 409) << np.error().describe();
     json pod = planAgentPod(*run, team, admission.effective, options);
     pod["spec"].erase("initContainers");
@@ -147,18 +159,98 @@ class NodeE2E : public ::testing::Test {
 
   // Runs `script` with bash in the pod's agent container (kubectl exec: a new process under the
   // container's own user, seccomp filter, capabilities and mounts).
-  Exec exec(const std::string& pod, const std::string& script) {
-    Process p({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "exec", "-n", ns->name(), pod,
-               "-c", "agent", "--", "bash", "-c", script});
+  Exec exec(const std::string& pod, const std::string& script) { return execIn(ns->name(), pod, "agent", script); }
+  Exec execIn(const std::string& namespace_, const std::string& pod, const std::string& container, const std::string& script) {
+    Process p({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "exec", "-n", namespace_, pod,
+               "-c", container, "--", "bash", "-c", script});
     int status = p.wait(std::chrono::seconds(60));
     std::string out;
     for (const auto& l : p.lines()) out += l + "\n";
     return {status, out};
   }
+  // Whether kube-router has programmed pod `pod`'s firewall with NetworkPolicy `policy`: the jump
+  // from the pod's traffic to its own chain, and in that chain the rule that runs through the
+  // policy's (kube-router names both in its rules' comments, and writes the whole filter table in
+  // one iptables-restore, so the policy's own chain and ipsets are in place with them).
+  bool firewallProgrammed(const std::string& pod, const std::string& policy) {
+    Process save({"/usr/sbin/ip", "netns", "exec", addresses["netns"], "iptables-save", "-t", "filter"});
+    if (save.wait(std::chrono::seconds(30)) != 0) return false;
+    auto rules = save.lines();
+    const std::string jump = "POD name:" + pod + " namespace: " + ns->name() + " ";
+    for (const auto& rule : rules) {
+      auto target = rule.find("-j KUBE-POD-FW-");
+      if (rule.find(jump) == std::string::npos || target == std::string::npos) continue;
+      const std::string chain = "-A " + rule.substr(target + 3) + " ";
+      for (const auto& r : rules) {
+        if (r.starts_with(chain) && r.find("\"run through nw policy " + policy + "\"") != std::string::npos) return true;
+      }
+    }
+    return false;
+  }
   // Whether a TCP connection from the pod to ip:port opens within 3 s.
-  bool connects(const std::string& pod, const std::string& ip, int port) {
-    auto r = exec(pod, "timeout 3 bash -c 'exec 3<>/dev/tcp/" + ip + "/" + std::to_string(port) + "'");
+  bool connects(const std::string& pod, const std::string& ip, int port) { return connectsFrom(ns->name(), pod, "agent", ip, port); }
+  bool connectsFrom(const std::string& namespace_, const std::string& pod, const std::string& container, const std::string& ip, int port) {
+    auto r = execIn(namespace_, pod, container, "timeout 3 bash -c 'exec 3<>/dev/tcp/" + ip + "/" + std::to_string(port) + "'");
     return r.status == 0;
+  }
+  // A pod of the simulator's image that runs `command` under the restricted security context.
+  static json plainPod(const std::string& name, const json& labels, const json& command = nullptr) {
+    json container = {{"name", "agent"}, {"image", kAgentImage},
+                      {"securityContext", {{"allowPrivilegeEscalation", false}, {"runAsNonRoot", true}, {"runAsUser", 65532},
+                                           {"capabilities", {{"drop", {"ALL"}}}},
+                                           {"seccompProfile", {{"type", "RuntimeDefault"}}}}}};
+    if (!command.is_null()) container["command"] = command;
+    return {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", {{"name", name}, {"labels", labels}}},
+            {"spec", {{"containers", {container}}}}};
+  }
+  // Debian's Prometheus in namespace `monitoring` (which must exist), labelled
+  // app.kubernetes.io/name=prometheus, scraping `agent` (a running pod) every 2 s with the scrape
+  // job the chart ships; returns its running pod (null when it did not start). Debian builds
+  // Prometheus without Kubernetes discovery ("field kubernetes_sd_configs not found"), so the
+  // target is static, with the labels that discovery would give it, and the job's own
+  // relabel_configs turn them into the series' labels (as e2e/prometheus.sh does).
+  json startPrometheus(const json& agent) {
+    const auto& meta = agent["metadata"];
+    json target = {{"targets", {agent["status"]["podIP"].get<std::string>() + ":9464"}},
+                   {"labels", {{"__meta_kubernetes_namespace", meta["namespace"]},
+                               {"__meta_kubernetes_pod_name", meta["name"]},
+                               {"__meta_kubernetes_pod_uid", meta["uid"]},
+                               {"__meta_kubernetes_pod_container_port_name", "metrics"}}}};
+    for (const auto& [key, value] : meta["labels"].items()) {
+      std::string name = "__meta_kubernetes_pod_label_" + key;
+      std::replace_if(name.begin(), name.end(), [](char c) { return !std::isalnum(static_cast<unsigned char>(c)) && c != '_'; }, '_');
+      target["labels"][name] = value;
+    }
+    json job = loadYaml(repoPath("charts/paddock/files/agent-scrape-job.yaml")).at(0);
+    job.erase("kubernetes_sd_configs");
+    job["static_configs"] = {target};
+    job["scrape_interval"] = "2s";
+    json config = {{"global", {{"scrape_interval", "2s"}}}, {"scrape_configs", {job}}};
+    EXPECT_TRUE(client.create(kube::resources::configmaps, "monitoring",
+                              {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", "prometheus"}}},
+                               {"data", {{"prometheus.yml", config.dump(2)}}}}).ok());
+    // Debian's Prometheus (the machine's own package, /usr/bin/prometheus, linked against libc
+    // alone) run by the node in the simulator's Debian image.
+    json prometheus = plainPod("prometheus", {{"app.kubernetes.io/name", "prometheus"}},
+                               {"/opt/prometheus", "--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/data",
+                                "--web.listen-address=0.0.0.0:9090"});
+    prometheus["spec"]["containers"][0]["volumeMounts"] = {{{"name", "bin"}, {"mountPath", "/opt/prometheus"}, {"readOnly", true}},
+                                                          {{"name", "config"}, {"mountPath", "/etc/prometheus"}},
+                                                          {{"name", "data"}, {"mountPath", "/data"}}};
+    prometheus["spec"]["volumes"] = {{{"name", "bin"}, {"hostPath", {{"path", "/usr/bin/prometheus"}, {"type", "File"}}}},
+                                     {{"name", "config"}, {"configMap", {{"name", "prometheus"}}}},
+                                     {{"name", "data"}, {"emptyDir", json::object()}}};
+    return runPod("monitoring", prometheus);
+  }
+  // Creates `pod` in `namespace_` and waits until it runs; returns it (null when it did not start).
+  json runPod(const std::string& namespace_, const json& pod) {
+    auto created = client.create(kube::resources::pods, namespace_, pod);
+    EXPECT_TRUE(created.ok()) << created.error().describe();
+    if (!created.ok()) return nullptr;
+    return watchUntil(*rest, kube::resources::pods.path(namespace_) + "?fieldSelector=metadata.name%3D" +
+                                 pod["metadata"]["name"].get<std::string>(),
+                      (*created)["metadata"]["resourceVersion"], [](const std::string&, const json& o) { return running(o); },
+                      std::chrono::seconds(120));
   }
 
   static constexpr const char* kAgentImage = "paddock.local/paddock-agent-sim:dev";
@@ -169,6 +261,7 @@ class NodeE2E : public ::testing::Test {
   std::unique_ptr<kube::RestClient> rest = adminClient();
   kube::Client client{*rest, {.qps = 0}};
   std::map<std::string, std::string> addresses;
+  AgentRun last_run;  // the run startAgent made last, as planned
   std::unique_ptr<TempNamespace> ns;
 };
 
@@ -211,15 +304,7 @@ TEST_F(NodeE2E, NetworkPolicyAllowsOnlyTheTeamsEgress) {
   TcpServer allowed(host), denied(host);
   // An unconfined pod of the test (no NetworkPolicy selects it) is the control: every target
   // below is reachable on this node, so a refused connection is the policy's doing.
-  json peer = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", {{"name", "peer"}, {"labels", {{"app", "peer"}}}}},
-               {"spec", {{"containers", {{{"name", "agent"}, {"image", kAgentImage},
-                                          {"securityContext", {{"allowPrivilegeEscalation", false},
-                                                               {"runAsNonRoot", true}, {"runAsUser", 65532},
-                                                               {"capabilities", {{"drop", {"ALL"}}}},
-                                                               {"seccompProfile", {{"type", "RuntimeDefault"}}}}}}}}}}};
-  auto created_peer = client.create(kube::resources::pods, ns->name(), peer);
-  ASSERT_TRUE(created_peer.ok()) << created_peer.error().describe();
-  auto peer_running = waitPod(*created_peer, running);
+  auto peer_running = runPod(ns->name(), plainPod("peer", {{"app", "peer"}}));
   ASSERT_FALSE(peer_running.is_null());
   const std::string peer_ip = peer_running["status"]["podIP"];
 
@@ -231,10 +316,10 @@ TEST_F(NodeE2E, NetworkPolicyAllowsOnlyTheTeamsEgress) {
   for (auto [ip, port] : {std::pair{host, denied.port()}, std::pair{peer_ip, 9464}, std::pair{host, api_port}}) {
     EXPECT_TRUE(connects("peer", ip, port)) << "control: the unconfined pod cannot reach " << ip << ":" << port;
   }
-  // kube-router programs the pod's chain after it starts: wait until the denied target is refused.
-  ASSERT_TRUE(eventually([&] { return !connects("net-agent", host, denied.port()); }, std::chrono::seconds(60),
+  // kube-router programs a pod's chain after the pod has its address: wait for that, then probe.
+  ASSERT_TRUE(eventually([&] { return firewallProgrammed("net-agent", networkPolicyName(team)); }, std::chrono::seconds(60),
                          std::chrono::seconds(1)))
-      << "the agent reaches a port its policy does not allow";
+      << "kube-router did not program the agent pod's firewall with " << networkPolicyName(team);
   int allowed_before = allowed.accepted(), denied_before = denied.accepted();
   EXPECT_TRUE(connects("net-agent", host, allowed.port())) << "the agent cannot reach what its policy allows";
   EXPECT_EQ(allowed.accepted(), allowed_before + 1);
@@ -246,6 +331,159 @@ TEST_F(NodeE2E, NetworkPolicyAllowsOnlyTheTeamsEgress) {
   // Ingress: nothing reaches the agent, not even a pod on the same node.
   auto agent_ip = client.get(kube::resources::pods, ns->name(), "net-agent")->value(json::json_pointer("/status/podIP"), std::string());
   EXPECT_FALSE(connects("peer", agent_ip, 9464)) << "another pod reaches the agent";
+
+  // A label edit that would move the pod out of the policy's selector is refused (the admission
+  // policy paddock-pod-task-immutable), and the agent stays confined.
+  http::Request edit{http::Method::Patch, kube::resources::pods.path(ns->name(), "net-agent")};
+  edit.body = json{{"metadata", {{"labels", {{"paddock.dev/team", "elsewhere"}}}}}}.dump();
+  edit.headers.emplace_back("Content-Type", "application/strategic-merge-patch+json");
+  auto refused = rest->send(edit);
+  ASSERT_TRUE(refused.ok()) << refused.error().describe();
+  EXPECT_EQ(refused->status, 403) << refused->body;
+  EXPECT_NE(refused->body.find("metadata.labels paddock.dev/team of a Paddock pod cannot change"), std::string::npos) << refused->body;
+  EXPECT_FALSE(connects("net-agent", host, denied.port())) << "the agent reaches a denied port after the refused label edit";
+  EXPECT_EQ(denied.accepted(), denied_before);
+}
+
+// An HTTP GET from the machine (curl), as a JSON object; an empty one when it fails.
+json getJson(const std::string& url) {
+  Process curl({"/usr/bin/curl", "-sf", "--max-time", "5", url});
+  if (curl.wait(std::chrono::seconds(10)) != 0) return json::object();
+  std::string body;
+  for (const auto& l : curl.lines()) body += l;
+  auto doc = json::parse(body, nullptr, false);
+  return doc.is_object() ? doc : json::object();
+}
+
+TEST_F(NodeE2E, PrometheusScrapesTheAgentThroughItsPolicy) {
+  // The selectors the operator is started with (--prometheus-namespace-selector,
+  // --prometheus-pod-selector), and a Prometheus that matches them.
+  PlanOptions scrape;
+  scrape.scrape_namespace_labels = {{"kubernetes.io/metadata.name", "monitoring"}};
+  scrape.scrape_pod_labels = {{"app.kubernetes.io/name", "prometheus"}};
+  auto created = request(*rest, http::Method::Post, "/api/v1/namespaces",
+                         {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "monitoring"}}}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  struct Gone {
+    kube::RestClient& c;
+    ~Gone() { request(c, http::Method::Delete, "/api/v1/namespaces/monitoring"); }
+  } gone{*rest};
+
+  auto team = policy(json::array());
+  auto pod = startAgent("scrape", team, {}, scrape);
+  auto agent = waitPod(pod, running);
+  ASSERT_FALSE(agent.is_null());
+  const std::string agent_ip = agent["status"]["podIP"];
+  auto prometheus_running = startPrometheus(agent);
+  ASSERT_FALSE(prometheus_running.is_null()) << "Prometheus did not start on the node";
+  const std::string prometheus_url = "http://" + prometheus_running["status"]["podIP"].get<std::string>() + ":9090";
+  // A pod in the monitoring namespace without Prometheus' label, and one in the team's namespace.
+  auto outsider = runPod("monitoring", plainPod("outsider", {{"app", "outsider"}}));
+  auto peer = runPod(ns->name(), plainPod("peer", {{"app", "peer"}}));
+  ASSERT_FALSE(outsider.is_null());
+  ASSERT_FALSE(peer.is_null());
+  ASSERT_TRUE(eventually([&] { return firewallProgrammed("scrape-agent", networkPolicyName(team)); }, std::chrono::seconds(60),
+                         std::chrono::seconds(1)));
+
+  // What Prometheus reports: the agent's target up, and its usage series, labelled from the pod.
+  json target;
+  EXPECT_TRUE(eventually([&] {
+    auto targets = getJson(prometheus_url + "/api/v1/targets?state=active");
+    for (const auto& t : targets.value(json::json_pointer("/data/activeTargets"), json::array())) {
+      if (t.value(json::json_pointer("/labels/pod"), std::string()) != "scrape-agent") continue;
+      target = t;
+      return t.value("health", std::string()) == "up";
+    }
+    return false;
+  }, std::chrono::seconds(90), std::chrono::seconds(2))) << "the agent's target: " << target.dump();
+  json series;
+  EXPECT_TRUE(eventually([&] {
+    series = getJson(prometheus_url + "/api/v1/query?query=claude_code_token_usage_tokens_total%7Bpod%3D%22scrape-agent%22%7D");
+    return !series.value(json::json_pointer("/data/result"), json::array()).empty();
+  }, std::chrono::seconds(30), std::chrono::seconds(2))) << series.dump();
+  for (const auto& s : series.value(json::json_pointer("/data/result"), json::array())) {
+    EXPECT_EQ(s["metric"].value("agentrun", std::string()), "scrape") << s.dump();
+    EXPECT_EQ(s["metric"].value("namespace", std::string()), ns->name()) << s.dump();
+  }
+
+  // Only Prometheus: the outsider reaches another pod's metrics port (the control), not the agent's.
+  EXPECT_TRUE(connectsFrom("monitoring", "prometheus", "agent", agent_ip, 9464)) << "Prometheus cannot connect to the agent";
+  EXPECT_TRUE(connectsFrom("monitoring", "outsider", "agent", peer["status"]["podIP"], 9464)) << "control: the outsider reaches no pod";
+  EXPECT_FALSE(connectsFrom("monitoring", "outsider", "agent", agent_ip, 9464))
+      << "a monitoring pod without Prometheus' label reaches the agent's metrics port";
+  EXPECT_FALSE(connects("peer", agent_ip, 9464)) << "a pod of the team's namespace reaches the agent's metrics port";
+}
+
+TEST_F(NodeE2E, BudgetKillGivesTheGracePeriodAndTheWorkSurvivesForTheNextStage) {
+  // The workspace claim's volume: a directory of this machine that the pods' fsGroup may write,
+  // as an administrator provisions one (kube-controller-manager's hostPath provisioner makes its
+  // directories root's, mode 0750, which no non-root agent can write).
+  const std::string dir = "/tmp/paddock-node-e2e-" + ns->name();
+  ASSERT_EQ(std::system(("install -d -o 65532 -g 65532 -m 0770 " + dir).c_str()), 0);
+  const std::string pv_name = "workspace-" + ns->name();
+  ASSERT_TRUE(client.create(persistentvolumes, "",
+                            {{"apiVersion", "v1"}, {"kind", "PersistentVolume"}, {"metadata", {{"name", pv_name}}},
+                             {"spec", {{"capacity", {{"storage", "10Gi"}}}, {"accessModes", {"ReadWriteOnce"}},
+                                       {"storageClassName", "paddock-node-workspace"},
+                                       {"persistentVolumeReclaimPolicy", "Retain"},
+                                       {"claimRef", {{"namespace", ns->name()}, {"name", "wip-workspace"}}},
+                                       {"hostPath", {{"path", dir}, {"type", "Directory"}}}}}}).ok());
+  struct Gone {
+    kube::Client& c;
+    std::string pv, dir;
+    ~Gone() {
+      (void)c.remove(persistentvolumes, "", pv);
+      std::filesystem::remove_all(dir);
+    }
+  } gone{client, pv_name, dir};
+
+  auto team = policy(json::array());
+  team.stages.push_back(StageSpec{.name = "pr"});
+  PlanOptions options;
+  options.stage_image = kStageImage;
+  options.workspace_storage_class = "paddock-node-workspace";
+  auto pod = startAgent("wip", team, {}, options);
+  auto agent = waitPod(pod, running);
+  ASSERT_FALSE(agent.is_null());
+  // The operator's budget kill: the pod deleted with the plan's grace period, on its UID.
+  kube::DeleteOptions del;
+  del.grace_period_seconds = static_cast<int>(options.termination_grace.count());
+  del.precondition_uid = agent["metadata"]["uid"].get<std::string>();
+  auto killed_at = std::chrono::system_clock::now();
+  ASSERT_TRUE(client.remove(kube::resources::pods, ns->name(), "wip-agent", del).ok());
+  auto ended = waitPod(agent, [](const json& p) { return p.contains(json::json_pointer("/status/containerStatuses/0/state/terminated")); },
+                       std::chrono::seconds(90));
+  ASSERT_FALSE(ended.is_null()) << "the killed agent's container never ended";
+  const auto& terminated = ended["status"]["containerStatuses"][0]["state"]["terminated"];
+  // Exit 0: the simulator wrote wip.json on SIGTERM (it exits 1 when it cannot), not a SIGKILL (137).
+  EXPECT_EQ(terminated.value("exitCode", -1), 0) << terminated.dump();
+  EXPECT_LT(std::chrono::system_clock::now() - killed_at, options.termination_grace) << "the agent outlived its grace period";
+  ASSERT_TRUE(eventually([&] {
+    auto p = client.get(kube::resources::pods, ns->name(), "wip-agent");
+    return !p.ok() && p.error().code == 404;
+  }, std::chrono::seconds(90))) << "the killed agent's pod is still there";
+
+  // The next stage's pod, on the same claim, finds the work in progress.
+  json stage = planStagePod(last_run, team, team.stages[0], options);
+  stage["spec"].erase("initContainers");
+  stage["spec"]["containers"][0]["command"] = {"cat", "/workspace/wip.json"};
+  stage["spec"]["containers"][0].erase("args");
+  auto created = client.create(kube::resources::pods, ns->name(), stage);
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  auto done = waitPod(*created, [](const json& p) {
+    auto phase = p.value(json::json_pointer("/status/phase"), std::string());
+    return phase == "Succeeded" || phase == "Failed";
+  });
+  ASSERT_FALSE(done.is_null());
+  Process logs({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "logs", "-n", ns->name(),
+                stagePodName(last_run, "pr")});
+  ASSERT_EQ(logs.wait(std::chrono::seconds(30)), 0);
+  std::string text;
+  for (const auto& l : logs.lines()) text += l + "\n";
+  EXPECT_EQ(done["status"]["phase"], "Succeeded") << text;
+  auto wip = json::parse(text, nullptr, false);
+  ASSERT_FALSE(wip.is_discarded()) << text;
+  EXPECT_EQ(wip.value("reason", std::string()), "SIGTERM") << text;
 }
 
 TEST_F(NodeE2E, ActiveDeadlineEndsARunawayAgentWithNoOperator) {
