@@ -274,8 +274,15 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
   p.max_budget = budgets.budget("max");
   p.checkpoint_percent = static_cast<int>(budgets.integer("checkpointPercent", 60));
   Reader metrics = budgets.child("metrics");
-  if (auto q = metrics.str("tokens"); !q.empty() && q != kFormerTokensQuery) p.tokens_query = q;
-  if (auto q = metrics.str("costUSD"); !q.empty() && q != kFormerCostQuery) p.cost_query = q;
+  bool tokens_named = false, cost_named = false;
+  if (auto q = metrics.str("tokens"); !q.empty() && q != kFormerTokensQuery) {
+    p.tokens_query = q;
+    tokens_named = true;
+  }
+  if (auto q = metrics.str("costUSD"); !q.empty() && q != kFormerCostQuery) {
+    p.cost_query = q;
+    cost_named = true;
+  }
   Reader unavailable = budgets.child("whenMetricsUnavailable");
   if (auto after = unavailable.duration("after")) p.metrics_grace = *after;
   std::string action = unavailable.str("action");
@@ -318,6 +325,9 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
   }
   p.egress = egressRules(spec);
   p.gateway = gatewaySpec(spec);
+  // On the gateway path the gateway's own counters are authoritative, unless the policy names queries.
+  if (p.gateway && !tokens_named) p.tokens_query = kGatewayTokensQuery;
+  if (p.gateway && !cost_named) p.cost_query = kGatewayCostQuery;
   Reader tools = spec.child("tools");
   p.tools_allow = tools.strings("allow");
   p.tools_deny = tools.strings("deny");

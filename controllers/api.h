@@ -74,6 +74,13 @@ struct EgressRule {
 // per agent pod by the labels service discovery sets (controllers/usage.h, docs/budgets.md).
 inline constexpr const char* kDefaultTokensQuery = "sum by (namespace, pod, pod_uid) (claude_code_token_usage_tokens_total)";
 inline constexpr const char* kDefaultCostQuery = "sum by (namespace, pod, pod_uid) (claude_code_cost_usage_USD_total)";
+// Under spec.gateway the defaults are the gateway's own counters, which it keeps per run as it
+// relays each model call: summed per gateway pod and per run (agentrun and the first 12 hex digits
+// of the run's credential hash, labels the gateway writes); controllers/usage.h binds them.
+inline constexpr const char* kGatewayTokensQuery =
+    "sum by (namespace, pod, pod_uid, agentrun, credential) (paddock_gateway_tokens_total)";
+inline constexpr const char* kGatewayCostQuery =
+    "sum by (namespace, pod, pod_uid, agentrun, credential) (paddock_gateway_cost_usd_total)";
 // The former defaults, grouped by labels the agent writes itself; a policy that still holds them
 // (the CRD once stored them) gets the defaults above.
 inline constexpr const char* kFormerTokensQuery = "sum by (agentrun, namespace) (claude_code_token_usage_tokens_total)";
@@ -99,7 +106,8 @@ struct AgentPolicy {
   Budget default_budget;
   Budget max_budget;
   int checkpoint_percent = 60;
-  // spec.budgets.metrics: PromQL returning each agent pod's usage, grouped by namespace, pod and pod_uid.
+  // spec.budgets.metrics: PromQL returning each agent pod's usage, grouped by namespace, pod and
+  // pod_uid (unset: Claude Code's own metrics, or the gateway's counters under spec.gateway).
   std::string tokens_query = kDefaultTokensQuery;
   std::string cost_query = kDefaultCostQuery;
   // spec.budgets.whenMetricsUnavailable: how long usage may be unreadable, then stop or carry on.

@@ -330,42 +330,110 @@ bool planGatewayCredential(const RunSnapshot& snap, const Admitted& a, const Tea
   return true;
 }
 
-void planGatewayObjects(const Admitted& a, const TeamFacts& team, const PlanOptions& options, RunPlan& plan,
-                        const json& draft_status) {
+void planGatewayWait(const Admitted& a, RunPlan& plan, const json& draft_status) {
   if (!a.policy.gateway) return;
   // The run's status as this plan leaves it: the last status it writes or defers, else the draft's.
-  json status = draft_status;  // a copy: the insert below moves the plan's actions
+  const json* status = &draft_status;
   for (const auto& action : plan.actions) {
-    if (const auto* w = std::get_if<WriteStatus>(&action)) status = w->status;
-    if (const auto* d = std::get_if<DeferStatus>(&action)) status = d->status;
+    if (const auto* w = std::get_if<WriteStatus>(&action)) status = &w->status;
+    if (const auto* d = std::get_if<DeferStatus>(&action)) status = &d->status;
   }
-  std::vector<GatewayRun> runs;
-  for (const auto& r : team.gateway_runs) {
-    if (r.name != a.run.name) runs.push_back(r);
+  if (!gatewayRunOf(a.run.name, *status) || isTerminal(status->value("phase", ""))) return;
+  bool live = conditionOf(*status, "GatewayCredentialLive").value("status", "") == "True";
+  constexpr std::chrono::milliseconds kGatewayRecheck{5000};
+  if (!live && (!plan.next.requeue_after || *plan.next.requeue_after > kGatewayRecheck)) {
+    plan.next = runtime::Action::requeueAfter(kGatewayRecheck);
   }
-  const bool finished = isTerminal(status.value("phase", ""));
-  auto self = gatewayRunOf(a.run.name, status);
-  if (self && !finished) runs.push_back(*self);
-  std::vector<RunAction> applies;
-  for (auto& object : planGatewayObjects(a.run.ns, a.policy, runs, options)) {
-    const std::string kind = object.value("kind", "");
-    auto applied = team.gateway_applied.find(kind);
-    if (applied != team.gateway_applied.end() && applied->second == specHashOf(object)) continue;
-    applies.push_back(ApplyGatewayObject{kind, std::move(object)});
-  }
-  // Before the agent pod: its creation ends what the executor does with this plan.
-  auto at = std::find_if(plan.actions.begin(), plan.actions.end(),
-                         [](const RunAction& x) { return std::holds_alternative<CreateAgentPod>(x); });
-  plan.actions.insert(at, std::make_move_iterator(applies.begin()), std::make_move_iterator(applies.end()));
-  // While the agent waits for the gateway (whose pod and configuration the run's own watch does
-  // not see), look again soon.
-  if (self && !finished) {
-    bool live = conditionOf(status, "GatewayCredentialLive").value("status", "") == "True";
-    constexpr std::chrono::milliseconds kGatewayRecheck{5000};
-    if (!live && (!plan.next.requeue_after || *plan.next.requeue_after > kGatewayRecheck)) {
-      plan.next = runtime::Action::requeueAfter(kGatewayRecheck);
+}
+
+namespace {
+
+void collectDrift(const json& planned, const json& live, const std::string& path, std::vector<std::string>& out) {
+  if (planned.is_object()) {
+    if (!live.is_object()) {
+      out.push_back(path);
+      return;
     }
+    for (const auto& [k, v] : planned.items()) {
+      const std::string at = path.empty() ? k : path + "." + k;
+      // The API server leaves out a field at its zero value (false, 0, "", empty): not drift.
+      bool zero = v == false || v == 0 || v == "" || ((v.is_object() || v.is_array()) && v.empty());
+      if (!live.contains(k)) {
+        if (!zero) out.push_back(at);
+      } else {
+        collectDrift(v, live[k], at, out);
+      }
+    }
+  } else if (planned.is_array()) {
+    if (!live.is_array() || live.size() != planned.size()) {
+      out.push_back(path);
+      return;
+    }
+    for (size_t i = 0; i < planned.size(); ++i) collectDrift(planned[i], live[i], path + "[" + std::to_string(i) + "]", out);
+  } else if (planned != live) {
+    out.push_back(path);
   }
+}
+
+bool ours(const json& object) {
+  const json labels = object.value(json::json_pointer("/metadata/labels"), json::object());
+  const json selector = gatewaySelector();
+  for (const auto& [k, v] : selector.items()) {
+    if (labels.value(k, json()) != v) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> plannedFieldsDrift(const json& planned, const json& live) {
+  std::vector<std::string> out;
+  for (const char* part : {"metadata", "spec", "data"}) {
+    if (!planned.contains(part)) continue;
+    json want = planned[part];
+    if (want.is_object()) {
+      want.erase("name");
+      want.erase("namespace");
+    }
+    collectDrift(want, live.value(part, json()), part, out);
+  }
+  return out;
+}
+
+NamespaceGatewayPlan planNamespaceGateway(const std::string& ns, const AgentPolicy* policy, const std::vector<GatewayRun>& runs,
+                                          const std::map<std::string, json>& live, const PlanOptions& options) {
+  NamespaceGatewayPlan plan;
+  if (!policy && !runs.empty()) {
+    plan.watch = true;
+    return plan;
+  }
+  if (!policy || !policy->gateway || runs.empty()) {
+    const std::string reason = policy && policy->gateway ? "NoRuns" : "NoGateway";
+    for (const char* kind : {"Deployment", "Service", "NetworkPolicy", "ConfigMap"}) {
+      auto it = live.find(kind);
+      if (it != live.end() && ours(it->second)) plan.writes.push_back({GatewayWrite::Op::Delete, kind, json(), reason, {}});
+    }
+    return plan;
+  }
+  plan.watch = true;
+  for (auto& object : planGatewayObjects(ns, *policy, runs, options)) {
+    const std::string kind = object.value("kind", "");
+    auto it = live.find(kind);
+    GatewayWrite w{GatewayWrite::Op::Apply, kind, json(), "", {}};
+    if (it == live.end()) {
+      w.reason = "Missing";
+    } else if (specHashOf(it->second) != specHashOf(object)) {
+      w.reason = "PlanChanged";
+    } else if (auto drift = plannedFieldsDrift(object, it->second); !drift.empty()) {
+      w.reason = "Edited";
+      w.drift = std::move(drift);
+    } else {
+      continue;
+    }
+    w.object = std::move(object);
+    plan.writes.push_back(std::move(w));
+  }
+  return plan;
 }
 
 }  // namespace paddock::controllers

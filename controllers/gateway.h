@@ -18,6 +18,7 @@
 //   reload.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -80,6 +81,33 @@ json planGatewayNetworkPolicy(const std::string& ns, const AgentPolicy& policy, 
 // Deployment's first pod already serves the runs).
 std::vector<json> planGatewayObjects(const std::string& ns, const AgentPolicy& policy, const std::vector<GatewayRun>& runs,
                                      const PlanOptions& options);
+
+// One write to a namespace's gateway objects.
+struct GatewayWrite {
+  enum class Op { Apply, Delete } op = Op::Apply;
+  std::string kind;                // ConfigMap, NetworkPolicy, Service, Deployment
+  json object;                     // Apply: the planned object
+  std::string reason;              // Apply: Missing, PlanChanged, Edited; Delete: NoRuns, NoGateway
+  std::vector<std::string> drift;  // Edited: the fields of the live object that differ from the plan
+};
+struct NamespaceGatewayPlan {
+  std::vector<GatewayWrite> writes;
+  bool watch = false;  // a gateway stays: look again after the resync period, to undo edits
+};
+// What a namespace's gateway needs, from its governing policy (null: none, or not exactly one),
+// the runs the gateway serves (gatewayRunsOf) and its objects as the API server has them, by kind
+// (absent: not there). With a policy with spec.gateway and at least one run: each planned object
+// that is missing, whose content hash differs from the plan's, or whose planned fields were edited
+// is applied, in planGatewayObjects' order. With a policy without spec.gateway, or no runs: the
+// objects are deleted, Deployment first, but only those carrying the gateway's labels (an object
+// of that name someone else made is left alone). With runs but no governing policy (it was
+// deleted, or the namespace relabelled): nothing is written, so the runs keep their gateway.
+NamespaceGatewayPlan planNamespaceGateway(const std::string& ns, const AgentPolicy* policy, const std::vector<GatewayRun>& runs,
+                                          const std::map<std::string, json>& live, const PlanOptions& options);
+// The fields of `planned` that `live` does not hold, as dotted paths: objects are compared key by
+// key (keys only the live object has, such as the API server's defaults, are no drift), arrays
+// element by element and of the same length, everything else by value.
+std::vector<std::string> plannedFieldsDrift(const json& planned, const json& live);
 
 // The run's credential Secret: `token` under kCredentialKey, owned by the run.
 json planCredentialSecret(const AgentRun& run, const AgentPolicy& policy, const std::string& token,

@@ -16,8 +16,8 @@
 //                 (idempotency key, concurrency slot)
 //   approval.cc   planUnmatchedApprovals
 //   network.cc    planNetwork (the team's NetworkPolicy)
-//   gateway.cc    planGatewayCredential, planGatewayObjects (paddock-gateway: the run's
-//                 credential, the namespace's gateway)
+//   gateway.cc    planGatewayCredential, planGatewayWait (paddock-gateway: the run's
+//                 credential; the namespace's gateway is the gateway reconciler's)
 //   lifecycle.cc  planAgent, planAgentStatus (the agent stage)
 //   budget.cc     planBudget (usage, checkpoints, stops)
 //   stages.cc     planGatedStages (the gated stages after the agent)
@@ -136,8 +136,6 @@ struct TeamFacts {
     std::string token, sha256;
   };
   std::optional<Credential> fresh_credential;
-  std::vector<GatewayRun> gateway_runs;                // the namespace's runs it serves (runs cache)
-  std::map<std::string, std::string> gateway_applied;  // kind -> spec hash this process last applied in the namespace
   // While the run waits for the gateway: its Deployment as the API server has it (null: none).
   bool gateway_deployment_read = false;
   kube::ObjectPtr gateway_deployment;
@@ -177,12 +175,6 @@ struct ApplyClaim {
 // its hash, so AlreadyExists is this very Secret).
 struct CreateSecret {
   json secret;
-};
-// One of the namespace's gateway objects (ConfigMap, NetworkPolicy, Service, Deployment):
-// server-side apply, forced; the executor remembers its spec hash for the namespace.
-struct ApplyGatewayObject {
-  std::string kind;
-  json object;
 };
 struct CreateStagePod {
   json pod;  // AlreadyExists is success: the plan was made before
@@ -237,7 +229,7 @@ struct LogLine {
   json fields = json::object();
 };
 
-using RunAction = std::variant<AppendAudit, ApplyNetworkPolicy, ApplyClaim, CreateSecret, ApplyGatewayObject,
+using RunAction = std::variant<AppendAudit, ApplyNetworkPolicy, ApplyClaim, CreateSecret,
                                CreateStagePod, CreateAgentPod, PatchPod, WriteStatus, DeferStatus, DeletePod, EmitEvent, RememberSpend, ForgetSpend, RememberFact,
                                MarkStarted, ReportBudget, LogLine>;
 
@@ -326,12 +318,10 @@ void planNetwork(const Admitted& a, const TeamFacts& team, RunDraft& draft, cons
 // GatewayReady from the gateway's Deployment meanwhile (a Warning when a ready gateway is lost or
 // its rollout exceeds its progress deadline, not while it starts).
 bool planGatewayCredential(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team, RunDraft& draft);
-// gateway.cc. The namespace's gateway objects this process has not applied as planned, put into
-// `plan` before the agent pod: the configuration lists the namespace's other runs it serves and
-// this run as `plan` leaves it (dropped once it is finished). While the run's credential is not
-// live yet, a look again within 5 s.
-void planGatewayObjects(const Admitted& a, const TeamFacts& team, const PlanOptions& options, RunPlan& plan,
-                        const json& draft_status);
+// gateway.cc. While the run's credential is not live yet (its agent waits for the namespace's
+// gateway, which the gateway reconciler makes and whose pod the run's own watch does not see), a
+// look again within 5 s.
+void planGatewayWait(const Admitted& a, RunPlan& plan, const json& draft_status);
 
 // lifecycle.cc. The agent stage from its pod: created, watched, stopped; its budget (planBudget)
 // while it runs.

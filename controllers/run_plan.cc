@@ -83,7 +83,7 @@ RunPlan planRun(const RunSnapshot& snap, const Admitted& a, const TeamFacts& tea
   // The gateway path: the credential is issued in a pass of its own, before the pod.
   if (!planGatewayCredential(snap, a, team, draft)) planAgent(snap, a, team, draft, settings, clock);
   RunPlan plan = draft.take();
-  planGatewayObjects(a, team, settings.plan, plan, draft.status);
+  planGatewayWait(a, plan, draft.status);
   return plan;
 }
 

@@ -206,11 +206,6 @@ Result<TeamFacts> RunReconciler::gatherTeam(const RunSnapshot& snap, const Admit
     if (auto s = gatherStagePods(snap, t, cancel); !s) return s.error();
   }
   if (a.policy.gateway) {
-    t.gateway_runs = gatewayRunsOf(snap.ns, runs_.list());
-    {
-      std::lock_guard lock(gateway_mu_);
-      if (auto it = gateway_applied_.find(snap.ns); it != gateway_applied_.end()) t.gateway_applied = it->second;
-    }
     if (!gatewayRunOf(run.name, snap.old_status)) {
       if (!run.started) {
         t.fresh_credential = freshCredential();
@@ -359,8 +354,6 @@ Status RunReconciler::perform(const RunAction& action, Execution& ex) {
     // Created, never read back: the answer (which echoes the value) is dropped at once.
     auto r = client_.create(kube::resources::secrets, snap.ns, c->secret, *ex.cancel);
     if (!r && r.error().reason != "AlreadyExists") return r.error();
-  } else if (const auto* g = std::get_if<ApplyGatewayObject>(&action)) {
-    return applyGatewayObject(*g, ex);
   } else if (const auto* c = std::get_if<CreateStagePod>(&action)) {
     if (ex.network_policy_error) return *ex.network_policy_error;
     auto created = client_.create(kube::resources::pods, snap.ns, c->pod, *ex.cancel);
@@ -494,26 +487,6 @@ Status RunReconciler::writeNetworkPolicy(const ApplyNetworkPolicy& a, Execution&
                                  a.restored_event->action, a.restored_event->message);
     log::warn("restored an edited NetworkPolicy", {{"key", snap.key}, {"networkPolicy", name}, {"fields", joinFields(w.drift)}});
   }
-  return Ok{};
-}
-
-Status RunReconciler::applyGatewayObject(const ApplyGatewayObject& g, Execution& ex) {
-  const RunSnapshot& snap = *ex.snap;
-  static const std::map<std::string, const kube::Resource*> kinds = {
-      {"ConfigMap", &kube::resources::configmaps},
-      {"NetworkPolicy", &kube::resources::networkpolicies},
-      {"Service", &kube::resources::services},
-      {"Deployment", &kube::resources::deployments}};
-  auto kind = kinds.find(g.kind);
-  if (kind == kinds.end()) return Error{0, "Internal", "no resource for a gateway object of kind " + g.kind};
-  const std::string name = stringAt(g.object, "/metadata/name");
-  auto r = client_.apply(*kind->second, snap.ns, name, g.object, options_.field_manager, true, "", *ex.cancel);
-  if (!r) return r.error();
-  {
-    std::lock_guard lock(gateway_mu_);
-    gateway_applied_[snap.ns][g.kind] = specHashOf(g.object);
-  }
-  log::info("applied the namespace's gateway object", {{"key", snap.key}, {"kind", g.kind}, {"name", name}});
   return Ok{};
 }
 

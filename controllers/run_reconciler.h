@@ -88,7 +88,6 @@ class RunReconciler : public runtime::Reconciler {
   Status appendAudit(const AppendAudit& a, Execution& ex);
   Status writeStatus(const WriteStatus& w, Execution& ex);
   Status writeNetworkPolicy(const ApplyNetworkPolicy& a, Execution& ex);
-  Status applyGatewayObject(const ApplyGatewayObject& g, Execution& ex);
   Status deletePod(const DeletePod& d, Execution& ex);
   void reportBudget(const ReportBudget& r, const Execution& ex);
   RunPlanSettings settings() const;
@@ -114,10 +113,6 @@ class RunReconciler : public runtime::Reconciler {
   std::map<std::string, Unwritten> unwritten_;  // guarded
   std::mutex applied_mu_;
   std::map<std::string, AppliedWrite> applied_;  // guarded; by NetworkPolicy key, our last write
-  // The spec hashes of the gateway objects this process last applied, by namespace then kind.
-  // Lost on restart: the next pass applies them once more (server-side apply, the same objects).
-  std::mutex gateway_mu_;
-  std::map<std::string, std::map<std::string, std::string>> gateway_applied_;  // guarded by gateway_mu_
   // By run key: usage not yet in status. Rebuilt from status.usage when missing.
   std::mutex spend_mu_;
   std::map<std::string, Spend> spend_;  // guarded

@@ -1,9 +1,11 @@
 #include "controllers/usage.h"
 
+#include <algorithm>
 #include <set>
 
 #include "controllers/admission.h"
 #include "controllers/api.h"
+#include "controllers/gateway.h"
 #include "controllers/plan.h"
 #include "operator/common/json.h"
 #include "operator/common/log.h"
@@ -26,19 +28,39 @@ std::optional<PodOwner> agentPodOwner(const json& pod, const std::string& uid) {
   return std::nullopt;
 }
 
-BoundUsage bindToRuns(const std::vector<promapi::Sample>& samples, const RunOfPod& run_of) {
+std::optional<std::string> gatewaySeriesRun(const json& pod, const SeriesSource& source) {
+  if (source.uid.empty() || stringAt(pod, "/metadata/uid") != source.uid) return std::nullopt;
+  const json labels = pod.value(json::json_pointer("/metadata/labels"), json::object());
+  if (labels.value(kLabelComponent, "") != "gateway" || labels.value("app.kubernetes.io/managed-by", "") != "paddock") {
+    return std::nullopt;
+  }
+  const std::string replicas_prefix = std::string(kGatewayName) + "-";
+  bool made = false;
+  for (const auto& ref : pod.value(json::json_pointer("/metadata/ownerReferences"), json::array())) {
+    made |= ref.value("kind", "") == "ReplicaSet" && ref.value("controller", false) &&
+            ref.value("name", "").starts_with(replicas_prefix);
+  }
+  bool hex12 = source.credential.size() == 12 &&
+               std::all_of(source.credential.begin(), source.credential.end(),
+                           [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  if (!made || !hex12 || source.agentrun.empty() || source.agentrun.find('/') != std::string::npos) return std::nullopt;
+  return stringAt(pod, "/metadata/namespace") + "/" + source.agentrun;
+}
+
+BoundUsage bindToRuns(const std::vector<promapi::Sample>& samples, const RunOfSeries& run_of) {
   BoundUsage out;
   for (const auto& s : samples) {
     auto label = [&s](const char* name) {
       auto it = s.labels.find(name);
       return it == s.labels.end() ? std::string() : it->second;
     };
-    std::string ns = label(kSeriesNamespace), pod = label(kSeriesPod), uid = label(kSeriesPodUid);
-    if (ns.empty() || pod.empty() || uid.empty()) {
+    SeriesSource source{label(kSeriesNamespace), label(kSeriesPod), label(kSeriesPodUid), label(kSeriesRun),
+                        label(kSeriesCredential)};
+    if (source.ns.empty() || source.pod.empty() || source.uid.empty()) {
       ++out.unlabelled;
       continue;
     }
-    auto run = run_of(ns, pod, uid);
+    auto run = run_of(source);
     if (!run) {
       ++out.unknown_pod;
       continue;
@@ -94,13 +116,21 @@ UsageBoard::Reading UsageBoard::read(const std::string& query, const std::string
   return r;
 }
 
-std::optional<std::string> UsagePoller::runOfPod(const std::string& ns, const std::string& pod, const std::string& uid) const {
-  auto cached = pods_.get(ns + "/" + pod);
-  auto owner = cached ? agentPodOwner(*cached, uid) : std::nullopt;
-  if (!owner) return std::nullopt;
-  auto run = runs_.get(owner->run_key);
-  if (!run || stringAt(*run, "/metadata/uid") != owner->run_uid) return std::nullopt;
-  return owner->run_key;
+std::optional<std::string> UsagePoller::runOfSeries(const SeriesSource& source) const {
+  auto cached = pods_.get(source.ns + "/" + source.pod);
+  if (!cached) return std::nullopt;
+  if (auto owner = agentPodOwner(*cached, source.uid)) {
+    auto run = runs_.get(owner->run_key);
+    if (!run || stringAt(*run, "/metadata/uid") != owner->run_uid) return std::nullopt;
+    return owner->run_key;
+  }
+  auto key = gatewaySeriesRun(*cached, source);
+  if (!key) return std::nullopt;
+  auto run = runs_.get(*key);
+  if (!run) return std::nullopt;
+  auto sha = stringAt(*run, "/status/gateway/credentialSHA256");
+  if (sha.size() != 64 || !sha.starts_with(source.credential)) return std::nullopt;
+  return key;
 }
 
 int UsagePoller::pollOnce(const CancelToken& cancel, const std::function<void(const std::string&)>& wake) {
@@ -132,9 +162,7 @@ int UsagePoller::pollOnce(const CancelToken& cancel, const std::function<void(co
       continue;
     }
     for (const auto& w : result->warnings) log::warn("Prometheus warns about a usage query", {{"query", q}, {"warning", w}});
-    auto bound = bindToRuns(result->samples, [this](const std::string& ns, const std::string& pod, const std::string& uid) {
-      return runOfPod(ns, pod, uid);
-    });
+    auto bound = bindToRuns(result->samples, [this](const SeriesSource& source) { return runOfSeries(source); });
     if (observer_.ignored) {
       if (bound.unlabelled) observer_.ignored("unlabelled", bound.unlabelled);
       if (bound.unknown_pod) observer_.ignored("unknown_pod", bound.unknown_pod);

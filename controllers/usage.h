@@ -5,7 +5,12 @@
 // A series counts for a run only through the pod that exported it: the query groups by the
 // labels the scrape's service discovery sets from the pod (namespace, pod, pod_uid; never labels
 // the agent writes, docs/budgets.md), and the series is the run's when that pod is the agent pod
-// the operator made for the run (its name and UID). Every other series is ignored and counted.
+// the operator made for the run (its name and UID). On the gateway path (spec.gateway) the
+// series come from the namespace's paddock-gateway pod instead, which counts every run's model
+// calls itself: such a series is the run's that its `agentrun` and `credential` labels name (the
+// gateway writes them; an agent cannot export series under the gateway pod's name), when that run
+// exists and its recorded credential hash starts with `credential`, so a namesake run made later
+// is never charged an earlier one's spend. Every other series is ignored and counted.
 #pragma once
 
 #include <chrono>
@@ -37,15 +42,31 @@ struct PodOwner {
 };
 std::optional<PodOwner> agentPodOwner(const nlohmann::json& pod, const std::string& uid);
 
-// A query's samples, bound to runs: summed per run when `run_of` (namespace, pod, pod UID) names
-// one; the others are counted, never charged to anyone.
+// The labels of a gateway series that name the run (paddock-gateway writes them).
+inline constexpr const char* kSeriesRun = "agentrun";
+inline constexpr const char* kSeriesCredential = "credential";
+
+// Where a series came from: the scraped pod, and the run a gateway series names.
+struct SeriesSource {
+  std::string ns, pod, uid;
+  std::string agentrun, credential;  // set only by a gateway's series
+};
+
+// The run ("namespace/name") a series of the paddock-gateway pod `pod` is charged to: the pod has
+// uid `source.uid` and is the one a paddock-gateway Deployment of the operator made (its labels
+// and a controller ReplicaSet named after the Deployment), and the series names a run and 12
+// lowercase hex digits of its credential's hash. The caller checks the hash against the run's status.
+std::optional<std::string> gatewaySeriesRun(const nlohmann::json& pod, const SeriesSource& source);
+
+// A query's samples, bound to runs: summed per run when `run_of` names one; the others are
+// counted, never charged to anyone.
 struct BoundUsage {
   std::map<std::string, double> by_run;
   int unlabelled = 0;   // without the namespace, pod and pod_uid labels: the query does not group by them
-  int unknown_pod = 0;  // from a pod that is no agent pod of a run the operator made
+  int unknown_pod = 0;  // from a pod that is no agent pod of a run the operator made, nor its gateway's for a run
 };
-using RunOfPod = std::function<std::optional<std::string>(const std::string& ns, const std::string& pod, const std::string& uid)>;
-BoundUsage bindToRuns(const std::vector<promapi::Sample>& samples, const RunOfPod& run_of);
+using RunOfSeries = std::function<std::optional<std::string>(const SeriesSource& source)>;
+BoundUsage bindToRuns(const std::vector<promapi::Sample>& samples, const RunOfSeries& run_of);
 
 // The latest reading of each query for each run ("namespace/name"), and whether the query works.
 class UsageBoard {
@@ -97,8 +118,9 @@ class UsagePoller {
   int pollOnce(const CancelToken& cancel, const std::function<void(const std::string& run_key)>& wake);
 
  private:
-  // The run whose agent pod (this process's cache: name and UID) exported a series.
-  std::optional<std::string> runOfPod(const std::string& ns, const std::string& pod, const std::string& uid) const;
+  // The run a series is charged to: the one whose agent pod exported it, or the one a gateway
+  // pod's series names (this process's caches: the pod's name and UID, the run's credential hash).
+  std::optional<std::string> runOfSeries(const SeriesSource& source) const;
   promapi::PrometheusClient& prometheus_;
   kube::Informer& policies_;
   kube::Informer& runs_;

@@ -10,7 +10,12 @@
 namespace paddock::gateway {
 namespace {
 
-prometheus::Labels runLabels(const RunConfig& run) { return {{"namespace", run.ns}, {"agentrun", run.name}}; }
+// `credential` (the first 12 hex digits of the credential's SHA-256, as the run's status.gateway
+// records it whole) tells a run from a namesake before it: the operator charges a series to the run
+// only when it matches (controllers/usage.h).
+prometheus::Labels runLabels(const RunConfig& run) {
+  return {{"namespace", run.ns}, {"agentrun", run.name}, {"credential", run.token_sha256.substr(0, 12)}};
+}
 
 }  // namespace
 
@@ -40,6 +45,15 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   first_byte_ = &prometheus::BuildHistogram().Name("paddock_gateway_first_byte_seconds")
                      .Help("Time from an agent's model call to the answer's first byte reaching it, per namespace")
                      .Register(r);
+}
+
+void Metrics::declare(const RunConfig& run) {
+  for (const char* type : {"input", "output", "cache_read", "cache_write"}) {
+    auto labels = runLabels(run);
+    labels["type"] = type;
+    tokens_->Add(labels);
+  }
+  cost_->Add(runLabels(run));
 }
 
 void Metrics::tokens(const RunConfig& run, const Usage& u) {
@@ -93,7 +107,10 @@ Gateway::Gateway(Config config, std::string api_key, std::unique_ptr<audit::Audi
     : state_(makeState(std::move(config))), audit_dir_(state_->config.audit_dir),
       blob_threshold_bytes_(state_->config.blob_threshold_bytes), api_key_(std::move(api_key)), audit_(std::move(audit)) {
   secrets_.push_back(api_key_);
-  for (const auto& run : state_->config.runs) ledger_.setLimits(run.key(), run.limits);
+  for (const auto& run : state_->config.runs) {
+    ledger_.setLimits(run.key(), run.limits);
+    metrics_.declare(run);
+  }
   for (int i = 0; audit_ && i < kTranscriptWriters; ++i) writers_.emplace_back([this] { writeTranscripts(); });
 }
 
@@ -133,7 +150,10 @@ std::vector<std::string> Gateway::reload(Config next) {
   next.audit_dir = now->config.audit_dir;
   next.blob_threshold_bytes = now->config.blob_threshold_bytes;
   // Limits first: a run is authenticated only once its account has its caps.
-  for (const auto& run : next.runs) ledger_.setLimits(run.key(), run.limits);
+  for (const auto& run : next.runs) {
+    ledger_.setLimits(run.key(), run.limits);
+    metrics_.declare(run);
+  }
   auto fresh = makeState(std::move(next));
   std::lock_guard l(state_mu_);
   state_ = std::move(fresh);

@@ -31,6 +31,9 @@ namespace paddock::gateway {
 class Metrics {
  public:
   Metrics();
+  // The run's token and cost counters at zero, so a run that has made no call yet reads as 0,
+  // not as missing: a missing series then means the gateway is not scraped (controllers/budget.h).
+  void declare(const RunConfig& run);
   void tokens(const RunConfig& run, const Usage& usage);
   void cost(const RunConfig& run, int64_t nano);
   void request(const RunConfig& run, int status);

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "controllers/gateway_reconciler.h"
 #include "controllers/policy_status.h"
 #include "controllers/run_reconciler.h"
 #include "controllers/usage.h"
@@ -53,6 +54,7 @@ struct Options {
   std::string stage_image = "registry.example.com/platform/paddock-stage:1.0";
   std::string gateway_image = "registry.example.com/platform/paddock-operator:1.0";
   std::chrono::milliseconds gateway_credential_wait{600'000};
+  std::chrono::milliseconds gateway_resync{30'000};
   std::string audit_store = std::getenv("PADDOCK_AUDIT_STORE") ? std::getenv("PADDOCK_AUDIT_STORE") : "/var/lib/paddock/audit";
   std::string workspace_storage_class;
   std::string prometheus_url;
@@ -102,6 +104,8 @@ Options parseOptions(int argc, char** argv) {
   flags.add("gateway-image", &opt.gateway_image,
             "The image paddock-gateway runs from (the operator's own: it holds /usr/local/bin/paddock-gateway), for "
             "policies with spec.gateway.");
+  flags.add("gateway-resync", &opt.gateway_resync,
+            "How often each namespace's paddock-gateway objects are compared with their plan (an edit is undone then).");
   flags.add("gateway-credential-wait", &opt.gateway_credential_wait,
             "How long an agent pod waits for the namespace's gateway to serve its run's credential before it fails.");
   flags.add("workspace-storage-class", &opt.workspace_storage_class,
@@ -399,6 +403,15 @@ int main(int argc, char** argv) {
     return policy.empty() ? std::vector<std::string>{} : std::vector<std::string>{policy};
   });
 
+  // Each namespace's paddock-gateway (policies with spec.gateway), keyed by namespace.
+  controllers::GatewayReconciler gateways(client, policies, namespaces, pods, &events,
+                                          {reconcile_options.plan, opt.gateway_resync, "paddock-operator"});
+  runtime::WorkQueue gateway_queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("gateways")});
+  runtime::Controller gateway_controller("gateway", gateways, gateway_queue, metrics.reconcileObserver("gateway"));
+  gateway_controller.watchMapped(runs, [&gateways](const kube::InformerEvent& e) { return gateways.observeRun(e); });
+  gateway_controller.watchMapped(policies, [&gateways](const kube::InformerEvent& e) { return gateways.namespacesOfPolicy(e); });
+  gateway_controller.watchMapped(namespaces, [&gateways](const kube::InformerEvent& e) { return gateways.namespaceOf(e); });
+
   std::atomic<bool> connected{false};
   http::Server server;
   handleEndpoints(server, connected, informers, metrics);
@@ -442,8 +455,11 @@ int main(int argc, char** argv) {
     }
     for (const auto& p : policies.list()) policy_queue.add(kube::objectKey(*p));
     std::thread policy_worker([&] { policy_controller.run(1, leading); });
+    for (const auto& ns : gateways.namespacesToLookAt()) gateway_queue.add(ns);
+    std::thread gateway_worker([&] { gateway_controller.run(1, leading); });
     controller.run(opt.workers, leading);
     policy_worker.join();
+    gateway_worker.join();
     if (poller.joinable()) poller.join();
     reconciler.setAuditLog(nullptr);
     metrics.setLeader(false);

@@ -246,7 +246,10 @@ TEST_F(GatewayTest, CutOffAtTheCapWithZeroTokensOver) {
   double spent = gateway_->metric("paddock_gateway_tokens_total{agentrun=\"run-1\"");
   EXPECT_EQ(spent, static_cast<double>(charged));
   EXPECT_LE(spent, static_cast<double>(cap));
-  EXPECT_GE(gateway_->metric("paddock_gateway_refusals_total{agentrun=\"run-1\",namespace=\"team-a\",reason=\"budget\""), 1);
+  // The series carry the run's name and the first 12 hex digits of its credential's hash.
+  EXPECT_GE(gateway_->metric("paddock_gateway_refusals_total{agentrun=\"run-1\",credential=\"" + sha256Hex(kToken).substr(0, 12) +
+                             "\",namespace=\"team-a\",reason=\"budget\""),
+            1);
   EXPECT_EQ(gateway_->metric("paddock_gateway_overshoot_tokens_total"), 0);
   EXPECT_EQ(gateway_->metric("paddock_gateway_reserved_usd"), 0);
 }

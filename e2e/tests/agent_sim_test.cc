@@ -119,11 +119,12 @@ TEST(AgentSimPrometheus, ASpoofedRunLabelIsRenamedAndTheDefaultQueryChargesTheEx
   ASSERT_TRUE(client.ok()) << client.error().describe();
   const std::string victim_key = victim_options.ns + "/" + victim_options.agentrun;
   const std::string spoofer_key = spoofer_options.ns + "/" + spoofer_options.agentrun;
-  controllers::RunOfPod run_of = [&](const std::string& ns, const std::string& pod, const std::string& uid)
-      -> std::optional<std::string> {
+  controllers::RunOfSeries run_of = [&](const controllers::SeriesSource& s) -> std::optional<std::string> {
     for (const json* p : {&victim_pod, &spoofer_pod}) {
       const json& m = (*p)["metadata"];
-      if (m["namespace"] == ns && m["name"] == pod && m["uid"] == uid) return ns + "/" + m["labels"]["paddock.dev/run"].get<std::string>();
+      if (m["namespace"] == s.ns && m["name"] == s.pod && m["uid"] == s.uid) {
+        return s.ns + "/" + m["labels"]["paddock.dev/run"].get<std::string>();
+      }
     }
     return std::nullopt;
   };

@@ -17,6 +17,7 @@
 #include "e2e/tests/agent_host.h"
 #include "e2e/tests/support.h"
 #include "operator/kube/client.h"
+#include "operator/prometheus/client.h"
 
 namespace paddock::e2e {
 namespace {
@@ -438,20 +439,22 @@ class OperatorTarget {
 };
 
 // The team's paddock-gateway as a process on loopback, in front of the scripted Messages API
-// stand-in, serving run `run` of `ns`; scraped by the e2e Prometheus like the operator.
+// stand-in, serving run `run` of `ns` with credential `token` and budget `budget` (a YAML flow
+// map); scraped by the e2e Prometheus like the operator, or, after scrapeAs(pod), as the gateway
+// pod `pod` that Kubernetes service discovery would find.
 class TeamGateway {
  public:
-  TeamGateway(const std::string& ns, const std::string& run)
-      : dir_(std::filesystem::temp_directory_path() / ("paddock-dashboard-gateway-" + randomSuffix())),
-        file_(env("PADDOCK_E2E_PROMETHEUS_TARGETS") + "/operator/" + ns + "-gateway.json") {
+  TeamGateway(const std::string& ns, const std::string& run, const std::string& token = kDashboardToken,
+              const std::string& budget = "{tokens: 100000}", const std::string& more_config = "")
+      : dir_(std::filesystem::temp_directory_path() / ("paddock-team-gateway-" + randomSuffix())),
+        file_(env("PADDOCK_E2E_PROMETHEUS_TARGETS") + "/operator/" + ns + "-gateway.json"), token_(token) {
     standin_.start();
     std::string config = "upstream: " + standin_.url() + "\nmodel: {pin: " + kModel + "}\nprices:\n  " + kModel +
                          ": {input: \"3\", output: \"15\", cacheRead: \"0.30\", cacheWrite: \"3.75\"}\nruns:\n  - {namespace: " +
-                         ns + ", name: " + run + ", tokenSHA256: " + gateway::testing::sha256Hex(kToken) +
-                         ", budget: {tokens: 100000}}\n";
+                         ns + ", name: " + run + ", tokenSHA256: " + gateway::testing::sha256Hex(token) + ", budget: " + budget +
+                         "}\n" + more_config;
     gateway_ = std::make_unique<gateway::testing::GatewayProcess>(PADDOCK_GATEWAY_BIN, dir_, "sk-ant-dashboard-key", config);
-    std::ofstream(file_ + ".tmp") << json::array({{{"targets", {"127.0.0.1:" + std::to_string(gateway_->port())}}}}).dump();
-    std::filesystem::rename(file_ + ".tmp", file_);
+    writeTarget(json::array({{{"targets", {"127.0.0.1:" + std::to_string(gateway_->port())}}}}));
   }
   ~TeamGateway() {
     std::filesystem::remove(file_);
@@ -461,24 +464,133 @@ class TeamGateway {
   }
   bool ready() const { return gateway_->ready(); }
   std::string log() const { return gateway_->log(); }
+  double metric(const std::string& prefix) const { return gateway_->metric(prefix); }
+  gateway::testing::ModelStandin& standin() { return standin_; }
+  // Scraped from now on by the agents' job, as paddock-gateway's pod `pod` on its http port.
+  void scrapeAs(const json& pod) {
+    const json& meta = pod["metadata"];
+    json labels = {{"__meta_kubernetes_namespace", meta["namespace"]}, {"__meta_kubernetes_pod_name", meta["name"]},
+                   {"__meta_kubernetes_pod_uid", meta["uid"]}, {"__meta_kubernetes_pod_container_port_name", "http"}};
+    const json pod_labels = meta.value("labels", json::object());
+    for (const auto& [k, v] : pod_labels.items()) {
+      std::string name = "__meta_kubernetes_pod_label_";
+      for (char c : k) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+      labels[name] = v;
+    }
+    std::filesystem::remove(file_);
+    file_ = env("PADDOCK_E2E_PROMETHEUS_TARGETS") + "/" + meta["namespace"].get<std::string>() + "_gateway.json";
+    writeTarget(json::array({{{"targets", {"127.0.0.1:" + std::to_string(gateway_->port())}}, {"labels", labels}}}));
+  }
+  // The body of a model call for `model`.
+  static std::string requestBody(const std::string& model, int64_t max_tokens) {
+    return json{{"model", model}, {"max_tokens", max_tokens}, {"stream", true},
+                {"messages", {{{"role", "user"}, {"content", "Summarise the change."}}}}}.dump();
+  }
   // One model call for `model`; the status the agent got.
-  int call(const std::string& model) {
-    json body = {{"model", model}, {"max_tokens", 64}, {"stream", true},
-                 {"messages", {{{"role", "user"}, {"content", "Summarise the change."}}}}};
+  int call(const std::string& model, int64_t max_tokens = 64) {
     return gateway::testing::httpRequest(gateway_->port(), "POST", "/v1/messages",
-                                         {{"x-api-key", kToken}, {"content-type", "application/json"},
+                                         {{"x-api-key", token_}, {"content-type", "application/json"},
                                           {"anthropic-version", "2023-06-01"}},
-                                         body.dump()).status;
+                                         requestBody(model, max_tokens)).status;
   }
 
- private:
   static constexpr const char* kModel = "claude-sonnet-4-5";
-  static constexpr const char* kToken = "paddock-run-dashboard-token";
+
+ private:
+  static constexpr const char* kDashboardToken = "paddock-run-dashboard-token";
+  void writeTarget(const json& targets) {
+    std::filesystem::create_directories(std::filesystem::path(file_).parent_path());
+    std::ofstream(file_ + ".tmp") << targets.dump();
+    std::filesystem::rename(file_ + ".tmp", file_);
+  }
   std::filesystem::path dir_;
   std::string file_;
+  std::string token_;
   gateway::testing::ModelStandin standin_;
   std::unique_ptr<gateway::testing::GatewayProcess> gateway_;
 };
+
+// Issue 17: under a policy with spec.gateway, a run's usage is what the team's paddock-gateway
+// counted as it relayed the run's model calls (the default budget queries read its counters),
+// not what the agent says of itself: here the agent reports 20,000 tokens a second and the run
+// is charged exactly what the gateway relayed, checkpointed past 60 %, and ended at 100 %, where
+// the gateway refuses further calls. The gateway runs as a process with the run's real credential
+// (from the Secret the operator made), scraped as the gateway pod that kwok runs.
+TEST_F(BudgetE2E, OnTheGatewayPathUsageIsWhatTheGatewayCountedNotWhatTheAgentReports) {
+  Team team(*rest, client,
+            json::parse(R"({"budgets": {"checkpointPercent": 60, "metrics": null},
+                            "gateway": {"modelKey": {"secretName": "anthropic-api-key", "key": "api-key"},
+                                        "prices": {"claude-sonnet-4-5": {"input": "3", "output": "15",
+                                                                         "cacheRead": "0.30", "cacheWrite": "3.75"}}}})"));
+  startOperator();
+  team.start("metered", {.tokens_per_second = 20000, .usd_per_second = 0.0001}, {{"budget", {{"tokens", 1000}}}});
+  auto issued = team.waitRun("metered", [](const json& o) {
+    return o.value(json::json_pointer("/status/gateway/credentialSHA256"), std::string()).size() == 64;
+  });
+  ASSERT_FALSE(issued.is_null()) << testing::PrintToString(op->lines());
+  const std::string sha = issued["status"]["gateway"]["credentialSHA256"];
+  auto secret = client.get(kube::Resource{"", "v1", "secrets", true}, team.ns(), issued["status"]["gateway"]["credentialSecret"]);
+  ASSERT_TRUE(secret.ok()) << secret.error().describe();
+  const std::string token = base64Decode((*secret)["data"]["credential"]);
+  ASSERT_EQ(gateway::testing::sha256Hex(token), sha);
+
+  // The gateway pod the namespace's Deployment made (kwok runs it).
+  json gateway_pod;
+  ASSERT_TRUE(eventually([&] {
+    auto list = client.list(pods, team.ns(), {.label_selector = "paddock.dev/component=gateway"});
+    if (!list || list->items.empty()) return false;
+    gateway_pod = list->items[0];
+    return true;
+  }, std::chrono::seconds(60))) << "the namespace's paddock-gateway has no pod";
+  // Without the input allowance (inputOverheadTokens), a call reserves its body's bytes and its max_tokens.
+  TeamGateway gateway(team.ns(), "metered", token, "{tokens: 1000}", "inputOverheadTokens: 0\n");
+  ASSERT_TRUE(gateway.ready()) << gateway.log();
+  gateway.scrapeAs(gateway_pod);
+
+  // The run has made no call: the gateway's counters read 0, and that is a reading.
+  auto zero = team.waitRun("metered", [](const json& o) {
+    return condition(o, "BudgetMetricsAvailable")["status"] == "True" && phaseOf(o) == "Running";
+  });
+  ASSERT_FALSE(zero.is_null()) << testing::PrintToString(op->lines());
+  EXPECT_EQ(zero.value(json::json_pointer("/status/usage/tokens"), int64_t{-1}), 0) << zero["status"].dump();
+
+  // 700 tokens relayed: past the 60 % checkpoint.
+  gateway::testing::Turn turn;
+  turn.input_tokens = 400;
+  turn.output_tokens = 300;
+  gateway.standin().setScript({turn});
+  ASSERT_EQ(gateway.call(TeamGateway::kModel, 300), 200) << gateway.log();
+  auto checkpointed = team.waitRun("metered", [](const json& o) { return !condition(o, "BudgetCheckpoint").is_null(); });
+  ASSERT_FALSE(checkpointed.is_null()) << testing::PrintToString(op->lines());
+  EXPECT_EQ(checkpointed["status"]["usage"]["tokens"], 700) << "the gateway relayed 700 tokens; the agent claims far more";
+  EXPECT_EQ(phaseOf(checkpointed), "Running");
+  // The control: Prometheus holds the agent's own, far larger report for its pod all along.
+  auto prometheus = promapi::PrometheusClient::create({env("PADDOCK_E2E_PROMETHEUS_URL")});
+  ASSERT_TRUE(prometheus.ok()) << prometheus.error().describe();
+  double claimed = 0;
+  EXPECT_TRUE(eventually([&] {
+    auto r = (*prometheus)->query("sum(claude_code_token_usage_tokens_total{namespace=\"" + team.ns() + "\",pod=\"metered-agent\"})");
+    if (!r || r->samples.empty()) return false;
+    claimed = r->samples[0].value;
+    return claimed > 1000;
+  }, std::chrono::seconds(20))) << "the agent's own report never reached Prometheus: " << claimed;
+
+  // The next call may spend only what is left: the gateway clamps its max_tokens to 300 less its
+  // input's bound, the answer spends all of it, and the run is at 100 %.
+  gateway::testing::Turn rest_of_it;
+  rest_of_it.spend_all = true;
+  rest_of_it.input_tokens = static_cast<int64_t>(TeamGateway::requestBody(TeamGateway::kModel, 4096).size());
+  gateway.standin().setScript({rest_of_it});
+  ASSERT_EQ(gateway.call(TeamGateway::kModel, 4096), 200) << gateway.log();
+  const double relayed = gateway.metric("paddock_gateway_tokens_total{agentrun=\"metered\"");
+  EXPECT_EQ(relayed, 1000) << "the gateway relays up to the cap, not past it";
+  auto exceeded = team.waitRun("metered", [](const json& o) { return phaseOf(o) == "BudgetExceeded"; });
+  ASSERT_FALSE(exceeded.is_null()) << "relayed " << relayed << "; " << testing::PrintToString(op->lines());
+  EXPECT_EQ(exceeded["status"]["usage"]["tokens"].get<double>(), relayed);
+  EXPECT_NE(condition(exceeded, "BudgetExceeded")["message"].get<std::string>().find("spec.budget.tokens is spent"), std::string::npos);
+  EXPECT_NE(gateway.call(TeamGateway::kModel), 200) << "the gateway relays a call of a run with nothing left";
+  EXPECT_EQ(gateway.metric("paddock_gateway_tokens_total{agentrun=\"metered\""), relayed);
+}
 
 // Issue 22: every panel of the Grafana dashboard the chart ships returns series from a real
 // Prometheus that scrapes the operator, the agents and the team's gateway, after a run was

@@ -351,9 +351,13 @@ TEST(ChartRender, TheAgentPodMonitorBindsSeriesToPodsAsTheScrapeJobDoes) {
                       "prometheus.scrapeFrom.podSelector.app=prometheus"});
   json monitor = find(docs, "PodMonitor", "-agents");
   ASSERT_FALSE(monitor.is_null());
-  EXPECT_EQ(monitor["spec"]["selector"]["matchLabels"],
-            (json{{"app.kubernetes.io/managed-by", "paddock"}, {"paddock.dev/stage", "agent"}}));
+  EXPECT_EQ(monitor["spec"]["selector"]["matchLabels"], (json{{"app.kubernetes.io/managed-by", "paddock"}}));
   EXPECT_EQ(monitor["spec"]["namespaceSelector"], (json{{"any", true}}));
+  // The agents' metrics port and the gateway's http port, each with the job's relabelling.
+  ASSERT_EQ(monitor["spec"]["podMetricsEndpoints"].size(), 2u);
+  EXPECT_EQ(monitor["spec"]["podMetricsEndpoints"][0]["port"], "metrics");
+  EXPECT_EQ(monitor["spec"]["podMetricsEndpoints"][1]["port"], "http");
+  EXPECT_EQ(monitor["spec"]["podMetricsEndpoints"][0]["relabelings"], monitor["spec"]["podMetricsEndpoints"][1]["relabelings"]);
   const json& endpoint = monitor["spec"]["podMetricsEndpoints"][0];
   EXPECT_EQ(endpoint["honorLabels"], false) << "the agent's own labels must not win";
   json job = loadYamlDocuments(readFile(repoPath("charts/paddock/files/agent-scrape-job.yaml")))[0][0];

@@ -15,23 +15,6 @@
 namespace paddock::e2e {
 namespace {
 
-std::string base64Decode(const std::string& in) {
-  static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  int bits = 0, value = 0;
-  for (char c : in) {
-    auto at = alphabet.find(c);
-    if (at == std::string::npos) continue;  // padding
-    value = (value << 6) | static_cast<int>(at);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((value >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
 std::set<std::string> secretsMounted(const json& pod_spec) {
   std::set<std::string> out;
   for (const auto& v : pod_spec.value("volumes", json::array())) {
@@ -59,7 +42,7 @@ class GatewayRunE2E : public RunE2E {
     })");
   }
   std::vector<std::string> operatorArgs() override {
-    return {"--gateway-image", "registry.example.com/platform/paddock-operator:e2e"};
+    return {"--gateway-image", "registry.example.com/platform/paddock-operator:e2e", "--gateway-resync", "1s", "--log-level", "debug"};
   }
 };
 
@@ -146,6 +129,66 @@ TEST_F(GatewayRunE2E, TheNamespaceGetsItsGatewayAndTheRunACredentialWhoseHashAlo
   ASSERT_FALSE(policy.is_null()) << testing::PrintToString(op->lines());
   EXPECT_EQ(condition(policy, "GatewaysApplied")["reason"], "Available");
 
+  // A second run: the namespace's gateway serves both.
+  auto second = create("gw2");
+  ASSERT_FALSE(waitRun(second, [](const json& o) { return phaseOf(o) == "Running"; }).is_null()) << testing::PrintToString(op->lines());
+  ASSERT_TRUE(eventually([&] {
+    auto c = client.get(kube::resources::configmaps, ns->name(), "paddock-gateway");
+    return c.ok() && servedRuns(*c).size() == 2;
+  }, std::chrono::seconds(30))) << testing::PrintToString(op->lines());
+
+  // An edit of the gateway's Deployment (another image, no replica) is put back within the
+  // resync period, with a Warning that names the fields.
+  auto edited = client.mergePatch(kube::resources::deployments, ns->name(), "paddock-gateway",
+                                  json::parse(R"({"spec": {"replicas": 0, "template": {"spec": {"containers": [
+                                    {"name": "gateway", "image": "evil.example.com/gateway:1"}]}}}})"));
+  ASSERT_TRUE(edited.ok()) << edited.error().describe();
+  auto restored = watchUntil(*rest, kube::resources::deployments.path(ns->name()) + "?fieldSelector=metadata.name%3Dpaddock-gateway",
+                             (*edited)["metadata"]["resourceVersion"], [](const std::string&, const json& o) {
+                               return o.value(json::json_pointer("/spec/replicas"), -1) == 1 &&
+                                      stringAt(o, "/spec/template/spec/containers/0/image") ==
+                                          "registry.example.com/platform/paddock-operator:e2e";
+                             },
+                             std::chrono::seconds(30));
+  ASSERT_FALSE(restored.is_null()) << testing::PrintToString(op->lines());
+  json warning;
+  EXPECT_TRUE(eventually([&] {
+    auto list = client.list(kube::resources::events, ns->name(), {.field_selector = "regarding.name=paddock-gateway"});
+    for (const auto& e : list ? list->items : std::vector<json>{}) {
+      if (e.value("reason", "") == "GatewayObjectRestored") warning = e;
+    }
+    return warning.is_object();
+  }, std::chrono::seconds(30)));
+  EXPECT_EQ(warning.value("type", ""), "Warning");
+  EXPECT_NE(warning.value("note", "").find("spec.replicas"), std::string::npos) << warning.dump();
+  EXPECT_NE(warning.value("note", "").find("spec.template.spec.containers[0].image"), std::string::npos) << warning.dump();
+  // Looked at again and again, a gateway as planned is not written again.
+  auto applies = [&](const std::string& kind) {
+    int n = 0;
+    for (const auto& line : op->lines()) {
+      json l = json::parse(line, nullptr, false);
+      n += l.is_object() && l.value("msg", "") == "applied the namespace's gateway object" && l.value("kind", "") == kind;
+    }
+    return n;
+  };
+  const int deployment_applies = applies("Deployment");
+  const std::string generation = std::to_string(restored["metadata"]["generation"].get<int64_t>());
+  EXPECT_EQ(deployment_applies, 1) << "only its creation; the restore is logged as such";
+  auto resyncs = [&] {
+    int n = 0;
+    for (const auto& line : op->lines()) {
+      json l = json::parse(line, nullptr, false);
+      n += l.is_object() && l.value("msg", "") == "looked at the namespace's gateway" && l.value("namespace", "") == ns->name();
+    }
+    return n;
+  };
+  const int looked = resyncs();
+  ASSERT_TRUE(eventually([&] { return resyncs() >= looked + 3; }, std::chrono::seconds(30))) << "no resync";
+  EXPECT_EQ(applies("Deployment"), deployment_applies);
+  EXPECT_EQ(std::to_string((*client.get(kube::resources::deployments, ns->name(), "paddock-gateway"))["metadata"]["generation"]
+                               .get<int64_t>()),
+            generation);
+
   // A finished run leaves the configuration: its credential no longer works.
   agentExits("gw", 0);
   auto done = waitRun(running, [](const json& o) { return phaseOf(o) == "Succeeded"; });
@@ -155,6 +198,19 @@ TEST_F(GatewayRunE2E, TheNamespaceGetsItsGatewayAndTheRunACredentialWhoseHashAlo
                             [](const std::string&, const json& o) { return servedRuns(o).count("gw") == 0; },
                             std::chrono::seconds(30));
   EXPECT_FALSE(dropped.is_null()) << testing::PrintToString(op->lines());
+  EXPECT_EQ(servedRuns(dropped).count("gw2"), 1u);
+
+  // The last run ends: the namespace's gateway goes, all four objects.
+  agentExits("gw2", 0);
+  ASSERT_FALSE(waitRun(second, [](const json& o) { return phaseOf(o) == "Succeeded"; }).is_null());
+  auto gone = [&](const kube::Resource& r) {
+    auto got = client.get(r, ns->name(), "paddock-gateway");
+    return !got.ok() && got.error().code == 404;
+  };
+  EXPECT_TRUE(eventually([&] {
+    return gone(kube::resources::deployments) && gone(kube::resources::configmaps) && gone(kube::resources::services) &&
+           gone(kube::resources::networkpolicies);
+  }, std::chrono::seconds(30))) << testing::PrintToString(op->lines());
 }
 
 }  // namespace

@@ -68,19 +68,16 @@ TEST(OperatorRbac, ReadsNoSecretAndIsEnoughToRun) {
     }
   }
   EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", "create", "", "secrets"));
-  // The namespace's paddock-gateway: applied (create, patch), the Deployment read for its
-  // readiness; nothing more.
-  for (const char* verb : {"create", "patch"}) {
+  // The namespace's paddock-gateway: read by name, applied (create, patch) and deleted once idle;
+  // never listed, watched or updated whole.
+  for (const char* verb : {"get", "create", "patch", "delete"}) {
     EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", verb, "", "configmaps")) << verb;
     EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", verb, "", "services")) << verb;
     EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", verb, "apps", "deployments")) << verb;
   }
-  EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", "get", "apps", "deployments"));
-  for (const char* verb : {"get", "list", "update", "delete"}) {
+  for (const char* verb : {"list", "watch", "update"}) {
     EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, "", "configmaps")) << verb;
     EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, "", "services")) << verb;
-  }
-  for (const char* verb : {"list", "update", "delete"}) {
     EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, "apps", "deployments")) << verb;
   }
   // The control: what it needs is granted.

@@ -168,6 +168,23 @@ std::string readFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+std::string base64Decode(const std::string& in) {
+  static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int bits = 0, value = 0;
+  for (char c : in) {
+    auto at = alphabet.find(c);
+    if (at == std::string::npos) continue;  // padding
+    value = (value << 6) | static_cast<int>(at);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((value >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
 std::string randomSuffix() {
   static std::mt19937_64 rng(std::random_device{}());
   static const char* chars = "abcdefghijklmnopqrstuvwxyz0123456789";

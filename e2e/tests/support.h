@@ -95,6 +95,8 @@ bool reconciling(Process& op);
 void stopOperator(Process& op);
 
 std::string randomSuffix();
+// The bytes of a base64 text (a Secret's data value).
+std::string base64Decode(const std::string& in);
 // The file's whole text, or "" when it cannot be read.
 std::string readFile(const std::string& path);
 

@@ -105,6 +105,115 @@ TEST(GatewayObjects, FourObjectsConfigurationFirstEachWithItsHash) {
   EXPECT_EQ(planGatewayObjects("payments", policy(), {{"fix", kHashA, 1000, 100}}, PlanOptions{}), objects) << "deterministic";
 }
 
+// The objects as the API server returns them: the plan with the server's defaults added.
+std::map<std::string, json> served(const std::vector<json>& planned) {
+  std::map<std::string, json> out;
+  for (json o : planned) {
+    o["metadata"]["uid"] = "uid-" + o["kind"].get<std::string>();
+    o["metadata"]["resourceVersion"] = "9";
+    o["metadata"]["managedFields"] = json::array({{{"manager", "paddock-operator"}}});
+    if (o["kind"] == "Deployment") {
+      o["spec"]["revisionHistoryLimit"] = 10;
+      o["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst";
+      o["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log";
+      o["status"] = {{"replicas", 1}, {"availableReplicas", 1}};
+    }
+    if (o["kind"] == "Service") o["spec"]["clusterIP"] = "198.19.0.12";
+    // Fields at their zero value are left out (omitempty), as the server returns them.
+    if (o["kind"] == "Deployment") {
+      for (const char* f : {"hostIPC", "hostNetwork", "hostPID"}) {
+        EXPECT_EQ(o["spec"]["template"]["spec"].value(f, true), false) << f;
+        o["spec"]["template"]["spec"].erase(f);
+      }
+    }
+    out[o["kind"]] = o;
+  }
+  return out;
+}
+
+std::vector<std::string> kindsOf(const NamespaceGatewayPlan& plan, GatewayWrite::Op op) {
+  std::vector<std::string> out;
+  for (const auto& w : plan.writes) {
+    if (w.op == op) out.push_back(w.kind);
+  }
+  return out;
+}
+
+TEST(NamespaceGateway, AppliesWhatIsMissingThenNothingWhileTheServerHoldsThePlan) {
+  const std::vector<GatewayRun> runs = {{"fix", kHashA, 1000, 100}};
+  auto p = policy();
+  auto plan = planNamespaceGateway("payments", &p, runs, {}, PlanOptions{});
+  EXPECT_EQ(kindsOf(plan, GatewayWrite::Op::Apply), (std::vector<std::string>{"ConfigMap", "NetworkPolicy", "Service", "Deployment"}));
+  for (const auto& w : plan.writes) EXPECT_EQ(w.reason, "Missing");
+  EXPECT_TRUE(plan.watch);
+  auto live = served(planGatewayObjects("payments", p, runs, PlanOptions{}));
+  auto steady = planNamespaceGateway("payments", &p, runs, live, PlanOptions{});
+  EXPECT_TRUE(steady.writes.empty()) << "the server's defaults are no drift: " << steady.writes[0].kind << " "
+                                     << testing::PrintToString(steady.writes[0].drift);
+  EXPECT_TRUE(steady.watch) << "looks again, to undo edits";
+  // A new run: only the configuration changes.
+  auto more = planNamespaceGateway("payments", &p, {{"fix", kHashA, 1000, 100}, {"other", kHashB, {}, {}}}, live, PlanOptions{});
+  ASSERT_EQ(more.writes.size(), 1u);
+  EXPECT_EQ(more.writes[0].kind, "ConfigMap");
+  EXPECT_EQ(more.writes[0].reason, "PlanChanged");
+}
+
+TEST(NamespaceGateway, AnEditedObjectIsPutBackNamingTheFields) {
+  const std::vector<GatewayRun> runs = {{"fix", kHashA, 1000, 100}};
+  auto p = policy();
+  auto live = served(planGatewayObjects("payments", p, runs, PlanOptions{}));
+  live["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] = "evil.example.com/gateway:1";
+  live["Deployment"]["spec"]["replicas"] = 0;
+  live["NetworkPolicy"]["spec"]["ingress"].push_back({{"from", json::array({{{"ipBlock", {{"cidr", "0.0.0.0/0"}}}}})}});
+  live["ConfigMap"]["metadata"]["labels"].erase("paddock.dev/component");
+  auto plan = planNamespaceGateway("payments", &p, runs, live, PlanOptions{});
+  std::map<std::string, std::vector<std::string>> drift;
+  for (const auto& w : plan.writes) {
+    EXPECT_EQ(w.reason, "Edited") << w.kind;
+    drift[w.kind] = w.drift;
+  }
+  EXPECT_EQ(drift["Deployment"], (std::vector<std::string>{"spec.replicas", "spec.template.spec.containers[0].image"}));
+  EXPECT_EQ(drift["NetworkPolicy"], std::vector<std::string>{"spec.ingress"});
+  EXPECT_EQ(drift["ConfigMap"], std::vector<std::string>{"metadata.labels.paddock.dev/component"});
+  EXPECT_FALSE(drift.count("Service"));
+}
+
+TEST(NamespaceGateway, GoneOnceNoRunNeedsItOnlyWhatIsOurs) {
+  auto p = policy();
+  auto live = served(planGatewayObjects("payments", p, {{"fix", kHashA, 1000, 100}}, PlanOptions{}));
+  live["Service"]["metadata"]["labels"] = {{"app", "someone-elses"}};  // not ours: left alone
+  auto plan = planNamespaceGateway("payments", &p, {}, live, PlanOptions{});
+  EXPECT_EQ(kindsOf(plan, GatewayWrite::Op::Delete), (std::vector<std::string>{"Deployment", "NetworkPolicy", "ConfigMap"}));
+  for (const auto& w : plan.writes) EXPECT_EQ(w.reason, "NoRuns");
+  EXPECT_FALSE(plan.watch);
+  EXPECT_TRUE(planNamespaceGateway("payments", &p, {}, {}, PlanOptions{}).writes.empty()) << "nothing there, nothing to do";
+  // A policy without spec.gateway: the same.
+  json spec = policySpec();
+  spec.erase("gateway");
+  auto plain = policy(spec);
+  auto dropped = planNamespaceGateway("payments", &plain, {{"fix", kHashA, 1000, 100}}, live, PlanOptions{});
+  EXPECT_EQ(kindsOf(dropped, GatewayWrite::Op::Delete).size(), 3u);
+  EXPECT_EQ(dropped.writes[0].reason, "NoGateway");
+  // Runs but no governing policy (deleted, or the namespace relabelled): the runs keep their gateway.
+  auto orphaned = planNamespaceGateway("payments", nullptr, {{"fix", kHashA, 1000, 100}}, live, PlanOptions{});
+  EXPECT_TRUE(orphaned.writes.empty());
+  EXPECT_TRUE(orphaned.watch);
+}
+
+TEST(NamespaceGateway, AFinishedRunDropsOutOfTheConfiguration) {
+  auto runs = gatewayRunsOf("payments", {std::make_shared<const json>(runObject("fix", gatewayStatusOf(kHashA, "Succeeded"))),
+                                         std::make_shared<const json>(runObject("other", gatewayStatusOf(kHashB)))});
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].name, "other");
+  auto p = policy();
+  auto plan = planNamespaceGateway("payments", &p, runs, {}, PlanOptions{});
+  ASSERT_FALSE(plan.writes.empty());
+  json config = json::parse(plan.writes[0].object["data"]["config.yaml"].get<std::string>());
+  ASSERT_EQ(config["runs"].size(), 1u) << config["runs"].dump();
+  EXPECT_EQ(config["runs"][0]["name"], "other");
+  EXPECT_EQ(config["runs"][0]["tokenSHA256"], kHashB);
+}
+
 TEST(GatewayObjects, TheConfigurationIsOneTheGatewayAccepts) {
   json cm = planGatewayConfigMap("payments", policy(), {{"zeta", kHashB, {}, {}}, {"fix", kHashA, 1000, 150}});
   auto parsed = gateway::parseConfig(cm["data"]["config.yaml"].get<std::string>());
@@ -292,6 +401,22 @@ TEST(GatewayPolicy, ABadGatewaySpecNamesTheField) {
   EXPECT_NE(p.error().message.find("spec.gateway.prices"), std::string::npos) << p.error().message;
 }
 
+TEST(GatewayPolicy, UsageIsTheGatewaysCountersUnlessThePolicyNamesItsQueries) {
+  auto p = policy();
+  EXPECT_EQ(p.tokens_query, kGatewayTokensQuery);
+  EXPECT_EQ(p.cost_query, kGatewayCostQuery);
+  json spec = policySpec();
+  spec["budgets"]["metrics"] = {{"tokens", kDefaultTokensQuery}};  // the agent's own report, as a cross-check
+  p = policy(spec);
+  EXPECT_EQ(p.tokens_query, kDefaultTokensQuery);
+  EXPECT_EQ(p.cost_query, kGatewayCostQuery);
+  spec.erase("gateway");
+  spec["budgets"].erase("metrics");
+  p = policy(spec);
+  EXPECT_EQ(p.tokens_query, kDefaultTokensQuery) << "without a gateway, Claude Code's own metrics";
+  EXPECT_EQ(p.cost_query, kDefaultCostQuery);
+}
+
 TEST(GatewayLiveness, FromTheInitContainerAndTheDeployment) {
   EXPECT_EQ(credentialLiveness(nullptr).reason, "Loading");
   json pod = {{"status", {{"initContainerStatuses", json::array({{{"name", "gateway-credential"},
@@ -360,18 +485,10 @@ std::vector<const T*> all(const RunPlan& plan) {
   return out;
 }
 
-json configOf(const RunPlan& plan) {
-  for (const auto* g : all<ApplyGatewayObject>(plan)) {
-    if (g->kind == "ConfigMap") return json::parse(g->object["data"]["config.yaml"].get<std::string>());
-  }
-  return nullptr;
-}
-
 TEST(PlanGateway, TheCredentialIsIssuedBeforeThePodAndOnlyItsHashIsRecorded) {
   auto snap = snapshot(runObject());
   TeamFacts t = team();
   t.fresh_credential = TeamFacts::Credential{std::string(64, '7'), kHashA};
-  t.gateway_runs = {{"other", kHashB, {}, {}}};
   auto plan = planAll(snap, t);
   EXPECT_TRUE(all<CreateAgentPod>(plan).empty()) << "the pod waits for the next pass";
   auto secrets = all<CreateSecret>(plan);
@@ -406,17 +523,10 @@ TEST(PlanGateway, TheCredentialIsIssuedBeforeThePodAndOnlyItsHashIsRecorded) {
       for (const auto& [action, details] : w->records) EXPECT_EQ(details.dump().find("7777777777"), std::string::npos);
     }
   }
-  // The namespace's gateway, serving this run beside the other one.
-  EXPECT_EQ(all<ApplyGatewayObject>(plan).size(), 4u);
-  json config = configOf(plan);
-  ASSERT_EQ(config["runs"].size(), 2u);
-  EXPECT_EQ(config["runs"][0]["name"], "fix");
-  EXPECT_EQ(config["runs"][0]["tokenSHA256"], kHashA);
-  EXPECT_EQ(config["runs"][1]["name"], "other");
   EXPECT_EQ(plan.next.requeue_after, std::chrono::milliseconds(5000)) << "looks again while the gateway loads it";
 }
 
-TEST(PlanGateway, TheNextPassCreatesThePodAfterTheGatewaysObjectsAndOnlyWhatChanged) {
+TEST(PlanGateway, TheNextPassCreatesThePodWithTheCredentialNeverTheKey) {
   auto first = snapshot(runObject());
   TeamFacts t = team();
   t.fresh_credential = TeamFacts::Credential{std::string(64, '7'), kHashA};
@@ -424,59 +534,13 @@ TEST(PlanGateway, TheNextPassCreatesThePodAfterTheGatewaysObjectsAndOnlyWhatChan
   json status = all<WriteStatus>(issued).back()->status;
 
   auto second = snapshot(runObject("fix", status));
-  TeamFacts t2 = team();
-  t2.gateway_runs = gatewayRunsOf("payments", {second.object});
-  auto plan = planAll(second, t2);
+  auto plan = planAll(second, team());
   EXPECT_TRUE(all<CreateSecret>(plan).empty()) << "issued once";
   auto pods = all<CreateAgentPod>(plan);
   ASSERT_EQ(pods.size(), 1u);
   EXPECT_EQ(secretsMounted(pods[0]->pod["spec"]).count("fix-gateway-aaaaaaaaaa"), 1u);
   EXPECT_EQ(secretsMounted(pods[0]->pod["spec"]).count("anthropic-api-key"), 0u);
-  size_t last_gateway = 0, pod_at = 0;
-  for (size_t i = 0; i < plan.actions.size(); ++i) {
-    if (std::holds_alternative<ApplyGatewayObject>(plan.actions[i])) last_gateway = i;
-    if (std::holds_alternative<CreateAgentPod>(plan.actions[i])) pod_at = i;
-  }
-  EXPECT_EQ(all<ApplyGatewayObject>(plan).size(), 4u) << "this process applied none yet";
-  EXPECT_LT(last_gateway, pod_at) << "the pod's creation ends what is executed";
-
-  // What this process applied as planned is not applied again.
-  for (const auto* g : all<ApplyGatewayObject>(plan)) t2.gateway_applied[g->kind] = specHashOf(g->object);
-  EXPECT_TRUE(all<ApplyGatewayObject>(planAll(second, t2)).empty());
-  t2.gateway_applied["ConfigMap"] = "something-else";
-  auto again = all<ApplyGatewayObject>(planAll(second, t2));
-  ASSERT_EQ(again.size(), 1u);
-  EXPECT_EQ(again[0]->kind, "ConfigMap");
-}
-
-TEST(PlanGateway, AFinishedRunDropsOutOfTheConfiguration) {
-  json status = gatewayStatusOf(kHashA, "Running");
-  json pod = {{"metadata", {{"name", "fix-agent"}, {"namespace", "payments"}, {"uid", "pod-uid"},
-                            {"creationTimestamp", "2026-12-07T09:58:20Z"},
-                            {"ownerReferences", json::array({{{"kind", "AgentRun"}, {"name", "fix"}, {"uid", "fix-uid"},
-                                                              {"controller", true}}})}}},
-              {"status", {{"phase", "Succeeded"}}}};
-  // The run as it was admitted and started.
-  auto base = snapshot(runObject());
-  RunDraft d(base, kClock);
-  ASSERT_TRUE(planAdmission(base, d));
-  json started = d.status;
-  started.update(status);
-  started["stages"] = json::array({{{"name", "agent"}, {"phase", "Running"}, {"pod", "fix-agent"}, {"podUID", "pod-uid"}}});
-  started["startTime"] = "2026-12-07T09:58:20Z";
-  auto snap = snapshot(runObject("fix", started), std::make_shared<const json>(pod));
-  TeamFacts t = team();
-  t.gateway_runs = gatewayRunsOf("payments", {snap.object,
-                                              std::make_shared<const json>(runObject("other", gatewayStatusOf(kHashB)))});
-  ASSERT_EQ(t.gateway_runs.size(), 2u);
-  auto plan = planAll(snap, t);
-  auto writes = all<WriteStatus>(plan);
-  ASSERT_FALSE(writes.empty());
-  EXPECT_TRUE(isTerminal(writes.back()->status.value("phase", ""))) << writes.back()->status.dump();
-  json config = configOf(plan);
-  ASSERT_TRUE(config.is_object());
-  ASSERT_EQ(config["runs"].size(), 1u) << config["runs"].dump();
-  EXPECT_EQ(config["runs"][0]["name"], "other");
+  EXPECT_EQ(plan.next.requeue_after, std::chrono::milliseconds(5000)) << "looks again while the gateway loads it";
 }
 
 TEST(PlanGateway, AGatewayWithoutAReadyReplicaIsAConditionAndAWarningOnlyWhenLostOrStuck) {

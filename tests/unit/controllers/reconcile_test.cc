@@ -82,7 +82,7 @@ RunPlanSettings settings() {
 }
 
 std::string kindOf(const RunAction& a) {
-  static const char* names[] = {"AppendAudit", "ApplyNetworkPolicy", "ApplyClaim", "CreateSecret", "ApplyGatewayObject",
+  static const char* names[] = {"AppendAudit", "ApplyNetworkPolicy", "ApplyClaim", "CreateSecret",
                                 "CreateStagePod", "CreateAgentPod",
                                 "PatchPod", "WriteStatus", "DeferStatus", "DeletePod", "EmitEvent", "RememberSpend",
                                 "ForgetSpend", "RememberFact", "MarkStarted", "ReportBudget", "LogLine"};

@@ -76,9 +76,9 @@ promapi::Sample sample(std::map<std::string, std::string> labels, double v) { re
 TEST(BindToRuns, ChargesASeriesToTheRunOfThePodThatExportedItAndIgnoresTheRest) {
   // The scrape's service discovery sets namespace, pod and pod_uid from the pod; a spoofing
   // agent's own labels (here exported_agentrun naming another run) change nothing.
-  RunOfPod run_of = [](const std::string& ns, const std::string& pod, const std::string& uid) -> std::optional<std::string> {
-    if (ns == "team" && pod == "fix-agent" && uid == "p1") return "team/fix";
-    if (ns == "team" && pod == "spoof-agent" && uid == "p2") return "team/spoof";
+  RunOfSeries run_of = [](const SeriesSource& s) -> std::optional<std::string> {
+    if (s.ns == "team" && s.pod == "fix-agent" && s.uid == "p1") return "team/fix";
+    if (s.ns == "team" && s.pod == "spoof-agent" && s.uid == "p2") return "team/spoof";
     return std::nullopt;
   };
   auto bound = bindToRuns({sample({{"namespace", "team"}, {"pod", "fix-agent"}, {"pod_uid", "p1"}}, 100),
@@ -91,6 +91,58 @@ TEST(BindToRuns, ChargesASeriesToTheRunOfThePodThatExportedItAndIgnoresTheRest) 
   EXPECT_EQ(bound.by_run, (std::map<std::string, double>{{"team/fix", 120}, {"team/spoof", 5000}}));
   EXPECT_EQ(bound.unlabelled, 1) << "grouped by labels the agent writes: ignored";
   EXPECT_EQ(bound.unknown_pod, 1) << "a pod UID the operator does not know";
+}
+
+json gatewayPod(const std::string& uid) {
+  return {{"metadata",
+           {{"name", "paddock-gateway-6d9f7-x2x4q"}, {"namespace", "team"}, {"uid", uid},
+            {"labels", {{"paddock.dev/component", "gateway"}, {"app.kubernetes.io/name", "paddock-gateway"},
+                        {"app.kubernetes.io/managed-by", "paddock"}}},
+            {"ownerReferences", json::array({{{"apiVersion", "apps/v1"}, {"kind", "ReplicaSet"}, {"name", "paddock-gateway-6d9f7"},
+                                              {"uid", "rs1"}, {"controller", true}}})}}}};
+}
+
+TEST(GatewaySeriesRun, TheRunTheGatewaysSeriesNamesOnlyFromTheGatewayPodTheOperatorMade) {
+  const SeriesSource series{"team", "paddock-gateway-6d9f7-x2x4q", "g1", "fix", "0123456789ab"};
+  auto pod = gatewayPod("g1");
+  EXPECT_EQ(gatewaySeriesRun(pod, series), "team/fix");
+  EXPECT_FALSE(gatewaySeriesRun(gatewayPod("g2"), series)) << "another pod of the same name";
+  auto agent = agentPod("fix-agent", "g1", "fix", "r1");
+  EXPECT_FALSE(gatewaySeriesRun(agent, series)) << "an agent pod's own agentrun label names nothing";
+  auto unowned = pod;
+  unowned["metadata"]["ownerReferences"][0]["name"] = "other-6d9f7";
+  EXPECT_FALSE(gatewaySeriesRun(unowned, series)) << "a pod with the gateway's labels not made by its Deployment";
+  auto foreign = pod;
+  foreign["metadata"]["labels"].erase("app.kubernetes.io/managed-by");
+  EXPECT_FALSE(gatewaySeriesRun(foreign, series));
+  for (const char* credential : {"", "0123456789AB", "0123456789a", "0123456789abc"}) {
+    auto s = series;
+    s.credential = credential;
+    EXPECT_FALSE(gatewaySeriesRun(pod, s)) << "credential label '" << credential << "'";
+  }
+  auto s = series;
+  s.agentrun = "";
+  EXPECT_FALSE(gatewaySeriesRun(pod, s));
+  s.agentrun = "other/fix";
+  EXPECT_FALSE(gatewaySeriesRun(pod, s)) << "a run in another namespace";
+}
+
+TEST(BindToRuns, GatewaySeriesAreChargedToTheRunTheyNameWithTheirCredential) {
+  // The gateway's counters of two runs, and its series without the run labels (a histogram per namespace).
+  RunOfSeries run_of = [](const SeriesSource& s) -> std::optional<std::string> {
+    if (s.pod != "paddock-gateway-6d9f7-x2x4q" || s.credential != "0123456789ab") return std::nullopt;
+    return s.ns + "/" + s.agentrun;
+  };
+  auto gw = [](std::string run, std::string credential, std::string type) {
+    return std::map<std::string, std::string>{{"namespace", "team"}, {"pod", "paddock-gateway-6d9f7-x2x4q"}, {"pod_uid", "g1"},
+                                              {"agentrun", std::move(run)}, {"credential", std::move(credential)},
+                                              {"type", std::move(type)}};
+  };
+  auto bound = bindToRuns({sample(gw("fix", "0123456789ab", "input"), 400), sample(gw("fix", "0123456789ab", "output"), 300),
+                           sample(gw("fix", "ffffffffffff", "input"), 9000)},
+                          run_of);
+  EXPECT_EQ(bound.by_run, (std::map<std::string, double>{{"team/fix", 700}}));
+  EXPECT_EQ(bound.unknown_pod, 1) << "an earlier namesake's credential";
 }
 
 TEST(UsageBoard, RemembersHowManySeriesCameWithoutThePodLabels) {
