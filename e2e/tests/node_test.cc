@@ -19,7 +19,9 @@
 #include <gtest/gtest.h>
 
 #include "controllers/admission.h"
+#include "controllers/gateway.h"
 #include "controllers/plan.h"
+#include "e2e/gateway/harness.h"
 #include "e2e/tests/support.h"
 #include "operator/kube/client.h"
 
@@ -143,7 +145,7 @@ class NodeE2E : public ::testing::Test {
     }
     auto np = client.create(kube::resources::networkpolicies, ns->name(), planNetworkPolicy(ns->name(), team, options));
     EXPECT_TRUE(np.ok() || np.error().code == 409) << np.error().describe();
-    json pod = planAgentPod(*run, team, admission.effective, options);
+    json pod = withoutOperator(planAgentPod(*run, team, admission.effective, options));
     pod["spec"].erase("initContainers");
     auto p = client.create(kube::resources::pods, ns->name(), pod);
     EXPECT_TRUE(p.ok()) << p.error().describe();
@@ -253,7 +255,14 @@ class NodeE2E : public ::testing::Test {
                       std::chrono::seconds(120));
   }
 
+  // No operator runs here: the agent pod's finalizer (paddock.dev/agent-pod, taken off by the
+  // operator once the run's status records the pod) is left out, so a deleted pod goes.
+  static json withoutOperator(json pod) {
+    pod["metadata"].erase("finalizers");
+    return pod;
+  }
   static constexpr const char* kAgentImage = "paddock.local/paddock-agent-sim:dev";
+  static constexpr const char* kOperatorImage = "paddock.local/paddock-operator:dev";
   static constexpr const char* kStageImage = "paddock.local/paddock-stage:dev";
   static constexpr const char* kAgentSecret = "agent-secret-value-7f3a";
   static constexpr const char* kPrSecret = "pr-secret-value-91c2";
@@ -484,6 +493,131 @@ TEST_F(NodeE2E, BudgetKillGivesTheGracePeriodAndTheWorkSurvivesForTheNextStage) 
   auto wip = json::parse(text, nullptr, false);
   ASSERT_FALSE(wip.is_discarded()) << text;
   EXPECT_EQ(wip.value("reason", std::string()), "SIGTERM") << text;
+}
+
+// A TLS ClientHello record naming `sni`, cut down to the fields paddock-gateway's egress check
+// reads (as tests/unit/gateway/egress_test.cc builds it), written as printf escapes for bash.
+std::string clientHelloEscaped(const std::string& sni) {
+  std::string list = std::string("\x00", 1) + char(sni.size() >> 8) + char(sni.size() & 0xff) + sni;
+  std::string body = std::string(1, char(list.size() >> 8)) + char(list.size() & 0xff) + list;
+  std::string ext = std::string("\x00\x17\x00\x00\x00\x00", 6) + char(body.size() >> 8) + char(body.size() & 0xff) + body;
+  std::string hello = std::string("\x03\x03", 2) + std::string(32, 'r') + std::string("\x00\x00\x02\x13\x01\x01\x00", 7) +
+                      char(ext.size() >> 8) + char(ext.size() & 0xff) + ext;
+  std::string hs = std::string("\x01\x00", 2) + char(hello.size() >> 8) + char(hello.size() & 0xff) + hello;
+  std::string record = std::string("\x16\x03\x01", 3) + char(hs.size() >> 8) + char(hs.size() & 0xff) + hs;
+  std::string out;
+  char buf[5];
+  for (unsigned char c : record) {
+    std::snprintf(buf, sizeof buf, "\\x%02x", c);
+    out += buf;
+  }
+  return out;
+}
+
+// Issue 17 on the real node: a run under a policy with spec.gateway. The namespace's gateway runs
+// from the operator's image as the gateway reconciler plans it, the agent pod as the run
+// reconciler plans it (its gateway-credential init container waits until the gateway serves the
+// run's credential). From inside the agent: the model key is nowhere, a CONNECT through the gateway
+// reaches the allowed test server, any other host or port is refused, and a direct connection
+// around the gateway is dropped by the NetworkPolicy. The node has no cluster DNS: the test gives
+// the pods the names they use (paddock-gateway, and the egress hosts for the gateway) as hostAliases.
+TEST_F(NodeE2E, TheAgentReachesTheOutsideOnlyThroughItsGatewayAndNeverHoldsTheModelKey) {
+  const std::string host = addresses["host_ip"];
+  TcpServer allowed(host), denied(host);
+  const std::string model_key = "sk-ant-model-key-node-e2e-5d1c";
+  ASSERT_TRUE(client.create(secrets, ns->name(), {{"apiVersion", "v1"}, {"kind", "Secret"}, {"metadata", {{"name", "model-key"}}},
+                                                  {"stringData", {{"api-key", model_key}}}}).ok());
+  json egress = json::array({{{"host", "allowed.test"}, {"ports", {allowed.port()}}},
+                             {{"cidr", host + "/32"}, {"ports", {allowed.port()}}}});
+  json p = {{"metadata", {{"name", "team"}}},
+            {"spec", {{"namespaceSelector", json::object()},
+                      {"images", {{"default", kAgentImage}, {"allowed", {"paddock.local/*"}}}},
+                      {"model", {{"pin", "claude-sonnet-4-5"}}},
+                      {"resources", {{"limits", {{"cpu", "500m"}, {"memory", "256Mi"}}}}},
+                      {"egress", egress},
+                      {"secrets", {{{"secretName", "model-key"}, {"key", "api-key"}, {"stages", {"agent"}}},
+                                   {{"secretName", "pr-token"}, {"key", "token"}, {"stages", {"pr"}}}}},
+                      {"budgets", {{"default", {{"tokens", 1000}, {"costUSD", "1"}, {"wallClock", "10m"}}}}},
+                      {"gateway", {{"modelKey", {{"secretName", "model-key"}, {"key", "api-key"}}},
+                                   {"prices", {{"claude-sonnet-4-5", {{"input", "3"}, {"output", "15"}, {"cacheRead", "0.30"}, {"cacheWrite", "3.75"}}}}}}}}}};
+  auto parsed = parseAgentPolicy(p);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  const AgentPolicy team = *parsed;
+  PlanOptions o;
+  o.stage_image = kStageImage;
+  o.gateway_image = kOperatorImage;
+
+  auto created = client.create(kube::resources::agentruns, ns->name(),
+                               {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", "gw"}}},
+                                {"spec", {{"task", "t"}, {"repository", {{"url", "https://example.com/r.git"}}}}}});
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  auto run = parseAgentRun(*created);
+  ASSERT_TRUE(run.ok());
+  const std::string token(64, 'c');
+  const std::string sha = gateway::testing::sha256Hex(token);
+  run->gateway_credential_secret = credentialSecretName(*run, sha);
+  ASSERT_TRUE(client.create(secrets, ns->name(), planCredentialSecret(*run, team, token, sha)).ok());
+
+  // The namespace's gateway, with the test's names for its egress.
+  std::string service_ip;
+  for (json object : planGatewayObjects(ns->name(), team, {{"gw", sha, 1000, 100}}, o)) {
+    const std::string kind = object["kind"];
+    if (kind == "Deployment") {
+      object["spec"]["template"]["spec"]["hostAliases"] = {{{"ip", host}, {"hostnames", {"allowed.test", "denied.test"}}}};
+    }
+    static const std::map<std::string, const kube::Resource*> kinds = {
+        {"ConfigMap", &kube::resources::configmaps}, {"NetworkPolicy", &kube::resources::networkpolicies},
+        {"Service", &kube::resources::services}, {"Deployment", &kube::resources::deployments}};
+    auto made = client.create(*kinds.at(kind), ns->name(), object);
+    ASSERT_TRUE(made.ok()) << kind << ": " << made.error().describe();
+    if (kind == "Service") service_ip = (*made)["spec"]["clusterIP"];
+  }
+  ASSERT_TRUE(client.create(kube::resources::networkpolicies, ns->name(), planNetworkPolicy(ns->name(), team, o)).ok());
+  auto admission = admit(*run, team);
+  ASSERT_TRUE(admission.admitted) << admission.message;
+  json pod = withoutOperator(planAgentPod(*run, team, admission.effective, o));
+  json inits = json::array();
+  for (const auto& c : pod["spec"]["initContainers"]) {
+    if (c["name"] == "gateway-credential") inits.push_back(c);  // the workspace clone needs a forge: left out
+  }
+  ASSERT_EQ(inits.size(), 1u) << pod["spec"]["initContainers"].dump();
+  pod["spec"]["initContainers"] = inits;
+  pod["spec"]["hostAliases"] = {{{"ip", service_ip}, {"hostnames", {"paddock-gateway"}}}};
+  auto started = client.create(kube::resources::pods, ns->name(), pod);
+  ASSERT_TRUE(started.ok()) << started.error().describe();
+  auto agent = waitPod(*started, running, std::chrono::seconds(180));
+  ASSERT_FALSE(agent.is_null()) << "the agent never started: its wait for the gateway to serve its credential did not end";
+
+  // The model key: in no file the agent can read, not in its environment; its credential is.
+  auto key = exec("gw-agent", "grep -rl " + model_key + " / -D skip --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null; "
+                              "tr '\\0' '\\n' < /proc/1/environ | grep -c " + model_key + "; true");
+  EXPECT_EQ(key.output, "0\n") << "the model key is readable by the agent";
+  auto credential = exec("gw-agent", "cat /var/run/paddock/gateway/credential");
+  EXPECT_EQ(credential.output, token + "\n");
+
+  ASSERT_TRUE(eventually([&] { return firewallProgrammed("gw-agent", networkPolicyName(team)); }, std::chrono::seconds(60),
+                         std::chrono::seconds(1)));
+  // CONNECT through the gateway, then a ClientHello naming the host: the gateway connects to it.
+  auto tunnel = [&](const std::string& target, const std::string& sni) {
+    return exec("gw-agent", "exec 3<>/dev/tcp/paddock-gateway/8080 || exit 9; printf 'CONNECT " + target +
+                                " HTTP/1.1\\r\\nHost: " + target + "\\r\\n\\r\\n' >&3; read -t 10 status <&3; echo \"$status\"; "
+                                "case \"$status\" in *' 200 '*) printf '" + clientHelloEscaped(sni) + "' >&3; "
+                                "read -t 5 -n 1 <&3;; esac; true");
+  };
+  const std::string a = std::to_string(allowed.port()), d = std::to_string(denied.port());
+  int allowed_before = allowed.accepted(), denied_before = denied.accepted();
+  auto through = tunnel("allowed.test:" + a, "allowed.test");
+  EXPECT_NE(through.output.find(" 200 "), std::string::npos) << through.output;
+  EXPECT_TRUE(eventually([&] { return allowed.accepted() == allowed_before + 1; }, std::chrono::seconds(20)))
+      << "the allowed test server never saw the gateway's connection";
+  for (const std::string& target : {"denied.test:" + d, "allowed.test:" + d, host + ":" + d}) {
+    auto refused = tunnel(target, "denied.test");
+    EXPECT_NE(refused.output.find(" 403 "), std::string::npos) << target << ": " << refused.output;
+  }
+  EXPECT_EQ(denied.accepted(), denied_before) << "a refused CONNECT reached the denied server";
+  // Around the gateway: dropped by the NetworkPolicy (the control: the gateway itself reached it).
+  EXPECT_FALSE(connects("gw-agent", host, allowed.port())) << "the agent reaches the allowed server around its gateway";
+  EXPECT_EQ(allowed.accepted(), allowed_before + 1);
 }
 
 TEST_F(NodeE2E, ActiveDeadlineEndsARunawayAgentWithNoOperator) {

@@ -9,14 +9,15 @@
 #include "controllers/status.h"
 #include "gateway/config.h"
 #include "operator/common/json.h"
+#include "tests/unit/controllers/plan_fixture.h"
 
 namespace paddock::controllers {
 namespace {
 
 using nlohmann::json;
 
-const auto kWall = std::chrono::system_clock::from_time_t(1796637600);  // 2026-12-07T10:00:00Z
-const PlanClock kClock{kWall, std::chrono::steady_clock::time_point(std::chrono::hours(1)), "2026-12-07T10:00:00Z"};
+using plantest::all;
+using plantest::kClock;
 const std::string kHashA(64, 'a');
 const std::string kHashB = std::string(63, '0') + "b";
 
@@ -445,26 +446,10 @@ TEST(GatewayLiveness, FromTheInitContainerAndTheDeployment) {
 // The reconcile's gateway steps
 
 RunSnapshot snapshot(const json& object, kube::ObjectPtr pod = nullptr) {
-  RunSnapshot s;
-  s.key = "payments/fix", s.ns = "payments", s.name = "fix";
-  s.object = std::make_shared<const json>(object);
-  s.generation = 1;
-  s.regarding = runtime::ObjectReference::from(object);
-  s.cached_status = object.value("status", json::object());
-  s.old_status = s.cached_status;
-  s.run = parseAgentRun(object);
-  s.policies = {policy()};
-  s.namespace_labels = {{"paddock.dev/team", "payments"}};
-  s.agent_pod = std::move(pod);
-  return s;
+  return plantest::snapshotOf(object, policy(), std::move(pod));
 }
 
-TeamFacts team() {
-  TeamFacts t;
-  t.network_policy = std::make_shared<const json>(planNetworkPolicy("payments", policy()));
-  t.slot.may_start = true;
-  return t;
-}
+TeamFacts team() { return plantest::currentTeam(policy()); }
 
 RunPlan planAll(const RunSnapshot& snap, const TeamFacts& t) {
   RunPlanSettings set;
@@ -476,14 +461,6 @@ RunPlan planAll(const RunSnapshot& snap, const TeamFacts& t) {
   return planRun(snap, *a, t, draft, set, kClock);
 }
 
-template <typename T>
-std::vector<const T*> all(const RunPlan& plan) {
-  std::vector<const T*> out;
-  for (const auto& a : plan.actions) {
-    if (const auto* t = std::get_if<T>(&a)) out.push_back(t);
-  }
-  return out;
-}
 
 TEST(PlanGateway, TheCredentialIsIssuedBeforeThePodAndOnlyItsHashIsRecorded) {
   auto snap = snapshot(runObject());

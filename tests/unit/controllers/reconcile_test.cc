@@ -6,15 +6,16 @@
 
 #include "controllers/status.h"
 #include "operator/common/json.h"
+#include "tests/unit/controllers/plan_fixture.h"
 
 namespace paddock::controllers {
 namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-const auto kWall = std::chrono::system_clock::from_time_t(1796637600);  // 2026-12-07T10:00:00Z
-const PlanClock kClock{kWall, std::chrono::steady_clock::time_point(1h), "2026-12-07T10:00:00Z"};
+using plantest::all;
+using plantest::kClock;
+using plantest::kWall;
 
 json policySpec() {
   return json::parse(R"js({
@@ -53,27 +54,11 @@ json podObject(const std::string& phase, const std::string& owner_uid = "run-uid
 }
 
 RunSnapshot snapshot(const json& object, kube::ObjectPtr pod = nullptr) {
-  RunSnapshot s;
-  s.key = "payments/fix", s.ns = "payments", s.name = "fix";
-  s.object = std::make_shared<const json>(object);
-  s.generation = 1;
-  s.regarding = runtime::ObjectReference::from(object);
-  s.cached_status = object.value("status", json::object());
-  s.old_status = s.cached_status;
-  s.run = parseAgentRun(object);
-  s.policies = {policy()};
-  s.namespace_labels = {{"paddock.dev/team", "payments"}};
-  s.agent_pod = std::move(pod);
-  return s;
+  return plantest::snapshotOf(object, policy(), std::move(pod));
 }
 
 // Team facts in which the team's NetworkPolicy is current.
-TeamFacts current() {
-  TeamFacts t;
-  t.network_policy = std::make_shared<const json>(planNetworkPolicy("payments", policy()));
-  t.slot.may_start = true;
-  return t;
-}
+TeamFacts current() { return plantest::currentTeam(policy()); }
 
 RunPlanSettings settings() {
   RunPlanSettings s;
@@ -101,14 +86,6 @@ std::vector<std::string> durable(const RunPlan& plan) {
   return out;
 }
 
-template <typename T>
-std::vector<const T*> all(const RunPlan& plan) {
-  std::vector<const T*> out;
-  for (const auto& a : plan.actions) {
-    if (const auto* t = std::get_if<T>(&a)) out.push_back(t);
-  }
-  return out;
-}
 
 std::vector<audit::Action> recorded(const RunPlan& plan, const std::string& actor = "") {
   std::vector<audit::Action> out;
