@@ -400,8 +400,22 @@ std::vector<std::string> plannedFieldsDrift(const json& planned, const json& liv
   return out;
 }
 
+std::vector<std::string> foreignOwners(const json& live, const std::string& ours) {
+  std::vector<std::string> out;
+  for (const auto& entry : live.value(json::json_pointer("/metadata/managedFields"), json::array())) {
+    if (!entry.is_object() || entry.value("manager", "") == ours || !entry.value("subresource", "").empty()) continue;
+    const json fields = entry.value("fieldsV1", json::object());
+    if (!fields.is_object()) continue;
+    bool owns = fields.contains("f:spec") || fields.contains("f:data") || fields.contains("f:binaryData") ||
+                fields.value(json::json_pointer("/f:metadata"), json::object()).contains("f:labels");
+    if (owns) out.push_back("managedFields: " + entry.value("manager", std::string("(unnamed)")));
+  }
+  return out;
+}
+
 NamespaceGatewayPlan planNamespaceGateway(const std::string& ns, const AgentPolicy* policy, const std::vector<GatewayRun>& runs,
-                                          const std::map<std::string, json>& live, const PlanOptions& options) {
+                                          const std::map<std::string, json>& live, const PlanOptions& options,
+                                          const std::string& field_manager) {
   NamespaceGatewayPlan plan;
   if (!policy && !runs.empty()) {
     plan.watch = true;
@@ -409,7 +423,9 @@ NamespaceGatewayPlan planNamespaceGateway(const std::string& ns, const AgentPoli
   }
   if (!policy || !policy->gateway || runs.empty()) {
     const std::string reason = policy && policy->gateway ? "NoRuns" : "NoGateway";
-    for (const char* kind : {"Deployment", "Service", "NetworkPolicy", "ConfigMap"}) {
+    // The NetworkPolicy last: it is in the operator's cache, so a gateway half deleted by a crash
+    // is still found by the next leader (GatewayReconciler::namespacesToLookAt).
+    for (const char* kind : {"Deployment", "Service", "ConfigMap", "NetworkPolicy"}) {
       auto it = live.find(kind);
       if (it != live.end() && ours(it->second)) plan.writes.push_back({GatewayWrite::Op::Delete, kind, json(), reason, {}});
     }
@@ -424,9 +440,11 @@ NamespaceGatewayPlan planNamespaceGateway(const std::string& ns, const AgentPoli
       w.reason = "Missing";
     } else if (specHashOf(it->second) != specHashOf(object)) {
       w.reason = "PlanChanged";
-    } else if (auto drift = plannedFieldsDrift(object, it->second); !drift.empty()) {
+    } else if (auto drift = plannedFieldsDrift(object, it->second); !drift.empty() || !foreignOwners(it->second, field_manager).empty()) {
+      for (auto& f : foreignOwners(it->second, field_manager)) drift.push_back(std::move(f));
       w.reason = "Edited";
       w.drift = std::move(drift);
+      w.replace_uid = stringAt(it->second, "/metadata/uid");
     } else {
       continue;
     }

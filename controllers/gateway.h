@@ -89,6 +89,9 @@ struct GatewayWrite {
   json object;                     // Apply: the planned object
   std::string reason;              // Apply: Missing, PlanChanged, Edited; Delete: NoRuns, NoGateway
   std::vector<std::string> drift;  // Edited: the fields of the live object that differ from the plan
+  // Edited: the live object (of this UID) is deleted first and made again from the plan, since
+  // an apply would leave what another field manager added (an init container, an env entry).
+  std::string replace_uid;
 };
 struct NamespaceGatewayPlan {
   std::vector<GatewayWrite> writes;
@@ -102,8 +105,14 @@ struct NamespaceGatewayPlan {
 // objects are deleted, Deployment first, but only those carrying the gateway's labels (an object
 // of that name someone else made is left alone). With runs but no governing policy (it was
 // deleted, or the namespace relabelled): nothing is written, so the runs keep their gateway.
+// An object is edited when a planned field differs, or when a field manager other than
+// `field_manager` owns part of its spec, data or labels (managedFields: what someone added).
 NamespaceGatewayPlan planNamespaceGateway(const std::string& ns, const AgentPolicy* policy, const std::vector<GatewayRun>& runs,
-                                          const std::map<std::string, json>& live, const PlanOptions& options);
+                                          const std::map<std::string, json>& live, const PlanOptions& options,
+                                          const std::string& field_manager = "paddock-operator");
+// The field managers other than `ours` that own part of `live`'s spec, data or labels, as
+// "managedFields: <manager>" (the status subresource and annotations are others' to write).
+std::vector<std::string> foreignOwners(const json& live, const std::string& ours);
 // The fields of `planned` that `live` does not hold, as dotted paths: objects are compared key by
 // key (keys only the live object has, such as the API server's defaults, are no drift), arrays
 // element by element and of the same length, everything else by value.

@@ -57,6 +57,10 @@ std::vector<std::string> GatewayReconciler::observeRun(const kube::InformerEvent
 std::vector<std::string> GatewayReconciler::namespacesOfPolicy(const kube::InformerEvent& e) const {
   auto had = [](const kube::ObjectPtr& p) { return p && p->contains(json::json_pointer("/spec/gateway")); };
   if (!had(e.object) && !had(e.old)) return {};
+  if (e.type == kube::InformerEvent::Type::Upsert && e.object && e.old &&
+      e.object->value(json::json_pointer("/metadata/generation"), 0) == e.old->value(json::json_pointer("/metadata/generation"), 0)) {
+    return {};
+  }
   std::lock_guard lock(mu_);
   std::vector<std::string> out;
   for (const auto& [ns, runs] : runs_) out.push_back(ns);
@@ -74,8 +78,10 @@ std::vector<std::string> GatewayReconciler::namespacesToLookAt() const {
     std::lock_guard lock(mu_);
     for (const auto& [ns, runs] : runs_) out.insert(ns);
   }
-  for (const auto& p : pods_.list()) {
-    if (stringAt(*p, "/metadata/labels/paddock.dev~1component") == "gateway") out.insert(stringAt(*p, "/metadata/namespace"));
+  for (auto* cache : {&pods_, &network_policies_}) {
+    for (const auto& o : cache->list()) {
+      if (stringAt(*o, "/metadata/labels/paddock.dev~1component") == "gateway") out.insert(stringAt(*o, "/metadata/namespace"));
+    }
   }
   return {out.begin(), out.end()};
 }
@@ -107,7 +113,7 @@ runtime::ReconcileResult GatewayReconciler::reconcile(const std::string& ns, con
     else if (got.error().code != 404) return runtime::reconcileErrorFrom(got.error());
   }
 
-  const auto plan = planNamespaceGateway(ns, policy ? &*policy : nullptr, runs, live, options_.plan);
+  const auto plan = planNamespaceGateway(ns, policy ? &*policy : nullptr, runs, live, options_.plan, options_.field_manager);
 
   // Execute, in the plan's order.
   for (const auto& w : plan.writes) {
@@ -120,6 +126,12 @@ runtime::ReconcileResult GatewayReconciler::reconcile(const std::string& ns, con
       log::info("deleted the namespace's gateway object", {{"namespace", ns}, {"kind", w.kind}, {"reason", w.reason}});
       continue;
     }
+    if (!w.replace_uid.empty()) {
+      kube::DeleteOptions del;
+      del.precondition_uid = w.replace_uid;
+      auto gone = client_.remove(resourceOf(w.kind), ns, name, del, cancel);
+      if (!gone && gone.error().code != 404) return runtime::reconcileErrorFrom(gone.error());
+    }
     auto r = client_.apply(resourceOf(w.kind), ns, name, w.object, options_.field_manager, true, "", cancel);
     if (!r) return runtime::reconcileErrorFrom(r.error());
     if (w.reason == "Edited") {
@@ -129,7 +141,7 @@ runtime::ReconcileResult GatewayReconciler::reconcile(const std::string& ns, con
       if (events_) {
         events_->warning(runtime::ObjectReference::from(*r), "GatewayObjectRestored", "Restore",
                          w.kind + " " + name + " was edited away from its plan (" + fields +
-                             "); Paddock put it back. Change the AgentPolicy's spec.gateway instead.");
+                             "); Paddock replaced it with its plan. Change the AgentPolicy's spec.gateway instead.");
       }
     } else {
       log::info("applied the namespace's gateway object", {{"namespace", ns}, {"kind", w.kind}, {"reason", w.reason}});

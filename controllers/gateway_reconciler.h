@@ -6,11 +6,13 @@
 //            operator caches neither ConfigMaps nor Deployments)
 //   plan     planNamespaceGateway: apply what is missing, planned anew or edited; delete the
 //            gateway once no unfinished run needs it
-//   execute  server-side apply (forced) or delete, in the plan's order; a Warning Event on an
-//            object put back after an edit
+//   execute  server-side apply (forced) or delete, in the plan's order; an edited object deleted
+//            (by UID) and made again, with a Warning Event
 // Only events that concern a gateway queue a namespace: a run's credential issued or its end, a
 // change of a policy with (or that had) spec.gateway, a relabelled namespace that has gateway
-// runs. A namespace with a gateway is looked at again every `resync`, so an edit is undone within it.
+// runs. A namespace with a gateway is looked at again every `resync`, so an edit is undone within
+// it: an edited object is deleted and made again from its plan. In memory it keeps only an index
+// of each namespace's gateway runs, rebuilt from the runs informer.
 #pragma once
 
 #include <chrono>
@@ -35,10 +37,12 @@ struct GatewayReconcilerOptions {
 
 class GatewayReconciler : public runtime::Reconciler {
  public:
+  // `pods` and `network_policies` are the operator's caches of its own pods and NetworkPolicies:
+  // where a gateway pod or NetworkPolicy is, a gateway may be left to delete.
   GatewayReconciler(kube::Client& client, kube::Informer& policies, kube::Informer& namespaces, kube::Informer& pods,
-                    runtime::EventRecorder* events, GatewayReconcilerOptions options)
-      : client_(client), policies_(policies), namespaces_(namespaces), pods_(pods), events_(events),
-        options_(std::move(options)) {}
+                    kube::Informer& network_policies, runtime::EventRecorder* events, GatewayReconcilerOptions options)
+      : client_(client), policies_(policies), namespaces_(namespaces), pods_(pods), network_policies_(network_policies),
+        events_(events), options_(std::move(options)) {}
 
   // `key` is a namespace's name.
   runtime::ReconcileResult reconcile(const std::string& key, const CancelToken& cancel) override;
@@ -46,12 +50,14 @@ class GatewayReconciler : public runtime::Reconciler {
   // Feed it every event of the runs informer: it keeps each namespace's runs the gateway serves,
   // and returns the namespace when they changed (a credential issued, a run ended or deleted).
   std::vector<std::string> observeRun(const kube::InformerEvent& e);
-  // A policy's event: the namespaces with gateway runs, when the policy has or had spec.gateway.
+  // A policy's event: the namespaces with gateway runs, when the policy has or had spec.gateway
+  // and its spec changed (its generation; a status write alone concerns no gateway).
   std::vector<std::string> namespacesOfPolicy(const kube::InformerEvent& e) const;
   // A namespace's event (its labels decide its policy): its name, when it has gateway runs.
   std::vector<std::string> namespaceOf(const kube::InformerEvent& e) const;
-  // What a new leader looks at: the namespaces with gateway runs or a gateway pod (pods cache),
-  // so a gateway left behind by a crash still goes.
+  // What a new leader looks at: the namespaces with gateway runs, a gateway pod or the gateway's
+  // NetworkPolicy (caches; the NetworkPolicy is deleted last), so a gateway left behind by a crash
+  // still goes.
   std::vector<std::string> namespacesToLookAt() const;
 
  private:
@@ -61,6 +67,7 @@ class GatewayReconciler : public runtime::Reconciler {
   kube::Informer& policies_;
   kube::Informer& namespaces_;
   kube::Informer& pods_;
+  kube::Informer& network_policies_;
   runtime::EventRecorder* events_;
   GatewayReconcilerOptions options_;
   mutable std::mutex mu_;

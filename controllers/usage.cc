@@ -47,6 +47,11 @@ std::optional<std::string> gatewaySeriesRun(const json& pod, const SeriesSource&
   return stringAt(pod, "/metadata/namespace") + "/" + source.agentrun;
 }
 
+bool gatewayCredentialIs(const json& run, const std::string& credential) {
+  auto sha = stringAt(run, "/status/gateway/credentialSHA256");
+  return sha.size() == 64 && credential.size() == 12 && sha.starts_with(credential);
+}
+
 BoundUsage bindToRuns(const std::vector<promapi::Sample>& samples, const RunOfSeries& run_of) {
   BoundUsage out;
   for (const auto& s : samples) {
@@ -58,6 +63,10 @@ BoundUsage bindToRuns(const std::vector<promapi::Sample>& samples, const RunOfSe
                         label(kSeriesCredential)};
     if (source.ns.empty() || source.pod.empty() || source.uid.empty()) {
       ++out.unlabelled;
+      continue;
+    }
+    if (s.value < 0) {
+      ++out.negative;
       continue;
     }
     auto run = run_of(source);
@@ -116,10 +125,10 @@ UsageBoard::Reading UsageBoard::read(const std::string& query, const std::string
   return r;
 }
 
-std::optional<std::string> UsagePoller::runOfSeries(const SeriesSource& source) const {
+std::optional<std::string> UsagePoller::runOfSeries(const SeriesSource& source, bool gateway_query) const {
   auto cached = pods_.get(source.ns + "/" + source.pod);
   if (!cached) return std::nullopt;
-  if (auto owner = agentPodOwner(*cached, source.uid)) {
+  if (auto owner = gateway_query ? std::nullopt : agentPodOwner(*cached, source.uid)) {
     auto run = runs_.get(owner->run_key);
     if (!run || stringAt(*run, "/metadata/uid") != owner->run_uid) return std::nullopt;
     return owner->run_key;
@@ -127,9 +136,7 @@ std::optional<std::string> UsagePoller::runOfSeries(const SeriesSource& source) 
   auto key = gatewaySeriesRun(*cached, source);
   if (!key) return std::nullopt;
   auto run = runs_.get(*key);
-  if (!run) return std::nullopt;
-  auto sha = stringAt(*run, "/status/gateway/credentialSHA256");
-  if (sha.size() != 64 || !sha.starts_with(source.credential)) return std::nullopt;
+  if (!run || !gatewayCredentialIs(*run, source.credential)) return std::nullopt;
   return key;
 }
 
@@ -162,10 +169,13 @@ int UsagePoller::pollOnce(const CancelToken& cancel, const std::function<void(co
       continue;
     }
     for (const auto& w : result->warnings) log::warn("Prometheus warns about a usage query", {{"query", q}, {"warning", w}});
-    auto bound = bindToRuns(result->samples, [this](const SeriesSource& source) { return runOfSeries(source); });
+    const bool gateway_query = q == kGatewayTokensQuery || q == kGatewayCostQuery;
+    auto bound = bindToRuns(result->samples,
+                            [this, gateway_query](const SeriesSource& source) { return runOfSeries(source, gateway_query); });
     if (observer_.ignored) {
       if (bound.unlabelled) observer_.ignored("unlabelled", bound.unlabelled);
       if (bound.unknown_pod) observer_.ignored("unknown_pod", bound.unknown_pod);
+      if (bound.negative) observer_.ignored("negative", bound.negative);
     }
     if (bound.unlabelled && board_.read(q, "").unlabelled == 0) {
       log::warn("a usage query returns series without the pod labels it must group by; they are ignored",

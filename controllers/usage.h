@@ -57,13 +57,17 @@ struct SeriesSource {
 // and a controller ReplicaSet named after the Deployment), and the series names a run and 12
 // lowercase hex digits of its credential's hash. The caller checks the hash against the run's status.
 std::optional<std::string> gatewaySeriesRun(const nlohmann::json& pod, const SeriesSource& source);
+// Whether a gateway series with label `credential` is run `run`'s: its recorded credential hash
+// (status.gateway.credentialSHA256, 64 hex digits) starts with it. A namesake made later has another.
+bool gatewayCredentialIs(const nlohmann::json& run, const std::string& credential);
 
-// A query's samples, bound to runs: summed per run when `run_of` names one; the others are
-// counted, never charged to anyone.
+// A query's samples, bound to runs: summed per run when `run_of` names one; the others, and any
+// negative sample (which could only cancel out a run's charge), are counted, never charged.
 struct BoundUsage {
   std::map<std::string, double> by_run;
   int unlabelled = 0;   // without the namespace, pod and pod_uid labels: the query does not group by them
   int unknown_pod = 0;  // from a pod that is no agent pod of a run the operator made, nor its gateway's for a run
+  int negative = 0;     // a negative value: no counter of usage is ever below zero
 };
 using RunOfSeries = std::function<std::optional<std::string>(const SeriesSource& source)>;
 BoundUsage bindToRuns(const std::vector<promapi::Sample>& samples, const RunOfSeries& run_of);
@@ -120,7 +124,9 @@ class UsagePoller {
  private:
   // The run a series is charged to: the one whose agent pod exported it, or the one a gateway
   // pod's series names (this process's caches: the pod's name and UID, the run's credential hash).
-  std::optional<std::string> runOfSeries(const SeriesSource& source) const;
+  // A gateway query (kGatewayTokensQuery, kGatewayCostQuery) is bound through gateway pods only:
+  // an agent exporting series of the gateway's names is charged nothing by them.
+  std::optional<std::string> runOfSeries(const SeriesSource& source, bool gateway_query) const;
   promapi::PrometheusClient& prometheus_;
   kube::Informer& policies_;
   kube::Informer& runs_;

@@ -404,7 +404,7 @@ int main(int argc, char** argv) {
   });
 
   // Each namespace's paddock-gateway (policies with spec.gateway), keyed by namespace.
-  controllers::GatewayReconciler gateways(client, policies, namespaces, pods, &events,
+  controllers::GatewayReconciler gateways(client, policies, namespaces, pods, network_policies, &events,
                                           {reconcile_options.plan, opt.gateway_resync, "paddock-operator"});
   runtime::WorkQueue gateway_queue(runtime::WorkQueueOptions{nullptr, nullptr, metrics.workQueue("gateways")});
   runtime::Controller gateway_controller("gateway", gateways, gateway_queue, metrics.reconcileObserver("gateway"));

@@ -163,15 +163,17 @@ TEST_F(GatewayRunE2E, TheNamespaceGetsItsGatewayAndTheRunACredentialWhoseHashAlo
   EXPECT_NE(warning.value("note", "").find("spec.replicas"), std::string::npos) << warning.dump();
   EXPECT_NE(warning.value("note", "").find("spec.template.spec.containers[0].image"), std::string::npos) << warning.dump();
   // Looked at again and again, a gateway as planned is not written again.
-  auto applies = [&](const std::string& kind) {
+  auto applies = [&](const std::string& msg, const std::string& kind) {
     int n = 0;
     for (const auto& line : op->lines()) {
       json l = json::parse(line, nullptr, false);
-      n += l.is_object() && l.value("msg", "") == "applied the namespace's gateway object" && l.value("kind", "") == kind;
+      n += l.is_object() && l.value("msg", "") == msg && l.value("kind", "") == kind;
     }
     return n;
   };
-  const int deployment_applies = applies("Deployment");
+  const std::string applied = "applied the namespace's gateway object", replaced = "restored an edited gateway object";
+  const int deployment_applies = applies(applied, "Deployment");
+  EXPECT_EQ(applies(replaced, "Deployment"), 1) << "replaced once";
   const std::string generation = std::to_string(restored["metadata"]["generation"].get<int64_t>());
   EXPECT_EQ(deployment_applies, 1) << "only its creation; the restore is logged as such";
   auto resyncs = [&] {
@@ -182,12 +184,18 @@ TEST_F(GatewayRunE2E, TheNamespaceGetsItsGatewayAndTheRunACredentialWhoseHashAlo
     }
     return n;
   };
+  std::map<std::string, std::pair<int, int>> writes;  // kind -> applies, replacements before the resyncs
+  for (const char* kind : {"ConfigMap", "NetworkPolicy", "Service", "Deployment"}) writes[kind] = {applies(applied, kind), applies(replaced, kind)};
   const int looked = resyncs();
   ASSERT_TRUE(eventually([&] { return resyncs() >= looked + 3; }, std::chrono::seconds(30))) << "no resync";
-  EXPECT_EQ(applies("Deployment"), deployment_applies);
-  EXPECT_EQ(std::to_string((*client.get(kube::resources::deployments, ns->name(), "paddock-gateway"))["metadata"]["generation"]
-                               .get<int64_t>()),
-            generation);
+  for (const auto& [kind, before] : writes) {
+    EXPECT_EQ(applies(applied, kind), before.first) << kind << " applied again";
+    EXPECT_EQ(applies(replaced, kind), before.second) << kind << " found edited again";
+  }
+  auto now = client.get(kube::resources::deployments, ns->name(), "paddock-gateway");
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(std::to_string((*now)["metadata"]["generation"].get<int64_t>()), generation);
+  EXPECT_EQ((*now)["metadata"]["uid"], restored["metadata"]["uid"]) << "made again after the restore";
 
   // A finished run leaves the configuration: its credential no longer works.
   agentExits("gw", 0);

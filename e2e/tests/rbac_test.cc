@@ -28,12 +28,13 @@ struct ClusterObject {
 };
 
 bool allowed(kube::RestClient& c, const std::string& user, const std::string& sa_ns, const std::string& ns,
-             const std::string& verb, const std::string& group, const std::string& resource) {
+             const std::string& verb, const std::string& group, const std::string& resource, const std::string& name = "") {
   json review = {{"apiVersion", "authorization.k8s.io/v1"},
                  {"kind", "SubjectAccessReview"},
                  {"spec", {{"user", user},
                            {"groups", {"system:serviceaccounts", "system:serviceaccounts:" + sa_ns, "system:authenticated"}},
-                           {"resourceAttributes", {{"namespace", ns}, {"verb", verb}, {"group", group}, {"resource", resource}}}}}};
+                           {"resourceAttributes", {{"namespace", ns}, {"verb", verb}, {"group", group}, {"resource", resource},
+                                                   {"name", name}}}}}};
   auto r = request(c, http::Method::Post, "/apis/authorization.k8s.io/v1/subjectaccessreviews", review);
   if (r.status != 201) throw std::runtime_error("SubjectAccessReview: " + r.body);
   return json::parse(r.body)["status"].value("allowed", false);
@@ -68,17 +69,19 @@ TEST(OperatorRbac, ReadsNoSecretAndIsEnoughToRun) {
     }
   }
   EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", "create", "", "secrets"));
-  // The namespace's paddock-gateway: read by name, applied (create, patch) and deleted once idle;
-  // never listed, watched or updated whole.
-  for (const char* verb : {"get", "create", "patch", "delete"}) {
-    EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", verb, "", "configmaps")) << verb;
-    EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", verb, "", "services")) << verb;
-    EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", verb, "apps", "deployments")) << verb;
-  }
-  for (const char* verb : {"list", "watch", "update"}) {
-    EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, "", "configmaps")) << verb;
-    EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, "", "services")) << verb;
-    EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, "apps", "deployments")) << verb;
+  // The namespace's paddock-gateway: created, then read, applied (patch) and deleted by its name
+  // only; no other ConfigMap, Service or Deployment, and never listed, watched or updated whole.
+  for (const auto& [group, resource] : {std::pair{"", "configmaps"}, std::pair{"", "services"}, std::pair{"apps", "deployments"}}) {
+    EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", "create", group, resource)) << resource;
+    for (const char* verb : {"get", "patch", "delete"}) {
+      EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", verb, group, resource, "paddock-gateway")) << verb << " " << resource;
+      EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, group, resource, "kube-root-ca.crt"))
+          << verb << " another " << resource;
+      EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, group, resource)) << verb << " any " << resource;
+    }
+    for (const char* verb : {"list", "watch", "update"}) {
+      EXPECT_FALSE(allowed(*admin, user, ns.name(), "default", verb, group, resource)) << verb << " " << resource;
+    }
   }
   // The control: what it needs is granted.
   EXPECT_TRUE(allowed(*admin, user, ns.name(), "default", "create", "", "pods"));

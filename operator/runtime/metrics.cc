@@ -140,7 +140,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()), inform
   ignored_series_ = &prometheus::BuildCounter()
                          .Name("paddock_usage_series_ignored_total")
                          .Help("Usage series a budget query returned that belong to no agent pod the operator made "
-                               "(reason unlabelled: no namespace, pod and pod_uid labels; unknown_pod: no such pod of a run)")
+                               "(reason unlabelled: no namespace, pod and pod_uid labels; unknown_pod: no such pod of a run; negative: below zero)")
                          .Register(r);
   leader_ = &prometheus::BuildGauge().Name("paddock_leader").Help("1 while this process is the leader.").Register(r).Add({});
 }

@@ -179,12 +179,39 @@ TEST(NamespaceGateway, AnEditedObjectIsPutBackNamingTheFields) {
   EXPECT_FALSE(drift.count("Service"));
 }
 
+TEST(NamespaceGateway, WhatAnotherFieldManagerAddedMakesTheObjectReplaced) {
+  const std::vector<GatewayRun> runs = {{"fix", kHashA, 1000, 100}};
+  auto p = policy();
+  auto live = served(planGatewayObjects("payments", p, runs, PlanOptions{}));
+  // Others' writes that are theirs to make: the Deployment's status and revision annotation.
+  live["Deployment"]["metadata"]["managedFields"].push_back(
+      {{"manager", "kube-controller-manager"}, {"operation", "Update"}, {"subresource", "status"},
+       {"fieldsV1", json::parse(R"({"f:status": {"f:replicas": {}}})")}});
+  live["Deployment"]["metadata"]["managedFields"].push_back(
+      {{"manager", "kube-controller-manager"}, {"operation", "Update"},
+       {"fieldsV1", json::parse(R"({"f:metadata": {"f:annotations": {"f:deployment.kubernetes.io/revision": {}}}})")}});
+  EXPECT_TRUE(planNamespaceGateway("payments", &p, runs, live, PlanOptions{}, "paddock-operator").writes.empty());
+  // An init container added by someone else: no planned field differs, yet the object is theirs in part.
+  live["Deployment"]["spec"]["template"]["spec"]["initContainers"] = {{{"name", "peek"}, {"image", "busybox"}}};
+  live["Deployment"]["metadata"]["managedFields"].push_back(
+      {{"manager", "kubectl-patch"}, {"operation", "Update"},
+       {"fieldsV1", json::parse(R"({"f:spec": {"f:template": {"f:spec": {"f:initContainers": {}}}}})")}});
+  auto plan = planNamespaceGateway("payments", &p, runs, live, PlanOptions{}, "paddock-operator");
+  ASSERT_EQ(plan.writes.size(), 1u);
+  EXPECT_EQ(plan.writes[0].kind, "Deployment");
+  EXPECT_EQ(plan.writes[0].reason, "Edited");
+  EXPECT_EQ(plan.writes[0].drift, std::vector<std::string>{"managedFields: kubectl-patch"});
+  EXPECT_EQ(plan.writes[0].replace_uid, "uid-Deployment") << "deleted by UID, then made again";
+  EXPECT_EQ(foreignOwners(live["Deployment"], "kubectl-patch"), std::vector<std::string>{}) << "its own fields are not foreign";
+}
+
 TEST(NamespaceGateway, GoneOnceNoRunNeedsItOnlyWhatIsOurs) {
   auto p = policy();
   auto live = served(planGatewayObjects("payments", p, {{"fix", kHashA, 1000, 100}}, PlanOptions{}));
   live["Service"]["metadata"]["labels"] = {{"app", "someone-elses"}};  // not ours: left alone
   auto plan = planNamespaceGateway("payments", &p, {}, live, PlanOptions{});
-  EXPECT_EQ(kindsOf(plan, GatewayWrite::Op::Delete), (std::vector<std::string>{"Deployment", "NetworkPolicy", "ConfigMap"}));
+  EXPECT_EQ(kindsOf(plan, GatewayWrite::Op::Delete), (std::vector<std::string>{"Deployment", "ConfigMap", "NetworkPolicy"}))
+      << "the NetworkPolicy, which the operator caches, last";
   for (const auto& w : plan.writes) EXPECT_EQ(w.reason, "NoRuns");
   EXPECT_FALSE(plan.watch);
   EXPECT_TRUE(planNamespaceGateway("payments", &p, {}, {}, PlanOptions{}).writes.empty()) << "nothing there, nothing to do";

@@ -86,9 +86,12 @@ TEST(BindToRuns, ChargesASeriesToTheRunOfThePodThatExportedItAndIgnoresTheRest) 
                                    {"exported_agentrun", "fix"}}, 5000),
                            sample({{"namespace", "team"}, {"pod", "fix-agent"}, {"pod_uid", "p1"}, {"type", "output"}}, 20),
                            sample({{"namespace", "team"}, {"pod", "fix-agent"}, {"pod_uid", "old"}}, 7),
-                           sample({{"agentrun", "fix"}, {"namespace", "team"}}, 9000)},
+                           sample({{"agentrun", "fix"}, {"namespace", "team"}}, 9000),
+                           // A negative counter would only cancel out the exporting pod's own charge.
+                           sample({{"namespace", "team"}, {"pod", "spoof-agent"}, {"pod_uid", "p2"}}, -5000)},
                           run_of);
   EXPECT_EQ(bound.by_run, (std::map<std::string, double>{{"team/fix", 120}, {"team/spoof", 5000}}));
+  EXPECT_EQ(bound.negative, 1);
   EXPECT_EQ(bound.unlabelled, 1) << "grouped by labels the agent writes: ignored";
   EXPECT_EQ(bound.unknown_pod, 1) << "a pod UID the operator does not know";
 }
@@ -125,6 +128,18 @@ TEST(GatewaySeriesRun, TheRunTheGatewaysSeriesNamesOnlyFromTheGatewayPodTheOpera
   EXPECT_FALSE(gatewaySeriesRun(pod, s));
   s.agentrun = "other/fix";
   EXPECT_FALSE(gatewaySeriesRun(pod, s)) << "a run in another namespace";
+}
+
+TEST(GatewayCredentialIs, OnlyThePrefixOfTheRunsOwnRecordedHash) {
+  const std::string sha = "0123456789ab" + std::string(52, 'c');
+  json run = {{"status", {{"gateway", {{"credentialSHA256", sha}}}}}};
+  EXPECT_TRUE(gatewayCredentialIs(run, "0123456789ab"));
+  EXPECT_FALSE(gatewayCredentialIs(run, "ffffffffffff")) << "an earlier namesake's credential";
+  EXPECT_FALSE(gatewayCredentialIs(run, "")) << "no credential label";
+  EXPECT_FALSE(gatewayCredentialIs(run, "0123")) << "too short a prefix matches too much";
+  EXPECT_FALSE(gatewayCredentialIs(json::object(), "0123456789ab")) << "a run without a credential";
+  run["status"]["gateway"]["credentialSHA256"] = "0123456789ab";
+  EXPECT_FALSE(gatewayCredentialIs(run, "0123456789ab")) << "a malformed recorded hash";
 }
 
 TEST(BindToRuns, GatewaySeriesAreChargedToTheRunTheyNameWithTheirCredential) {
