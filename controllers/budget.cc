@@ -287,6 +287,7 @@ std::optional<milliseconds> planBudget(const RunSnapshot& snap, const Admitted& 
     d.reason = wall_clock ? "WallClockExceeded" : b.exceeded ? "BudgetExceeded" : "MetricsUnavailable";
     d.message = b.message;
     d.delete_pod = true;
+    d.hand_off = b.exceeded && std::find(a.run.stages.begin(), a.run.stages.end(), "pr") != a.run.stages.end();
     draft.note(ReportBudget{false, 0, 0, 0,
                             b.exceeded ? std::string("BudgetExceeded:") + metricName(*b.exceeded) : "MetricsUnavailable", ""});
   } else if (b.checkpoint) {

@@ -1,6 +1,7 @@
 #include "controllers/lifecycle.h"
 
 #include "controllers/reconcile.h"
+#include "controllers/stages.h"
 #include "controllers/status.h"
 
 #include "controllers/admission.h"
@@ -280,6 +281,27 @@ void agentFinished(const AgentStatusInput& in, const LifecycleDecision& d, const
   draft.audit(std::move(records));
 }
 
+// An agent stopped at its budget whose partial work goes on to the pr stage: the agent's entry
+// says so and keeps the commit its workspace was cloned at (its pod is going); the run is not over.
+void agentHandsOff(const AgentStatusInput& in, const LifecycleDecision& d, const kube::ObjectPtr& pod, RunDraft& draft) {
+  json& agent = draft.status["stages"][0];
+  agent["partial"] = true;
+  agent["completionTime"] = draft.clock().now;
+  auto commit = cloneBaseCommit(observePod(pod.get(), "workspace").termination_message);
+  if (!commit.empty()) agent["baseCommit"] = commit;
+  const std::string message = d.message + "; the agent is stopped with a grace period to save its work, which the pr "
+                                          "stage then proposes as a draft pull request once approved";
+  draft.status["phase"] = "Running";
+  draft.condition("Running", false, d.reason, message);
+  Records records;
+  if (d.delete_pod && pod) {
+    records.push_back({audit::Action::ChildDeleted, {{"kind", "Pod"}, {"name", in.pod_name}, {"reason", d.reason}}});
+  }
+  records.push_back({audit::Action::StageFinished, {{"stage", "agent"}, {"phase", d.phase}, {"reason", d.reason}, {"partial", true}}});
+  draft.audit(std::move(records));
+  draft.note(EmitEvent{draft.snap().regarding, runtime::EventType::Warning, d.reason, "Stop", message});
+}
+
 // A pod still Pending is looked at again when its deadline falls due, and every slot_recheck
 // after that, so a reason that shows up late (the scheduler's verdict, a pull error) is seen; a
 // running budget when it asks.
@@ -355,7 +377,7 @@ void planAgent(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team
   // Gated stages: once the agent has succeeded, planStages (controllers/stages.h) decides.
   auto old_stages = snap.old_status.value("stages", json::array());
   bool agent_done = std::any_of(old_stages.begin(), old_stages.end(), [](const json& e) {
-    return e.value("name", "") == "agent" && e.value("phase", "") == "Succeeded";
+    return (e.value("name", "") == "agent" && e.value("phase", "") == "Succeeded") || handsOnPartialWork(e);
   });
   if (!run.stages.empty() && (agent_done || st.decision.phase == "Succeeded")) {
     planGatedStages(snap, a, team, st.decision.message, draft, settings, clock);
@@ -407,7 +429,8 @@ RunPlan planAgentStatus(const AgentStatusInput& in, const AgentCreated* created,
   }
   bool not_ours = trust.verdict == PodJudgement::Verdict::NotOurs;
   agentStageStatus(in, d, not_ours, pod, pod_uid, pod_plan, draft);
-  if (isTerminal(d.phase)) agentFinished(in, d, trust, pod, draft);
+  if (d.hand_off) agentHandsOff(in, d, pod, draft);
+  else if (isTerminal(d.phase)) agentFinished(in, d, trust, pod, draft);
   if (keepsDeferring(in, d, draft.status, clock)) {
     deferAgentStatus(d, d.create_pod, draft);
     return draft.take();

@@ -64,6 +64,9 @@ struct LifecycleDecision {
   std::string message;  // what happened and what to do
   bool create_pod = false;
   bool delete_pod = false;
+  // Stopped at its budget with a pr stage to come: the run does not end here; its partial work
+  // goes on to the pr stage as a draft (handsOnPartialWork, stages.h).
+  bool hand_off = false;
 };
 
 LifecycleDecision decideLifecycle(const LifecycleInput& in);

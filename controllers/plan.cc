@@ -280,6 +280,7 @@ json stageArgs(const AgentPolicy& policy, const StageSpec& stage, const StageArg
   if (!stage.endpoint_url.empty()) add("--deploy-url", stage.endpoint_url);
   if (!args.base_commit.empty()) add("--base-commit", args.base_commit);
   if (!args.release.empty()) add("--release", args.release);
+  if (!args.partial.empty()) add("--partial", args.partial);
   return out;
 }
 

@@ -115,6 +115,7 @@ json planWorkspaceClaim(const AgentRun& run, const AgentPolicy& policy, const Pl
 struct StageArgs {
   std::string base_commit;
   std::string release;
+  std::string partial;  // pr: the agent was stopped before it finished (why): open a draft
 };
 // A gated stage's pod: the policy's stage image, the shared workspace, and only the secrets
 // whose stages name this stage. Its program is `paddock-stage <stage>` with the first of those

@@ -53,23 +53,27 @@ void end(StagesPlan& plan, json& e, const std::string& phase, const std::string&
   plan.message = message;
 }
 
-// The agent stage, succeeded, with the commit its workspace was cloned at.
+// The agent stage, succeeded (or stopped at its budget with its partial work handed on, which
+// stays as it was recorded), with the commit its workspace was cloned at.
 void agentSucceeded(const StagesInput& in, StagesPlan& plan, const std::string& now) {
   json& agent = entry(plan.stages, "agent");
-  if (agent.value("phase", "") != "Succeeded") {
+  if (agent.value("phase", "") != "Succeeded" && !handsOnPartialWork(agent)) {
     agent = {{"name", "agent"}, {"phase", "Succeeded"}, {"pod", agentPodName(*in.run)}, {"message", in.agent_message},
              {"completionTime", now}};
     plan.records.push_back({audit::Action::StageFinished, {{"stage", "agent"}, {"phase", "Succeeded"}}});
   }
-  if (!agent.contains("baseCommit") && !in.clone_message.empty()) {
-    auto clone = parseStageReport(in.clone_message, "clone");
-    if (clone && !clone->base_commit.empty()) agent["baseCommit"] = clone->base_commit;
+  if (!agent.contains("baseCommit")) {
+    auto commit = cloneBaseCommit(in.clone_message);
+    if (!commit.empty()) agent["baseCommit"] = commit;
   }
 }
 
 // What the stage's program is told beyond the run, or why it cannot start.
 Result<StageArgs> argsFor(const StageSpec& spec, const json& stages) {
   StageArgs args;
+  for (const auto& e : stages) {
+    if (e.value("name", "") == "agent" && handsOnPartialWork(e)) args.partial = e.value("message", "the agent was stopped");
+  }
   auto field = [&](const std::string& stage, const char* pointer) {
     for (const auto& e : stages) {
       if (e.value("name", "") == stage) return stringAt(e, pointer);
@@ -269,12 +273,30 @@ StagesPlan planStages(const StagesInput& in) {
   plan.stages = in.old_stages.is_array() ? in.old_stages : json::array();
   agentSucceeded(in, plan, now);
   for (const auto& name : in.run->stages) entry(plan.stages, name);  // every requested stage is listed, in order
-  plan.phase = "Succeeded", plan.reason = "Completed", plan.message = "the agent and every gated stage succeeded";
+  // An agent stopped at its budget: its partial work goes no further than a draft pull request,
+  // and the run ends in the agent's phase (BudgetExceeded, TimedOut) whatever the pr stage does.
+  const json agent = entry(plan.stages, "agent");
+  const bool partial = handsOnPartialWork(agent);
+  if (partial) {
+    plan.phase = agent.value("phase", "BudgetExceeded"), plan.reason = plan.phase == "TimedOut" ? "WallClockExceeded" : "BudgetExceeded";
+    plan.message = agent.value("message", "") + "; its partial work was proposed as a draft pull request";
+  } else {
+    plan.phase = "Succeeded", plan.reason = "Completed", plan.message = "the agent and every gated stage succeeded";
+  }
   for (const auto& name : in.run->stages) {
     json& e = entry(plan.stages, name);
     std::string phase = e.value("phase", "");
+    if (partial && name != "pr") {
+      if (phase != "Skipped") {
+        e["phase"] = "Skipped";
+        e["message"] = "the agent was stopped before it finished: its partial work goes no further than a draft pull request";
+        plan.records.push_back({audit::Action::StageFinished, {{"stage", name}, {"phase", "Skipped"}, {"reason", "PartialWork"}}});
+      }
+      continue;
+    }
     if (phase == "Succeeded") {
       if (name == "pr") plan.pull_request_url = stringAt(e, "/pullRequest/url");
+      if (partial && name == "pr") plan.message += " (" + plan.pull_request_url + ") that awaits review";
       continue;
     }
     if (isTerminal(phase)) {  // decided before; the run's phase says so too
@@ -305,6 +327,13 @@ StagesPlan planStages(const StagesInput& in) {
         end(plan, e, "Failed", args.error().reason, args.error().message, now);
         break;
       }
+      if (partial && in.agent_pod_present) {
+        // The stopped agent saves its work within its grace period; the stage reads the workspace after.
+        plan.phase = "Running", plan.reason = "AgentStopping";
+        plan.message = "stage " + name + " was approved; it starts once the stopped agent's pod is gone";
+        break;
+      }
+      if (partial) e["partial"] = true;
       plan.actions.push_back({StageAction::Kind::CreatePod, name, stagePodName(*in.run, name),
                               planStagePod(*in.run, *in.policy, *spec, in.plan, *args), ""});
       e["phase"] = "Running";
@@ -316,8 +345,23 @@ StagesPlan planStages(const StagesInput& in) {
     if (!watch(in, name, e, plan, now)) break;
     if (name == "pr") plan.pull_request_url = stringAt(e, "/pullRequest/url");
   }
+  if (partial && plan.phase == "Failed") {
+    // The draft could not be opened: the run still ends in the agent's phase, saying both.
+    plan.message = agent.value("message", "") + "; the draft pull request of its partial work was not opened: " + plan.message;
+    plan.phase = agent.value("phase", "BudgetExceeded");
+  }
   if (isTerminal(plan.phase)) plan.current.clear();
   return plan;
+}
+
+bool handsOnPartialWork(const json& agent_stage) {
+  return agent_stage.is_object() && agent_stage.value("partial", false) && agent_stage.value("name", "") == "agent";
+}
+
+std::string cloneBaseCommit(const std::string& clone_message) {
+  if (clone_message.empty()) return "";
+  auto clone = parseStageReport(clone_message, "clone");
+  return clone ? clone->base_commit : "";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,6 +379,7 @@ StagesInput stagesInput(const RunSnapshot& snap, const Admitted& a, const TeamFa
   si.old_stages = snap.old_status.value("stages", json::array());
   si.agent_message = agent_message;
   si.clone_message = observePod(snap.agent_pod.get(), "workspace").termination_message;
+  si.agent_pod_present = snap.agent_pod != nullptr;
   si.now = clock.wall;
   si.pending_deadline = settings.pending_deadline;
   si.approvals = snap.approvals;

@@ -11,6 +11,8 @@
 //   deadline (activeDeadlineSeconds, and the operator's backstop after it).
 // - What a stage reports (its termination message) is read as untrusted input
 //   (parseStageReport); the run's message carries the stage's real exit code and outcome.
+// - An agent stopped at its budget hands its partial work on (handsOnPartialWork): the pr stage
+//   alone runs, after its approvals and once the agent pod is gone, and opens a draft.
 // - The pr stage is told the commit the agent started from, as the workspace's clone recorded it
 //   in the agent pod's status (not a file in the workspace the agent could rewrite); without it
 //   the stage does not start.
@@ -55,6 +57,7 @@ struct StagesInput {
   std::map<std::string, bool> rbac_rechecked;
   std::chrono::system_clock::time_point now;
   std::chrono::seconds pending_deadline{600};
+  bool agent_pod_present = false;  // the agent pod is still there (stopping, or kept by its finalizer)
 };
 
 struct StageAction {
@@ -94,6 +97,14 @@ struct StagesPlan {
 };
 
 StagesPlan planStages(const StagesInput& in);
+
+// Whether status.stages' agent entry is an agent stopped at its budget whose partial work goes on
+// to the pr stage (planBudget's hand-off): only the pr stage runs, its pull request a draft, once
+// the agent pod is gone; later stages are Skipped; the run ends in the agent's phase.
+bool handsOnPartialWork(const nlohmann::json& agent_stage);
+// The commit the workspace was cloned at, from the clone init container's termination message
+// ("" when it left none).
+std::string cloneBaseCommit(const std::string& clone_message);
 
 // What a stage pod's state means for its stage: Pending past `pending_deadline`, or alive past
 // `run_deadline` (its activeDeadlineSeconds and a grace: the kubelet did not stop it), it fails.

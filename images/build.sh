@@ -22,6 +22,7 @@ CLAUDE_CODE_VERSION=$(sed -n 's/^ARG CLAUDE_CODE_VERSION=//p' "$root/images/agen
 BASE_REVISION=1  # bump to rebuild the base images from the archive's current packages
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${PADDOCK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+build_ca=${PADDOCK_BUILD_CA:-/etc/ssl/certs/ca-certificates.crt}
 
 declare -A dockerfile=([operator]=images/Dockerfile [stage]=images/Dockerfile [agent-sim]=images/Dockerfile
                        [agent-claude-code]=images/agent-claude-code/Dockerfile)
@@ -95,6 +96,9 @@ build_image() {
     base_images
     log "building $i as ${ref[$i]} (buildah, ${dockerfile[$i]}${target[$i]:+ --target ${target[$i]}})"
     [ -z "${target[$i]}" ] || args+=(--target "${target[$i]}")
+    # The machine's CA bundle, for a registry reached through a TLS-inspecting proxy (a build secret:
+    # never in a layer).
+    [ ! -s "$build_ca" ] || args+=(--secret "id=build-ca,src=$build_ca")
     # Docker's image format: OCI's has no SHELL, and the Dockerfiles' RUN lines rely on pipefail.
     buildah build --isolation chroot --format docker --layers --pull-never --quiet \
       --build-arg DEBIAN_IMAGE=paddock.local/debian:bookworm --build-arg NODE_IMAGE=paddock.local/node:bookworm \

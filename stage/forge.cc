@@ -103,12 +103,13 @@ http::Request pullRequestRequest(const Forge& forge, const std::string& target_p
   req.target = target_prefix + "/repos/" + forge.owner + "/" + forge.repo + "/pulls";
   json body = {{"title", spec.title}, {"head", spec.head}, {"base", spec.base}, {"body", spec.body}};
   if (forge.kind == ForgeKind::GitHub) {
-    body["draft"] = false;
+    body["draft"] = spec.draft;
     body["maintainer_can_modify"] = false;
     req.headers = {{"Authorization", "Bearer " + token},
                    {"Accept", "application/vnd.github+json"},
                    {"X-GitHub-Api-Version", "2022-11-28"}};
   } else {
+    if (spec.draft) body["title"] = "WIP: " + spec.title;
     req.headers = {{"Authorization", "token " + token}, {"Accept", "application/json"}};
   }
   req.headers.push_back({"Content-Type", "application/json"});

@@ -43,11 +43,12 @@ struct PullRequestSpec {
   std::string head;  // the pushed branch
   std::string base;
   std::string body;
+  bool draft = false;  // partial work: GitHub's draft flag; Gitea's "WIP: " title prefix
 };
 
-// GitHub: POST {api}/repos/{owner}/{repo}/pulls with {title, head, base, body, draft:false,
+// GitHub: POST {api}/repos/{owner}/{repo}/pulls with {title, head, base, body, draft,
 // maintainer_can_modify:false}; Gitea: POST {api}/repos/{owner}/{repo}/pulls with
-// {title, head, base, body}. `target_prefix` is the API URL's path ("" or "/api/v3").
+// {title, head, base, body}, a draft's title starting "WIP: " (Gitea's work-in-progress prefix). `target_prefix` is the API URL's path ("" or "/api/v3").
 http::Request pullRequestRequest(const Forge& forge, const std::string& target_prefix, const std::string& token,
                                  const PullRequestSpec& spec);
 

@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
   flags.add("base-commit", &pr.base_commit,
             "pr: the commit the agent started from (40 or 64 hex digits), as the clone recorded it. Default: none "
             "(the workspace against the base branch's tip).");
+  flags.add("partial", &pr.partial,
+            "pr: why the agent was stopped before it finished (its budget ran out): the pull request is opened as "
+            "a draft of its partial work and says so. Default: none (a finished task, a ready pull request).");
   flags.add("into", &clone.into, "clone: the (empty) workspace to clone the base branch into.");
   flags.add("deploy-url", &deploy.deploy_url, "deploy, promote: the endpoint's URL.");
   flags.add("deploy-url-file", &deploy.deploy_url_file, "deploy, promote: a file holding the endpoint's URL.");

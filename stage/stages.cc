@@ -409,7 +409,12 @@ Outcome runPr(const PrOptions& o) {
   }
 
   // The pull request, through the forge's REST API. Never merged.
-  auto pr = openPullRequest(*forge, token, {title, r.branch, base, renderPullRequestBody(o.run, summary, changed.size())});
+  std::string body = renderPullRequestBody(o.run, summary, changed.size());
+  if (!o.partial.empty()) {
+    body = "> **Partial work, opened as a draft.** Paddock stopped the agent before it finished its task: " + o.partial +
+           ". This is what it had done by then; review it as unfinished.\n\n" + body;
+  }
+  auto pr = openPullRequest(*forge, token, {title, r.branch, base, body, !o.partial.empty()});
   if (!pr) {
     if (pr.error().reason == "Forge") return usage("Forge", pr.error().message);
     return failed(pr.error(), kForgeError, "PullRequestFailed");
@@ -417,7 +422,8 @@ Outcome runPr(const PrOptions& o) {
   r.pull_request_url = pr->url;
   r.pull_request_number = pr->number;
   return finish(r, kSuccess, "PullRequestOpened", "PullRequestOpened",
-                "opened pull request #" + std::to_string(pr->number) + " from " + r.branch + " into " + base);
+                std::string(o.partial.empty() ? "opened pull request #" : "opened draft pull request #") +
+                    std::to_string(pr->number) + " from " + r.branch + " into " + base);
 }
 
 namespace {

@@ -30,6 +30,9 @@ struct PrOptions {
   // the base branch as it is now. Empty: the workspace against the base branch's tip.
   std::string base_commit;
   bool open_pull_request = true;
+  // The agent was stopped before it finished (why, as the operator says it): the pull request is a
+  // draft of its partial work, marked as such.
+  std::string partial;
 };
 
 struct Outcome {

@@ -229,6 +229,30 @@ TEST_F(StageTest, CleanChangeIsPushedWithChangelogAndOpensAPullRequest) {
   EXPECT_EQ(forge_->requests().size(), 1u);
 }
 
+// An agent stopped at its budget: its work in progress is proposed as a draft that says so, and
+// the same checks hold (a protected path still stops it).
+TEST_F(StageTest, PartialWorkOpensADraftPullRequestMarkedAsSuch) {
+  write(workspace_ / "src/app.py", "def main():\n    return retry(2)  # half done\n");
+  StageRun run = stage("pr", {"--partial", "spec.budget.tokens is spent: 1,500 of 1,000 tokens"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.result["outcome"], "PullRequestOpened");
+  EXPECT_NE(run.result["message"].get<std::string>().find("opened draft pull request #1"), std::string::npos) << run.result.dump();
+  auto requests = forge_->requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_TRUE(requests[0].problems.empty()) << requests[0].problems.front();
+  auto body = json::parse(requests[0].body);
+  EXPECT_EQ(body["draft"], true);
+  const std::string text = body["body"];
+  EXPECT_EQ(text.rfind("> **Partial work, opened as a draft.**", 0), 0u) << text;
+  EXPECT_NE(text.find("spec.budget.tokens is spent: 1,500 of 1,000 tokens"), std::string::npos) << text;
+
+  write(workspace_ / ".github/workflows/ci.yml", "on: push\njobs: {}\n");
+  StageRun refused = stage("pr", {"--partial", "spec.budget.tokens is spent"});
+  EXPECT_EQ(refused.exit_code, 3);
+  EXPECT_EQ(refused.result["reason"], "ProtectedPath");
+  EXPECT_EQ(forge_->requests().size(), 1u);
+}
+
 TEST_F(StageTest, ProtectedPathStopsTheStage) {
   write(workspace_ / ".github/workflows/ci.yml", "on: push\njobs: {}\n");
   write(workspace_ / "src/app.py", "def main():\n    return 2\n");

@@ -695,6 +695,116 @@ TEST(PlanGatedStages, AwaitsApprovalAsksRbacThenCountsAndStartsTheStageRecordedF
   EXPECT_EQ(r.back(), audit::Action::RunFinished);
 }
 
+// At 100 % of a budget, a run with a pr stage hands its partial work on: the agent is stopped (the
+// run not ended), the pr stage waits for its approvals and for the agent pod to be gone, opens a
+// draft, and the run ends BudgetExceeded, never Succeeded.
+TEST(PlanGatedStages, AnAgentStoppedAtItsBudgetHandsItsPartialWorkToADraftPullRequest) {
+  const json spec = {{"stages", {"pr"}}, {"requestedBy", "alice"}};
+  auto base = snapshot(runObject(spec));
+  json status = admittedStatus(base);
+  status.update(startedStatus());
+  json pod = podObject("Running");
+  pod["status"]["initContainerStatuses"] = json::array(
+      {{{"name", "workspace"},
+        {"state", {{"terminated", {{"exitCode", 0},
+                                   {"message", json{{"stage", "clone"}, {"outcome", "Cloned"}, {"baseCommit", std::string(40, 'a')}}.dump()}}}}}}});
+  auto set = settings();
+  set.prometheus = true;
+  TeamFacts team = current();
+  team.tokens = {1500.0, true, true, {}, "", 0};
+  team.cost = {0.1, true, true, {}, "", 0};
+  auto plan = planAll(snapshot(runObject(spec, status), std::make_shared<const json>(pod)), team, set);
+  json stopped = written(plan);
+  EXPECT_EQ(stopped.value("phase", ""), "Running") << "the run is not over: its partial work goes on";
+  EXPECT_TRUE(conditionTrue(stopped, "BudgetExceeded"));
+  EXPECT_EQ(reasonOf(stopped, "Running"), "BudgetExceeded");
+  EXPECT_EQ(stringAt(stopped, "/stages/0/phase"), "BudgetExceeded");
+  EXPECT_EQ(stopped["stages"][0].value("partial", false), true);
+  EXPECT_EQ(stringAt(stopped, "/stages/0/baseCommit"), std::string(40, 'a')) << "kept while the pod is there to say it";
+  EXPECT_FALSE(stopped.contains("completionTime"));
+  auto r = recorded(plan);
+  EXPECT_EQ(r.front(), audit::Action::BudgetExceeded);
+  EXPECT_EQ(std::find(r.begin(), r.end(), audit::Action::RunFinished), r.end());
+  EXPECT_EQ(durable(plan), (std::vector<std::string>{"AppendAudit", "WriteStatus", "DeletePod"}));
+  ASSERT_EQ(all<EmitEvent>(plan).size(), 1u);
+  EXPECT_EQ(all<EmitEvent>(plan)[0]->reason, "BudgetExceeded");
+
+  // Next: the pr stage awaits its approvals; the stopping pod's finalizer comes off.
+  json stopping = pod;
+  stopping["metadata"]["deletionTimestamp"] = "2026-12-07T10:00:00Z";
+  stopping["metadata"]["finalizers"] = {"paddock.dev/agent-pod"};
+  auto snap = snapshot(runObject(spec, stopped), std::make_shared<const json>(stopping));
+  plan = planAll(snap, team, set);
+  EXPECT_EQ(written(plan).value("phase", ""), "AwaitingApproval");
+  EXPECT_EQ(stringAt(written(plan), "/stages/1/phase"), "AwaitingApproval");
+  EXPECT_EQ(all<PatchPod>(plan).size(), 1u) << "the finalizer is released";
+
+  // Approved while the agent pod is still there: the stage waits for it to go.
+  snap.approvals = {approvalFor("pr")};
+  team.rbac_allows["a1"] = true;
+  plan = planAll(snap, team, set);
+  EXPECT_TRUE(all<CreateStagePod>(plan).empty()) << "the stopped agent may still be saving its work";
+  EXPECT_EQ(reasonOf(written(plan), "Running"), "AgentStopping");
+
+  // The pod is gone: the pr stage starts, told it opens a draft of partial work.
+  snap = snapshot(runObject(spec, stopped));
+  snap.approvals = {approvalFor("pr")};
+  plan = planAll(snap, team, set);
+  ASSERT_EQ(all<CreateStagePod>(plan).size(), 1u);
+  json args = all<CreateStagePod>(plan)[0]->pod["spec"]["containers"][0]["args"];
+  auto partial = std::find(args.begin(), args.end(), "--partial");
+  ASSERT_NE(partial, args.end()) << args.dump();
+  EXPECT_NE((partial + 1)->get<std::string>().find("spec.budget.tokens is spent"), std::string::npos) << args.dump();
+  auto commit = std::find(args.begin(), args.end(), "--base-commit");
+  ASSERT_NE(commit, args.end());
+  EXPECT_EQ(*(commit + 1), std::string(40, 'a'));
+  json started = written(plan);
+  EXPECT_EQ(started["stages"][1].value("partial", false), true);
+
+  // The draft is opened: the run ends BudgetExceeded, with the draft's address.
+  json stage_pod = podObject("Succeeded");
+  stage_pod["metadata"]["name"] = "fix-pr";
+  stage_pod["status"]["containerStatuses"] = json::array(
+      {{{"name", "stage"},
+        {"state", {{"terminated", {{"exitCode", 0},
+                                   {"message", json{{"stage", "pr"}, {"outcome", "PullRequestOpened"},
+                                                    {"pullRequest", {{"url", "https://github.com/acme/payments/pull/7"}, {"number", 7}}}}.dump()}}}}}}});
+  team.stage_pods["pr"] = std::make_shared<const json>(stage_pod);
+  snap = snapshot(runObject(spec, started));
+  snap.approvals = {approvalFor("pr")};
+  plan = planAll(snap, team, set);
+  json ended = written(plan);
+  EXPECT_EQ(ended.value("phase", ""), "BudgetExceeded");
+  EXPECT_FALSE(conditionTrue(ended, "Succeeded"));
+  EXPECT_EQ(ended.value("pullRequestURL", ""), "https://github.com/acme/payments/pull/7");
+  EXPECT_NE(conditionOf(ended, "Succeeded").value("message", "").find("draft pull request"), std::string::npos);
+  r = recorded(plan);
+  EXPECT_EQ(r.back(), audit::Action::RunFinished);
+}
+
+TEST(Stages, PartialWorkSkipsEveryStageButTheDraftAndAFailedDraftStillEndsInTheAgentsPhase) {
+  auto p = policy();
+  AgentRun run;
+  run.name = "fix", run.ns = "payments", run.uid = "run-uid", run.stages = {"deploy", "pr"};
+  StagesInput in;
+  in.run = &run;
+  in.policy = &p;
+  in.now = kWall;
+  in.old_stages = json::array({{{"name", "agent"}, {"phase", "TimedOut"}, {"partial", true}, {"message", "wall clock"},
+                                {"baseCommit", std::string(40, 'b')}},
+                               {{"name", "pr"}, {"phase", "Running"}, {"partial", true}, {"pod", "fix-pr"}}});
+  StagePod failed;
+  failed.pod.exists = true, failed.pod.phase = "Failed", failed.pod.exit_code = 3;
+  in.pods["pr"] = failed;
+  auto plan = planStages(in);
+  ASSERT_EQ(plan.stages.size(), 3u) << plan.stages.dump();
+  EXPECT_EQ(plan.stages[1].value("phase", ""), "Failed");
+  EXPECT_EQ(plan.stages[2].value("name", ""), "deploy");
+  EXPECT_EQ(plan.stages[2].value("phase", ""), "Skipped");
+  EXPECT_EQ(plan.phase, "TimedOut");
+  EXPECT_EQ(plan.message.rfind("wall clock; the draft pull request of its partial work was not opened", 0), 0u) << plan.message;
+}
+
 TEST(PlanAdmission, APolicyChangeThatIsUndoneClearsTheCondition) {
   auto base = snapshot(runObject());
   json status = admittedStatus(base);

@@ -46,6 +46,19 @@ TEST(StageForge, GitHubPullRequestRequest) {
   req = pullRequestRequest(g, "/api/v1", "TOKEN", {"Fix", "paddock/r1", "main", "Body"});
   EXPECT_EQ(req.target, "/api/v1/repos/acme/shop/pulls");
   EXPECT_FALSE(json::parse(req.body).contains("draft"));
+  EXPECT_EQ(json::parse(req.body)["title"], "Fix");
+}
+
+TEST(StageForge, PartialWorkIsADraftOnEitherForge) {
+  Forge f{ForgeKind::GitHub, "https://api.github.com", "acme", "shop"};
+  auto body = json::parse(pullRequestRequest(f, "", "TOKEN", {"Fix", "paddock/r1", "main", "Body", true}).body);
+  EXPECT_EQ(body["draft"], true);
+  EXPECT_EQ(body["title"], "Fix");
+  // Gitea has no draft flag: its work-in-progress title prefix marks it.
+  Forge g{ForgeKind::Gitea, "https://gitea.example.com/api/v1", "acme", "shop"};
+  body = json::parse(pullRequestRequest(g, "/api/v1", "TOKEN", {"Fix", "paddock/r1", "main", "Body", true}).body);
+  EXPECT_EQ(body["title"], "WIP: Fix");
+  EXPECT_FALSE(body.contains("draft"));
 }
 
 TEST(StageForge, PullRequestResponses) {
