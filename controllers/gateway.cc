@@ -210,6 +210,12 @@ json planCredentialSecret(const AgentRun& run, const AgentPolicy& policy, const 
           {"stringData", {{kCredentialKey, token}}}};
 }
 
+json gatewayProxyEnv() {
+  const std::string url = gatewayUrl();
+  return json::array({env("HTTPS_PROXY", url), env("HTTP_PROXY", url), env("https_proxy", url), env("http_proxy", url),
+                      env("NO_PROXY", kGatewayName), env("no_proxy", kGatewayName)});
+}
+
 void addGatewayToAgentPod(json& pod, const AgentRun& run, const PlanOptions& o) {
   json& spec = pod["spec"];
   spec["volumes"].push_back({{"name", "gateway-credential"},
@@ -218,8 +224,7 @@ void addGatewayToAgentPod(json& pod, const AgentRun& run, const PlanOptions& o) 
                                          {"items", json::array({{{"key", kCredentialKey}, {"path", kCredentialKey}, {"mode", 0400}}})}}}});
   json mount = {{"name", "gateway-credential"}, {"mountPath", kCredentialDir}, {"readOnly", true}};
   const std::string url = gatewayUrl(), file = std::string(kCredentialDir) + "/" + kCredentialKey;
-  const json proxies = json::array({env("HTTPS_PROXY", url), env("HTTP_PROXY", url), env("https_proxy", url),
-                                    env("http_proxy", url), env("NO_PROXY", kGatewayName), env("no_proxy", kGatewayName)});
+  const json proxies = gatewayProxyEnv();
   for (auto& c : spec["containers"]) {
     if (c.value("name", "") != "agent") continue;
     c["volumeMounts"].push_back(mount);

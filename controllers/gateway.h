@@ -127,6 +127,10 @@ json planCredentialSecret(const AgentRun& run, const AgentPolicy& policy, const 
 // waits until the gateway accepts the credential. Applied to a pod planned by planAgentPod; the
 // Secret is the run's run.gateway_credential_secret.
 void addGatewayToAgentPod(json& pod, const AgentRun& run, const PlanOptions& options);
+// The environment that sends a container's HTTP(S) through the namespace's gateway as a proxy
+// (curl, git and paddock-stage read it): the agent, its workspace clone, and the pr stage, whose
+// forge and git remote the team's NetworkPolicy reaches only through the gateway.
+json gatewayProxyEnv();
 
 // Whether the gateway accepts the run's credential, from the agent pod's init container
 // "gateway-credential": {status, reason, message} of the GatewayCredentialLive condition.

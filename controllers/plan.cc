@@ -309,6 +309,11 @@ json planStagePod(const AgentRun& run, const AgentPolicy& policy, const StageSpe
       {{"name", "PADDOCK_TASK_FILE"}, {"value", "/etc/paddock/task/task.md"}},
       {{"name", "PADDOCK_SECRETS_DIR"}, {"value", "/var/run/paddock/secrets"}},
   });
+  // The pr stage's forge and remote are reached through the gateway, as the agent's are; deploy
+  // and promote reach their endpoint directly (spec.stages[].endpoint.cidr).
+  if (policy.gateway && stage.name == "pr") {
+    for (auto e : gatewayProxyEnv()) env.push_back(std::move(e));
+  }
   json container = {{"name", "stage"},
                     {"image", stage.image.empty() ? o.stage_image : stage.image},
                     {"imagePullPolicy", "IfNotPresent"},

@@ -183,7 +183,10 @@ std::string refusalMessage(const StageResult& r) {
 Result<PullRequest> openPullRequest(const Forge& forge, const std::string& token, const PullRequestSpec& spec) {
   auto api = splitUrl(forge.api_url);
   if (!api) return Error::local("Forge", api.error().message);
-  auto client = http::makeClient(api->origin, {});
+  // Through the proxy the pod names (on the gateway path, paddock-gateway, which allows hosts by name).
+  http::TlsOptions via;
+  via.proxy = http::proxyFor(api->origin, [](const char* name) { return std::getenv(name); });
+  auto client = http::makeClient(api->origin, via);
   if (!client) return Error::local("Forge", client.error().message);
   std::string prefix = api->target == "/" ? "" : api->target;
   auto request = pullRequestRequest(forge, prefix, token, spec);
@@ -460,7 +463,10 @@ Result<Endpoint> readEndpoint(const DeployOptions& o) {
 // Sends `body` to the endpoint; the release it answers with goes into the result. Success is a
 // 2xx answer.
 Outcome callEndpoint(StageResult r, const Endpoint& e, const json& body, const std::string& done) {
-  auto client = http::makeClient(e.url.origin, {});
+  // Through the proxy the pod names (on the gateway path, paddock-gateway, which allows hosts by name).
+  http::TlsOptions via;
+  via.proxy = http::proxyFor(e.url.origin, [](const char* name) { return std::getenv(name); });
+  auto client = http::makeClient(e.url.origin, via);
   if (!client) return finish(r, kUsage, "UsageError", "DeployUrl", client.error().message);
   auto response = (*client)->send(endpointRequest(e.url.target, e.token, body));
   if (!response) {

@@ -217,9 +217,10 @@ asio::awaitable<void> ModelStandin::Impl::accept() {
 ModelStandin::ModelStandin() : impl_(std::make_unique<Impl>()) {}
 ModelStandin::~ModelStandin() { stop(); }
 
-bool ModelStandin::start(int threads) {
+bool ModelStandin::start(int threads, const std::string& address) {
   try {
-    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
+    tcp::endpoint ep(asio::ip::make_address(address), 0);
+    address_ = address;
     impl_->acceptor.open(ep.protocol());
     impl_->acceptor.bind(ep);
     impl_->acceptor.listen(4096);

@@ -48,11 +48,12 @@ class ModelStandin {
  public:
   ModelStandin();
   ~ModelStandin();
-  // Listens on 127.0.0.1, a free port. `threads` I/O threads.
-  bool start(int threads = 1);
+  // Listens on `address` (loopback, or an address the test itself made: the node's veth), a free
+  // port. `threads` I/O threads.
+  bool start(int threads = 1, const std::string& address = "127.0.0.1");
   void stop();
   int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return "http://" + address_ + ":" + std::to_string(port_); }
 
   // The turns answered in order; past the end every call gets `Text "Done."` end_turn.
   void setScript(std::vector<Turn> turns);
@@ -65,6 +66,7 @@ class ModelStandin {
  private:
   std::unique_ptr<Impl> impl_;
   int port_ = 0;
+  std::string address_ = "127.0.0.1";
 };
 
 // The SSE bytes of `turn` answering `request` (also for tests that check the stream's shape).

@@ -54,12 +54,13 @@ ForgeStandin::ForgeStandin(std::string owner, std::string repo, std::string remo
 
 ForgeStandin::~ForgeStandin() { stop(); }
 
-bool ForgeStandin::start() {
+bool ForgeStandin::start(const std::string& address) {
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) return false;
+  address_ = address;
   addr.sin_port = 0;
   if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(listen_fd_, 16) != 0) return false;
   socklen_t len = sizeof addr;

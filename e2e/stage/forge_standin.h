@@ -42,10 +42,12 @@ class ForgeStandin {
   ForgeStandin(std::string owner, std::string repo, std::string remote_git_dir);
   ~ForgeStandin();
 
-  // Listens on 127.0.0.1 on a free port; false when it cannot.
-  bool start();
+  // Listens on `address` (loopback, or an address the test itself made: the node's veth) on a
+  // free port; false when it cannot.
+  bool start(const std::string& address = "127.0.0.1");
   void stop();
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  std::string url() const { return "http://" + address_ + ":" + std::to_string(port_); }
   std::vector<RecordedRequest> requests() const;
   // The status POST /deploy answers (default 202).
   void setDeployStatus(int status) { deploy_status_ = status; }
@@ -60,6 +62,7 @@ class ForgeStandin {
   bool branchExists(const std::string& branch) const;
 
   std::string owner_, repo_, remote_;
+  std::string address_ = "127.0.0.1";
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};

@@ -21,7 +21,10 @@
 #include "controllers/admission.h"
 #include "controllers/gateway.h"
 #include "controllers/plan.h"
+#include "controllers/stages.h"
 #include "e2e/gateway/harness.h"
+#include "e2e/gateway/model_standin.h"
+#include "e2e/stage/forge_standin.h"
 #include "e2e/tests/support.h"
 #include "operator/kube/client.h"
 
@@ -618,6 +621,258 @@ TEST_F(NodeE2E, TheAgentReachesTheOutsideOnlyThroughItsGatewayAndNeverHoldsTheMo
   // Around the gateway: dropped by the NetworkPolicy (the control: the gateway itself reached it).
   EXPECT_FALSE(connects("gw-agent", host, allowed.port())) << "the agent reaches the allowed server around its gateway";
   EXPECT_EQ(allowed.accepted(), allowed_before + 1);
+}
+
+// The agent-claude-code image as images/build.sh names it: its tag is the Claude Code release the
+// Dockerfile pins (ARG CLAUDE_CODE_VERSION, the one place it is pinned).
+std::string claudeCodeImage() {
+  std::ifstream in(repoPath("images/agent-claude-code/Dockerfile"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("ARG CLAUDE_CODE_VERSION=")) return "paddock.local/agent-claude-code:" + line.substr(24);
+  }
+  ADD_FAILURE() << "no ARG CLAUDE_CODE_VERSION in images/agent-claude-code/Dockerfile";
+  return "";
+}
+
+// Issue 17's budget end on the real node, with the real Claude Code (the agent-claude-code image,
+// the pinned npm release) as the agent: the run's pod and the namespace's gateway as the operator
+// plans them, the model a scripted stand-in of ours on the machine's end of the node's veth. Past
+// 60 % of the run's tokens the gateway tells the agent to commit its work in progress and it does;
+// at the cap the gateway refuses, with no token served over it, and the agent's pod ends. The run
+// then hands its partial work on as the operator plans it (planStages with the agent stopped at
+// its budget): the pr stage, approved, opens a draft pull request of that work through the
+// gateway at the forge stand-in. The repository is a bare remote on a volume (file://); the node
+// has no cluster DNS, so the pods get their names as hostAliases.
+TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecomesADraftPullRequest) {
+  namespace fs = std::filesystem;
+  using gateway::testing::Turn;
+  const std::string host = addresses["host_ip"];
+  const std::string dir = "/tmp/paddock-node-e2e-" + ns->name();
+  const std::string remote = dir + "/remote/shop.git";
+  auto sh = [](const std::string& script) { return std::system(("set -e; " + script).c_str()); };
+  // The team's remote with one commit on main, and the workspace claim's directory: the pods' user's.
+  ASSERT_EQ(sh("install -d -o 65532 -g 65532 -m 0770 " + dir + "/workspace; mkdir -p " + dir + "/remote " + dir + "/seed; "
+               "git init -q --bare -b main " + remote + "; cd " + dir + "/seed; git init -q -b main; "
+               "printf 'def retry():\\n    return 1\\n' > app.py; printf '# Shop\\n' > README.md; git add -A; "
+               "git -c user.name=t -c user.email=t@example.com commit -qm base; git push -q " + remote + " main; "
+               "chown -R 65532:65532 " + dir + "/remote"), 0);
+  Process head({"/usr/bin/git", "--git-dir=" + remote, "rev-parse", "main"});
+  ASSERT_EQ(head.wait(std::chrono::seconds(10)), 0);
+  const std::string base = head.lines().at(0);
+  const std::string workspace_pv = "workspace-" + ns->name(), remote_pv = "remote-" + ns->name();
+  for (auto [pv, claim, path] : {std::tuple{workspace_pv, std::string("cc-workspace"), dir + "/workspace"},
+                                 std::tuple{remote_pv, std::string("remote"), dir + "/remote"}}) {
+    ASSERT_TRUE(client.create(persistentvolumes, "",
+                              {{"apiVersion", "v1"}, {"kind", "PersistentVolume"}, {"metadata", {{"name", pv}}},
+                               {"spec", {{"capacity", {{"storage", "10Gi"}}}, {"accessModes", {"ReadWriteOnce"}},
+                                         {"storageClassName", "paddock-node-workspace"},
+                                         {"persistentVolumeReclaimPolicy", "Retain"},
+                                         {"claimRef", {{"namespace", ns->name()}, {"name", claim}}},
+                                         {"hostPath", {{"path", path}, {"type", "Directory"}}}}}}).ok());
+  }
+  struct Gone {
+    kube::Client& c;
+    std::vector<std::string> pvs;
+    std::string dir;
+    ~Gone() {
+      for (const auto& pv : pvs) (void)c.remove(persistentvolumes, "", pv);
+      std::filesystem::remove_all(dir);
+    }
+  } gone{client, {workspace_pv, remote_pv}, dir};
+  ASSERT_TRUE(client.create(kube::resources::persistentvolumeclaims, ns->name(),
+                            {{"apiVersion", "v1"}, {"kind", "PersistentVolumeClaim"}, {"metadata", {{"name", "remote"}}},
+                             {"spec", {{"accessModes", {"ReadWriteOnce"}}, {"storageClassName", "paddock-node-workspace"},
+                                       {"volumeName", remote_pv}, {"resources", {{"requests", {{"storage", "1Gi"}}}}}}}}).ok());
+
+  gateway::testing::ModelStandin model;
+  ASSERT_TRUE(model.start(1, host));
+  stage::testing::ForgeStandin forge("acme", "shop", remote);
+  ASSERT_TRUE(forge.start(host));
+  const std::string model_key = "sk-ant-model-key-node-e2e-77b2";
+  ASSERT_TRUE(client.create(secrets, ns->name(), {{"apiVersion", "v1"}, {"kind", "Secret"}, {"metadata", {{"name", "model-key"}}},
+                                                  {"stringData", {{"api-key", model_key}}}}).ok());
+  const int64_t cap = 400000;
+  json p = {{"metadata", {{"name", "team"}}},
+            {"spec", {{"namespaceSelector", json::object()},
+                      {"images", {{"default", claudeCodeImage()},
+                                  {"allowed", {"paddock.local/*"}}}},
+                      {"model", {{"pin", "claude-sonnet-4-5"}}},
+                      {"tools", {{"allow", {"Write", "Edit", "Bash"}}}},
+                      {"resources", {{"limits", {{"cpu", "1"}, {"memory", "1Gi"}}}}},
+                      {"egress", {{{"host", "forge.test"}, {"ports", {forge.port()}}}, {{"cidr", host + "/32"}, {"ports", {forge.port()}}}}},
+                      {"secrets", {{{"secretName", "model-key"}, {"key", "api-key"}, {"stages", {"agent"}}},
+                                   {{"secretName", "pr-token"}, {"key", "token"}, {"stages", {"pr"}}}}},
+                      {"budgets", {{"default", {{"tokens", cap}, {"costUSD", "50"}, {"wallClock", "30m"}}}}},
+                      {"gateway", {{"modelKey", {{"secretName", "model-key"}, {"key", "api-key"}}},
+                                   {"upstream", "http://model.test:" + std::to_string(model.port())},
+                                   {"prices", {{"claude-sonnet-4-5", {{"input", "3"}, {"output", "15"}, {"cacheRead", "0.30"}, {"cacheWrite", "3.75"}}}}}}}}}};
+  auto parsed = parseAgentPolicy(p);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  AgentPolicy team = *parsed;
+  team.stages.push_back(StageSpec{.name = "pr", .approver_users = {"lead"}});
+  PlanOptions o;
+  o.stage_image = kStageImage;
+  o.gateway_image = kOperatorImage;
+  o.workspace_storage_class = "paddock-node-workspace";
+
+  auto created = client.create(kube::resources::agentruns, ns->name(),
+                               {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", "cc"}}},
+                                {"spec", {{"task", "Make the client retry three times."}, {"stages", {"pr"}},
+                                          {"repository", {{"url", "file:///remote/shop.git"}}}}}});
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  auto run = parseAgentRun(*created);
+  ASSERT_TRUE(run.ok());
+  const std::string token = "paddock-run-credential-" + std::string(40, 'e');
+  const std::string sha = gateway::testing::sha256Hex(token);
+  run->gateway_credential_secret = credentialSecretName(*run, sha);
+  ASSERT_TRUE(client.create(secrets, ns->name(), planCredentialSecret(*run, team, token, sha)).ok());
+  ASSERT_TRUE(client.create(kube::resources::persistentvolumeclaims, ns->name(), planWorkspaceClaim(*run, team, o)).ok());
+
+  // The namespace's gateway, with the test's names for the model and the forge.
+  std::string service_ip;
+  for (json object : planGatewayObjects(ns->name(), team, {{"cc", sha, cap, 5000}}, o)) {
+    const std::string kind = object["kind"];
+    if (kind == "Deployment") {
+      object["spec"]["template"]["spec"]["hostAliases"] = {{{"ip", host}, {"hostnames", {"model.test", "forge.test"}}}};
+    }
+    static const std::map<std::string, const kube::Resource*> kinds = {
+        {"ConfigMap", &kube::resources::configmaps}, {"NetworkPolicy", &kube::resources::networkpolicies},
+        {"Service", &kube::resources::services}, {"Deployment", &kube::resources::deployments}};
+    auto made = client.create(*kinds.at(kind), ns->name(), object);
+    ASSERT_TRUE(made.ok()) << kind << ": " << made.error().describe();
+    if (kind == "Service") service_ip = (*made)["spec"]["clusterIP"];
+  }
+  ASSERT_TRUE(client.create(kube::resources::networkpolicies, ns->name(), planNetworkPolicy(ns->name(), team, o)).ok());
+  const json gateway_alias = {{{"ip", service_ip}, {"hostnames", {"paddock-gateway"}}}};
+  // The remote's volume, where the clone (read-only) and the pr stage (its push) find it.
+  auto withRemote = [](json& spec, const std::string& container, bool read_only) {
+    spec["volumes"].push_back({{"name", "remote"}, {"persistentVolumeClaim", {{"claimName", "remote"}}}});
+    for (const char* list : {"initContainers", "containers"}) {
+      if (!spec.contains(list)) continue;
+      for (auto& c : spec[list]) {
+        if (c["name"] == container) c["volumeMounts"].push_back({{"name", "remote"}, {"mountPath", "/remote"}, {"readOnly", read_only}});
+      }
+    }
+  };
+
+  // The script: a change, then (told to checkpoint past 60 %) a commit of it, then a call that
+  // spends everything it is granted; the next is refused at the gateway and never arrives here.
+  Turn write;
+  write.kind = Turn::Kind::ToolUse, write.tool = "Write", write.text = "Writing the retry.";
+  write.input = {{"file_path", "/workspace/app.py"}, {"content", "def retry():\n    return 3  # half done\n"}};
+  write.input_tokens = 250000;
+  Turn commit;
+  commit.kind = Turn::Kind::ToolUse, commit.tool = "Bash", commit.text = "Committing my work in progress.";
+  commit.input = {{"command", "git add -A && git commit -qm 'WIP: retry three times' && git log --format=%s -1"},
+                  {"description", "commit work in progress"}};
+  Turn spend = write;
+  spend.input = {{"file_path", "/workspace/notes.md"}, {"content", "more\n"}};
+  spend.input_tokens = -1;
+  spend.spend_all = true;
+  Turn unreachable;
+  unreachable.text = "unreachable";
+  model.setScript({write, commit, spend, spend, unreachable});
+
+  auto admission = admit(*run, team);
+  ASSERT_TRUE(admission.admitted) << admission.message;
+  json pod = withoutOperator(planAgentPod(*run, team, admission.effective, o));
+  pod["spec"]["hostAliases"] = gateway_alias;
+  withRemote(pod["spec"], "workspace", true);
+  auto started = client.create(kube::resources::pods, ns->name(), pod);
+  ASSERT_TRUE(started.ok()) << started.error().describe();
+  auto ended = waitPod(*started, [](const json& x) {
+    auto phase = x.value(json::json_pointer("/status/phase"), std::string());
+    return phase == "Succeeded" || phase == "Failed";
+  }, std::chrono::seconds(420));
+  ASSERT_FALSE(ended.is_null()) << "the agent never ended";
+  Process logs({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "logs", "-n", ns->name(), "cc-agent", "-c", "agent"});
+  logs.wait(std::chrono::seconds(30));
+  std::string said;
+  for (const auto& l : logs.lines()) said += l + "\n";
+
+  // What reached the model: every call on the pinned model with the real key, the checkpoint in
+  // the second, and no more than the cap served in all.
+  std::vector<gateway::testing::Received> calls;
+  for (auto& r : model.received()) {
+    EXPECT_EQ(r.header("x-api-key"), model_key) << r.target;
+    EXPECT_EQ(r.body.find(token), std::string::npos) << "the run's credential went upstream";
+    if (r.target.starts_with("/v1/messages") && r.target.find("count_tokens") == std::string::npos) calls.push_back(r);
+  }
+  ASSERT_GE(calls.size(), 3u) << said;
+  ASSERT_LE(calls.size(), 4u) << "a call past the cap reached the model";
+  for (const auto& r : calls) EXPECT_EQ(r.json.value("model", ""), "claude-sonnet-4-5");
+  auto lastUser = [](const json& request) {
+    const json& last = request["messages"].back();
+    return last["content"].is_string() ? last["content"].get<std::string>() : last["content"].dump();
+  };
+  EXPECT_EQ(lastUser(calls[0].json).find("Paddock budget checkpoint"), std::string::npos);
+  EXPECT_NE(lastUser(calls[1].json).find("Paddock budget checkpoint"), std::string::npos);
+  int64_t served = 0;
+  const std::vector<Turn> script = {write, commit, spend, spend};
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const Turn& t = script[i];
+    int64_t max_tokens = calls[i].json.value("max_tokens", int64_t{0});
+    served += (t.input_tokens >= 0 ? t.input_tokens : static_cast<int64_t>(calls[i].body.size() / 4)) +
+              (t.spend_all ? max_tokens : std::min(t.output_tokens, max_tokens));
+  }
+  EXPECT_LE(served, cap) << "tokens served over the run's cap";
+  EXPECT_GT(served, cap * 9 / 10) << "the cap was not what ended the run";
+  EXPECT_NE(said.find("budget is spent"), std::string::npos) << said;
+  EXPECT_EQ(said.find(model_key), std::string::npos);
+  // The work in progress, committed in the workspace as the checkpoint asked.
+  Process wip({"/usr/bin/git", "-c", "safe.directory=*", "-C", dir + "/workspace", "log", "--format=%s", "-1"});
+  ASSERT_EQ(wip.wait(std::chrono::seconds(10)), 0);
+  EXPECT_EQ(wip.lines().at(0), "WIP: retry three times");
+
+  // The run stopped at its budget hands its partial work on, as the operator plans it.
+  json clone_status;
+  for (const auto& c : ended["status"].value("initContainerStatuses", json::array())) {
+    if (c["name"] == "workspace") clone_status = c;
+  }
+  StagesInput in;
+  in.run = &*run;
+  in.policy = &team;
+  in.plan = o;
+  in.now = std::chrono::system_clock::now();
+  in.old_stages = json::array({{{"name", "agent"}, {"phase", "BudgetExceeded"}, {"partial", true},
+                                {"message", "spec.budget.tokens is spent"},
+                                {"baseCommit", cloneBaseCommit(clone_status.value(json::json_pointer("/state/terminated/message"), std::string()))}}});
+  EXPECT_EQ(in.old_stages[0]["baseCommit"], base) << clone_status.dump();
+  AgentApproval approval;
+  approval.ns = ns->name(), approval.name = "a1", approval.run = "cc", approval.stage = "pr", approval.username = "lead";
+  approval.creation_timestamp = "2026-12-07T10:00:00Z";
+  in.approvals = {approval};
+  in.rbac_allows = {{"a1", true}};
+  auto plan = planStages(in);
+  ASSERT_EQ(plan.actions.size(), 1u) << plan.phase << ": " << plan.message;
+  json stage = plan.actions[0].pod;
+  stage["spec"]["hostAliases"] = gateway_alias;
+  withRemote(stage["spec"], "stage", false);
+  // The remote is a file:// URL: the forge's API is named (through the gateway, by name).
+  for (std::string a : {std::string("--forge-api-url"), "http://forge.test:" + std::to_string(forge.port()), std::string("--forge-repository"), std::string("acme/shop")}) {
+    stage["spec"]["containers"][0]["args"].push_back(a);
+  }
+  auto stage_pod = client.create(kube::resources::pods, ns->name(), stage);
+  ASSERT_TRUE(stage_pod.ok()) << stage_pod.error().describe();
+  auto done = waitPod(*stage_pod, [](const json& x) {
+    auto phase = x.value(json::json_pointer("/status/phase"), std::string());
+    return phase == "Succeeded" || phase == "Failed";
+  }, std::chrono::seconds(180));
+  ASSERT_FALSE(done.is_null());
+  std::string report = done.value(json::json_pointer("/status/containerStatuses/0/state/terminated/message"), std::string());
+  EXPECT_EQ(done["status"]["phase"], "Succeeded") << report;
+  EXPECT_NE(report.find("PullRequestOpened"), std::string::npos) << report;
+  auto requests = forge.requests();
+  ASSERT_EQ(requests.size(), 1u) << report;
+  EXPECT_TRUE(requests[0].problems.empty()) << requests[0].problems.front();
+  auto body = json::parse(requests[0].body);
+  EXPECT_EQ(body["draft"], true);
+  EXPECT_EQ(body["head"], "paddock/cc");
+  EXPECT_NE(body["body"].get<std::string>().find("Partial work, opened as a draft"), std::string::npos);
+  Process change({"/usr/bin/git", "--git-dir=" + remote, "show", "refs/heads/paddock/cc:app.py"});
+  ASSERT_EQ(change.wait(std::chrono::seconds(10)), 0);
+  EXPECT_EQ(change.lines().at(1), "    return 3  # half done");
 }
 
 TEST_F(NodeE2E, ActiveDeadlineEndsARunawayAgentWithNoOperator) {

@@ -46,6 +46,9 @@ struct TlsOptions {
   std::string cert_pem;   // client certificate chain, for mutual TLS
   std::string key_pem;    // its private key
   bool insecure_skip_verify = false;
+  // An HTTP proxy, "http://host:port": https requests go through its CONNECT tunnel (TLS is still
+  // end to end), http requests are sent to it in absolute form. Empty: direct.
+  std::string proxy;
 };
 
 // Called with each line of a streamed body (without the newline). Return false to stop reading.
@@ -71,6 +74,12 @@ class Client {
 
 // Percent-encodes everything but RFC 3986's unreserved characters, for a query parameter's value.
 std::string urlEncode(const std::string& value);
+
+// The proxy the environment names for `url` (as curl and git read it): https_proxy/HTTPS_PROXY for
+// https, http_proxy/HTTP_PROXY for http, unless no_proxy/NO_PROXY (comma-separated host names,
+// each also matching its subdomains; "*" for every host) names the URL's host. "" for none.
+// `getenv` is the environment (std::getenv in production).
+std::string proxyFor(const std::string& url, const std::function<const char*(const char*)>& getenv);
 
 // A client for `base_url` ("https://127.0.0.1:6443") backed by cpprestsdk.
 Result<std::unique_ptr<Client>> makeClient(const std::string& base_url, const TlsOptions& tls);

@@ -81,6 +81,7 @@ class CpprestClient final : public Client {
     wh::client::http_client_config config;
     config.set_timeout(timeout);
     config.set_validate_certificates(!tls_.insecure_skip_verify);
+    if (!tls_.proxy.empty()) config.set_proxy(web::web_proxy(utility::conversions::to_string_t(tls_.proxy)));
     TlsOptions tls = tls_;
     config.set_ssl_context_callback([tls](boost::asio::ssl::context& ctx) {
       // A configured CA replaces the system's trust store (cpprestsdk loads it first), so only
@@ -177,6 +178,9 @@ Result<std::unique_ptr<Client>> makeClient(const std::string& base_url, const Tl
                                    std::tuple{&tls.cert_pem, false, "client-certificate data"},
                                    std::tuple{&tls.key_pem, true, "client-key data"}}) {
     if (auto s = checkPem(*pem, is_key, what); !s) return s.error();
+  }
+  if (!tls.proxy.empty() && tls.proxy.rfind("http://", 0) != 0) {
+    return Error::local("InvalidConfig", "proxy \"" + tls.proxy + "\" must be an http:// URL");
   }
   if (tls.cert_pem.empty() != tls.key_pem.empty()) {
     return Error::local("InvalidConfig", "a client certificate needs its key, and a key its certificate");

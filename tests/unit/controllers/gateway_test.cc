@@ -391,6 +391,20 @@ TEST(GatewayAgentPod, GetsTheGatewayAndTheCredentialButNeverTheKey) {
   }
 }
 
+TEST(GatewayStagePod, ThePrStageReachesItsForgeThroughTheGatewayAndDeployItsEndpointDirectly) {
+  AgentPolicy p = policy();
+  AgentRun r = run();
+  json pr = planStagePod(r, p, StageSpec{.name = "pr"}, PlanOptions{});
+  EXPECT_EQ(envOf(pr["spec"]["containers"][0], "HTTPS_PROXY"), "http://paddock-gateway:8080");
+  EXPECT_EQ(envOf(pr["spec"]["containers"][0], "NO_PROXY"), "paddock-gateway");
+  json deploy = planStagePod(r, p, StageSpec{.name = "deploy", .endpoint_url = "https://deploy.example:8443"}, PlanOptions{});
+  EXPECT_EQ(envOf(deploy["spec"]["containers"][0], "HTTPS_PROXY"), "");
+  json spec = policySpec();
+  spec.erase("gateway");
+  pr = planStagePod(r, policy(spec), StageSpec{.name = "pr"}, PlanOptions{});
+  EXPECT_EQ(envOf(pr["spec"]["containers"][0], "HTTPS_PROXY"), "") << "without a gateway the NetworkPolicy's CIDRs apply";
+}
+
 TEST(GatewayAgentPod, WithoutAGatewayNothingChanges) {
   json spec = policySpec();
   spec.erase("gateway");

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <thread>
 
 #include "operator/http/client.h"
@@ -162,6 +163,96 @@ TEST(Client, ConnectionRefusedIsNotSent) {
   auto r = (*client)->send({Method::Get, "/"});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().reason, "NotSent") << r.error().describe();
+}
+
+// A one-connection proxy on loopback: records the request's first line and answers `reply`.
+class RecordingProxy {
+ public:
+  explicit RecordingProxy(std::string reply) : reply_(std::move(reply)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(fd_, 1), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string seen;
+      char buf[1024];
+      while (seen.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        seen.append(buf, static_cast<size_t>(n));
+      }
+      first_line_ = seen.substr(0, seen.find("\r\n"));
+      (void)!::send(c, reply_.data(), reply_.size(), MSG_NOSIGNAL);
+      ::close(c);
+    });
+  }
+  ~RecordingProxy() {
+    ::shutdown(fd_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    ::close(fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string firstLine() {
+    if (thread_.joinable()) thread_.join();
+    return first_line_;
+  }
+
+ private:
+  std::string reply_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::string first_line_;
+  std::thread thread_;
+};
+
+TEST(Client, GoesThroughItsProxy) {
+  // Plain http: the request in absolute form, to the proxy (forge.test is never looked up).
+  RecordingProxy plain("HTTP/1.1 201 Created\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+  TlsOptions via;
+  via.proxy = plain.url();
+  auto client = makeClient("http://forge.test:8080", via);
+  ASSERT_TRUE(client.ok()) << client.error().describe();
+  auto r = (*client)->send({Method::Post, "/repos/acme/shop/pulls", {}, "{}"});
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(r->status, 201);
+  EXPECT_EQ(plain.firstLine(), "POST http://forge.test:8080/repos/acme/shop/pulls HTTP/1.1");
+  // https: a CONNECT tunnel to the host; the proxy's refusal is the client's error.
+  RecordingProxy tunnel("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  via.proxy = tunnel.url();
+  client = makeClient("https://forge.test", via);
+  ASSERT_TRUE(client.ok());
+  Request req{Method::Get, "/"};
+  req.timeout = std::chrono::seconds(10);
+  EXPECT_FALSE((*client)->send(req).ok());
+  EXPECT_EQ(tunnel.firstLine().rfind("CONNECT forge.test:443 HTTP/1.1", 0), 0u);
+  via.proxy = "socks5://127.0.0.1:1080";
+  EXPECT_FALSE(makeClient("https://forge.test", via).ok());
+}
+
+TEST(Client, ProxyFromTheEnvironmentAsCurlAndGitReadIt) {
+  std::map<std::string, std::string> env;
+  auto get = [&env](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  EXPECT_EQ(proxyFor("https://api.github.com", get), "");
+  env = {{"HTTPS_PROXY", "http://paddock-gateway:8080"}, {"http_proxy", "http://plain:3128"}, {"NO_PROXY", "paddock-gateway, .internal.example"}};
+  EXPECT_EQ(proxyFor("https://api.github.com/repos", get), "http://paddock-gateway:8080");
+  EXPECT_EQ(proxyFor("http://forge.test:8080/x", get), "http://plain:3128");
+  EXPECT_EQ(proxyFor("http://paddock-gateway:8080/v1", get), "") << "NO_PROXY names the host";
+  EXPECT_EQ(proxyFor("https://git.internal.example", get), "") << "and its subdomains";
+  EXPECT_EQ(proxyFor("https://internal.example.com", get), "http://paddock-gateway:8080") << "a suffix is not a subdomain";
+  EXPECT_EQ(proxyFor("https://user@PADDOCK-GATEWAY:8443", get), "");
+  EXPECT_EQ(proxyFor("file:///tmp/remote.git", get), "");
+  env["no_proxy"] = "*";
+  EXPECT_EQ(proxyFor("https://api.github.com", get), "");
 }
 
 TEST(Client, RejectsBadConfiguration) {
