@@ -279,7 +279,7 @@ StagesPlan planStages(const StagesInput& in) {
   const bool partial = handsOnPartialWork(agent);
   if (partial) {
     plan.phase = agent.value("phase", "BudgetExceeded"), plan.reason = plan.phase == "TimedOut" ? "WallClockExceeded" : "BudgetExceeded";
-    plan.message = agent.value("message", "") + "; its partial work was proposed as a draft pull request";
+    plan.message = agent.value("message", "");
   } else {
     plan.phase = "Succeeded", plan.reason = "Completed", plan.message = "the agent and every gated stage succeeded";
   }
@@ -296,7 +296,6 @@ StagesPlan planStages(const StagesInput& in) {
     }
     if (phase == "Succeeded") {
       if (name == "pr") plan.pull_request_url = stringAt(e, "/pullRequest/url");
-      if (partial && name == "pr") plan.message += " (" + plan.pull_request_url + ") that awaits review";
       continue;
     }
     if (isTerminal(phase)) {  // decided before; the run's phase says so too
@@ -344,6 +343,9 @@ StagesPlan planStages(const StagesInput& in) {
     }
     if (!watch(in, name, e, plan, now)) break;
     if (name == "pr") plan.pull_request_url = stringAt(e, "/pullRequest/url");
+  }
+  if (partial && plan.phase == agent.value("phase", "") && !plan.pull_request_url.empty()) {
+    plan.message += "; its partial work is the draft pull request " + plan.pull_request_url + ", which awaits review";
   }
   if (partial && plan.phase == "Failed") {
     // The draft could not be opened: the run still ends in the agent's phase, saying both.

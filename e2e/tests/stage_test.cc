@@ -102,8 +102,9 @@ class StageE2E : public ::testing::Test {
   }
 
   // Alice asks for a run with gated stages.
-  json createRun(const std::string& name, std::vector<std::string> stages = {"pr", "deploy"}) {
+  json createRun(const std::string& name, std::vector<std::string> stages = {"pr", "deploy"}, const json& spec = json::object()) {
     json run = loadYaml(repoPath("crds/samples/run.yaml"));
+    run["spec"].update(spec);
     run["metadata"] = {{"name", name}};
     run["spec"]["idempotencyKey"] = name;
     run["spec"]["stages"] = stages;
@@ -340,6 +341,56 @@ TEST_F(StageE2E, ThePullRequestIsInStatusAndAPrinterColumn) {
   }
   ASSERT_LT(column, t["columnDefinitions"].size()) << t.dump();
   EXPECT_EQ(t["rows"][0]["cells"][column], url);
+}
+
+// A run stopped at its budget (here its wall clock, the operator's own timer) with a pr stage
+// hands its partial work on: the agent pod is stopped but the run is not over; the pr stage waits
+// for its approval, is told --partial, and the deploy stage never runs; the run ends TimedOut with
+// the draft's address.
+TEST_F(StageE2E, AnAgentStoppedAtItsBudgetHandsItsPartialWorkToADraftPullRequest) {
+  auto run = createRun("partial", {"pr", "deploy"}, {{"budget", {{"wallClock", "6s"}}}});
+  ASSERT_FALSE(run.is_null());
+  auto running = waitRun(run, [](const json& o) { return phaseOf(o) == "Running"; });
+  ASSERT_FALSE(running.is_null()) << testing::PrintToString(op->lines());
+  // The workspace clone's record, as the kubelet writes it when the init container ends.
+  const std::string now = "2026-12-07T10:00:00Z";
+  json clone = {{"name", "workspace"}, {"ready", true}, {"restartCount", 0}, {"image", "paddock-stage"}, {"imageID", ""},
+                {"state", {{"terminated", {{"exitCode", 0}, {"reason", "Completed"}, {"startedAt", now}, {"finishedAt", now},
+                                           {"message", json{{"stage", "clone"}, {"outcome", "Cloned"}, {"baseCommit", kStart}}.dump()}}}}}};
+  auto patched = client.mergePatch(pods, ns->name(), "partial-agent", {{"status", {{"initContainerStatuses", {clone}}}}}, "status");
+  ASSERT_TRUE(patched.ok()) << patched.error().describe();
+
+  auto waiting = waitRun(running, [](const json& o) { return phaseOf(o) == "AwaitingApproval"; });
+  ASSERT_FALSE(waiting.is_null()) << testing::PrintToString(op->lines());
+  json agent = stageOf(waiting, "agent");
+  EXPECT_EQ(agent["phase"], "TimedOut");
+  EXPECT_EQ(agent.value("partial", false), true) << agent.dump();
+  EXPECT_EQ(agent["baseCommit"], kStart);
+  EXPECT_EQ(condition(waiting, "BudgetExceeded").value("reason", ""), "WallClockExceeded");
+  EXPECT_TRUE(eventually([&] {
+    auto p = client.get(pods, ns->name(), "partial-agent");
+    return !p.ok() && p.error().code == 404;
+  }, std::chrono::seconds(60))) << "the stopped agent's pod is still there";
+
+  decide("bob", "bob-partial", "partial", "pr", "Approve");
+  auto pr = waitRun(waiting, [](const json& o) { return stageOf(o, "pr").value("phase", "") == "Running"; });
+  ASSERT_FALSE(pr.is_null()) << testing::PrintToString(op->lines());
+  auto pod = client.get(pods, ns->name(), "partial-pr");
+  ASSERT_TRUE(pod.ok());
+  EXPECT_NE(argAfter(*pod, "--partial").find("spec.budget.wallClock"), std::string::npos) << pod->dump();
+  EXPECT_EQ(argAfter(*pod, "--base-commit"), kStart);
+  const std::string url = "https://github.com/acme/payments/pull/18";
+  podExits("partial-pr", 0, json{{"stage", "pr"}, {"outcome", "PullRequestOpened"}, {"branch", "paddock/partial"},
+                                 {"commit", std::string(40, 'c')}, {"baseCommit", kStart},
+                                 {"pullRequest", {{"url", url}, {"number", 18}}}}.dump());
+  auto done = waitRun(pr, [](const json& o) { return phaseOf(o) == "TimedOut"; });
+  ASSERT_FALSE(done.is_null()) << testing::PrintToString(op->lines());
+  EXPECT_EQ(done["status"]["pullRequestURL"], url);
+  EXPECT_EQ(stageOf(done, "pr").value("partial", false), true);
+  EXPECT_EQ(stageOf(done, "deploy")["phase"], "Skipped");
+  EXPECT_NE(condition(done, "Succeeded").value("message", "").find("its partial work is the draft pull request " + url), std::string::npos)
+      << condition(done, "Succeeded").dump();
+  EXPECT_FALSE(client.get(pods, ns->name(), "partial-deploy").ok()) << "partial work goes no further than a draft";
 }
 
 // Issue 23.7: deploy stages a release at the policy's endpoint (which the team's NetworkPolicy
