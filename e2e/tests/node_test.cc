@@ -719,10 +719,11 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
   auto created = client.create(kube::resources::agentruns, ns->name(),
                                {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", "cc"}}},
                                 {"spec", {{"task", "Make the client retry three times."}, {"stages", {"pr"}},
-                                          {"repository", {{"url", "file:///remote/shop.git"}}}}}});
+                                          {"repository", {{"url", "https://forge.test/acme/shop.git"}}}}}});
   ASSERT_TRUE(created.ok()) << created.error().describe();
   auto run = parseAgentRun(*created);
   ASSERT_TRUE(run.ok());
+
   const std::string token = "paddock-run-credential-" + std::string(40, 'e');
   const std::string sha = gateway::testing::sha256Hex(token);
   run->gateway_credential_secret = credentialSecretName(*run, sha);
@@ -760,7 +761,7 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
   // spends everything it is granted; the next is refused at the gateway and never arrives here.
   Turn write;
   write.kind = Turn::Kind::ToolUse, write.tool = "Write", write.text = "Writing the retry.";
-  write.input = {{"file_path", "/workspace/app.py"}, {"content", "def retry():\n    return 3  # half done\n"}};
+  write.input = {{"file_path", "/workspace/retry.py"}, {"content", "RETRIES = 3  # half done\n"}};
   write.input_tokens = 250000;
   Turn commit;
   commit.kind = Turn::Kind::ToolUse, commit.tool = "Bash", commit.text = "Committing my work in progress.";
@@ -776,6 +777,9 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
 
   auto admission = admit(*run, team);
   ASSERT_TRUE(admission.admitted) << admission.message;
+  // The API server and admission take only https and ssh remotes; the pods are planned with the
+  // test's remote on its volume instead (the clone and the pr stage read it from repository.json).
+  run->repository_url = "file:///remote/shop.git";
   json pod = withoutOperator(planAgentPod(*run, team, admission.effective, o));
   pod["spec"]["hostAliases"] = gateway_alias;
   withRemote(pod["spec"], "workspace", true);
@@ -817,7 +821,7 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
               (t.spend_all ? max_tokens : std::min(t.output_tokens, max_tokens));
   }
   EXPECT_LE(served, cap) << "tokens served over the run's cap";
-  EXPECT_GT(served, cap * 9 / 10) << "the cap was not what ended the run";
+  EXPECT_GT(served, cap * 3 / 4) << "the run ended well before its cap";
   EXPECT_NE(said.find("budget is spent"), std::string::npos) << said;
   EXPECT_EQ(said.find(model_key), std::string::npos);
   // The work in progress, committed in the workspace as the checkpoint asked.
@@ -870,9 +874,9 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
   EXPECT_EQ(body["draft"], true);
   EXPECT_EQ(body["head"], "paddock/cc");
   EXPECT_NE(body["body"].get<std::string>().find("Partial work, opened as a draft"), std::string::npos);
-  Process change({"/usr/bin/git", "--git-dir=" + remote, "show", "refs/heads/paddock/cc:app.py"});
+  Process change({"/usr/bin/git", "--git-dir=" + remote, "show", "refs/heads/paddock/cc:retry.py"});
   ASSERT_EQ(change.wait(std::chrono::seconds(10)), 0);
-  EXPECT_EQ(change.lines().at(1), "    return 3  # half done");
+  EXPECT_EQ(change.lines().at(0), "RETRIES = 3  # half done");
 }
 
 TEST_F(NodeE2E, ActiveDeadlineEndsARunawayAgentWithNoOperator) {
