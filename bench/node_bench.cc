@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
       {{"metadata", {{"name", "bench"}}},
        {"spec", {{"namespaceSelector", json::object()},
                  {"images", {{"default", image}, {"allowed", {"paddock.local/*"}}}},
-                 {"resources", {{"limits", {{"cpu", "250m"}, {"memory", "128Mi"}}}}},
+                 {"resources", {{"limits", {{"cpu", "100m"}, {"memory", "64Mi"}}}}},  // 10 fit on 2 cores
                  {"budgets", {{"default", {{"tokens", 1000}, {"costUSD", "1"}, {"wallClock", "1h"}}}}}}}});
   if (!policy.ok()) {
     std::cerr << policy.error().describe() << "\n";

@@ -5,6 +5,7 @@
 
 #include "controllers/reconcile.h"
 #include "controllers/status.h"
+#include "controllers/stages.h"
 #include "operator/common/json.h"
 
 namespace paddock::controllers {
@@ -66,13 +67,20 @@ json gatewayStatus(const AgentRun& run, const Effective& effective, const std::s
           {"credentialSHA256", credential_sha256}, {"budget", budget}};
 }
 
+std::optional<GatewayRun> gatewayRunOfObject(const json& run) {
+  if (!run.is_object() || !run.contains("status") || !run["status"].is_object()) return std::nullopt;
+  const json& status = run["status"];
+  if (isTerminal(status.value("phase", ""))) return std::nullopt;
+  auto r = gatewayRunOf(stringAt(run, "/metadata/name"), status);
+  if (r) r->stopped = handedOff(status);
+  return r;
+}
+
 std::vector<GatewayRun> gatewayRunsOf(const std::string& ns, const std::vector<kube::ObjectPtr>& runs) {
   std::vector<GatewayRun> out;
   for (const auto& o : runs) {
     if (!o || stringAt(*o, "/metadata/namespace") != ns) continue;
-    const json status = o->value("status", json::object());
-    if (!status.is_object() || isTerminal(status.value("phase", ""))) continue;
-    if (auto r = gatewayRunOf(stringAt(*o, "/metadata/name"), status)) out.push_back(std::move(*r));
+    if (auto r = gatewayRunOfObject(*o)) out.push_back(std::move(*r));
   }
   std::sort(out.begin(), out.end(), [](const GatewayRun& a, const GatewayRun& b) { return a.name < b.name; });
   return out;
@@ -87,6 +95,7 @@ json renderGatewayConfig(const std::string& ns, const AgentPolicy& policy, std::
   std::sort(runs.begin(), runs.end(), [](const GatewayRun& a, const GatewayRun& b) { return a.name < b.name; });
   json served = json::array();
   for (const auto& r : runs) {
+    if (r.stopped) continue;
     json budget = json::object();
     if (r.tokens) budget["tokens"] = *r.tokens;
     if (r.cost_cents) budget["costUSD"] = formatCents(*r.cost_cents);
@@ -301,6 +310,7 @@ CredentialLiveness gatewayAvailability(const json* deployment) {
 bool planGatewayCredential(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team, RunDraft& draft) {
   if (!a.policy.gateway) return false;
   if (gatewayRunOf(a.run.name, draft.status)) {
+    if (handedOff(snap.old_status)) return false;  // the agent is stopped: its conditions stay as they were
     auto live = credentialLiveness(snap.agent_pod.get());
     draft.condition("GatewayCredentialLive", live.live, live.reason, live.message);
     if (!live.live && team.gateway_deployment_read) {
@@ -343,7 +353,7 @@ void planGatewayWait(const Admitted& a, RunPlan& plan, const json& draft_status)
     if (const auto* w = std::get_if<WriteStatus>(&action)) status = &w->status;
     if (const auto* d = std::get_if<DeferStatus>(&action)) status = &d->status;
   }
-  if (!gatewayRunOf(a.run.name, *status) || isTerminal(status->value("phase", ""))) return;
+  if (!gatewayRunOf(a.run.name, *status) || isTerminal(status->value("phase", "")) || handedOff(*status)) return;
   bool live = conditionOf(*status, "GatewayCredentialLive").value("status", "") == "True";
   constexpr std::chrono::milliseconds kGatewayRecheck{5000};
   if (!live && (!plan.next.requeue_after || *plan.next.requeue_after > kGatewayRecheck)) {

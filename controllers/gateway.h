@@ -56,6 +56,9 @@ struct GatewayRun {
   std::string credential_sha256;
   std::optional<int64_t> tokens;      // the run's effective caps; nullopt: no cap
   std::optional<int64_t> cost_cents;
+  // Its agent was stopped at its budget (handedOff): its credential is no longer served, but the
+  // namespace's gateway stays for the run's pr stage, which reaches its forge through it.
+  bool stopped = false;
 };
 // status.gateway of a run: its credential's hash and caps, as recorded; nullopt when none (or
 // malformed: a hash that is not 64 lowercase hex digits is never served).
@@ -65,6 +68,9 @@ json gatewayStatus(const AgentRun& run, const Effective& effective, const std::s
 // The namespace's runs the gateway serves, from the runs' objects (the cache): those not finished
 // whose status.gateway is well formed, sorted by name.
 std::vector<GatewayRun> gatewayRunsOf(const std::string& ns, const std::vector<kube::ObjectPtr>& runs);
+// One run object as the gateway sees it: nullopt when it is finished or has no well-formed
+// status.gateway; `stopped` when its agent handed off (gatewayRunsOf and the gateway reconciler).
+std::optional<GatewayRun> gatewayRunOfObject(const json& run);
 
 // The gateway's configuration file (gateway/config.h), as JSON: the policy's pin, prices,
 // checkpoint and egress rules, and one entry per run of namespace `ns`, sorted by name.

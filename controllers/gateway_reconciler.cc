@@ -19,32 +19,21 @@ const kube::Resource& resourceOf(const std::string& kind) {
   return *kinds.at(kind);
 }
 
-std::map<std::string, std::string> labelsOf(const json& object) {
-  std::map<std::string, std::string> out;
-  const json labels = object.value(json::json_pointer("/metadata/labels"), json::object());
-  for (const auto& [k, v] : labels.items()) {
-    if (v.is_string()) out[k] = v.get<std::string>();
-  }
-  return out;
-}
-
 }  // namespace
 
 std::vector<std::string> GatewayReconciler::observeRun(const kube::InformerEvent& e) {
   if (!e.object) return {};
   const std::string ns = stringAt(*e.object, "/metadata/namespace"), name = stringAt(*e.object, "/metadata/name");
   std::optional<GatewayRun> served;
-  if (e.type == kube::InformerEvent::Type::Upsert) {
-    const json status = e.object->value("status", json::object());
-    if (status.is_object() && !isTerminal(status.value("phase", ""))) served = gatewayRunOf(name, status);
-  }
+  if (e.type == kube::InformerEvent::Type::Upsert) served = gatewayRunOfObject(*e.object);
   std::lock_guard lock(mu_);
   auto& mine = runs_[ns];
   auto it = mine.find(name);
   bool changed;
   if (served) {
     changed = it == mine.end() || it->second.credential_sha256 != served->credential_sha256 ||
-              it->second.tokens != served->tokens || it->second.cost_cents != served->cost_cents;
+              it->second.tokens != served->tokens || it->second.cost_cents != served->cost_cents ||
+              it->second.stopped != served->stopped;
     mine[name] = std::move(*served);
   } else {
     changed = it != mine.end();

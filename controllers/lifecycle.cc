@@ -381,6 +381,12 @@ void planAgent(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team
   });
   if (!run.stages.empty() && (agent_done || st.decision.phase == "Succeeded")) {
     planGatedStages(snap, a, team, st.decision.message, draft, settings, clock);
+    // A stopped agent whose pod is still running (the delete that followed the decision failed,
+    // or the process stopped before it) is deleted again, after the status.
+    if (handedOff(snap.old_status) && st.live_pod && st.trust.verdict == PodJudgement::Verdict::Ours && !st.pod.deleting &&
+        st.pod.phase != "Succeeded" && st.pod.phase != "Failed") {
+      draft.act(DeletePod{st.pod_name, stringAt(*st.live_pod, "/metadata/uid"), true});
+    }
     return;
   }
   if (st.decision.phase == "Running" && !st.decision.delete_pod) {

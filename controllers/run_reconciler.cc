@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 
 #include "controllers/gateway.h"
+#include "controllers/stages.h"
 #include "operator/audit/blob.h"
 
 #include "operator/audit/record.h"
@@ -17,17 +18,6 @@ namespace {
 
 using runtime::Action;
 using runtime::ReconcileError;
-
-std::map<std::string, std::string> labelsOf(const json& object) {
-  std::map<std::string, std::string> out;
-  auto p = json::json_pointer("/metadata/labels");
-  if (object.contains(p) && object[p].is_object()) {
-    for (const auto& [k, v] : object[p].items()) {
-      if (v.is_string()) out[k] = v.get<std::string>();
-    }
-  }
-  return out;
-}
 
 // Whether a run object holds a concurrency slot, read from the two fields that say so (no parse
 // of the whole run: this runs for every event of every run).
@@ -211,7 +201,7 @@ Result<TeamFacts> RunReconciler::gatherTeam(const RunSnapshot& snap, const Admit
         t.fresh_credential = freshCredential();
         if (!t.fresh_credential) return Error{0, "Internal", "no random bytes for the run's gateway credential"};
       }
-    } else if (!credentialLiveness(snap.agent_pod.get()).live) {
+    } else if (!handedOff(snap.old_status) && !credentialLiveness(snap.agent_pod.get()).live) {
       // Only while the run waits for the gateway: one read, for the GatewayReady condition.
       auto d = client_.get(kube::resources::deployments, snap.ns, kGatewayName, cancel);
       if (d) t.gateway_deployment = std::make_shared<const json>(std::move(d.value()));

@@ -72,7 +72,10 @@ void agentSucceeded(const StagesInput& in, StagesPlan& plan, const std::string& 
 Result<StageArgs> argsFor(const StageSpec& spec, const json& stages) {
   StageArgs args;
   for (const auto& e : stages) {
-    if (e.value("name", "") == "agent" && handsOnPartialWork(e)) args.partial = e.value("message", "the agent was stopped");
+    if (e.value("name", "") == "agent" && handsOnPartialWork(e)) {
+      args.partial = e.value("message", "");
+      if (args.partial.empty()) args.partial = "the agent was stopped at its budget";
+    }
   }
   auto field = [&](const std::string& stage, const char* pointer) {
     for (const auto& e : stages) {
@@ -330,6 +333,7 @@ StagesPlan planStages(const StagesInput& in) {
         // The stopped agent saves its work within its grace period; the stage reads the workspace after.
         plan.phase = "Running", plan.reason = "AgentStopping";
         plan.message = "stage " + name + " was approved; it starts once the stopped agent's pod is gone";
+        plan.requeue_after = std::chrono::seconds(30);  // the pod's events wake it sooner
         break;
       }
       if (partial) e["partial"] = true;
@@ -351,6 +355,7 @@ StagesPlan planStages(const StagesInput& in) {
     // The draft could not be opened: the run still ends in the agent's phase, saying both.
     plan.message = agent.value("message", "") + "; the draft pull request of its partial work was not opened: " + plan.message;
     plan.phase = agent.value("phase", "BudgetExceeded");
+    plan.reason = plan.phase == "TimedOut" ? "WallClockExceeded" : "BudgetExceeded";
   }
   if (isTerminal(plan.phase)) plan.current.clear();
   return plan;
@@ -358,6 +363,12 @@ StagesPlan planStages(const StagesInput& in) {
 
 bool handsOnPartialWork(const json& agent_stage) {
   return agent_stage.is_object() && agent_stage.value("partial", false) && agent_stage.value("name", "") == "agent";
+}
+
+bool handedOff(const json& status) {
+  if (!status.is_object() || !status.contains("stages") || !status["stages"].is_array()) return false;
+  const json& stages = status["stages"];
+  return std::any_of(stages.begin(), stages.end(), [](const json& e) { return handsOnPartialWork(e); });
 }
 
 std::string cloneBaseCommit(const std::string& clone_message) {
@@ -381,7 +392,9 @@ StagesInput stagesInput(const RunSnapshot& snap, const Admitted& a, const TeamFa
   si.old_stages = snap.old_status.value("stages", json::array());
   si.agent_message = agent_message;
   si.clone_message = observePod(snap.agent_pod.get(), "workspace").termination_message;
-  si.agent_pod_present = snap.agent_pod != nullptr;
+  // A pod that has ended holds nothing back, even while its object is still there.
+  auto agent = observePod(snap.agent_pod.get());
+  si.agent_pod_present = agent.exists && agent.phase != "Succeeded" && agent.phase != "Failed";
   si.now = clock.wall;
   si.pending_deadline = settings.pending_deadline;
   si.approvals = snap.approvals;

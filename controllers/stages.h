@@ -102,6 +102,9 @@ StagesPlan planStages(const StagesInput& in);
 // to the pr stage (planBudget's hand-off): only the pr stage runs, its pull request a draft, once
 // the agent pod is gone; later stages are Skipped; the run ends in the agent's phase.
 bool handsOnPartialWork(const nlohmann::json& agent_stage);
+// Whether a run's status says its agent was stopped at its budget and handed its work on: its
+// agent pod is gone or going, so nothing waits for it (the gateway credential, the pod's liveness).
+bool handedOff(const nlohmann::json& status);
 // The commit the workspace was cloned at, from the clone init container's termination message
 // ("" when it left none).
 std::string cloneBaseCommit(const std::string& clone_message);

@@ -51,6 +51,7 @@ case "$name" in
   bench) base=31443 ;;
   node-e2e) base=23443 ;;
   chaos) base=21443 ;;
+  bench-node) base=35443 ;;
   *) base=${PADDOCK_CLUSTER_PORT:?set PADDOCK_CLUSTER_PORT for a cluster named $name} ;;
 esac
 api_port=$base etcd_port=$((base + 1)) peer_port=$((base + 2)) kcm_port=$((base + 3))

@@ -242,6 +242,21 @@ TEST(NamespaceGateway, AFinishedRunDropsOutOfTheConfiguration) {
   EXPECT_EQ(config["runs"][0]["tokenSHA256"], kHashB);
 }
 
+TEST(NamespaceGateway, AStoppedRunIsNoLongerServedButKeepsTheGatewayForItsPrStage) {
+  json stopped = gatewayStatusOf(kHashA, "AwaitingApproval");
+  stopped["stages"] = json::array({{{"name", "agent"}, {"phase", "BudgetExceeded"}, {"partial", true}}, {{"name", "pr"}}});
+  auto runs = gatewayRunsOf("payments", {std::make_shared<const json>(runObject("fix", stopped))});
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_TRUE(runs[0].stopped);
+  auto p = policy();
+  auto plan = planNamespaceGateway("payments", &p, runs, {}, PlanOptions{});
+  ASSERT_EQ(plan.writes.size(), 4u) << "the gateway stays: the pr stage reaches its forge through it";
+  for (const auto& w : plan.writes) EXPECT_EQ(w.op, GatewayWrite::Op::Apply) << w.kind;
+  json config = json::parse(plan.writes[0].object["data"]["config.yaml"].get<std::string>());
+  EXPECT_TRUE(config["runs"].empty()) << "the stopped agent's credential is no longer served: " << config["runs"].dump();
+  EXPECT_FALSE(gatewayRunOfObject(runObject("fix", gatewayStatusOf(kHashA)))->stopped);
+}
+
 TEST(GatewayObjects, TheConfigurationIsOneTheGatewayAccepts) {
   json cm = planGatewayConfigMap("payments", policy(), {{"zeta", kHashB, {}, {}}, {"fix", kHashA, 1000, 150}});
   auto parsed = gateway::parseConfig(cm["data"]["config.yaml"].get<std::string>());

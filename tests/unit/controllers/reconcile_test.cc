@@ -745,6 +745,29 @@ TEST(PlanGatedStages, AnAgentStoppedAtItsBudgetHandsItsPartialWorkToADraftPullRe
   plan = planAll(snap, team, set);
   EXPECT_TRUE(all<CreateStagePod>(plan).empty()) << "the stopped agent may still be saving its work";
   EXPECT_EQ(reasonOf(written(plan), "Running"), "AgentStopping");
+  EXPECT_TRUE(plan.next.requeue_after.has_value());
+  EXPECT_TRUE(all<DeletePod>(plan).empty()) << "it is going already";
+  const json waiting_for_pod = written(plan);
+
+  // Its delete never happened (the operator stopped in between): it is deleted again, after the status.
+  snap = snapshot(runObject(spec, waiting_for_pod), std::make_shared<const json>(pod));
+  snap.approvals = {approvalFor("pr")};
+  plan = planAll(snap, team, set);
+  ASSERT_EQ(all<DeletePod>(plan).size(), 1u);
+  EXPECT_EQ(all<DeletePod>(plan)[0]->name, "fix-agent");
+  EXPECT_EQ(durable(plan).back(), "DeletePod");
+  EXPECT_TRUE(all<CreateStagePod>(plan).empty());
+
+  // A pod that has ended holds nothing back, though its object is still there.
+  json ended_pod = pod;
+  ended_pod["status"]["phase"] = "Failed";
+  snap = snapshot(runObject(spec, waiting_for_pod), std::make_shared<const json>(ended_pod));
+  snap.approvals = {approvalFor("pr")};
+  snap.recent_facts = {};
+  TeamFacts rechecked = team;
+  rechecked.rbac_rechecked["a1"] = true;
+  plan = planAll(snap, rechecked, set);
+  EXPECT_EQ(all<CreateStagePod>(plan).size(), 1u);
 
   // The pod is gone: the pr stage starts, told it opens a draft of partial work.
   snap = snapshot(runObject(spec, stopped));

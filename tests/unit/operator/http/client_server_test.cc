@@ -199,7 +199,9 @@ class RecordingProxy {
     ::close(fd_);
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // What the proxy was sent ("" when nothing connected: the listening socket is shut first).
   std::string firstLine() {
+    ::shutdown(fd_, SHUT_RDWR);
     if (thread_.joinable()) thread_.join();
     return first_line_;
   }
