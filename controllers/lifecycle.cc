@@ -5,6 +5,7 @@
 #include "controllers/status.h"
 
 #include "controllers/admission.h"
+#include "gateway/budget.h"
 #include "operator/common/json.h"
 
 namespace paddock::controllers {
@@ -149,7 +150,17 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
       return {"TimedOut", "WallClockExceeded",
               "the agent pod ran past spec.budget.wallClock plus its grace (activeDeadlineSeconds) and was stopped; "
               "raise spec.budget.wallClock within the policy's max if the task needs longer",
-              false, false};
+              false, false, in.pr_stage};
+    }
+    // The gateway refused the agent's next call for its budget, and the agent ended on it. What
+    // the agent leaves in its termination message is untrusted, but claiming this only makes its
+    // work a draft behind the pr stage's approval (or ends the run), never more than exiting 0 would.
+    if (in.gateway && in.pod.termination_message.find(gateway::kBudgetSpentMarker) != std::string::npos) {
+      return {"BudgetExceeded", "BudgetExceeded",
+              "paddock-gateway refused the agent's next model call because what is left of the run's budget "
+              "does not cover it, and the agent ended. To go on, create a new AgentRun with a larger spec.budget "
+              "(within the policy's max)",
+              false, false, in.pr_stage};
     }
     if (in.pod.reason == "Evicted") {
       return {"Failed", "Evicted", "the agent pod was evicted: " + in.pod.message + "; create a new AgentRun to retry",
@@ -370,6 +381,8 @@ void planAgent(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team
   in.trust = st.trust;
   in.pod = observePod(st.trust.verdict == PodJudgement::Verdict::NotOurs ? nullptr : st.live_pod.get());
   in.pending_deadline = settings.pending_deadline;
+  in.gateway = a.policy.gateway.has_value();
+  in.pr_stage = std::find(run.stages.begin(), run.stages.end(), "pr") != run.stages.end();
   if (st.live_pod) in.pod_pending_for = since(stringAt(*st.live_pod, "/metadata/creationTimestamp"), clock.wall);
   st.decision = decideLifecycle(in);
   st.pod = in.pod, st.pod_pending_for = in.pod_pending_for;

@@ -56,6 +56,8 @@ struct LifecycleInput {
   PodObservation pod;        // what it shows (read only from a pod that is the run's)
   std::chrono::seconds pod_pending_for{0};  // how long the pod has been Pending
   std::chrono::seconds pending_deadline{600};
+  bool gateway = false;      // the policy has spec.gateway: the agent's model calls go through it
+  bool pr_stage = false;     // the run lists a pr stage: partial work is handed on to it as a draft
 };
 
 struct LifecycleDecision {

@@ -42,7 +42,7 @@ std::variant<Grant, Refusal> decideReservation(const Account& a, const Price& pr
   if (input_nano > nano_left) out_by_cost = -1;
   int64_t allowed = std::min({requested_max_tokens, out_by_tokens, out_by_cost});
   if (allowed < 1) {
-    return Refusal{"the run's budget is spent: it has used " + describeUse(a) + ", and this request needs room for " +
+    return Refusal{std::string(kBudgetSpentMarker) + ": it has used " + describeUse(a) + ", and this request needs room for " +
                    std::to_string(input_bound) + " input tokens and at least 1 output token. Summarise and end; "
                    "a person can raise the run's budget"};
   }

@@ -16,6 +16,11 @@
 
 namespace paddock::gateway {
 
+// How every budget refusal's message begins. Claude Code prints the refusal as it exits, so it is
+// in the agent container's termination message (FallbackToLogsOnError), where the operator looks
+// for it (controllers/lifecycle.cc, decideLifecycle).
+inline constexpr const char* kBudgetSpentMarker = "paddock-gateway: the run's budget is spent";
+
 struct Usage {
   int64_t input = 0;
   int64_t output = 0;

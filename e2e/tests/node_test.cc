@@ -20,6 +20,7 @@
 
 #include "controllers/admission.h"
 #include "controllers/gateway.h"
+#include "controllers/lifecycle.h"
 #include "controllers/plan.h"
 #include "controllers/stages.h"
 #include "e2e/gateway/harness.h"
@@ -829,6 +830,17 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
   ASSERT_EQ(wip.wait(std::chrono::seconds(10)), 0);
   EXPECT_EQ(wip.lines().at(0), "WIP: retry three times");
 
+  // The operator's reading of the ended pod (what the agent left in its termination message): the
+  // gateway stopped it at its budget, and its work goes on to the pr stage.
+  LifecycleInput li;
+  li.phase = "Running", li.pod_created = true, li.pod_name = "cc-agent";
+  li.trust.verdict = PodJudgement::Verdict::Ours;
+  li.pod = observePod(&ended);
+  li.gateway = true, li.pr_stage = true;
+  auto decision = decideLifecycle(li);
+  EXPECT_EQ(decision.phase, "BudgetExceeded") << ended["status"].dump();
+  EXPECT_TRUE(decision.hand_off);
+
   // The run stopped at its budget hands its partial work on, as the operator plans it.
   json clone_status;
   for (const auto& c : ended["status"].value("initContainerStatuses", json::array())) {
@@ -840,7 +852,7 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
   in.plan = o;
   in.now = std::chrono::system_clock::now();
   in.old_stages = json::array({{{"name", "agent"}, {"phase", "BudgetExceeded"}, {"partial", true},
-                                {"message", "spec.budget.tokens is spent"},
+                                {"message", decision.message},
                                 {"baseCommit", cloneBaseCommit(clone_status.value(json::json_pointer("/state/terminated/message"), std::string()))}}});
   EXPECT_EQ(in.old_stages[0]["baseCommit"], base) << clone_status.dump();
   AgentApproval approval;

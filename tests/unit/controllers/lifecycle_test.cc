@@ -1,4 +1,5 @@
 #include "controllers/lifecycle.h"
+#include "gateway/budget.h"
 
 #include <gtest/gtest.h>
 
@@ -129,6 +130,39 @@ TEST(DecideLifecycle, Table) {
     EXPECT_EQ(d.delete_pod, c.del);
     EXPECT_NE(d.message.find(c.message_part), std::string::npos) << d.message;
   }
+}
+
+// The gateway refused the agent's next call for its budget and the agent ended on it: the run is
+// stopped at its budget (handed on to a pr stage as a draft when there is one), on the gateway
+// path only; the same words without a gateway are an agent's failure like any other.
+TEST(DecideLifecycle, AnAgentEndedByTheGatewaysBudgetRefusalIsStoppedAtItsBudget) {
+  json ended = terminated("Failed", 1, "Error");
+  ended["status"]["containerStatuses"][1]["state"]["terminated"]["message"] =
+      std::string("API Error: 400 {\"type\":\"error\",\"error\":{\"message\":\"") + gateway::kBudgetSpentMarker + ": ...\"}}";
+  LifecycleInput in;
+  in.phase = "Running";
+  in.pod_created = true;
+  in.pod = observePod(&ended);
+  in.gateway = true;
+  in.pr_stage = true;
+  auto d = decideLifecycle(in);
+  EXPECT_EQ(d.phase, "BudgetExceeded");
+  EXPECT_EQ(d.reason, "BudgetExceeded");
+  EXPECT_TRUE(d.hand_off);
+  in.pr_stage = false;
+  d = decideLifecycle(in);
+  EXPECT_EQ(d.phase, "BudgetExceeded");
+  EXPECT_FALSE(d.hand_off);
+  in.gateway = false;
+  EXPECT_EQ(decideLifecycle(in).phase, "Failed");
+  // The kubelet's deadline backstop hands on too.
+  in.pr_stage = true;
+  json late = pod("Failed");
+  late["status"]["reason"] = "DeadlineExceeded";
+  in.pod = observePod(&late);
+  d = decideLifecycle(in);
+  EXPECT_EQ(d.phase, "TimedOut");
+  EXPECT_TRUE(d.hand_off);
 }
 
 TEST(DecideLifecycle, APodThatIsNotTheRunsOrNotItsPlanEndsTheRun) {
