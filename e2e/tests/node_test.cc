@@ -259,6 +259,28 @@ class NodeE2E : public ::testing::Test {
                       std::chrono::seconds(120));
   }
 
+  // The namespace's gateway objects as planGatewayObjects plans them for `runs`, the gateway's pods
+  // resolving `names` to the machine's end of the node's veth (no cluster DNS here); returns the
+  // gateway Service's address ("" when an object was refused).
+  std::string startGateway(const AgentPolicy& team, const std::vector<GatewayRun>& runs, const PlanOptions& o,
+                           const std::vector<std::string>& names) {
+    static const std::map<std::string, const kube::Resource*> kinds = {
+        {"ConfigMap", &kube::resources::configmaps}, {"NetworkPolicy", &kube::resources::networkpolicies},
+        {"Service", &kube::resources::services}, {"Deployment", &kube::resources::deployments}};
+    std::string service_ip;
+    for (json object : planGatewayObjects(ns->name(), team, runs, o)) {
+      const std::string kind = object["kind"];
+      if (kind == "Deployment") {
+        object["spec"]["template"]["spec"]["hostAliases"] = {{{"ip", addresses["host_ip"]}, {"hostnames", names}}};
+      }
+      auto made = client.create(*kinds.at(kind), ns->name(), object);
+      EXPECT_TRUE(made.ok()) << kind << ": " << made.error().describe();
+      if (!made.ok()) return "";
+      if (kind == "Service") service_ip = (*made)["spec"]["clusterIP"];
+    }
+    return service_ip;
+  }
+
   // No operator runs here: the agent pod's finalizer (paddock.dev/agent-pod, taken off by the
   // operator once the run's status records the pod) is left out, so a deleted pod goes.
   static json withoutOperator(json pod) {
@@ -563,19 +585,8 @@ TEST_F(NodeE2E, TheAgentReachesTheOutsideOnlyThroughItsGatewayAndNeverHoldsTheMo
   ASSERT_TRUE(client.create(secrets, ns->name(), planCredentialSecret(*run, team, token, sha)).ok());
 
   // The namespace's gateway, with the test's names for its egress.
-  std::string service_ip;
-  for (json object : planGatewayObjects(ns->name(), team, {{"gw", sha, 1000, 100}}, o)) {
-    const std::string kind = object["kind"];
-    if (kind == "Deployment") {
-      object["spec"]["template"]["spec"]["hostAliases"] = {{{"ip", host}, {"hostnames", {"allowed.test", "denied.test"}}}};
-    }
-    static const std::map<std::string, const kube::Resource*> kinds = {
-        {"ConfigMap", &kube::resources::configmaps}, {"NetworkPolicy", &kube::resources::networkpolicies},
-        {"Service", &kube::resources::services}, {"Deployment", &kube::resources::deployments}};
-    auto made = client.create(*kinds.at(kind), ns->name(), object);
-    ASSERT_TRUE(made.ok()) << kind << ": " << made.error().describe();
-    if (kind == "Service") service_ip = (*made)["spec"]["clusterIP"];
-  }
+  const std::string service_ip = startGateway(team, {{"gw", sha, 1000, 100}}, o, {"allowed.test", "denied.test"});
+  ASSERT_FALSE(service_ip.empty());
   ASSERT_TRUE(client.create(kube::resources::networkpolicies, ns->name(), planNetworkPolicy(ns->name(), team, o)).ok());
   auto admission = admit(*run, team);
   ASSERT_TRUE(admission.admitted) << admission.message;
@@ -732,19 +743,8 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
   ASSERT_TRUE(client.create(kube::resources::persistentvolumeclaims, ns->name(), planWorkspaceClaim(*run, team, o)).ok());
 
   // The namespace's gateway, with the test's names for the model and the forge.
-  std::string service_ip;
-  for (json object : planGatewayObjects(ns->name(), team, {{"cc", sha, cap, 5000}}, o)) {
-    const std::string kind = object["kind"];
-    if (kind == "Deployment") {
-      object["spec"]["template"]["spec"]["hostAliases"] = {{{"ip", host}, {"hostnames", {"model.test", "forge.test"}}}};
-    }
-    static const std::map<std::string, const kube::Resource*> kinds = {
-        {"ConfigMap", &kube::resources::configmaps}, {"NetworkPolicy", &kube::resources::networkpolicies},
-        {"Service", &kube::resources::services}, {"Deployment", &kube::resources::deployments}};
-    auto made = client.create(*kinds.at(kind), ns->name(), object);
-    ASSERT_TRUE(made.ok()) << kind << ": " << made.error().describe();
-    if (kind == "Service") service_ip = (*made)["spec"]["clusterIP"];
-  }
+  const std::string service_ip = startGateway(team, {{"cc", sha, cap, 5000}}, o, {"model.test", "forge.test"});
+  ASSERT_FALSE(service_ip.empty());
   ASSERT_TRUE(client.create(kube::resources::networkpolicies, ns->name(), planNetworkPolicy(ns->name(), team, o)).ok());
   const json gateway_alias = {{{"ip", service_ip}, {"hostnames", {"paddock-gateway"}}}};
   // The remote's volume, where the clone (read-only) and the pr stage (its push) find it.
