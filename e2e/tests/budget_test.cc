@@ -604,13 +604,8 @@ TEST_F(BudgetE2E, EveryDashboardPanelReturnsSeriesAfterARunAndRendersToPng) {
   ASSERT_TRUE(gateway.ready()) << gateway.log();
   EXPECT_EQ(gateway.call("claude-sonnet-4-5"), 200) << gateway.log();
   EXPECT_EQ(gateway.call("claude-opus-4-1"), 403) << "not the pinned model";
-  const auto started = std::chrono::system_clock::now();
-  team.start("dashboard", {.tokens_per_second = 400, .usd_per_second = 0.0001}, {{"budget", {{"tokens", 6000}}}});
-  ASSERT_FALSE(team.waitRun("dashboard", [](const json& o) { return phaseOf(o) == "BudgetExceeded"; }).is_null())
-      << testing::PrintToString(op->lines());
-
   json dashboard = json::parse(readFile(repoPath("charts/paddock/dashboards/paddock.json")));
-  std::map<std::string, std::string> empty;  // target's expression -> its panel
+  std::map<std::string, std::string> empty;  // target's expression -> its panel, until it returns series
   auto query = [&](const json& target) {
     std::string expr = target["expr"];
     for (size_t at; (at = expr.find("$namespace")) != std::string::npos;) expr.replace(at, 10, team.ns());
@@ -619,11 +614,22 @@ TEST_F(BudgetE2E, EveryDashboardPanelReturnsSeriesAfterARunAndRendersToPng) {
   for (const auto& panel : dashboard["panels"]) {
     for (const auto& t : panel["targets"]) empty[query(t)] = panel["title"];
   }
-  // Counters' rates need two scrapes after the event; Prometheus scrapes once a second.
-  eventually([&] {
+  auto look = [&] {
     for (auto it = empty.begin(); it != empty.end();) it = prometheusQuery(it->first).empty() ? std::next(it) : empty.erase(it);
     return empty.empty();
+  };
+
+  const auto started = std::chrono::system_clock::now();
+  team.start("dashboard", {.tokens_per_second = 400, .usd_per_second = 0.0001}, {{"budget", {{"tokens", 6000}}}});
+  // While the run runs: the per-run panels (a run's budget ratio is exported until it ends).
+  eventually([&] {
+    auto run = client.get(kube::resources::agentruns, team.ns(), "dashboard");
+    return look() || (run.ok() && phaseOf(*run) == "BudgetExceeded");
   }, std::chrono::seconds(60));
+  ASSERT_FALSE(team.waitRun("dashboard", [](const json& o) { return phaseOf(o) == "BudgetExceeded"; }).is_null())
+      << testing::PrintToString(op->lines());
+  // After its end: the counters' rates need two scrapes after the event; Prometheus scrapes once a second.
+  eventually(look, std::chrono::seconds(60));
   for (const auto& [expr, panel] : empty) ADD_FAILURE() << "panel \"" << panel << "\" returns no series: " << expr;
 
   auto png = std::filesystem::temp_directory_path() / ("paddock-dashboard-" + randomSuffix() + ".png");
