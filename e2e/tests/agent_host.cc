@@ -112,7 +112,9 @@ void AgentHost::projectAnnotations(const json& annotations) {
   if (!st) throw std::runtime_error(st.error().describe());
 }
 
-void AgentHost::terminate() { process_->signal(SIGTERM); }
+void AgentHost::terminate() {
+  std::call_once(terminated_, [&] { process_->signal(SIGTERM); });
+}
 
 int AgentHost::wait(std::chrono::seconds timeout) { return process_->wait(timeout); }
 

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -57,7 +58,8 @@ class AgentHost {
   // Projects the pod's metadata.annotations (a JSON object; non-string values are written as
   // their JSON text) into controlDir()/annotations, atomically as the kubelet does. Throws on failure.
   void projectAnnotations(const nlohmann::json& annotations);
-  // Sends SIGTERM, as the kubelet does when the pod is deleted.
+  // Sends SIGTERM, as the kubelet does when the pod is deleted: once, however many times the
+  // deletion is seen (a second SIGTERM means "exit at once" to the simulator).
   void terminate();
   // Waits for the simulator to exit; its exit status (128+signal when killed), or -1 at timeout.
   int wait(std::chrono::seconds timeout);
@@ -78,6 +80,7 @@ class AgentHost {
   std::string target_file_;
   std::string address_;
   std::unique_ptr<Process> process_;
+  std::once_flag terminated_;
 };
 
 // A Pod object as the operator would make it for the run (name, namespace, a fresh UID, its

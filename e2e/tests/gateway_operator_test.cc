@@ -81,10 +81,12 @@ TEST_F(GatewayRunE2E, TheNamespaceGetsItsGatewayAndTheRunACredentialWhoseHashAlo
   }
   EXPECT_TRUE(base_url) << pod["spec"]["containers"][0]["env"].dump();
 
-  // The namespace's gateway: its configuration serves the run by hash.
+  // The namespace's gateway: its configuration serves the run by hash. The four objects are
+  // applied in order (configuration first, the Deployment that reads it after), so wait on the last.
   EXPECT_TRUE(eventually([&] {
     auto cm = client.get(kube::resources::configmaps, ns->name(), "paddock-gateway");
-    return cm.ok() && servedRuns(*cm)["gw"] == sha;
+    return cm.ok() && servedRuns(*cm)["gw"] == sha &&
+           client.get(kube::resources::deployments, ns->name(), "paddock-gateway").ok();
   }, std::chrono::seconds(30))) << testing::PrintToString(op->lines());
   auto cm = client.get(kube::resources::configmaps, ns->name(), "paddock-gateway");
   ASSERT_TRUE(cm.ok());
