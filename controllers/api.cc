@@ -188,6 +188,9 @@ std::optional<Error> policyReferenceProblem(const AgentPolicy& p) {
       return invalid("spec.protectedPaths[" + std::to_string(i) + "]", problem);
     }
   }
+  if (p.sandbox.command.empty() || p.sandbox.command[0].empty()) {
+    return invalid("spec.sandbox.command", "must name the agent image's entrypoint, e.g. [/usr/local/bin/paddock-agent]");
+  }
   for (size_t i = 0; i < p.repositories.size(); ++i) {
     // A host is valid when a URL on it is.
     if (!parseRepositoryUrl("https://" + p.repositories[i].host + "/x").url) {
@@ -333,12 +336,17 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
   p.tools_deny = tools.strings("deny");
   p.mcp_servers = tools.strings("mcpServers");
   p.protected_paths = spec.strings("protectedPaths");
+  Reader sandbox = spec.child("sandbox");
+  if (sandbox.find("command")) p.sandbox.command = sandbox.strings("command");
+  const std::string when = sandbox.str("whenUnavailable");
+  if (!when.empty() && when != "Refuse" && when != "Warn") sandbox.fail("whenUnavailable", "must be Refuse or Warn");
+  p.sandbox.warn_when_unavailable = when == "Warn";
   p.allow_cloud_metadata_egress = spec.boolean("allowCloudMetadataEgress", false);
   for (auto& r : spec.list("repositories")) {
     p.repositories.push_back({r.str("host"), r.strings("organizations")});
     spec.absorb(r);
   }
-  for (Reader* r : {&sel, &images, &budgets, &tools}) spec.absorb(*r);
+  for (Reader* r : {&sel, &images, &budgets, &tools, &sandbox}) spec.absorb(*r);
   root.absorb(meta);
   root.absorb(spec);
   if (root.error()) return *root.error();

@@ -96,6 +96,14 @@ struct GatewaySpec {
   std::map<std::string, ModelPrice> prices;
 };
 
+// spec.sandbox: how paddock-sandbox (sandbox/, docs/sandbox.md) starts the agent.
+struct SandboxSpec {
+  // The agent image's entrypoint, which the sandbox execs once its Landlock ruleset is applied
+  // (the pod's command is the sandbox's, so the image's own ENTRYPOINT is not run).
+  std::vector<std::string> command = {"/usr/local/bin/paddock-agent"};
+  bool warn_when_unavailable = false;  // whenUnavailable: Warn (the default, Refuse, fails the run)
+};
+
 struct AgentPolicy {
   std::string name;
   std::string uid;
@@ -129,6 +137,7 @@ struct AgentPolicy {
   std::vector<std::string> tools_deny;
   std::vector<std::string> mcp_servers;
   std::vector<std::string> protected_paths;
+  SandboxSpec sandbox;
 };
 
 struct AgentRun {

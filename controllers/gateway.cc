@@ -259,7 +259,7 @@ void addGatewayToAgentPod(json& pod, const AgentRun& run, const PlanOptions& o) 
   json init = json::array({wait});
   for (auto c : spec.value("initContainers", json::array())) {
     // The workspace clone reaches the repository's host through the gateway too.
-    for (auto e : proxies) c["env"].push_back(e);
+    if (c.value("name", "") == "workspace") for (auto e : proxies) c["env"].push_back(e);
     init.push_back(std::move(c));
   }
   spec["initContainers"] = init;

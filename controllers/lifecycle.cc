@@ -55,6 +55,26 @@ PodObservation observePod(const json* pod, const std::string& container) {
   return o;
 }
 
+std::optional<SandboxReport> sandboxReport(const PodObservation& sandbox, bool warn_when_unavailable) {
+  const std::string& said = sandbox.termination_message;
+  if (sandbox.terminated_reason.empty() || said.empty()) return std::nullopt;
+  std::string line = said.substr(0, said.find('\n'));
+  if (sandbox.exit_code == 0 && line.rfind("landlock ABI ", 0) == 0) {
+    return SandboxReport{true, "Landlock",
+                         "paddock-sandbox starts the agent under Landlock (" + line.substr(9) +
+                             "): the workspace is writable except spec.protectedPaths, the rest of the filesystem "
+                             "read-only, TCP connect only to the ports the policy allows"};
+  }
+  if (line.rfind("landlock unavailable", 0) != 0) return std::nullopt;
+  std::string fix = "schedule agent pods on nodes whose kernel has Landlock (Linux 5.13 or later, with landlock in "
+                    "its lsm= list), e.g. with spec.runtimeClassName";
+  return SandboxReport{false, "LandlockUnavailable",
+                       "the node's kernel has no Landlock (" + line + "); " +
+                           (warn_when_unavailable ? "the agent runs without the sandbox because spec.sandbox.whenUnavailable "
+                                                    "is Warn; " + fix
+                                                  : fix + ", or set spec.sandbox.whenUnavailable: Warn to run without it")};
+}
+
 std::optional<json> releaseAgentPod(const json* pod) {
   if (!pod || !pod->is_object()) return std::nullopt;
   json kept = json::array();
@@ -161,6 +181,18 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
               "does not cover it, and the agent ended. To go on, create a new AgentRun with a larger spec.budget "
               "(within the policy's max)",
               false, false, in.pr_stage};
+    }
+    // The sandbox refused to start the agent: its install init container found no Landlock on the
+    // node (exit 3), or the launcher itself could not apply it (exit 126, its words first).
+    if (auto report = sandboxReport(in.sandbox, false); report && !report->landlock && in.sandbox.exit_code == 3) {
+      return {"Failed", "SandboxUnavailable", report->message, false, false};
+    }
+    if (in.pod.exit_code == 126 && in.pod.termination_message.rfind("paddock-sandbox: ", 0) == 0) {
+      std::string said = in.pod.termination_message.substr(0, in.pod.termination_message.find('\n'));
+      return {"Failed", "SandboxFailed",
+              "the sandbox could not start the agent (" + said.substr(0, 512) +
+                  "); check spec.sandbox.command names the image's entrypoint",
+              false, false};
     }
     if (in.pod.reason == "Evicted") {
       return {"Failed", "Evicted", "the agent pod was evicted: " + in.pod.message + "; create a new AgentRun to retry",
@@ -383,6 +415,15 @@ void planAgent(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team
   in.pending_deadline = settings.pending_deadline;
   in.gateway = a.policy.gateway.has_value();
   in.pr_stage = std::find(run.stages.begin(), run.stages.end(), "pr") != run.stages.end();
+  in.sandbox = observePod(st.trust.verdict == PodJudgement::Verdict::NotOurs ? nullptr : st.live_pod.get(), "sandbox");
+  if (auto report = sandboxReport(in.sandbox, a.policy.sandbox.warn_when_unavailable)) {
+    const json was = conditionOf(snap.old_status, "Sandboxed");
+    draft.condition("Sandboxed", report->landlock, report->reason, report->message);
+    // Refused, the run fails SandboxUnavailable with its own Event; warned, it runs on and says so once.
+    if (!report->landlock && a.policy.sandbox.warn_when_unavailable && was.value("reason", "") != report->reason) {
+      draft.note(EmitEvent{snap.regarding, runtime::EventType::Warning, "SandboxUnavailable", "Sandbox", report->message});
+    }
+  }
   if (st.live_pod) in.pod_pending_for = since(stringAt(*st.live_pod, "/metadata/creationTimestamp"), clock.wall);
   st.decision = decideLifecycle(in);
   st.pod = in.pod, st.pod_pending_for = in.pod_pending_for;

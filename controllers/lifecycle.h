@@ -58,7 +58,18 @@ struct LifecycleInput {
   std::chrono::seconds pending_deadline{600};
   bool gateway = false;      // the policy has spec.gateway: the agent's model calls go through it
   bool pr_stage = false;     // the run lists a pr stage: partial work is handed on to it as a draft
+  PodObservation sandbox;    // the pod's sandbox init container (paddock-sandbox install)
 };
+
+// What paddock-sandbox's install init container reported of the node's kernel (its termination
+// message, written by the operator's image): nullopt until it has run, or when it said nothing
+// (a node that does not run containers, such as kwok's).
+struct SandboxReport {
+  bool landlock = false;
+  std::string reason;   // Landlock, LandlockUnavailable
+  std::string message;  // for the run's Sandboxed condition
+};
+std::optional<SandboxReport> sandboxReport(const PodObservation& sandbox, bool warn_when_unavailable);
 
 struct LifecycleDecision {
   std::string phase;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cctype>
 #include <cstdio>
+#include <set>
 
 namespace paddock::controllers {
 namespace {
@@ -357,6 +358,37 @@ static json workspaceCloneContainer(const PlanOptions& o) {
           {"resources", {{"limits", {{"cpu", "500m"}, {"memory", "512Mi"}}}}}};
 }
 
+json sandboxCommand(const AgentPolicy& policy) {
+  json cmd = json::array({std::string(kSandboxDir) + "/paddock-sandbox", "--workspace", "/workspace",
+                          "--protected-paths-file", "/etc/paddock/task/protected-paths", "--writable", "/home/agent",
+                          "--writable", "/tmp", "--when-unavailable", policy.sandbox.warn_when_unavailable ? "warn" : "refuse"});
+  // TCP connect: the gateway's port alone on the gateway path, else the ports spec.egress allows.
+  std::set<int> ports;
+  if (policy.gateway) ports.insert(kGatewayPort);
+  else for (const auto& rule : policy.egress) ports.insert(rule.ports.begin(), rule.ports.end());
+  for (int p : ports) cmd.insert(cmd.end(), {"--connect-port", std::to_string(p)});
+  cmd.push_back("--");
+  for (const auto& part : policy.sandbox.command) cmd.push_back(part);
+  return cmd;
+}
+
+namespace {
+
+// Copies paddock-sandbox from the operator's image into the pod's sandbox volume and reports, in
+// its termination message, the node's Landlock ABI (observeSandbox reads it).
+json sandboxInstallContainer(const AgentPolicy& policy, const PlanOptions& o) {
+  return {{"name", "sandbox"},
+          {"image", o.sandbox_image},
+          {"imagePullPolicy", "IfNotPresent"},
+          {"command", json::array({"/usr/local/bin/paddock-sandbox", "install", "--to", kSandboxDir, "--when-unavailable",
+                                   policy.sandbox.warn_when_unavailable ? "warn" : "refuse"})},
+          {"volumeMounts", json::array({{{"name", "sandbox"}, {"mountPath", kSandboxDir}}})},
+          {"resources", {{"requests", {{"cpu", "10m"}, {"memory", "16Mi"}}}, {"limits", {{"memory", "64Mi"}}}}},
+          {"securityContext", containerSecurity(o)}};
+}
+
+}  // namespace
+
 json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effective& effective,
                   const PlanOptions& o) {
   json volumes = json::array({
@@ -372,8 +404,10 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
        {"downwardAPI",
         {{"defaultMode", 0444},
          {"items", json::array({{{"path", "annotations"}, {"fieldRef", {{"fieldPath", "metadata.annotations"}}}}})}}}},
+      {{"name", "sandbox"}, {"emptyDir", {{"sizeLimit", "64Mi"}}}},
   });
   json mounts = json::array({
+      {{"name", "sandbox"}, {"mountPath", kSandboxDir}, {"readOnly", true}},
       {{"name", "workspace"}, {"mountPath", "/workspace"}},
       {{"name", "tmp"}, {"mountPath", "/tmp"}},
       {{"name", "home"}, {"mountPath", "/home/agent"}},
@@ -397,6 +431,7 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
   json agent = {{"name", "agent"},
                 {"image", effective.image},
                 {"imagePullPolicy", "IfNotPresent"},
+                {"command", sandboxCommand(policy)},
                 {"workingDir", "/workspace"},
                 {"env", env},
                 {"ports", json::array({{{"name", "metrics"}, {"containerPort", o.metrics_port}}})},
@@ -415,7 +450,7 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
                {"terminationGracePeriodSeconds", o.termination_grace.count()},
                {"activeDeadlineSeconds", (wall + o.deadline_grace).count()},
                {"securityContext", podSecurity(o)},
-               {"initContainers", json::array({workspace})},
+               {"initContainers", json::array({sandboxInstallContainer(policy, o), workspace})},
                {"containers", json::array({agent})},
                {"volumes", volumes}};
   if (!policy.runtime_class_name.empty()) spec["runtimeClassName"] = policy.runtime_class_name;

@@ -52,7 +52,16 @@ struct PlanOptions {
   // how long an agent pod waits for the gateway to serve its credential.
   std::string gateway_image = "registry.example.com/platform/paddock-operator:1.0";
   std::chrono::seconds credential_wait{600};
+  // paddock-sandbox: the image its install init container runs from (the operator's; the
+  // binary is static, so it runs in any agent image).
+  std::string sandbox_image = "registry.example.com/platform/paddock-operator:1.0";
 };
+
+// Where the agent container finds paddock-sandbox (a read-only emptyDir its init container fills).
+inline constexpr const char* kSandboxDir = "/paddock/sandbox";
+// The agent container's command: paddock-sandbox with the policy's profile, then the image's
+// entrypoint (spec.sandbox.command).
+json sandboxCommand(const AgentPolicy& policy);
 
 // "key=value,key2=value2" (a label selector of equalities, as kubectl's -l takes them) as
 // matchLabels; an error names `flag` and the bad part. "" is no labels.

@@ -53,6 +53,7 @@ struct Options {
   std::chrono::milliseconds pending_deadline{600'000};
   std::string stage_image = "registry.example.com/platform/paddock-stage:1.0";
   std::string gateway_image = "registry.example.com/platform/paddock-operator:1.0";
+  std::string sandbox_image;  // "": the gateway's image, which is the operator's
   std::chrono::milliseconds gateway_credential_wait{600'000};
   std::chrono::milliseconds gateway_resync{30'000};
   std::string audit_store = std::getenv("PADDOCK_AUDIT_STORE") ? std::getenv("PADDOCK_AUDIT_STORE") : "/var/lib/paddock/audit";
@@ -104,6 +105,9 @@ Options parseOptions(int argc, char** argv) {
   flags.add("gateway-image", &opt.gateway_image,
             "The image paddock-gateway runs from (the operator's own: it holds /usr/local/bin/paddock-gateway), for "
             "policies with spec.gateway.");
+  flags.add("sandbox-image", &opt.sandbox_image,
+            "The image every agent pod's sandbox init container copies paddock-sandbox from (docs/sandbox.md); "
+            "default: --gateway-image (the operator's own image holds /usr/local/bin/paddock-sandbox).");
   flags.add("gateway-resync", &opt.gateway_resync,
             "How often each namespace's paddock-gateway objects are compared with their plan (an edit is undone then).");
   flags.add("gateway-credential-wait", &opt.gateway_credential_wait,
@@ -292,6 +296,7 @@ controllers::RunReconcilerOptions reconcilerOptions(const Options& opt, const st
   o.plan.scrape_pod_labels = scrape_pods;
   o.plan.stage_image = opt.stage_image;
   o.plan.gateway_image = opt.gateway_image;
+  o.plan.sandbox_image = opt.sandbox_image.empty() ? opt.gateway_image : opt.sandbox_image;
   o.plan.credential_wait = std::chrono::duration_cast<std::chrono::seconds>(opt.gateway_credential_wait);
   o.plan.workspace_storage_class = opt.workspace_storage_class;
   o.pending_deadline = std::chrono::duration_cast<std::chrono::seconds>(opt.pending_deadline);

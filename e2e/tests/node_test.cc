@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -118,7 +119,8 @@ class NodeE2E : public ::testing::Test {
                         {"egress", egress},
                         {"secrets", {{{"secretName", "agent-key"}, {"key", "api-key"}, {"stages", {"agent"}}},
                                      {{"secretName", "pr-token"}, {"key", "token"}, {"stages", {"pr"}}}}},
-                        {"budgets", {{"default", {{"tokens", 10}, {"costUSD", "1"}, {"wallClock", "10m"}}}}}}}};
+                        {"budgets", {{"default", {{"tokens", 10}, {"costUSD", "1"}, {"wallClock", "10m"}}}}},
+                        {"sandbox", {{"command", kAgentSimCommand}}}}}};
     auto parsed = parseAgentPolicy(p);
     EXPECT_TRUE(parsed.ok()) << parsed.error().describe();
     return *parsed;
@@ -143,6 +145,7 @@ class NodeE2E : public ::testing::Test {
     auto admission = admit(*run, team);
     EXPECT_TRUE(admission.admitted) << admission.message;
     options.stage_image = kStageImage;
+    options.sandbox_image = kOperatorImage;
     if (deadline) {
       admission.effective.wall_clock = *deadline;
       options.deadline_grace = std::chrono::seconds(0);
@@ -150,7 +153,7 @@ class NodeE2E : public ::testing::Test {
     auto np = client.create(kube::resources::networkpolicies, ns->name(), planNetworkPolicy(ns->name(), team, options));
     EXPECT_TRUE(np.ok() || np.error().code == 409) << np.error().describe();
     json pod = withoutOperator(planAgentPod(*run, team, admission.effective, options));
-    pod["spec"].erase("initContainers");
+    keepInitContainers(pod, {"sandbox"});
     auto p = client.create(kube::resources::pods, ns->name(), pod);
     EXPECT_TRUE(p.ok()) << p.error().describe();
     return p.ok() ? *p : json();
@@ -288,6 +291,18 @@ class NodeE2E : public ::testing::Test {
     return pod;
   }
   static constexpr const char* kAgentImage = "paddock.local/paddock-agent-sim:dev";
+  // The simulator image's entrypoint, which paddock-sandbox runs (spec.sandbox.command).
+  inline static const json kAgentSimCommand = {"/usr/local/bin/paddock-agent-sim", "--listen", "0.0.0.0:9464",
+                                               "--control-dir", "/etc/paddock/control"};
+  // Leaves of the pod's init containers only those named (the workspace clone needs a forge the
+  // test may not have; the sandbox's install is what every agent pod gets).
+  static void keepInitContainers(json& pod, const std::set<std::string>& names) {
+    json kept = json::array();
+    for (const auto& c : pod["spec"].value("initContainers", json::array())) {
+      if (names.count(c.value("name", ""))) kept.push_back(c);
+    }
+    pod["spec"]["initContainers"] = kept;
+  }
   static constexpr const char* kOperatorImage = "paddock.local/paddock-operator:dev";
   static constexpr const char* kStageImage = "paddock.local/paddock-stage:dev";
   static constexpr const char* kAgentSecret = "agent-secret-value-7f3a";
@@ -564,6 +579,7 @@ TEST_F(NodeE2E, TheAgentReachesTheOutsideOnlyThroughItsGatewayAndNeverHoldsTheMo
                       {"secrets", {{{"secretName", "model-key"}, {"key", "api-key"}, {"stages", {"agent"}}},
                                    {{"secretName", "pr-token"}, {"key", "token"}, {"stages", {"pr"}}}}},
                       {"budgets", {{"default", {{"tokens", 1000}, {"costUSD", "1"}, {"wallClock", "10m"}}}}},
+                      {"sandbox", {{"command", kAgentSimCommand}}},
                       {"gateway", {{"modelKey", {{"secretName", "model-key"}, {"key", "api-key"}}},
                                    {"prices", {{"claude-sonnet-4-5", {{"input", "3"}, {"output", "15"}, {"cacheRead", "0.30"}, {"cacheWrite", "3.75"}}}}}}}}}};
   auto parsed = parseAgentPolicy(p);
@@ -572,6 +588,7 @@ TEST_F(NodeE2E, TheAgentReachesTheOutsideOnlyThroughItsGatewayAndNeverHoldsTheMo
   PlanOptions o;
   o.stage_image = kStageImage;
   o.gateway_image = kOperatorImage;
+  o.sandbox_image = kOperatorImage;
 
   auto created = client.create(kube::resources::agentruns, ns->name(),
                                {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", "gw"}}},
@@ -591,12 +608,8 @@ TEST_F(NodeE2E, TheAgentReachesTheOutsideOnlyThroughItsGatewayAndNeverHoldsTheMo
   auto admission = admit(*run, team);
   ASSERT_TRUE(admission.admitted) << admission.message;
   json pod = withoutOperator(planAgentPod(*run, team, admission.effective, o));
-  json inits = json::array();
-  for (const auto& c : pod["spec"]["initContainers"]) {
-    if (c["name"] == "gateway-credential") inits.push_back(c);  // the workspace clone needs a forge: left out
-  }
-  ASSERT_EQ(inits.size(), 1u) << pod["spec"]["initContainers"].dump();
-  pod["spec"]["initContainers"] = inits;
+  keepInitContainers(pod, {"gateway-credential", "sandbox"});  // the workspace clone needs a forge: left out
+  ASSERT_EQ(pod["spec"]["initContainers"].size(), 2u) << pod["spec"]["initContainers"].dump();
   pod["spec"]["hostAliases"] = {{{"ip", service_ip}, {"hostnames", {"paddock-gateway"}}}};
   auto started = client.create(kube::resources::pods, ns->name(), pod);
   ASSERT_TRUE(started.ok()) << started.error().describe();
@@ -726,6 +739,7 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
   PlanOptions o;
   o.stage_image = kStageImage;
   o.gateway_image = kOperatorImage;
+  o.sandbox_image = kOperatorImage;
   o.workspace_storage_class = "paddock-node-workspace";
 
   auto created = client.create(kube::resources::agentruns, ns->name(),
@@ -889,6 +903,110 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
   Process change({"/usr/bin/git", "--git-dir=" + remote, "show", "refs/heads/paddock/cc:retry.py"});
   ASSERT_EQ(change.wait(std::chrono::seconds(10)), 0);
   EXPECT_EQ(change.lines().at(0), "RETRIES = 3  # half done");
+}
+
+// paddock-sandbox, injected by the operator's plan: whatever the agent process tries against the
+// policy's protected paths, the kernel (Landlock) refuses it, while the rest of its workspace, its
+// $HOME and /tmp stay writable; TCP connect reaches the policy's port alone. The agent here is a
+// bash session run as the image's entrypoint (spec.sandbox.command), so every probe is the agent
+// process's own descendant, as a tool call of a real agent would be.
+TEST_F(NodeE2E, TheSandboxKeepsProtectedPathsAndTcpToThePolicysPortsWhateverTheAgentTries) {
+  const std::string host = addresses["host_ip"];
+  TcpServer allowed(host), other(host);
+  const std::string target = "/dev/tcp/" + host + "/";
+  const std::string script = R"(cd /workspace
+p() { local name=$1; shift; if out=$("$@" 2>&1); then echo "$name=ok"; else echo "$name=refused:${out##*: }"; fi; }
+p write-protected sh -c 'echo evil >> .github/workflows/ci.yml'
+p truncate-protected truncate -s 0 CODEOWNERS
+p delete-protected rm -f CODEOWNERS
+p rename-away mv .github/workflows/ci.yml src/ci.yml
+p rename-over sh -c 'echo evil > src/evil.yml && mv -f src/evil.yml .github/workflows/ci.yml'
+p symlink-write sh -c 'ln -s /workspace/.github/workflows/ci.yml src/link && echo evil >> src/link'
+p hardlink ln .github/workflows/ci.yml src/hard
+p new-workflow sh -c 'echo x > .github/workflows/new.yml'
+p new-at-root sh -c 'echo x > /workspace/NEW'
+p managed-settings sh -c 'echo {} > /etc/claude-code/managed-settings.json'
+p edit-allowed sh -c 'echo "# fixed" >> src/app.py'
+p create-allowed sh -c 'echo new > src/new.py && mkdir -p src/pkg && echo y > src/pkg/mod.py'
+p home sh -c 'echo x > "$HOME/x"'
+p tmp sh -c 'echo x > /tmp/x'
+p tcp-allowed bash -c 'exec 3<>)" + target + std::to_string(allowed.port()) + R"('
+p tcp-other bash -c 'exec 3<>)" + target + std::to_string(other.port()) + R"('
+echo "workflow=$(cat .github/workflows/ci.yml)"
+echo "codeowners=$(cat CODEOWNERS)"
+grep NoNewPrivs /proc/self/status
+)";
+  AgentPolicy team = policy(json::array({{{"cidr", host + "/32"}, {"ports", {allowed.port(), other.port()}}}}));
+  team.protected_paths = {".github/workflows/**", "CODEOWNERS"};
+  team.sandbox.command = {"/bin/bash", "-c", script};
+  // Landlock's TCP rule is the policy's first port alone here, so the NetworkPolicy (which allows
+  // both) is not what refuses the second.
+  team.egress[0].ports = {allowed.port()};
+
+  auto created = client.create(kube::resources::agentruns, ns->name(),
+                               {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", "boxed"}}},
+                                {"spec", {{"task", "t"}, {"repository", {{"url", "https://example.com/r.git"}}}}}});
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  auto run = parseAgentRun(*created);
+  auto admission = admit(*run, team);
+  ASSERT_TRUE(admission.admitted) << admission.message;
+  PlanOptions o;
+  o.stage_image = kStageImage;
+  o.sandbox_image = kOperatorImage;
+  json np = planNetworkPolicy(ns->name(), team, o);
+  np["spec"]["egress"][1]["ports"].push_back({{"protocol", "TCP"}, {"port", other.port()}});
+  ASSERT_TRUE(client.create(kube::resources::networkpolicies, ns->name(), np).ok());
+  json pod = withoutOperator(planAgentPod(*run, team, admission.effective, o));
+  keepInitContainers(pod, {"sandbox"});
+  // The repository as a clone would leave it (the test's own init container, outside the sandbox).
+  json seed = pod["spec"]["containers"][0];
+  seed["name"] = "seed";
+  seed.erase("ports");
+  seed["command"] = {"/bin/sh", "-c",
+                     "mkdir -p /workspace/.github/workflows /workspace/src && echo 'on: push' > /workspace/.github/workflows/ci.yml"
+                     " && echo '* @acme/leads' > /workspace/CODEOWNERS && echo 'print(1)' > /workspace/src/app.py"};
+  pod["spec"]["initContainers"].push_back(seed);
+  auto started = client.create(kube::resources::pods, ns->name(), pod);
+  ASSERT_TRUE(started.ok()) << started.error().describe();
+  auto ended = waitPod(*started, [](const json& p) {
+    auto phase = p.value(json::json_pointer("/status/phase"), std::string());
+    return phase == "Succeeded" || phase == "Failed";
+  }, std::chrono::seconds(180));
+  ASSERT_FALSE(ended.is_null()) << "the sandboxed session never ended";
+
+  // The operator reads the install's report of the node's kernel for the run's Sandboxed condition.
+  auto report = sandboxReport(observePod(&ended, "sandbox"), false);
+  ASSERT_TRUE(report) << ended["status"].dump();
+  EXPECT_TRUE(report->landlock) << report->message;
+  // The launcher, not the image, is the container's command.
+  EXPECT_EQ(ended["spec"]["containers"][0]["command"][0], "/paddock/sandbox/paddock-sandbox");
+
+  Process logs({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "logs", "-n", ns->name(), "boxed-agent", "-c", "agent"});
+  ASSERT_EQ(logs.wait(std::chrono::seconds(30)), 0);
+  std::map<std::string, std::string> said;
+  std::string all;
+  for (const auto& l : logs.lines()) {
+    all += l + "\n";
+    auto eq = l.find('=');
+    if (eq != std::string::npos) said[l.substr(0, eq)] = l.substr(eq + 1);
+  }
+  EXPECT_EQ(ended["status"]["phase"], "Succeeded") << all;
+  for (const char* refused : {"write-protected", "truncate-protected", "delete-protected", "rename-away", "rename-over",
+                              "symlink-write", "hardlink", "new-workflow", "new-at-root", "managed-settings", "tcp-other"}) {
+    EXPECT_EQ(said[refused].rfind("refused:", 0), 0u) << refused << " was allowed:\n" << all;
+  }
+  // The kernel's words: Landlock answers EACCES (or EXDEV for a link or rename across its rules);
+  // the TCP refusal is immediate, not a NetworkPolicy's timeout.
+  EXPECT_NE(said["write-protected"].find("Permission denied"), std::string::npos) << all;
+  EXPECT_NE(said["tcp-other"].find("Permission denied"), std::string::npos) << all;
+  for (const char* ok : {"edit-allowed", "create-allowed", "home", "tmp", "tcp-allowed"}) {
+    EXPECT_EQ(said[ok], "ok") << ok << ":\n" << all;
+  }
+  EXPECT_EQ(said["workflow"], "on: push") << all;
+  EXPECT_EQ(said["codeowners"], "* @acme/leads") << all;
+  EXPECT_NE(all.find("NoNewPrivs:\t1"), std::string::npos) << all;
+  EXPECT_TRUE(eventually([&] { return allowed.accepted() == 1; }, std::chrono::seconds(10)));
+  EXPECT_EQ(other.accepted(), 0);
 }
 
 TEST_F(NodeE2E, ActiveDeadlineEndsARunawayAgentWithNoOperator) {

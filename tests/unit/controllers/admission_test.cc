@@ -59,6 +59,15 @@ TEST(ParseAgentPolicy, ReadsEveryField) {
   EXPECT_EQ(p.stages[0].approver_groups, std::vector<std::string>{"payments-leads"});
   ASSERT_EQ(p.secrets.size(), 1u);
   EXPECT_EQ(p.secrets[0].stages, std::vector<std::string>{"agent"});
+  // spec.sandbox unset: Paddock's agent images' entrypoint, and no agent without Landlock.
+  EXPECT_EQ(p.sandbox.command, std::vector<std::string>{"/usr/local/bin/paddock-agent"});
+  EXPECT_FALSE(p.sandbox.warn_when_unavailable);
+  json j = policyJson();
+  j["spec"]["sandbox"] = {{"command", {"/usr/bin/tini", "--", "/usr/local/bin/paddock-agent"}}, {"whenUnavailable", "Warn"}};
+  auto set = parseAgentPolicy(j);
+  ASSERT_TRUE(set.ok()) << set.error().describe();
+  EXPECT_EQ(set->sandbox.command, (std::vector<std::string>{"/usr/bin/tini", "--", "/usr/local/bin/paddock-agent"}));
+  EXPECT_TRUE(set->sandbox.warn_when_unavailable);
 }
 
 TEST(ParseAgentPolicy, NamesTheFieldOfEveryShapeError) {
@@ -78,6 +87,9 @@ TEST(ParseAgentPolicy, NamesTheFieldOfEveryShapeError) {
       {"/spec/protectedPaths", json::array({"billing/**", "../outside"}), "spec.protectedPaths[1]: must not have '.' or '..'"},
       {"/spec/protectedPaths", json::array({std::string("a\0b", 3)}), "spec.protectedPaths[0]: must not contain NUL"},
       {"/spec/repositories/1/host", "169.254.169.254", "spec.repositories[1].host: must be a lower-case DNS name"},
+      {"/spec/sandbox", json{{"whenUnavailable", "Ignore"}}, "spec.sandbox.whenUnavailable: must be Refuse or Warn"},
+      {"/spec/sandbox", json{{"command", json::array()}}, "spec.sandbox.command: must name the agent image's entrypoint"},
+      {"/spec/sandbox", json{{"command", "claude"}}, "spec.sandbox.command: must be a list of strings"},
   };
   for (const auto& c : cases) {
     json j = policyJson();

@@ -396,14 +396,23 @@ TEST(GatewayAgentPod, GetsTheGatewayAndTheCredentialButNeverTheKey) {
   // Claude Code reads its API key from the credential file.
   json settings = json::parse(pod["metadata"]["annotations"][kAnnotationManagedSettings].get<std::string>());
   EXPECT_EQ(settings["apiKeyHelper"], "cat /var/run/paddock/gateway/credential");
-  // The wait for the gateway comes first, and every init container goes through the proxy.
-  ASSERT_GE(spec["initContainers"].size(), 2u);
+  // The wait for the gateway comes first; the workspace clone goes through the proxy (the
+  // sandbox's install reaches nothing).
+  ASSERT_EQ(spec["initContainers"].size(), 3u);
   EXPECT_EQ(spec["initContainers"][0]["name"], "gateway-credential");
   EXPECT_EQ(spec["initContainers"][0]["image"], o.gateway_image);
   EXPECT_EQ(envOf(spec["initContainers"][0], "NO_PROXY"), "paddock-gateway") << "it asks the gateway directly";
-  for (size_t i = 1; i < spec["initContainers"].size(); ++i) {
-    EXPECT_EQ(envOf(spec["initContainers"][i], "HTTPS_PROXY"), "http://paddock-gateway:8080") << spec["initContainers"][i]["name"];
+  EXPECT_EQ(spec["initContainers"][1]["name"], "sandbox");
+  EXPECT_EQ(envOf(spec["initContainers"][1], "HTTPS_PROXY"), "");
+  EXPECT_EQ(spec["initContainers"][2]["name"], "workspace");
+  EXPECT_EQ(envOf(spec["initContainers"][2], "HTTPS_PROXY"), "http://paddock-gateway:8080");
+  // Under the sandbox the agent may open TCP connections to the gateway's port alone.
+  const json command = (*agent)["command"];
+  std::vector<std::string> ports;
+  for (size_t i = 0; i + 1 < command.size() && command[i] != "--"; ++i) {
+    if (command[i] == "--connect-port") ports.push_back(command[i + 1]);
   }
+  EXPECT_EQ(ports, std::vector<std::string>{"8080"}) << command.dump();
 }
 
 TEST(GatewayStagePod, ThePrStageReachesItsForgeThroughTheGatewayAndDeployItsEndpointDirectly) {

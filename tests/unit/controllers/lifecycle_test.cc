@@ -135,6 +135,63 @@ TEST(DecideLifecycle, Table) {
 // The gateway refused the agent's next call for its budget and the agent ended on it: the run is
 // stopped at its budget (handed on to a pr stage as a draft when there is one), on the gateway
 // path only; the same words without a gateway are an agent's failure like any other.
+json sandboxInstalled(int code, const std::string& message) {
+  json p = pod(code == 0 ? "Running" : "Failed");
+  p["status"]["initContainerStatuses"] = json::array(
+      {{{"name", "sandbox"}, {"state", {{"terminated", {{"exitCode", code}, {"reason", code ? "Error" : "Completed"},
+                                                         {"message", message}}}}}}});
+  return p;
+}
+
+TEST(SandboxReport, ReadsTheInstallersWordsOfTheNodesKernel) {
+  json abi = sandboxInstalled(0, "landlock ABI 7\n");
+  auto r = sandboxReport(observePod(&abi, "sandbox"), false);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->landlock);
+  EXPECT_EQ(r->reason, "Landlock");
+  EXPECT_NE(r->message.find("ABI 7"), std::string::npos) << r->message;
+  json none = sandboxInstalled(0, "landlock unavailable: the kernel does not support it (EOPNOTSUPP)");
+  r = sandboxReport(observePod(&none, "sandbox"), true);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->landlock);
+  EXPECT_EQ(r->reason, "LandlockUnavailable");
+  EXPECT_NE(r->message.find("runs without the sandbox because spec.sandbox.whenUnavailable is Warn"), std::string::npos);
+  r = sandboxReport(observePod(&none, "sandbox"), false);
+  EXPECT_NE(r->message.find("set spec.sandbox.whenUnavailable: Warn"), std::string::npos) << r->message;
+  // Not run yet, or a node that runs nothing (kwok): no word either way.
+  json quiet = sandboxInstalled(0, "");
+  EXPECT_FALSE(sandboxReport(observePod(&quiet, "sandbox"), false));
+  json fresh = pod("Pending");
+  EXPECT_FALSE(sandboxReport(observePod(&fresh, "sandbox"), false));
+}
+
+TEST(DecideLifecycle, ANodeWithoutLandlockOrALauncherThatFailsEndsTheRunSayingSo) {
+  LifecycleInput in;
+  in.phase = "Pending";
+  in.pod_created = true;
+  json refused = sandboxInstalled(3, "landlock unavailable: the kernel does not support it (EOPNOTSUPP)");
+  in.pod = observePod(&refused);
+  in.sandbox = observePod(&refused, "sandbox");
+  auto d = decideLifecycle(in);
+  EXPECT_EQ(d.phase, "Failed");
+  EXPECT_EQ(d.reason, "SandboxUnavailable");
+  EXPECT_NE(d.message.find("has no Landlock"), std::string::npos) << d.message;
+  // The launcher in the agent container could not start the image's entrypoint.
+  json failed = terminated("Failed", 126, "Error");
+  failed["status"]["containerStatuses"][1]["state"]["terminated"]["message"] =
+      "paddock-sandbox: cannot run /usr/local/bin/paddock-agent: No such file or directory\n";
+  in.phase = "Running";
+  in.pod = observePod(&failed);
+  in.sandbox = {};
+  d = decideLifecycle(in);
+  EXPECT_EQ(d.reason, "SandboxFailed");
+  EXPECT_NE(d.message.find("spec.sandbox.command"), std::string::npos) << d.message;
+  // Exit 126 from the agent itself is the agent's failure.
+  failed["status"]["containerStatuses"][1]["state"]["terminated"]["message"] = "bash: ./x: Permission denied";
+  in.pod = observePod(&failed);
+  EXPECT_EQ(decideLifecycle(in).reason, "AgentFailed");
+}
+
 TEST(DecideLifecycle, AnAgentEndedByTheGatewaysBudgetRefusalIsStoppedAtItsBudget) {
   json ended = terminated("Failed", 1, "Error");
   ended["status"]["containerStatuses"][1]["state"]["terminated"]["message"] =

@@ -1,5 +1,7 @@
 #include "controllers/plan.h"
 
+#include <set>
+
 #include <gtest/gtest.h>
 
 namespace paddock::controllers {
@@ -110,10 +112,53 @@ TEST(PlanAgentPod, MountsOnlyTheAgentStagesSecretsReadOnly) {
       EXPECT_EQ(m["readOnly"], true);
     }
   }
-  // The workspace init container gets no secret at all.
-  for (const auto& m : pod["spec"]["initContainers"][0]["volumeMounts"]) {
-    EXPECT_NE(m["name"].get<std::string>().rfind("secret-", 0), 0u);
+  // The init containers (the sandbox's install, the workspace clone) get no secret at all.
+  for (const auto& init : pod["spec"]["initContainers"]) {
+    for (const auto& m : init["volumeMounts"]) EXPECT_NE(m["name"].get<std::string>().rfind("secret-", 0), 0u);
   }
+}
+
+TEST(PlanAgentPod, TheAgentStartsThroughTheInjectedSandbox) {
+  Planned p;
+  p.policy.protected_paths = {".github/workflows/**"};
+  p.policy.sandbox.command = {"/usr/bin/tini", "--", "/usr/local/bin/paddock-agent"};
+  json spec = p.pod()["spec"];
+  // First of the init containers: the operator's image copies the launcher into the pod's volume.
+  const json& install = spec["initContainers"][0];
+  EXPECT_EQ(install["name"], "sandbox");
+  EXPECT_EQ(install["image"], p.options.sandbox_image);
+  EXPECT_EQ(install["command"], json({"/usr/local/bin/paddock-sandbox", "install", "--to", "/paddock/sandbox",
+                                      "--when-unavailable", "refuse"}));
+  EXPECT_EQ(install["volumeMounts"], json::array({{{"name", "sandbox"}, {"mountPath", "/paddock/sandbox"}}}));
+  // The agent's command is the launcher's, whatever the image's entrypoint; the image's own
+  // entrypoint is what the launcher runs, after "--".
+  const json& agent = spec["containers"][0];
+  const json command = agent["command"];
+  ASSERT_GE(command.size(), 4u);
+  EXPECT_EQ(command[0], "/paddock/sandbox/paddock-sandbox");
+  auto dashes = std::find(command.begin(), command.end(), "--");
+  ASSERT_NE(dashes, command.end());
+  EXPECT_EQ(json(std::vector<json>(dashes + 1, command.end())), json({"/usr/bin/tini", "--", "/usr/local/bin/paddock-agent"}));
+  EXPECT_FALSE(agent.contains("args")) << "nothing of the image's CMD is appended";
+  const std::string flags = json(std::vector<json>(command.begin(), dashes)).dump();
+  EXPECT_NE(flags.find(R"("--protected-paths-file","/etc/paddock/task/protected-paths")"), std::string::npos) << flags;
+  EXPECT_NE(flags.find(R"("--workspace","/workspace")"), std::string::npos) << flags;
+  // Without a gateway, TCP connect to the ports spec.egress allows (the fixture's 443).
+  EXPECT_NE(flags.find(R"("--connect-port","443")"), std::string::npos) << flags;
+  // The launcher's volume is read-only to the agent.
+  bool mounted = false;
+  for (const auto& m : agent["volumeMounts"]) {
+    if (m["name"] != "sandbox") continue;
+    mounted = true;
+    EXPECT_EQ(m["mountPath"], "/paddock/sandbox");
+    EXPECT_EQ(m["readOnly"], true);
+  }
+  EXPECT_TRUE(mounted);
+  // Warn: the install and the launcher both carry on without Landlock.
+  p.policy.sandbox.warn_when_unavailable = true;
+  EXPECT_EQ(p.pod()["spec"]["initContainers"][0]["command"].back(), "warn");
+  const json warned = sandboxCommand(p.policy);
+  EXPECT_NE(std::find(warned.begin(), warned.end(), "warn"), warned.end());
 }
 
 TEST(PlanAgentPod, WritablePathsAreSizeLimitedEmptyDirs) {
@@ -123,11 +168,13 @@ TEST(PlanAgentPod, WritablePathsAreSizeLimitedEmptyDirs) {
   for (const auto& v : pod["spec"]["volumes"]) {
     if (v.contains("emptyDir")) sizes[v["name"]] = v["emptyDir"].value("sizeLimit", "");
   }
-  EXPECT_EQ(sizes, (std::map<std::string, std::string>{{"home", "1Gi"}, {"tmp", "1Gi"}, {"workspace", "10Gi"}}));
+  EXPECT_EQ(sizes, (std::map<std::string, std::string>{{"home", "1Gi"}, {"sandbox", "64Mi"}, {"tmp", "1Gi"}, {"workspace", "10Gi"}}));
+  // The agent writes to three of them; the sandbox's launcher is read-only to it.
+  std::set<std::string> writable;
   for (const auto& m : pod["spec"]["containers"][0]["volumeMounts"]) {
-    bool writable = !m.value("readOnly", false);
-    EXPECT_EQ(writable, sizes.count(m["name"]) == 1) << m.dump();
+    if (!m.value("readOnly", false)) writable.insert(m["name"]);
   }
+  EXPECT_EQ(writable, (std::set<std::string>{"home", "tmp", "workspace"}));
 }
 
 TEST(PlanNetworkPolicy, DeniesIngressAndAllowsOnlyDnsAndCidrs) {
@@ -283,7 +330,7 @@ TEST(PlanStagePod, TellsTheStageItsTokenEndpointBaseCommitAndRelease) {
 
 TEST(PlanAgentPod, TheCloneRecordsItsCommitInItsTerminationMessage) {
   Planned p;
-  json init = p.pod()["spec"]["initContainers"][0];
+  json init = p.pod()["spec"]["initContainers"][1];
   EXPECT_EQ(init["name"], "workspace");
   EXPECT_EQ(init["terminationMessagePolicy"], "File");
   json args = init["args"];
