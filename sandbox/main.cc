@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -225,6 +226,26 @@ int run(const RunOptions& o) {
       fail("--writable " + w + " does not exist: create it (an emptyDir volume) or drop the flag", kExitSandboxFailed);
     }
     ++rules;
+  }
+
+  // Landlock's rights add up across hierarchies: a writable folder holding the workspace (or one
+  // inside it) would make protected paths writable.
+  if (!globs.empty()) {
+    auto resolved = [](const std::string& path) {
+      std::error_code ec;
+      fs::path p = fs::weakly_canonical(path, ec);
+      return p.has_relative_path() && p.filename().empty() ? p.parent_path() : p;  // no trailing '/'
+    };
+    fs::path ws = resolved(o.workspace);
+    for (const auto& w : o.writable) {
+      fs::path dir = resolved(w);
+      auto [a, b] = std::mismatch(ws.begin(), ws.end(), dir.begin(), dir.end());
+      if (a == ws.end() || b == dir.end()) {
+        fail("--writable " + w + " and the workspace " + o.workspace +
+                 " overlap, which would make the protected paths writable: give folders outside the workspace",
+             kExitSandboxFailed);
+      }
+    }
   }
 
   int workspace_fd = open(o.workspace.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -1,29 +1,44 @@
 #include "operator/common/glob.h"
 
+#include <utility>
+#include <vector>
+
 namespace paddock {
 
 bool globMatch(const std::string& pattern, const std::string& text) {
-  // Iterative matcher with backtracking to the last star.
-  size_t p = 0, t = 0, star_p = std::string::npos, star_t = 0;
-  bool star_crosses = false;
-  while (t < text.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star_crosses = p + 1 < pattern.size() && pattern[p + 1] == '*';
-      p += star_crosses ? 2 : 1;
-      star_p = p;
-      star_t = t;
-    } else if (p < pattern.size() && (pattern[p] == text[t] || (pattern[p] == '?' && text[t] != '/'))) {
-      ++p;
-      ++t;
-    } else if (star_p != std::string::npos && (star_crosses || text[star_t] != '/')) {
-      p = star_p;
-      t = ++star_t;
-    } else {
-      return false;
-    }
+  // The pattern's tokens, read left to right: '*' followed by '*' is one `**`.
+  enum Kind : char { Literal, One, Star, Stars };
+  struct Token {
+    Kind kind;
+    char c;
+  };
+  std::vector<Token> tokens;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] == '*' && i + 1 < pattern.size() && pattern[i + 1] == '*') tokens.push_back({Stars, '*'}), ++i;
+    else if (pattern[i] == '*') tokens.push_back({Star, '*'});
+    else if (pattern[i] == '?') tokens.push_back({One, '?'});
+    else tokens.push_back({Literal, pattern[i]});
   }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
+  // Dynamic programming, text from its end: here[k] says whether tokens[k..] match text[j..],
+  // after[k] the same for text[j+1..]. O(tokens * text), with no backtracking to get wrong (a
+  // `**` before a `*`, as in "**/*.tf", needs both stars to give back what they took).
+  const size_t K = tokens.size(), T = text.size();
+  std::vector<char> here(K + 1), after(K + 1);
+  for (size_t j = T + 1; j-- > 0;) {
+    here[K] = j == T;
+    for (size_t k = K; k-- > 0;) {
+      const Token& t = tokens[k];
+      bool can_take = j < T && (t.kind == Stars || text[j] != '/');
+      switch (t.kind) {
+        case Star:
+        case Stars: here[k] = here[k + 1] || (can_take && after[k]); break;  // nothing, or one more character
+        case One: here[k] = can_take && after[k + 1]; break;
+        case Literal: here[k] = j < T && text[j] == t.c && after[k + 1]; break;
+      }
+    }
+    std::swap(here, after);
+  }
+  return after[0];
 }
 
 std::string repositoryGlob(std::string glob) {

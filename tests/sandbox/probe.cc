@@ -4,14 +4,21 @@
 //   write:P  open P O_WRONLY|O_TRUNC and write    create:P  open P O_WRONLY|O_CREAT|O_TRUNC and write
 //   unlink:P   mkdir:P   rename:A:B   link:A:B   symlink:TARGET:LINK   connect:PORT (127.0.0.1)
 //   nonewprivs   exit:N
+// `paddock-sandbox-probe --deny-landlock PROGRAM ARGS...` instead executes PROGRAM under a seccomp
+// filter that fails the Landlock system calls with EPERM, as a container runtime's profile might:
+// a kernel without Landlock, as paddock-sandbox sees it.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -48,9 +55,29 @@ int connectPort(int port) {
   return rc;
 }
 
+int denyLandlockAndExec(char** argv) {
+  // landlock_create_ruleset, landlock_add_rule, landlock_restrict_self: 444 to 446 everywhere.
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 444, 0, 2),
+      BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, 446, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+    std::perror("probe: seccomp");
+    return 100;
+  }
+  execv(argv[0], argv);
+  std::perror("probe: exec");
+  return 100;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 2 && std::string(argv[1]) == "--deny-landlock") return denyLandlockAndExec(argv + 2);
   for (int i = 1; i < argc; ++i) {
     std::string op = argv[i];
     std::string verb = field(op, 0);

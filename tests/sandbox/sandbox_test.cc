@@ -283,9 +283,49 @@ TEST_F(Sandbox, FailuresBeforeExecAreNamedAndExit126Or127) {
   EXPECT_EQ(no_cmd.status, 127);
   EXPECT_TRUE(no_cmd.err.find("paddock-sandbox: cannot execute") != std::string::npos) << no_cmd.err;
 
+  Result overlap = sandboxed({"exit:0"}, {"--writable", root_.string()});
+  EXPECT_EQ(overlap.status, 126);
+  EXPECT_NE(overlap.err.find("--writable " + root_.string() + " and the workspace"), std::string::npos) << overlap.err;
+  Result inside = sandboxed({"exit:0"}, {"--writable", w("src")});
+  EXPECT_EQ(inside.status, 126) << inside.err;
+
   Result usage = runProcess({kSandbox, "--connect-port", "x", "--", kProbe}, root_);
   EXPECT_EQ(usage.status, 126);
   EXPECT_NE(usage.err.find("--connect-port x"), std::string::npos) << usage.err;
+}
+
+// A kernel without Landlock, as a seccomp profile that denies its system calls shows it.
+TEST_F(Sandbox, UnavailableLandlockIsRefusedOrWarnedByChoice) {
+  std::string op = "create:" + (outside_ / "x").string();
+  Result refused = runProcess({kProbe, "--deny-landlock", kSandbox, "--workspace", ws_.string(), "--", kProbe, op}, root_);
+  EXPECT_EQ(refused.status, 126);
+  EXPECT_TRUE(refused.err.starts_with("paddock-sandbox: landlock unavailable: ")) << refused.err;
+  EXPECT_NE(refused.err.find("EPERM"), std::string::npos) << refused.err;
+  EXPECT_TRUE(refused.answers.empty()) << "the command must not run";
+
+  Result warned = runProcess({kProbe, "--deny-landlock", kSandbox, "--workspace", ws_.string(), "--when-unavailable",
+                              "warn", "--", kProbe, op, "nonewprivs"},
+                             root_);
+  EXPECT_EQ(warned.status, 0) << warned.err;
+  EXPECT_NE(warned.err.find("\"level\":\"warn\""), std::string::npos) << warned.err;
+  EXPECT_NE(warned.err.find("landlock unavailable"), std::string::npos) << warned.err;
+  EXPECT_EQ(warned.answers[op], "ok") << "unsandboxed";
+  EXPECT_EQ(warned.answers["nonewprivs"], "1");
+
+  fs::path to = root_ / "paddock";
+  fs::create_directories(to);
+  fs::path log = root_ / "termination-log";
+  Result install = runProcess(
+      {kProbe, "--deny-landlock", kSandbox, "install", "--to", to.string(), "--termination-log", log.string()}, root_);
+  EXPECT_EQ(install.status, 3);
+  EXPECT_TRUE(install.out.starts_with("landlock unavailable: ")) << install.out;
+  EXPECT_EQ(readFile(log), install.out);
+  EXPECT_TRUE(fs::exists(to / "paddock-sandbox")) << "installed either way; the run decides";
+  Result install_warn = runProcess({kProbe, "--deny-landlock", kSandbox, "install", "--to", to.string(),
+                                    "--termination-log", log.string(), "--when-unavailable", "warn"},
+                                   root_);
+  EXPECT_EQ(install_warn.status, 0);
+  EXPECT_TRUE(install_warn.out.starts_with("landlock unavailable: ")) << install_warn.out;
 }
 
 TEST_F(Sandbox, InstallCopiesItselfAndReportsTheAbi) {
