@@ -109,7 +109,8 @@ int install(const InstallOptions& o) {
 std::vector<Entry> listWorkspace(const std::string& workspace) {
   std::vector<Entry> out;
   std::error_code ec;
-  fs::recursive_directory_iterator it(workspace, fs::directory_options::skip_permission_denied, ec), end;
+  // A folder that cannot be read fails the listing: what lies beneath it could be protected.
+  fs::recursive_directory_iterator it(workspace, fs::directory_options::none, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
     auto status = it->symlink_status(ec);
     if (ec) break;
@@ -119,7 +120,11 @@ std::vector<Entry> listWorkspace(const std::string& workspace) {
     else if (fs::is_regular_file(status)) type = EntryType::File;
     out.push_back({it->path().lexically_relative(workspace).generic_string(), type});
   }
-  if (ec) fail("cannot list the workspace " + workspace + ": " + ec.message(), kExitSandboxFailed);
+  if (ec) {
+    fail("cannot list the workspace " + workspace + " to find its protected paths: " + ec.message() +
+             "; every folder in it must be readable by the agent's user",
+         kExitSandboxFailed);
+  }
   return out;
 }
 
