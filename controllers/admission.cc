@@ -32,30 +32,6 @@ PolicyChoice resolvePolicy(const std::string& ns, const std::map<std::string, st
               "): exactly one may govern it; ask the platform team to narrow their spec.namespaceSelector"};
 }
 
-bool globMatch(const std::string& pattern, const std::string& text) {
-  // Iterative matcher with backtracking to the last star.
-  size_t p = 0, t = 0, star_p = std::string::npos, star_t = 0;
-  bool star_crosses = false;
-  while (t < text.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star_crosses = p + 1 < pattern.size() && pattern[p + 1] == '*';
-      p += star_crosses ? 2 : 1;
-      star_p = p;
-      star_t = t;
-    } else if (p < pattern.size() && (pattern[p] == text[t] || (pattern[p] == '?' && text[t] != '/'))) {
-      ++p;
-      ++t;
-    } else if (star_p != std::string::npos && (star_crosses || text[star_t] != '/')) {
-      p = star_p;
-      t = ++star_t;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
 namespace {
 
 Admission refuse(std::string reason, std::string message) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "controllers/api.h"
+#include "operator/common/glob.h"
 
 namespace paddock::controllers {
 
@@ -21,10 +22,8 @@ struct PolicyChoice {
 PolicyChoice resolvePolicy(const std::string& ns, const std::map<std::string, std::string>& ns_labels,
                            const std::vector<AgentPolicy>& policies);
 
-// Shell-style glob for image references: `*` matches any run of characters except '/', `**` any
-// run including '/', `?` one character other than '/'. "registry.example.com/team/*" allows
-// "registry.example.com/team/agent:1.2" but not "registry.example.com/team/x/agent:1.2".
-bool globMatch(const std::string& pattern, const std::string& text);
+// Image references are matched with paddock::globMatch (operator/common/glob.h).
+using paddock::globMatch;
 
 // Is `image` the policy's default, or a reference matching one of spec.images.allowed on its parsed
 // parts (controllers/references.h)? The API server's admission policy decides the same when the

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "controllers/admission.h"
+#include "operator/common/glob.h"
 
 namespace paddock::controllers {
 namespace {

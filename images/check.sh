@@ -7,6 +7,8 @@
 #     exec form, no :latest base, no ADD of URLs, every COPY source of the repository exists;
 #   - the runtime stage installs a Debian package for every shared library the built binary
 #     needs (its DT_NEEDED entries, mapped to packages with dpkg -S), given the build directory;
+#   - paddock-sandbox, which runs from any team image, is statically linked (no interpreter, no
+#     DT_NEEDED);
 #   - shell entry points parse (bash -n).
 #
 #   images/check.sh [BUILD_DIR]
@@ -32,7 +34,7 @@ hadolint_bin() {
 
 # The binaries each image target ships; the stage runner's does not exist yet.
 declare -A binaries=(
-  [operator]="operator/paddock-operator operator/paddock-audit gateway/paddock-gateway"
+  [operator]="operator/paddock-operator operator/paddock-audit gateway/paddock-gateway sandbox/paddock-sandbox"
   [agent-sim]="images/agent-sim/paddock-agent-sim"
 )
 
@@ -86,6 +88,11 @@ for dockerfile in "$root"/images/Dockerfile "$root"/images/*/Dockerfile; do
 done
 for target in operator stage agent-sim; do check_image "$root/images/Dockerfile" "$target" "images/Dockerfile --target $target"; done
 check_image "$root/images/agent-claude-code/Dockerfile" "" "images/agent-claude-code/Dockerfile"
+
+sandbox=$build/sandbox/paddock-sandbox
+if [ ! -x "$sandbox" ]; then echo "skip paddock-sandbox: $sandbox is not built"
+elif objdump -p "$sandbox" | grep -qE 'NEEDED|INTERP'; then bad "paddock-sandbox must be statically linked: it runs from any team image"
+else ok "paddock-sandbox is statically linked"; fi
 
 for script in "$root"/images/*/*.sh; do
   if bash -n "$script"; then ok "${script#"$root"/}: parses"; else bad "${script#"$root"/}: bash -n"; fi

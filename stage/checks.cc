@@ -6,7 +6,7 @@
 #include <cmath>
 #include <regex>
 
-#include "controllers/admission.h"
+#include "operator/common/glob.h"
 
 namespace paddock::stage {
 
@@ -101,11 +101,8 @@ std::vector<std::string> parseGlobList(std::string_view text) {
 std::vector<std::string> protectedPaths(const std::vector<std::string>& changed, const std::vector<std::string>& globs) {
   std::vector<std::string> out;
   for (const auto& path : changed) {
-    bool hit = std::any_of(globs.begin(), globs.end(), [&](std::string glob) {
-      while (glob.starts_with("/")) glob.erase(0, 1);  // rooted at the repository either way
-      if (glob.ends_with("/")) glob += "**";
-      return controllers::globMatch(glob, path);
-    });
+    bool hit = std::any_of(globs.begin(), globs.end(),
+                           [&](const std::string& glob) { return globMatch(repositoryGlob(glob), path); });
     if (hit) out.push_back(path);
   }
   return out;

@@ -14,7 +14,7 @@ namespace paddock::stage {
 std::vector<std::string> parseGlobList(std::string_view text);
 
 // The paths (as git prints them, relative to the repository's root) that match any glob, in the
-// order given. Globs follow controllers/admission.h globMatch: `*` and `?` stop at `/`, `**`
+// order given. Globs follow operator/common/glob.h: `*` and `?` stop at `/`, `**`
 // crosses it; a glob ending in `/` or `/**` covers everything below that folder.
 std::vector<std::string> protectedPaths(const std::vector<std::string>& changed, const std::vector<std::string>& globs);
 

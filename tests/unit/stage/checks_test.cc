@@ -25,6 +25,9 @@ TEST(StageProtectedPaths, GlobsFollowAdmissionSemantics) {
                                       "db/migrations/001_init.sql", "server.pem", "secrets/a.txt"}));
   EXPECT_TRUE(protectedPaths(changed, {}).empty());
   EXPECT_EQ(protectedPaths({"Makefile"}, {"/Makefile"}), std::vector<std::string>{"Makefile"});
+  // A `**` before a `*`: both stars give back what they took.
+  EXPECT_EQ(protectedPaths({"main.tf", "infra/main.tf", "infra/modules/vpc/main.tf", "infra/main.tfvars"}, {"**/*.tf"}),
+            (std::vector<std::string>{"infra/main.tf", "infra/modules/vpc/main.tf"}));
 }
 
 TEST(StageDiff, AddedLinesCarryFileAndNewLineNumber) {
