@@ -1,6 +1,7 @@
 #include "controllers/plan.h"
 
 #include "controllers/gateway.h"
+#include "operator/common/glob.h"
 
 #include <algorithm>
 #include <cctype>
@@ -415,6 +416,16 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
       {{"name", "settings"}, {"mountPath", "/etc/claude-code"}, {"readOnly", true}},
       {{"name", "control"}, {"mountPath", "/etc/paddock/control"}, {"readOnly", true}},
   });
+  // Each protected literal path (".github/workflows/**", "CODEOWNERS") read-only over itself: the
+  // kernel refuses any write, create, delete or rename there (the kubelet makes a missing one
+  // as an empty folder), and paddock-sandbox's Landlock rules hold only the wildcard globs.
+  std::set<std::string> literal;
+  for (const auto& glob : policy.protected_paths) {
+    if (auto path = literalPath(glob); !path.empty()) literal.insert(path);
+  }
+  for (const auto& path : literal) {
+    mounts.push_back({{"name", "workspace"}, {"mountPath", "/workspace/" + path}, {"subPath", path}, {"readOnly", true}});
+  }
   mountSecrets(policy, "agent", volumes, mounts);
   json env = json::array({
       {{"name", "HOME"}, {"value", "/home/agent"}},

@@ -258,7 +258,17 @@ int run(const RunOptions& o) {
     fail("cannot open the workspace " + o.workspace + ": " + errnoText(errno) + "; check --workspace and its volume",
          kExitSandboxFailed);
   }
-  WorkspacePlan plan = planWorkspace(globs.empty() ? std::vector<Entry>{} : listWorkspace(o.workspace), globs);
+  // The operator's read-only mounts of the protected literal paths hold those already.
+  std::vector<std::string> mounted;
+  if (!globs.empty()) {
+    std::ifstream info("/proc/self/mountinfo");
+    std::stringstream text;
+    text << info.rdbuf();
+    std::error_code ec;
+    fs::path ws = fs::canonical(o.workspace, ec);
+    if (!ec) mounted = readOnlyMountsUnder(text.str(), ws.string());
+  }
+  WorkspacePlan plan = planWorkspace(globs.empty() ? std::vector<Entry>{} : listWorkspace(o.workspace), globs, mounted);
   for (const auto& rule : plan.rules) {
     int fd = rule.path.empty() ? dup(workspace_fd) : openBeneath(workspace_fd, rule.path);
     if (fd < 0) continue;
@@ -287,6 +297,8 @@ int run(const RunOptions& o) {
   close(ruleset);
   paddock::log::info("sandbox applied", {{"abi", abi},
                                          {"protectedPaths", globs.size()},
+                                         {"heldByReadOnlyMounts", plan.held},
+                                         {"ancestors", plan.ancestors},
                                          {"rules", rules},
                                          {"connectPorts", attr.handled_access_net ? o.connect_ports : std::vector<int>{}}});
   execCommand(o.command);

@@ -1,6 +1,7 @@
 #include "sandbox/plan.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -9,25 +10,10 @@
 namespace paddock::sandbox {
 namespace {
 
-bool hasWildcard(const std::string& s) { return s.find_first_of("*?") != std::string::npos; }
-
 // "a/b/c" -> "a/b"; "a" -> "".
 std::string parentOf(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos ? "" : path.substr(0, slash);
-}
-
-// No empty, "." or ".." component: a path that names something inside the workspace.
-bool inside(const std::string& path) {
-  if (path.empty()) return false;
-  size_t start = 0;
-  while (true) {
-    size_t end = path.find('/', start);
-    std::string part = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (part.empty() || part == "." || part == "..") return false;
-    if (end == std::string::npos) return true;
-    start = end + 1;
-  }
 }
 
 // Is `path` or one of its parents in `set`?
@@ -40,14 +26,54 @@ bool underAny(const std::string& path, const std::set<std::string>& set) {
 
 }  // namespace
 
-std::string literalPath(const std::string& glob) {
-  std::string g = repositoryGlob(glob);
-  if (g.ends_with("/**")) g.resize(g.size() - 3);
-  if (hasWildcard(g) || !inside(g)) return "";
-  return g;
+std::vector<std::string> readOnlyMountsUnder(const std::string& mountinfo, const std::string& workspace) {
+  // "36 35 98:0 /sub /workspace/.github/workflows ro,relatime shared:1 - ext4 /dev/vda rw": the
+  // fifth field is the mount point (space, tab, newline and backslash written as \ooo), the
+  // sixth the mount's own options.
+  auto unescape = [](const std::string& s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
+        out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+        i += 3;
+      } else {
+        out += s[i];
+      }
+    }
+    return out;
+  };
+  std::set<std::string> out;
+  const std::string prefix = workspace + "/";
+  size_t start = 0;
+  while (start < mountinfo.size()) {
+    size_t end = mountinfo.find('\n', start);
+    if (end == std::string::npos) end = mountinfo.size();
+    std::vector<std::string> fields;
+    size_t f = start;
+    while (f < end && fields.size() < 6) {
+      size_t space = mountinfo.find(' ', f);
+      if (space == std::string::npos || space > end) space = end;
+      fields.push_back(mountinfo.substr(f, space - f));
+      f = space + 1;
+    }
+    start = end + 1;
+    if (fields.size() < 6) continue;
+    std::string point = unescape(fields[4]);
+    if (!point.starts_with(prefix) || !repositoryRelative(point.substr(prefix.size()))) continue;
+    bool ro = false;
+    for (size_t o = 0; o <= fields[5].size();) {
+      size_t comma = fields[5].find(',', o);
+      if (comma == std::string::npos) comma = fields[5].size();
+      ro |= fields[5].substr(o, comma - o) == "ro";
+      o = comma + 1;
+    }
+    if (ro) out.insert(point.substr(prefix.size()));
+  }
+  return {out.begin(), out.end()};
 }
 
-WorkspacePlan planWorkspace(const std::vector<Entry>& listing, const std::vector<std::string>& globs) {
+WorkspacePlan planWorkspace(const std::vector<Entry>& listing, const std::vector<std::string>& globs,
+                            const std::vector<std::string>& mounted) {
   std::vector<std::string> patterns;
   for (const auto& g : globs) patterns.push_back(repositoryGlob(g));
 
@@ -63,6 +89,16 @@ WorkspacePlan planWorkspace(const std::vector<Entry>& listing, const std::vector
   }
 
   WorkspacePlan plan;
+  // What a read-only mount holds needs no rule of Landlock's, nor makes its parents ancestors.
+  const std::set<std::string> ro(mounted.begin(), mounted.end());
+  for (auto it = hit.begin(); it != hit.end();) {
+    if (underAny(*it, ro)) {
+      plan.held.push_back(*it);
+      it = hit.erase(it);
+    } else {
+      ++it;
+    }
+  }
   // The top-most protected paths (a path under another protected path adds nothing).
   for (const auto& p : hit) {
     if (!underAny(parentOf(p), hit)) plan.protected_paths.push_back(p);

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "operator/common/glob.h"
+
 namespace paddock::sandbox {
 
 enum class EntryType { Dir, File, Symlink, Other };
@@ -43,15 +45,23 @@ struct WorkspacePlan {
   std::vector<WorkspaceRule> rules;          // sorted by path
   std::vector<std::string> protected_paths;  // the top-most protected paths, existing or not, sorted
   std::vector<std::string> ancestors;        // directories with a protected path beneath, sorted ("" first)
+  std::vector<std::string> held;             // protected paths a read-only mount already holds, sorted
 };
 
-// The literal path a glob protects even before it exists: the glob itself when it has no
-// wildcard ("CODEOWNERS"), its prefix when it is "<literal>/**" (".github/workflows"); empty
-// otherwise. Globs are taken through repositoryGlob first.
-std::string literalPath(const std::string& glob);
 
 // The rules that make the workspace writable except the paths the globs protect. With no glob,
 // or none that protects anything, one rule: the whole workspace, every right.
-WorkspacePlan planWorkspace(const std::vector<Entry>& listing, const std::vector<std::string>& globs);
+//
+// `mounted`: the read-only mount points inside the workspace (relative paths). The operator
+// mounts each protected literal path read-only over itself (a subPath of the workspace volume),
+// so the kernel refuses every write, create, unlink and rename there and at the mount point
+// (EROFS, EBUSY, EXDEV) whatever Landlock grants; a protected path at or under one is held
+// already, makes no ancestor, and leaves the repository's root writable.
+WorkspacePlan planWorkspace(const std::vector<Entry>& listing, const std::vector<std::string>& globs,
+                            const std::vector<std::string>& mounted = {});
+
+// The read-only mount points strictly inside `workspace` (an absolute path without a trailing
+// '/'), relative to it, from the text of /proc/self/mountinfo.
+std::vector<std::string> readOnlyMountsUnder(const std::string& mountinfo, const std::string& workspace);
 
 }  // namespace paddock::sandbox

@@ -905,108 +905,155 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
   EXPECT_EQ(change.lines().at(0), "RETRIES = 3  # half done");
 }
 
-// paddock-sandbox, injected by the operator's plan: whatever the agent process tries against the
-// policy's protected paths, the kernel (Landlock) refuses it, while the rest of its workspace, its
-// $HOME and /tmp stay writable; TCP connect reaches the policy's port alone. The agent here is a
-// bash session run as the image's entrypoint (spec.sandbox.command), so every probe is the agent
-// process's own descendant, as a tool call of a real agent would be.
+// paddock-sandbox and the read-only mounts, injected by the operator's plan: whatever the agent
+// process tries against the policy's protected paths, the kernel refuses it, while the rest of its
+// workspace, its $HOME and /tmp stay writable; TCP connect reaches the policy's port alone. The
+// agent is a bash session run as the image's entrypoint (spec.sandbox.command), so every probe is
+// the agent process's own descendant, as a real agent's tool call is. Two sessions: literal globs
+// (held by read-only mounts of themselves: the repository's root stays writable) and a wildcard
+// glob (held by Landlock alone: its matches' folders take no new entries).
 TEST_F(NodeE2E, TheSandboxKeepsProtectedPathsAndTcpToThePolicysPortsWhateverTheAgentTries) {
   const std::string host = addresses["host_ip"];
   TcpServer allowed(host), other(host);
   const std::string target = "/dev/tcp/" + host + "/";
-  const std::string script = R"(cd /workspace
+  const std::string probe = R"SH(cd /workspace
 p() { local name=$1; shift; if out=$("$@" 2>&1); then echo "$name=ok"; else echo "$name=refused:${out##*: }"; fi; }
+)SH";
+  const std::string literal_script = probe + R"SH(
 p write-protected sh -c 'echo evil >> .github/workflows/ci.yml'
 p truncate-protected truncate -s 0 CODEOWNERS
 p delete-protected rm -f CODEOWNERS
+p delete-tree rm -rf .github
 p rename-away mv .github/workflows/ci.yml src/ci.yml
 p rename-over sh -c 'echo evil > src/evil.yml && mv -f src/evil.yml .github/workflows/ci.yml'
 p symlink-write sh -c 'ln -s /workspace/.github/workflows/ci.yml src/link && echo evil >> src/link'
 p hardlink ln .github/workflows/ci.yml src/hard
 p new-workflow sh -c 'echo x > .github/workflows/new.yml'
-p new-at-root sh -c 'echo x > /workspace/NEW'
 p managed-settings sh -c 'echo {} > /etc/claude-code/managed-settings.json'
+p new-at-root sh -c 'echo x > NEW.md'
+p edit-root sh -c 'echo more >> README.md && mv README.md README.tmp && mv README.tmp README.md'
 p edit-allowed sh -c 'echo "# fixed" >> src/app.py'
 p create-allowed sh -c 'echo new > src/new.py && mkdir -p src/pkg && echo y > src/pkg/mod.py'
 p home sh -c 'echo x > "$HOME/x"'
 p tmp sh -c 'echo x > /tmp/x'
-p tcp-allowed bash -c 'exec 3<>)" + target + std::to_string(allowed.port()) + R"('
-p tcp-other bash -c 'exec 3<>)" + target + std::to_string(other.port()) + R"('
+p tcp-allowed bash -c 'exec 3<>)SH" + target + std::to_string(allowed.port()) + R"SH('
+p tcp-other bash -c 'exec 3<>)SH" + target + std::to_string(other.port()) + R"SH('
 echo "workflow=$(cat .github/workflows/ci.yml)"
 echo "codeowners=$(cat CODEOWNERS)"
 grep NoNewPrivs /proc/self/status
-)";
-  AgentPolicy team = policy(json::array({{{"cidr", host + "/32"}, {"ports", {allowed.port(), other.port()}}}}));
-  team.protected_paths = {".github/workflows/**", "CODEOWNERS"};
-  team.sandbox.command = {"/bin/bash", "-c", script};
-  // Landlock's TCP rule is the policy's first port alone here, so the NetworkPolicy (which allows
-  // both) is not what refuses the second.
-  team.egress[0].ports = {allowed.port()};
+)SH";
+  const std::string wildcard_script = probe + R"SH(
+p write-tf sh -c 'echo evil >> src/infra/main.tf'
+p delete-tf rm -f src/infra/main.tf
+p rename-tf mv src/infra/main.tf src/main.tf
+p symlink-tf sh -c 'ln -s /workspace/src/infra/main.tf docs/link && echo evil >> docs/link'
+p hardlink-tf ln src/infra/main.tf docs/hard
+p new-at-root sh -c 'echo x > NEW.md'
+p edit-root sh -c 'echo more >> README.md'
+p create-in-docs sh -c 'echo new > docs/new.md && mkdir -p docs/a/b && echo y > docs/a/b/c.md'
+echo "tf=$(cat src/infra/main.tf)"
+)SH";
+  // The repository as a clone would leave it (the test's own init container, outside the sandbox).
+  const std::string seed_script =
+      "mkdir -p /workspace/.github/workflows /workspace/src/infra /workspace/docs && cd /workspace"
+      " && echo 'on: push' > .github/workflows/ci.yml && echo '* @acme/leads' > CODEOWNERS && echo 'print(1)' > src/app.py"
+      " && echo 'resource {}' > src/infra/main.tf && echo '# shop' > README.md && echo '# docs' > docs/index.md";
 
-  auto created = client.create(kube::resources::agentruns, ns->name(),
-                               {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", "boxed"}}},
-                                {"spec", {{"task", "t"}, {"repository", {{"url", "https://example.com/r.git"}}}}}});
-  ASSERT_TRUE(created.ok()) << created.error().describe();
-  auto run = parseAgentRun(*created);
-  auto admission = admit(*run, team);
-  ASSERT_TRUE(admission.admitted) << admission.message;
+  AgentPolicy base = policy(json::array({{{"cidr", host + "/32"}, {"ports", {allowed.port()}}}}));
   PlanOptions o;
   o.stage_image = kStageImage;
   o.sandbox_image = kOperatorImage;
-  json np = planNetworkPolicy(ns->name(), team, o);
+  // The NetworkPolicy allows both ports, so Landlock (the policy's first port alone) is what
+  // refuses the second.
+  json np = planNetworkPolicy(ns->name(), base, o);
   np["spec"]["egress"][1]["ports"].push_back({{"protocol", "TCP"}, {"port", other.port()}});
   ASSERT_TRUE(client.create(kube::resources::networkpolicies, ns->name(), np).ok());
-  json pod = withoutOperator(planAgentPod(*run, team, admission.effective, o));
-  keepInitContainers(pod, {"sandbox"});
-  // The repository as a clone would leave it (the test's own init container, outside the sandbox).
-  json seed = pod["spec"]["containers"][0];
-  seed["name"] = "seed";
-  seed.erase("ports");
-  seed["command"] = {"/bin/sh", "-c",
-                     "mkdir -p /workspace/.github/workflows /workspace/src && echo 'on: push' > /workspace/.github/workflows/ci.yml"
-                     " && echo '* @acme/leads' > /workspace/CODEOWNERS && echo 'print(1)' > /workspace/src/app.py"};
-  pod["spec"]["initContainers"].push_back(seed);
-  auto started = client.create(kube::resources::pods, ns->name(), pod);
-  ASSERT_TRUE(started.ok()) << started.error().describe();
-  auto ended = waitPod(*started, [](const json& p) {
-    auto phase = p.value(json::json_pointer("/status/phase"), std::string());
-    return phase == "Succeeded" || phase == "Failed";
-  }, std::chrono::seconds(180));
-  ASSERT_FALSE(ended.is_null()) << "the sandboxed session never ended";
 
+  auto session = [&](const std::string& name, const std::vector<std::string>& globs, const std::string& script) {
+    AgentPolicy team = base;
+    team.protected_paths = globs;
+    team.sandbox.command = {"/bin/bash", "-c", script};
+    auto created = client.create(kube::resources::agentruns, ns->name(),
+                                 {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", name}}},
+                                  {"spec", {{"task", "t"}, {"repository", {{"url", "https://example.com/r.git"}}}}}});
+    EXPECT_TRUE(created.ok()) << created.error().describe();
+    auto run = parseAgentRun(*created);
+    auto admission = admit(*run, team);
+    EXPECT_TRUE(admission.admitted) << admission.message;
+    json pod = withoutOperator(planAgentPod(*run, team, admission.effective, o));
+    keepInitContainers(pod, {"sandbox"});
+    json seed = pod["spec"]["containers"][0];
+    seed["name"] = "seed";
+    seed.erase("ports");
+    seed["command"] = {"/bin/sh", "-c", seed_script};
+    seed["volumeMounts"] = {{{"name", "workspace"}, {"mountPath", "/workspace"}}};
+    pod["spec"]["initContainers"].push_back(seed);
+    auto started = client.create(kube::resources::pods, ns->name(), pod);
+    EXPECT_TRUE(started.ok()) << started.error().describe();
+    return started.ok() ? *started : json();
+  };
+  auto ended = [&](const json& pod) {
+    return waitPod(pod, [](const json& p) {
+      auto phase = p.value(json::json_pointer("/status/phase"), std::string());
+      return phase == "Succeeded" || phase == "Failed";
+    }, std::chrono::seconds(180));
+  };
+  auto said = [&](const std::string& pod, std::string& all) {
+    Process logs({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "logs", "-n", ns->name(), pod, "-c", "agent"});
+    EXPECT_EQ(logs.wait(std::chrono::seconds(30)), 0);
+    std::map<std::string, std::string> out;
+    for (const auto& l : logs.lines()) {
+      all += l + "\n";
+      auto eq = l.find('=');
+      if (eq != std::string::npos) out[l.substr(0, eq)] = l.substr(eq + 1);
+    }
+    return out;
+  };
+  auto literal_pod = session("held", {".github/workflows/**", "CODEOWNERS"}, literal_script);
+  auto wildcard_pod = session("globbed", {"**/*.tf"}, wildcard_script);
+  ASSERT_FALSE(literal_pod.is_null());
+  ASSERT_FALSE(wildcard_pod.is_null());
+
+  auto literal_end = ended(literal_pod);
+  ASSERT_FALSE(literal_end.is_null()) << "the sandboxed session never ended";
   // The operator reads the install's report of the node's kernel for the run's Sandboxed condition.
-  auto report = sandboxReport(observePod(&ended, "sandbox"), false);
-  ASSERT_TRUE(report) << ended["status"].dump();
+  auto report = sandboxReport(observePod(&literal_end, "sandbox"), false);
+  ASSERT_TRUE(report) << literal_end["status"].dump();
   EXPECT_TRUE(report->landlock) << report->message;
   // The launcher, not the image, is the container's command.
-  EXPECT_EQ(ended["spec"]["containers"][0]["command"][0], "/paddock/sandbox/paddock-sandbox");
-
-  Process logs({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "logs", "-n", ns->name(), "boxed-agent", "-c", "agent"});
-  ASSERT_EQ(logs.wait(std::chrono::seconds(30)), 0);
-  std::map<std::string, std::string> said;
+  EXPECT_EQ(literal_end["spec"]["containers"][0]["command"][0], "/paddock/sandbox/paddock-sandbox");
   std::string all;
-  for (const auto& l : logs.lines()) {
-    all += l + "\n";
-    auto eq = l.find('=');
-    if (eq != std::string::npos) said[l.substr(0, eq)] = l.substr(eq + 1);
+  auto held = said("held-agent", all);
+  EXPECT_EQ(literal_end["status"]["phase"], "Succeeded") << all;
+  for (const char* refused : {"write-protected", "truncate-protected", "delete-protected", "delete-tree", "rename-away",
+                              "rename-over", "symlink-write", "hardlink", "new-workflow", "managed-settings", "tcp-other"}) {
+    EXPECT_EQ(held[refused].rfind("refused:", 0), 0u) << refused << " was allowed:\n" << all;
   }
-  EXPECT_EQ(ended["status"]["phase"], "Succeeded") << all;
-  for (const char* refused : {"write-protected", "truncate-protected", "delete-protected", "rename-away", "rename-over",
-                              "symlink-write", "hardlink", "new-workflow", "new-at-root", "managed-settings", "tcp-other"}) {
-    EXPECT_EQ(said[refused].rfind("refused:", 0), 0u) << refused << " was allowed:\n" << all;
+  EXPECT_NE(held["write-protected"].find("Read-only file system"), std::string::npos) << all;
+  // Landlock's TCP refusal is immediate (EACCES), not a NetworkPolicy's timeout.
+  EXPECT_NE(held["tcp-other"].find("Permission denied"), std::string::npos) << all;
+  for (const char* ok : {"new-at-root", "edit-root", "edit-allowed", "create-allowed", "home", "tmp", "tcp-allowed"}) {
+    EXPECT_EQ(held[ok], "ok") << ok << ":\n" << all;
   }
-  // The kernel's words: Landlock answers EACCES (or EXDEV for a link or rename across its rules);
-  // the TCP refusal is immediate, not a NetworkPolicy's timeout.
-  EXPECT_NE(said["write-protected"].find("Permission denied"), std::string::npos) << all;
-  EXPECT_NE(said["tcp-other"].find("Permission denied"), std::string::npos) << all;
-  for (const char* ok : {"edit-allowed", "create-allowed", "home", "tmp", "tcp-allowed"}) {
-    EXPECT_EQ(said[ok], "ok") << ok << ":\n" << all;
-  }
-  EXPECT_EQ(said["workflow"], "on: push") << all;
-  EXPECT_EQ(said["codeowners"], "* @acme/leads") << all;
+  EXPECT_EQ(held["workflow"], "on: push") << all;
+  EXPECT_EQ(held["codeowners"], "* @acme/leads") << all;
   EXPECT_NE(all.find("NoNewPrivs:\t1"), std::string::npos) << all;
   EXPECT_TRUE(eventually([&] { return allowed.accepted() == 1; }, std::chrono::seconds(10)));
   EXPECT_EQ(other.accepted(), 0);
+
+  auto wildcard_end = ended(wildcard_pod);
+  ASSERT_FALSE(wildcard_end.is_null());
+  all.clear();
+  auto globbed = said("globbed-agent", all);
+  EXPECT_EQ(wildcard_end["status"]["phase"], "Succeeded") << all;
+  // The root is an ancestor of a Landlock-held path: its files stay writable, new entries do not.
+  for (const char* refused : {"write-tf", "delete-tf", "rename-tf", "symlink-tf", "hardlink-tf", "new-at-root"}) {
+    EXPECT_EQ(globbed[refused].rfind("refused:", 0), 0u) << refused << " was allowed:\n" << all;
+  }
+  EXPECT_NE(globbed["write-tf"].find("Permission denied"), std::string::npos) << "Landlock's EACCES:\n" << all;
+  EXPECT_EQ(globbed["edit-root"], "ok") << all;
+  EXPECT_EQ(globbed["create-in-docs"], "ok") << all;
+  EXPECT_EQ(globbed["tf"], "resource {}") << all;
 }
 
 TEST_F(NodeE2E, ActiveDeadlineEndsARunawayAgentWithNoOperator) {

@@ -47,4 +47,23 @@ std::string repositoryGlob(std::string glob) {
   return glob;
 }
 
+bool repositoryRelative(const std::string& path) {
+  if (path.empty()) return false;
+  size_t start = 0;
+  while (true) {
+    size_t end = path.find('/', start);
+    std::string part = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    if (end == std::string::npos) return true;
+    start = end + 1;
+  }
+}
+
+std::string literalPath(const std::string& glob) {
+  std::string g = repositoryGlob(glob);
+  if (g.ends_with("/**")) g.resize(g.size() - 3);
+  if (g.find_first_of("*?") != std::string::npos || !repositoryRelative(g)) return "";
+  return g;
+}
+
 }  // namespace paddock

@@ -16,4 +16,12 @@ bool globMatch(const std::string& pattern, const std::string& text);
 // '/' dropped, and a trailing '/' meaning everything below that folder ("docs/" -> "docs/**").
 std::string repositoryGlob(std::string glob);
 
+// A path inside the repository: relative, with no empty, "." or ".." component.
+bool repositoryRelative(const std::string& path);
+
+// The literal path a protected-path glob names even before it exists: the glob itself when it
+// has no wildcard ("CODEOWNERS"), its prefix when it is "<literal>/**" (".github/workflows");
+// empty otherwise. Globs are taken through repositoryGlob first.
+std::string literalPath(const std::string& glob);
+
 }  // namespace paddock

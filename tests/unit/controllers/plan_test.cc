@@ -120,9 +120,17 @@ TEST(PlanAgentPod, MountsOnlyTheAgentStagesSecretsReadOnly) {
 
 TEST(PlanAgentPod, TheAgentStartsThroughTheInjectedSandbox) {
   Planned p;
-  p.policy.protected_paths = {".github/workflows/**"};
+  p.policy.protected_paths = {".github/workflows/**", "**/*.tf", "/CODEOWNERS"};
   p.policy.sandbox.command = {"/usr/bin/tini", "--", "/usr/local/bin/paddock-agent"};
   json spec = p.pod()["spec"];
+  // The literal protected paths are read-only mounts of themselves; the wildcard glob is the
+  // launcher's to hold (it reads every glob from the protected-paths file).
+  json held = json::array();
+  for (const auto& m : spec["containers"][0]["volumeMounts"]) {
+    if (m.contains("subPath")) held.push_back(m);
+  }
+  EXPECT_EQ(held, json({{{"name", "workspace"}, {"mountPath", "/workspace/.github/workflows"}, {"subPath", ".github/workflows"}, {"readOnly", true}},
+                        {{"name", "workspace"}, {"mountPath", "/workspace/CODEOWNERS"}, {"subPath", "CODEOWNERS"}, {"readOnly", true}}}));
   // First of the init containers: the operator's image copies the launcher into the pod's volume.
   const json& install = spec["initContainers"][0];
   EXPECT_EQ(install["name"], "sandbox");

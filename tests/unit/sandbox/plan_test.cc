@@ -133,6 +133,39 @@ TEST(PlanWorkspace, LiteralPaths) {
   EXPECT_EQ(literalPath("**"), "");
 }
 
+TEST(PlanWorkspace, WhatTheOperatorsReadOnlyMountsHoldLeavesTheRootWritable) {
+  // The sample policy's literal globs, both mounted read-only over themselves: Landlock has
+  // nothing left to hold, so the whole workspace gets one rule and the root takes new files.
+  auto plan = planWorkspace(repository(), {".github/workflows/**", "CODEOWNERS"}, {".github/workflows", "CODEOWNERS"});
+  EXPECT_EQ(plan.rules, (std::vector<WorkspaceRule>{{"", Grant::Tree}}));
+  EXPECT_TRUE(plan.protected_paths.empty());
+  EXPECT_EQ(plan.held, (std::vector<std::string>{".github/workflows", ".github/workflows/ci.yml", "CODEOWNERS"}));
+  // A wildcard glob no mount can hold still makes its matches' folders ancestors; its matches
+  // under a mount are held.
+  plan = planWorkspace(repository(), {".github/workflows/**", "**/*.tf"}, {".github/workflows"});
+  EXPECT_EQ(plan.protected_paths, (std::vector<std::string>{"src/app/main.tf", "src/infra/modules/vpc.tf", "src/infra/net.tf"}));
+  EXPECT_EQ(plan.ancestors, (std::vector<std::string>{"", "src", "src/app", "src/infra", "src/infra/modules"}));
+  // A mount that is not one of the protected paths (the operator's or anybody's) changes nothing.
+  plan = planWorkspace(repository(), {"CODEOWNERS"}, {"docs"});
+  EXPECT_EQ(plan.protected_paths, std::vector<std::string>{"CODEOWNERS"});
+}
+
+TEST(ReadOnlyMountsUnder, ReadsTheWorkspacesReadOnlyMountPointsFromMountinfo) {
+  const std::string mountinfo =
+      "1502 1480 0:412 / / ro,relatime master:1 - overlay overlay rw,lowerdir=/l\n"
+      "1510 1502 252:1 /pods/x/volumes/ws /workspace rw,relatime - ext4 /dev/vda1 rw\n"
+      "1511 1510 252:1 /pods/x/volumes/ws/.github/workflows /workspace/.github/workflows ro,relatime - ext4 /dev/vda1 rw\n"
+      "1512 1510 252:1 /pods/x/volumes/ws/CODEOWNERS /workspace/CODEOWNERS ro,nosuid,relatime - ext4 /dev/vda1 rw\n"
+      "1513 1510 252:1 /pods/x/volumes/ws/my\\040docs /workspace/my\\040docs ro - ext4 /dev/vda1 rw\n"
+      "1514 1510 252:1 /pods/x/volumes/ws/src /workspace/src rw,relatime - ext4 /dev/vda1 ro\n"
+      "1515 1502 0:33 / /workspace2/x ro - tmpfs tmpfs ro\n"
+      "1516 1502 0:34 / /etc/claude-code ro,relatime - tmpfs tmpfs ro\n"
+      "truncated line\n";
+  EXPECT_EQ(readOnlyMountsUnder(mountinfo, "/workspace"),
+            (std::vector<std::string>{".github/workflows", "CODEOWNERS", "my docs"}))
+      << "the workspace itself, a rw mount (whatever its superblock), and mounts elsewhere are not";
+}
+
 TEST(SandboxCli, RunForm) {
   Cli c = parseCli({"--workspace", "/w", "--protected-paths-file=/etc/p", "--writable", "/tmp", "--writable=/home/a",
                     "--connect-port", "8080", "--connect-port=443", "--when-unavailable", "warn", "--", "claude",
