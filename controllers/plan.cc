@@ -68,7 +68,12 @@ json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effec
             {kAnnotationRepository, json{{"url", run.repository_url}, {"baseBranch", run.base_branch}}.dump(2)},
             {kAnnotationProtectedPaths, protected_paths}};
   if (agent) {
-    json settings = {{"permissions", {{"allow", policy.tools_allow}, {"deny", policy.tools_deny}}}};
+    // Managed settings outrank every other layer; only their permission rules count (a
+    // repository's .claude/settings.json cannot widen the tools), and bypass mode is off.
+    json settings = {{"permissions", {{"allow", policy.tools_allow},
+                                      {"deny", policy.tools_deny},
+                                      {"disableBypassPermissionsMode", "disable"}}},
+                     {"allowManagedPermissionRulesOnly", true}};
     if (!agent->model.empty()) settings["model"] = agent->model;
     if (!policy.mcp_servers.empty()) settings["allowedMcpServers"] = policy.mcp_servers;
     // The gateway path: Claude Code asks this command for its API key, which is the run's credential.

@@ -1056,6 +1056,135 @@ echo "tf=$(cat src/infra/main.tf)"
   EXPECT_EQ(globbed["tf"], "resource {}") << all;
 }
 
+// Issue 18 with the real Claude Code as the agent, under the launcher and the managed settings the
+// operator plans: the scripted model asks for a write into a protected folder, a shell write to a
+// protected file, a denied tool (Bash(curl:*)), a write of the managed settings and a TCP
+// connection past the gateway; Claude Code runs each tool call, the kernel or its own managed
+// permissions refuse it, and the model receives the refusal as the tool's result. An allowed write
+// lands, and the session goes on to its end.
+TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheModelHearsWhy) {
+  using gateway::testing::Turn;
+  const std::string host = addresses["host_ip"];
+  TcpServer beyond(host);
+  gateway::testing::ModelStandin model;
+  ASSERT_TRUE(model.start(1, host));
+  const std::string model_key = "sk-ant-model-key-node-e2e-91c0";
+  ASSERT_TRUE(client.create(secrets, ns->name(), {{"apiVersion", "v1"}, {"kind", "Secret"}, {"metadata", {{"name", "model-key"}}},
+                                                  {"stringData", {{"api-key", model_key}}}}).ok());
+  const int64_t cap = 400000;
+  json p = {{"metadata", {{"name", "team"}}},
+            {"spec", {{"namespaceSelector", json::object()},
+                      {"images", {{"default", claudeCodeImage()}, {"allowed", {"paddock.local/*"}}}},
+                      {"model", {{"pin", "claude-sonnet-4-5"}}},
+                      {"tools", {{"allow", {"Write", "Bash"}}, {"deny", {"Bash(curl:*)"}}}},
+                      {"protectedPaths", {".github/workflows/**", "CODEOWNERS"}},
+                      {"resources", {{"limits", {{"cpu", "1"}, {"memory", "1Gi"}}}}},
+                      {"egress", {{{"cidr", host + "/32"}, {"ports", {beyond.port()}}}}},
+                      {"budgets", {{"default", {{"tokens", cap}, {"costUSD", "50"}, {"wallClock", "30m"}}}}},
+                      {"gateway", {{"modelKey", {{"secretName", "model-key"}, {"key", "api-key"}}},
+                                   {"upstream", "http://model.test:" + std::to_string(model.port())},
+                                   {"prices", {{"claude-sonnet-4-5", {{"input", "3"}, {"output", "15"}, {"cacheRead", "0.30"}, {"cacheWrite", "3.75"}}}}}}}}}};
+  auto parsed = parseAgentPolicy(p);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  const AgentPolicy team = *parsed;
+  PlanOptions o;
+  o.stage_image = kStageImage;
+  o.gateway_image = kOperatorImage;
+  o.sandbox_image = kOperatorImage;
+
+  auto created = client.create(kube::resources::agentruns, ns->name(),
+                               {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", "boxed-cc"}}},
+                                {"spec", {{"task", "Tidy the repository."}, {"repository", {{"url", "https://example.com/acme/shop.git"}}}}}});
+  ASSERT_TRUE(created.ok()) << created.error().describe();
+  auto run = parseAgentRun(*created);
+  ASSERT_TRUE(run.ok());
+  const std::string token = "paddock-run-credential-" + std::string(40, 'b');
+  const std::string sha = gateway::testing::sha256Hex(token);
+  run->gateway_credential_secret = credentialSecretName(*run, sha);
+  ASSERT_TRUE(client.create(secrets, ns->name(), planCredentialSecret(*run, team, token, sha)).ok());
+  const std::string service_ip = startGateway(team, {{"boxed-cc", sha, cap, 5000}}, o, {"model.test"});
+  ASSERT_FALSE(service_ip.empty());
+  ASSERT_TRUE(client.create(kube::resources::networkpolicies, ns->name(), planNetworkPolicy(ns->name(), team, o)).ok());
+
+  auto tool = [](const std::string& name, json input) {
+    Turn t;
+    t.kind = Turn::Kind::ToolUse, t.tool = name, t.input = std::move(input), t.text = "Trying " + name + ".";
+    return t;
+  };
+  const std::string beyond_tcp = "/dev/tcp/" + host + "/" + std::to_string(beyond.port());
+  Turn done;
+  done.text = "Done.";
+  const std::vector<Turn> script = {
+      tool("Write", {{"file_path", "/workspace/.github/workflows/evil.yml"}, {"content", "on: push\n"}}),
+      tool("Bash", {{"command", "echo '* @evil' >> /workspace/CODEOWNERS"}, {"description", "own the repository"}}),
+      tool("Bash", {{"command", "curl -s http://" + host + ":" + std::to_string(beyond.port()) + "/"}, {"description", "fetch"}}),
+      tool("Bash", {{"command", "echo '{}' > /etc/claude-code/managed-settings.json"}, {"description", "widen my tools"}}),
+      tool("Bash", {{"command", "bash -c 'exec 3<>" + beyond_tcp + "' && echo connected"}, {"description", "reach out"}}),
+      tool("Write", {{"file_path", "/workspace/NOTES.md"}, {"content", "tidied\n"}}),
+      done};
+  model.setScript(script);
+
+  auto admission = admit(*run, team);
+  ASSERT_TRUE(admission.admitted) << admission.message;
+  json pod = withoutOperator(planAgentPod(*run, team, admission.effective, o));
+  keepInitContainers(pod, {"gateway-credential", "sandbox"});
+  // The repository as a clone would leave it (the test's own init container, outside the sandbox).
+  json seed = pod["spec"]["containers"][0];
+  seed["name"] = "seed";
+  seed.erase("ports");
+  seed["env"] = json::array();
+  seed["command"] = {"/bin/sh", "-c",
+                     "mkdir -p /workspace/.github/workflows && echo 'on: push' > /workspace/.github/workflows/ci.yml"
+                     " && echo '* @acme/leads' > /workspace/CODEOWNERS && echo '# shop' > /workspace/README.md"};
+  seed["volumeMounts"] = {{{"name", "workspace"}, {"mountPath", "/workspace"}}};
+  pod["spec"]["initContainers"].push_back(seed);
+  pod["spec"]["hostAliases"] = {{{"ip", service_ip}, {"hostnames", {"paddock-gateway"}}}};
+  auto started = client.create(kube::resources::pods, ns->name(), pod);
+  ASSERT_TRUE(started.ok()) << started.error().describe();
+  auto ended = waitPod(*started, [](const json& x) {
+    auto phase = x.value(json::json_pointer("/status/phase"), std::string());
+    return phase == "Succeeded" || phase == "Failed";
+  }, std::chrono::seconds(420));
+  ASSERT_FALSE(ended.is_null()) << "the agent never ended";
+  Process logs({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "logs", "-n", ns->name(), "boxed-cc-agent", "-c", "agent"});
+  logs.wait(std::chrono::seconds(30));
+  std::string said;
+  for (const auto& l : logs.lines()) said += l + "\n";
+  EXPECT_EQ(ended["status"]["phase"], "Succeeded") << said;
+  EXPECT_NE(said.find("\"sandbox applied\""), std::string::npos) << "the launcher ran first:\n" << said;
+
+  // What the model heard back for each tool call: the tool_result of the call before.
+  std::vector<json> calls;
+  for (auto& r : model.received()) {
+    if (r.target.starts_with("/v1/messages") && r.target.find("count_tokens") == std::string::npos) calls.push_back(r.json);
+  }
+  ASSERT_EQ(calls.size(), script.size()) << said;
+  auto resultOf = [&](size_t turn) {
+    json out = {{"is_error", false}, {"text", ""}};
+    const json& content = calls.at(turn + 1)["messages"].back()["content"];
+    for (const auto& block : content.is_array() ? content : json::array()) {
+      if (block.value("type", "") != "tool_result") continue;
+      out["is_error"] = block.value("is_error", false);
+      out["text"] = block["content"].is_string() ? block["content"].get<std::string>() : block["content"].dump();
+    }
+    return out;
+  };
+  struct Expect { size_t turn; bool error; const char* words; };
+  for (const Expect& e : {Expect{0, true, "read-only file system"}, Expect{1, true, "Read-only file system"},
+                          Expect{2, true, "denied"}, Expect{3, true, "Read-only file system"},
+                          Expect{4, true, "Permission denied"}, Expect{5, false, ""}}) {
+    json r = resultOf(e.turn);
+    std::string text = r["text"];
+    std::string lower = text;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::string words = e.words;
+    std::transform(words.begin(), words.end(), words.begin(), [](unsigned char c) { return std::tolower(c); });
+    EXPECT_EQ(r["is_error"].get<bool>(), e.error) << "turn " << e.turn << ": " << text;
+    EXPECT_NE(lower.find(words), std::string::npos) << "turn " << e.turn << ": " << text;
+  }
+  EXPECT_EQ(beyond.accepted(), 0) << "a connection past the gateway was made";
+}
+
 TEST_F(NodeE2E, ActiveDeadlineEndsARunawayAgentWithNoOperator) {
   // The simulator runs until told to stop; only the kubelet's activeDeadlineSeconds ends it.
   auto pod = startAgent("runaway", policy(json::array()), std::chrono::seconds(15));

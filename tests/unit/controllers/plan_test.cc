@@ -264,6 +264,8 @@ TEST(PlanAgentPod, ReadsTheTaskAndManagedSettingsFromItsOwnAnnotations) {
   EXPECT_EQ(a["paddock.dev/task"], "Fix the flaky refund test.");
   auto settings = json::parse(a["paddock.dev/managed-settings"].get<std::string>());
   EXPECT_EQ(settings["permissions"]["deny"], json::array({"WebFetch"}));
+  EXPECT_EQ(settings["permissions"]["disableBypassPermissionsMode"], "disable");
+  EXPECT_EQ(settings["allowManagedPermissionRulesOnly"], true) << "a repository's own settings add no permission rule";
   EXPECT_EQ(settings["model"], "claude-sonnet-4-5");
   EXPECT_EQ(settings["allowedMcpServers"], json::array({"github"}));
   EXPECT_EQ(a["paddock.dev/protected-paths"], "billing/**\n");
