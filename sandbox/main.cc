@@ -7,10 +7,12 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -174,6 +176,40 @@ int openBeneath(int workspace_fd, const std::string& rel) {
        kExitExecFailed);
 }
 
+// As the container's PID 1 the launcher stays, as tini does, rather than exec: the kernel drops
+// a signal that PID 1 has no handler for, so the kubelet's SIGTERM would never reach an agent
+// that runs as PID 1 without one, and nobody would reap the orphans of its tool calls. It
+// forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH to the agent, reaps
+// every child, and exits with the agent's status (128+N when signal N ended it). Both stay
+// inside the ruleset, which restrict_self applied before the fork. Not PID 1: plain exec.
+[[noreturn]] void superviseCommand(const std::vector<std::string>& command) {
+  if (getpid() != 1) execCommand(command);
+  sigset_t set, old;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD}) sigaddset(&set, sig);
+  sigprocmask(SIG_BLOCK, &set, &old);
+  pid_t agent = fork();
+  if (agent < 0) fail("cannot start the agent (fork): " + errnoText(errno), kExitSandboxFailed);
+  if (agent == 0) {
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    execCommand(command);
+  }
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig != SIGCHLD) {
+      kill(agent, sig);
+      continue;
+    }
+    for (;;) {
+      int status = 0;
+      pid_t gone = waitpid(-1, &status, WNOHANG);
+      if (gone <= 0) break;
+      if (gone == agent) _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+  }
+}
+
 int run(const RunOptions& o) {
   paddock::log::setBaseFields({{"component", "sandbox"}});
   std::vector<std::string> globs;
@@ -202,7 +238,7 @@ int run(const RunOptions& o) {
            kExitSandboxFailed);
     }
     paddock::log::warn("landlock unavailable: running unsandboxed", {{"reason", reason}});
-    execCommand(o.command);
+    superviseCommand(o.command);
   }
 
   ll::RulesetAttr attr;
@@ -300,8 +336,9 @@ int run(const RunOptions& o) {
                                          {"heldByReadOnlyMounts", plan.held},
                                          {"ancestors", plan.ancestors},
                                          {"rules", rules},
+                                         {"supervising", getpid() == 1},
                                          {"connectPorts", attr.handled_access_net ? o.connect_ports : std::vector<int>{}}});
-  execCommand(o.command);
+  superviseCommand(o.command);
 }
 
 }  // namespace

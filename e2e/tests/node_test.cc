@@ -1171,7 +1171,9 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
   };
   struct Expect { size_t turn; bool error; const char* words; };
   for (const Expect& e : {Expect{0, true, "read-only file system"}, Expect{1, true, "Read-only file system"},
-                          Expect{2, true, "denied"}, Expect{3, true, "Read-only file system"},
+                          // Claude Code refuses a write outside its working folders before the
+                          // kernel would (the read-only mount; the shell session above proves it).
+                          Expect{2, true, "denied"}, Expect{3, true, "managed-settings.json"},
                           Expect{4, true, "Permission denied"}, Expect{5, false, ""}}) {
     json r = resultOf(e.turn);
     std::string text = r["text"];

@@ -352,3 +352,44 @@ TEST_F(Sandbox, InstallCopiesItselfAndReportsTheAbi) {
 }
 
 }  // namespace
+
+// The container's PID 1: the launcher stays as the agent's parent, hands it the kubelet's SIGTERM
+// (which the kernel would drop for a PID 1 without a handler) and exits with its status. A PID
+// namespace of the test's own (unshare, as root) makes the launcher PID 1.
+TEST_F(Sandbox, AsPidOneItForwardsTheKubeletsSignalAndExitsWithTheAgentsStatus) {
+  if (geteuid() != 0) GTEST_SKIP() << "a PID namespace of the test's own needs root";
+  fs::path out = root_ / "pid1.out";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, 2, (root_ / "pid1.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  // The agent installs no handler for SIGTERM (as a PID 1 it would never see it): a sleep.
+  const std::string script = "(sleep 60 &); echo ready; exec sleep 30";
+  std::vector<std::string> args = {"/usr/bin/unshare", "--pid", "--fork", "--kill-child", "--", kSandbox, "--workspace",
+                                   ws_.string(), "--", "/bin/sh", "-c", script};
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t unshare = 0;
+  ASSERT_EQ(posix_spawn(&unshare, argv[0], &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  // The agent says it is ready (its trap is set) once the launcher has started it.
+  bool ready = false;
+  for (int i = 0; i < 200 && !ready; ++i) {
+    ready = readFile(out).find("ready") != std::string::npos;
+    if (!ready) usleep(25000);
+  }
+  ASSERT_TRUE(ready) << readFile(root_ / "pid1.err");
+  // unshare's one child is the launcher, PID 1 of its namespace.
+  std::string children = readFile("/proc/" + std::to_string(unshare) + "/task/" + std::to_string(unshare) + "/children");
+  pid_t launcher = std::atoi(children.c_str());
+  ASSERT_GT(launcher, 0) << children;
+  std::string status = readFile("/proc/" + std::to_string(launcher) + "/status");
+  EXPECT_NE(status.find("NSpid:\t" + std::to_string(launcher) + "\t1\n"), std::string::npos) << status;
+  EXPECT_NE(readFile(root_ / "pid1.err").find("\"supervising\":true"), std::string::npos) << readFile(root_ / "pid1.err");
+  ASSERT_EQ(kill(launcher, SIGTERM), 0);
+  int ws = 0;
+  ASSERT_EQ(waitpid(unshare, &ws, 0), unshare);
+  ASSERT_TRUE(WIFEXITED(ws)) << "unshare ended by signal " << WTERMSIG(ws);
+  EXPECT_EQ(WEXITSTATUS(ws), 128 + SIGTERM) << "the agent ended by the forwarded SIGTERM, at once";
+}
