@@ -1,5 +1,7 @@
 #include "controllers/lifecycle.h"
 
+#include <cstdlib>
+
 #include "controllers/reconcile.h"
 #include "controllers/stages.h"
 #include "controllers/status.h"
@@ -60,10 +62,15 @@ std::optional<SandboxReport> sandboxReport(const PodObservation& sandbox, bool w
   if (sandbox.terminated_reason.empty() || said.empty()) return std::nullopt;
   std::string line = said.substr(0, said.find('\n'));
   if (sandbox.exit_code == 0 && line.rfind("landlock ABI ", 0) == 0) {
+    const int abi = std::atoi(line.c_str() + 13);
+    std::string gaps;
+    // What an older kernel's Landlock cannot hold (docs/sandbox.md): the rest still applies.
+    if (abi < 3) gaps += "; this kernel's Landlock cannot refuse truncating a file it holds (ABI 3 can)";
+    if (abi < 4) gaps += "; nor restrict TCP connect (ABI 4 can), which the NetworkPolicy alone holds here";
     return SandboxReport{true, "Landlock",
                          "paddock-sandbox starts the agent under Landlock (" + line.substr(9) +
                              "): the workspace is writable except spec.protectedPaths, the rest of the filesystem "
-                             "read-only, TCP connect only to the ports the policy allows"};
+                             "read-only, TCP connect only to the ports the policy allows" + gaps};
   }
   if (line.rfind("landlock unavailable", 0) != 0) return std::nullopt;
   std::string fix = "schedule agent pods on nodes whose kernel has Landlock (Linux 5.13 or later, with landlock in "
@@ -187,11 +194,12 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
     if (auto report = sandboxReport(in.sandbox, false); report && !report->landlock && in.sandbox.exit_code == 3) {
       return {"Failed", "SandboxUnavailable", report->message, false, false};
     }
-    if (in.pod.exit_code == 126 && in.pod.termination_message.rfind("paddock-sandbox: ", 0) == 0) {
+    if ((in.pod.exit_code == 126 || in.pod.exit_code == 127) && in.pod.termination_message.rfind("paddock-sandbox: ", 0) == 0) {
       std::string said = in.pod.termination_message.substr(0, in.pod.termination_message.find('\n'));
-      return {"Failed", "SandboxFailed",
-              "the sandbox could not start the agent (" + said.substr(0, 512) +
-                  "); check spec.sandbox.command names the image's entrypoint",
+      // 127: the image's entrypoint could not be executed; 126: the sandbox could not be applied.
+      std::string fix = in.pod.exit_code == 127 ? "check that spec.sandbox.command names the agent image's entrypoint"
+                                                : "see docs/sandbox.md for what the launcher needs of the pod";
+      return {"Failed", "SandboxFailed", "the sandbox could not start the agent (" + said.substr(0, 512) + "); " + fix,
               false, false};
     }
     if (in.pod.reason == "Evicted") {

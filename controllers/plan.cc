@@ -68,12 +68,14 @@ json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effec
             {kAnnotationRepository, json{{"url", run.repository_url}, {"baseBranch", run.base_branch}}.dump(2)},
             {kAnnotationProtectedPaths, protected_paths}};
   if (agent) {
-    // Managed settings outrank every other layer; only their permission rules count (a
-    // repository's .claude/settings.json cannot widen the tools), and bypass mode is off.
+    // Managed settings outrank every other layer; only their permission rules and hooks count (a
+    // repository's .claude/settings.json can neither widen the tools nor run a hook's command
+    // outside them), and bypass mode is off.
     json settings = {{"permissions", {{"allow", policy.tools_allow},
                                       {"deny", policy.tools_deny},
                                       {"disableBypassPermissionsMode", "disable"}}},
-                     {"allowManagedPermissionRulesOnly", true}};
+                     {"allowManagedPermissionRulesOnly", true},
+                     {"allowManagedHooksOnly", true}};
     if (!agent->model.empty()) settings["model"] = agent->model;
     if (!policy.mcp_servers.empty()) settings["allowedMcpServers"] = policy.mcp_servers;
     // The gateway path: Claude Code asks this command for its API key, which is the run's credential.
@@ -368,10 +370,12 @@ json sandboxCommand(const AgentPolicy& policy) {
   json cmd = json::array({std::string(kSandboxDir) + "/paddock-sandbox", "--workspace", "/workspace",
                           "--protected-paths-file", "/etc/paddock/task/protected-paths", "--writable", "/home/agent",
                           "--writable", "/tmp", "--when-unavailable", policy.sandbox.warn_when_unavailable ? "warn" : "refuse"});
-  // TCP connect: the gateway's port alone on the gateway path, else the ports spec.egress allows.
-  std::set<int> ports;
+  // TCP connect: the gateway's port alone on the gateway path, else the ports spec.egress allows;
+  // and DNS's (its answers fall back to TCP; the NetworkPolicy lets it reach only kube-dns).
+  std::set<int> ports = {53};
   if (policy.gateway) ports.insert(kGatewayPort);
   else for (const auto& rule : policy.egress) ports.insert(rule.ports.begin(), rule.ports.end());
+  cmd.push_back("--restrict-tcp");
   for (int p : ports) cmd.insert(cmd.end(), {"--connect-port", std::to_string(p)});
   cmd.push_back("--");
   for (const auto& part : policy.sandbox.command) cmd.push_back(part);

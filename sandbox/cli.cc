@@ -82,6 +82,10 @@ Cli parseCli(const std::vector<std::string>& args) {
       return fail("unexpected argument " + args[i] + ": give the command after --, as in paddock-sandbox -- " + args[i],
                   false);
     }
+    if (args[i] == "--restrict-tcp") {
+      c.run.restrict_tcp = true;
+      continue;
+    }
     Arg a;
     if (!takeFlag(args, i, a, c.error)) return fail(c.error, false);
     if (a.name == "--workspace") c.run.workspace = a.value;
@@ -113,7 +117,7 @@ Usage:
 
 Sets no_new_privs, restricts the process to: read and execute everywhere; write the workspace
 except its protected paths, the --writable folders, /dev's files and /dev/shm; TCP connect only
-to the --connect-port ports (when any is given). Then executes COMMAND.
+to the --connect-port ports (when any is given, or with --restrict-tcp). Then executes COMMAND.
 
 Flags:
   --workspace DIR              the workspace, writable except the protected paths (default /workspace)
@@ -121,7 +125,8 @@ Flags:
                                `**` crosses it (default: none)
   --writable DIR               a folder writable in full (repeatable)
   --connect-port N             a TCP port the command may connect to (repeatable; none given:
-                               TCP connect is not restricted)
+                               TCP connect is not restricted, unless --restrict-tcp)
+  --restrict-tcp               TCP connect only to the --connect-port ports, none when none is given
   --when-unavailable MODE      refuse (default): exit 126 when the kernel has no Landlock;
                                warn: log a warning and run the command unsandboxed
 

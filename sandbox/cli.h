@@ -1,7 +1,7 @@
 // paddock-sandbox's command line (docs/sandbox.md), parsed without I/O:
 //   paddock-sandbox install --to DIR [--when-unavailable refuse|warn] [--termination-log FILE]
 //   paddock-sandbox [--workspace DIR] [--protected-paths-file FILE] [--writable DIR]...
-//                   [--connect-port N]... [--when-unavailable refuse|warn] -- COMMAND [ARGS...]
+//                   [--connect-port N]... [--restrict-tcp] [--when-unavailable refuse|warn] -- COMMAND [ARGS...]
 // Flags take their value as "--flag value" or "--flag=value".
 #pragma once
 
@@ -20,7 +20,8 @@ struct RunOptions {
   std::string workspace = "/workspace";
   std::string protected_paths_file;  // empty: nothing protected
   std::vector<std::string> writable;
-  std::vector<int> connect_ports;    // empty: TCP connect is not restricted
+  std::vector<int> connect_ports;    // empty: TCP connect is not restricted, unless restrict_tcp
+  bool restrict_tcp = false;         // --restrict-tcp: TCP connect only to connect_ports, even none
   bool refuse_unavailable = true;
   std::vector<std::string> command;  // after "--"
 };

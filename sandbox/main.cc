@@ -37,9 +37,23 @@ constexpr int kExitExecFailed = 127;
 constexpr int kExitInstallUnavailable = 3;
 
 // A failure before the command runs: what failed and what to do, then exit.
+// Where the kubelet reads the container's termination message; set while starting the agent, so
+// the run's status quotes the launcher's own words whatever the agent's log holds (a file that
+// does not exist, outside a container, is left alone).
+const char* g_termination_log = nullptr;
+
 [[noreturn]] void fail(const std::string& message, int code) {
-  std::fprintf(stderr, "paddock-sandbox: %s\n", message.c_str());
-  std::exit(code);
+  const std::string line = "paddock-sandbox: " + message + "\n";
+  std::fputs(line.c_str(), stderr);
+  if (g_termination_log) {
+    int fd = open(g_termination_log, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd >= 0) {
+      (void)!write(fd, line.data(), line.size());
+      close(fd);
+    }
+  }
+  std::fflush(nullptr);
+  _exit(code);
 }
 
 std::string errnoText(int err) { return std::strerror(err); }
@@ -212,6 +226,7 @@ int openBeneath(int workspace_fd, const std::string& rel) {
 
 int run(const RunOptions& o) {
   paddock::log::setBaseFields({{"component", "sandbox"}});
+  g_termination_log = "/dev/termination-log";
   std::vector<std::string> globs;
   if (!o.protected_paths_file.empty()) {
     std::ifstream in(o.protected_paths_file);
@@ -243,9 +258,9 @@ int run(const RunOptions& o) {
 
   ll::RulesetAttr attr;
   attr.handled_access_fs = ll::fsRights(abi);
-  if (abi >= 4 && !o.connect_ports.empty()) attr.handled_access_net = ll::kNetConnectTcp;
+  if (abi >= 4 && (o.restrict_tcp || !o.connect_ports.empty())) attr.handled_access_net = ll::kNetConnectTcp;
   if (abi >= 6) attr.scoped = ll::kScopeAbstractUnixSocket | ll::kScopeSignal;
-  if (abi < 4 && !o.connect_ports.empty()) {
+  if (abi < 4 && (o.restrict_tcp || !o.connect_ports.empty())) {
     paddock::log::warn("landlock ABI below 4: TCP connect is not restricted", {{"abi", abi}});
   }
   const uint64_t handled = attr.handled_access_fs;
@@ -309,9 +324,15 @@ int run(const RunOptions& o) {
     int fd = rule.path.empty() ? dup(workspace_fd) : openBeneath(workspace_fd, rule.path);
     if (fd < 0) continue;
     struct stat st {};
-    if (fstat(fd, &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
-      bool tree = rule.grant == Grant::Tree && S_ISDIR(st.st_mode);
-      addPathRule(ruleset, fd, tree ? all : file_write, handled, o.workspace + "/" + rule.path);
+    // The rule's kind must still be what the listing saw (a file's rights on a folder would
+    // reach everything beneath it).
+    bool dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode), file = !dir && S_ISREG(st.st_mode);
+    uint64_t rights = 0;
+    if (rule.grant == Grant::Tree && dir) rights = all;
+    if (rule.grant == Grant::KeepFolders && dir) rights = all & ~static_cast<uint64_t>(ll::kRemoveDir);
+    if (rule.grant == Grant::File && file) rights = file_write;
+    if (rights) {
+      addPathRule(ruleset, fd, rights, handled, o.workspace + "/" + rule.path);
       ++rules;
     }
     close(fd);
@@ -334,6 +355,7 @@ int run(const RunOptions& o) {
   paddock::log::info("sandbox applied", {{"abi", abi},
                                          {"protectedPaths", globs.size()},
                                          {"heldByReadOnlyMounts", plan.held},
+                                         {"keepingFolders", plan.keeping},
                                          {"ancestors", plan.ancestors},
                                          {"rules", rules},
                                          {"supervising", getpid() == 1},

@@ -89,39 +89,63 @@ WorkspacePlan planWorkspace(const std::vector<Entry>& listing, const std::vector
   }
 
   WorkspacePlan plan;
-  // What a read-only mount holds needs no rule of Landlock's, nor makes its parents ancestors.
+  // What a read-only mount holds needs no rule of Landlock's. Its mount point must stay where it
+  // is, though: the kernel refuses to move a mount point (EBUSY) but not a folder above it
+  // (".github" renamed aside with "workflows" in it, and a new ".github/workflows" made in its
+  // place). So the folders above a holding mount are "keeping" ancestors: every right but
+  // REMOVE_DIR, so no folder directly in them can be removed or renamed (files can: a mount point
+  // that is a file cannot be unlinked or renamed, EBUSY).
   const std::set<std::string> ro(mounted.begin(), mounted.end());
+  std::set<std::string> holding;  // the outermost read-only mounts that hold a protected path
   for (auto it = hit.begin(); it != hit.end();) {
-    if (underAny(*it, ro)) {
-      plan.held.push_back(*it);
-      it = hit.erase(it);
-    } else {
-      ++it;
+    std::string mount;
+    for (std::string a = *it; !a.empty(); a = parentOf(a)) {
+      if (ro.count(a)) mount = a;
     }
+    if (mount.empty()) {
+      ++it;
+      continue;
+    }
+    holding.insert(mount);
+    plan.held.push_back(*it);
+    it = hit.erase(it);
   }
-  // The top-most protected paths (a path under another protected path adds nothing).
+  // The top-most protected paths Landlock holds (a path under another protected path adds nothing).
   for (const auto& p : hit) {
     if (!underAny(parentOf(p), hit)) plan.protected_paths.push_back(p);
   }
-  if (plan.protected_paths.empty()) {
+  if (plan.protected_paths.empty() && holding.empty()) {
     plan.rules.push_back({"", Grant::Tree});
     return plan;
   }
   std::set<std::string> top(plan.protected_paths.begin(), plan.protected_paths.end());
 
-  std::set<std::string> ancestors{""};
+  // Ancestors of a path Landlock holds get no right at all; ancestors of a holding mount only
+  // (none of the former beneath them) keep their folders.
+  std::set<std::string> ancestors, keeping;
   for (const auto& p : plan.protected_paths) {
+    ancestors.insert("");
     for (std::string a = parentOf(p); !a.empty(); a = parentOf(a)) ancestors.insert(a);
   }
+  for (const auto& m : holding) {
+    for (std::string a = parentOf(m);; a = parentOf(a)) {
+      if (!ancestors.count(a)) keeping.insert(a);
+      if (a.empty()) break;
+    }
+  }
   plan.ancestors.assign(ancestors.begin(), ancestors.end());
+  plan.keeping.assign(keeping.begin(), keeping.end());
+  for (const auto& k : keeping) plan.rules.push_back({k, Grant::KeepFolders});
 
-  // Each child of an ancestor that is neither protected nor an ancestor itself gets its own rule.
-  // Children of an ancestor that is not a directory in the listing (missing, a symlink, a file)
-  // are never listed, so they get none.
+  // Each child of an ancestor (of either kind) that is neither protected, held nor an ancestor
+  // itself gets its own rule. Children of an ancestor that is not a directory in the listing
+  // (missing, a symlink, a file) are never listed, so they get none.
+  auto isAncestor = [&](const std::string& p) { return ancestors.count(p) || keeping.count(p); };
   std::map<std::string, EntryType> types;
   for (const auto& e : listing) types[e.path] = e.type;
   for (const auto& e : listing) {
-    if (!ancestors.count(parentOf(e.path)) || ancestors.count(e.path) || top.count(e.path)) continue;
+    if (!isAncestor(parentOf(e.path)) || isAncestor(e.path) || top.count(e.path) || holding.count(e.path)) continue;
+    if (underAny(e.path, holding)) continue;
     std::string parent = parentOf(e.path);
     if (!parent.empty()) {
       auto it = types.find(parent);

@@ -31,8 +31,9 @@ struct Entry {
 };
 
 enum class Grant {
-  Tree,  // a directory: every right, for it and everything beneath
-  File,  // a regular file: write, truncate and read it (no rights on its directory)
+  Tree,         // a directory: every right, for it and everything beneath
+  File,         // a regular file: write, truncate and read it (no rights on its directory)
+  KeepFolders,  // a directory above a holding read-only mount: every right but REMOVE_DIR
 };
 
 struct WorkspaceRule {
@@ -46,6 +47,7 @@ struct WorkspacePlan {
   std::vector<std::string> protected_paths;  // the top-most protected paths, existing or not, sorted
   std::vector<std::string> ancestors;        // directories with a protected path beneath, sorted ("" first)
   std::vector<std::string> held;             // protected paths a read-only mount already holds, sorted
+  std::vector<std::string> keeping;          // directories above such a mount (KeepFolders), sorted ("" first)
 };
 
 
@@ -56,7 +58,9 @@ struct WorkspacePlan {
 // mounts each protected literal path read-only over itself (a subPath of the workspace volume),
 // so the kernel refuses every write, create, unlink and rename there and at the mount point
 // (EROFS, EBUSY, EXDEV) whatever Landlock grants; a protected path at or under one is held
-// already, makes no ancestor, and leaves the repository's root writable.
+// already. The folders above the mount keep their folders (KeepFolders: no folder directly in
+// them can be removed or renamed, so the mount cannot be moved aside with its parent) and take
+// new files and folders: the repository's root stays writable.
 WorkspacePlan planWorkspace(const std::vector<Entry>& listing, const std::vector<std::string>& globs,
                             const std::vector<std::string>& mounted = {});
 

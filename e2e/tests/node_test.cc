@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -126,15 +127,88 @@ class NodeE2E : public ::testing::Test {
     return *parsed;
   }
 
+  // A Secret of one key in the test's namespace.
+  void createSecret(const std::string& name, const std::string& key, const std::string& value) {
+    auto made = client.create(secrets, ns->name(), {{"apiVersion", "v1"}, {"kind", "Secret"}, {"metadata", {{"name", name}}},
+                                                    {"stringData", {{key, value}}}});
+    ASSERT_TRUE(made.ok()) << made.error().describe();
+  }
+
+  // spec.gateway with the Secret model-key/api-key, the model's prices and `upstream` ("" for
+  // the default).
+  static json gatewaySpec(const std::string& upstream = "") {
+    json g = {{"modelKey", {{"secretName", "model-key"}, {"key", "api-key"}}},
+              {"prices", {{"claude-sonnet-4-5", {{"input", "3"}, {"output", "15"}, {"cacheRead", "0.30"}, {"cacheWrite", "3.75"}}}}}};
+    if (!upstream.empty()) g["upstream"] = upstream;
+    return g;
+  }
+
+  // The plan's options with the node's images (the operator's image holds the gateway and the sandbox).
+  static PlanOptions nodeOptions() {
+    PlanOptions o;
+    o.stage_image = kStageImage;
+    o.gateway_image = kOperatorImage;
+    o.sandbox_image = kOperatorImage;
+    return o;
+  }
+
+  // Creates the AgentRun `name` (its spec as `spec`, else a task and an https repository) and
+  // parses it as the operator does.
+  AgentRun createRun(const std::string& name, json spec = json()) {
+    if (spec.is_null()) spec = {{"task", "t"}, {"repository", {{"url", "https://example.com/r.git"}}}};
+    auto created = client.create(kube::resources::agentruns, ns->name(),
+                                 {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", name}}},
+                                  {"spec", spec}});
+    EXPECT_TRUE(created.ok()) << created.error().describe();
+    if (!created.ok()) return AgentRun{};
+    auto run = parseAgentRun(*created);
+    EXPECT_TRUE(run.ok()) << run.error().describe();
+    return run.ok() ? *run : AgentRun{};
+  }
+
+  // Issues the run's gateway credential `token` as the operator does (its Secret, named on the
+  // run); its SHA-256 in hex.
+  std::string issueCredential(AgentRun& run, const AgentPolicy& team, const std::string& token) {
+    const std::string sha = gateway::testing::sha256Hex(token);
+    run.gateway_credential_secret = credentialSecretName(run, sha);
+    EXPECT_TRUE(client.create(secrets, ns->name(), planCredentialSecret(run, team, token, sha)).ok());
+    return sha;
+  }
+
+  // Adds to the agent pod an init container of the test's (the agent's image, outside the
+  // sandbox) that runs `script` in the workspace, as a clone would leave it.
+  static void seedWorkspace(json& pod, const std::string& script) {
+    json seed = pod["spec"]["containers"][0];
+    seed["name"] = "seed";
+    seed.erase("ports");
+    seed["env"] = json::array();
+    seed["command"] = {"/bin/sh", "-c", "cd /workspace && " + script};
+    seed["volumeMounts"] = {{{"name", "workspace"}, {"mountPath", "/workspace"}}};
+    pod["spec"]["initContainers"].push_back(seed);
+  }
+
+  // Waits for the pod to end; null at the timeout.
+  json waitEnded(const json& pod, std::chrono::seconds timeout) {
+    return waitPod(pod, [](const json& p) {
+      auto phase = p.value(json::json_pointer("/status/phase"), std::string());
+      return phase == "Succeeded" || phase == "Failed";
+    }, timeout);
+  }
+
+  // The agent container's output.
+  std::string agentLogs(const std::string& pod) {
+    Process logs({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "logs", "-n", ns->name(), pod, "-c", "agent"});
+    EXPECT_EQ(logs.wait(std::chrono::seconds(30)), 0);
+    std::string out;
+    for (const auto& l : logs.lines()) out += l + "\n";
+    return out;
+  }
+
   // Creates run `name`, its team's NetworkPolicy and its planned agent pod (without the workspace
   // init container); with `deadline` set, the pod's activeDeadlineSeconds is that many seconds.
   json startAgent(const std::string& name, const AgentPolicy& team, std::optional<std::chrono::seconds> deadline = {},
                   PlanOptions options = {}) {
-    auto created = client.create(kube::resources::agentruns, ns->name(),
-                                 {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", name}}},
-                                  {"spec", {{"task", "t"}, {"repository", {{"url", "https://example.com/r.git"}}}}}});
-    EXPECT_TRUE(created.ok()) << created.error().describe();
-    auto run = parseAgentRun(*created);
+    auto run = std::make_optional(createRun(name));
     // A run with gated stages keeps its workspace on a claim of its own (planWorkspaceClaim).
     for (const auto& stage : team.stages) run->stages.push_back(stage.name);
     if (!run->stages.empty()) {
@@ -566,8 +640,7 @@ TEST_F(NodeE2E, TheAgentReachesTheOutsideOnlyThroughItsGatewayAndNeverHoldsTheMo
   const std::string host = addresses["host_ip"];
   TcpServer allowed(host), denied(host);
   const std::string model_key = "sk-ant-model-key-node-e2e-5d1c";
-  ASSERT_TRUE(client.create(secrets, ns->name(), {{"apiVersion", "v1"}, {"kind", "Secret"}, {"metadata", {{"name", "model-key"}}},
-                                                  {"stringData", {{"api-key", model_key}}}}).ok());
+  createSecret("model-key", "api-key", model_key);
   json egress = json::array({{{"host", "allowed.test"}, {"ports", {allowed.port()}}},
                              {{"cidr", host + "/32"}, {"ports", {allowed.port()}}}});
   json p = {{"metadata", {{"name", "team"}}},
@@ -580,26 +653,15 @@ TEST_F(NodeE2E, TheAgentReachesTheOutsideOnlyThroughItsGatewayAndNeverHoldsTheMo
                                    {{"secretName", "pr-token"}, {"key", "token"}, {"stages", {"pr"}}}}},
                       {"budgets", {{"default", {{"tokens", 1000}, {"costUSD", "1"}, {"wallClock", "10m"}}}}},
                       {"sandbox", {{"command", kAgentSimCommand}}},
-                      {"gateway", {{"modelKey", {{"secretName", "model-key"}, {"key", "api-key"}}},
-                                   {"prices", {{"claude-sonnet-4-5", {{"input", "3"}, {"output", "15"}, {"cacheRead", "0.30"}, {"cacheWrite", "3.75"}}}}}}}}}};
+                      {"gateway", gatewaySpec()}}}};
   auto parsed = parseAgentPolicy(p);
   ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
   const AgentPolicy team = *parsed;
-  PlanOptions o;
-  o.stage_image = kStageImage;
-  o.gateway_image = kOperatorImage;
-  o.sandbox_image = kOperatorImage;
+  PlanOptions o = nodeOptions();
 
-  auto created = client.create(kube::resources::agentruns, ns->name(),
-                               {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", "gw"}}},
-                                {"spec", {{"task", "t"}, {"repository", {{"url", "https://example.com/r.git"}}}}}});
-  ASSERT_TRUE(created.ok()) << created.error().describe();
-  auto run = parseAgentRun(*created);
-  ASSERT_TRUE(run.ok());
+  auto run = std::make_optional(createRun("gw"));
   const std::string token(64, 'c');
-  const std::string sha = gateway::testing::sha256Hex(token);
-  run->gateway_credential_secret = credentialSecretName(*run, sha);
-  ASSERT_TRUE(client.create(secrets, ns->name(), planCredentialSecret(*run, team, token, sha)).ok());
+  const std::string sha = issueCredential(*run, team, token);
 
   // The namespace's gateway, with the test's names for its egress.
   const std::string service_ip = startGateway(team, {{"gw", sha, 1000, 100}}, o, {"allowed.test", "denied.test"});
@@ -715,8 +777,7 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
   stage::testing::ForgeStandin forge("acme", "shop", remote);
   ASSERT_TRUE(forge.start(host));
   const std::string model_key = "sk-ant-model-key-node-e2e-77b2";
-  ASSERT_TRUE(client.create(secrets, ns->name(), {{"apiVersion", "v1"}, {"kind", "Secret"}, {"metadata", {{"name", "model-key"}}},
-                                                  {"stringData", {{"api-key", model_key}}}}).ok());
+  createSecret("model-key", "api-key", model_key);
   const int64_t cap = 400000;
   json p = {{"metadata", {{"name", "team"}}},
             {"spec", {{"namespaceSelector", json::object()},
@@ -729,31 +790,19 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
                       {"secrets", {{{"secretName", "model-key"}, {"key", "api-key"}, {"stages", {"agent"}}},
                                    {{"secretName", "pr-token"}, {"key", "token"}, {"stages", {"pr"}}}}},
                       {"budgets", {{"default", {{"tokens", cap}, {"costUSD", "50"}, {"wallClock", "30m"}}}}},
-                      {"gateway", {{"modelKey", {{"secretName", "model-key"}, {"key", "api-key"}}},
-                                   {"upstream", "http://model.test:" + std::to_string(model.port())},
-                                   {"prices", {{"claude-sonnet-4-5", {{"input", "3"}, {"output", "15"}, {"cacheRead", "0.30"}, {"cacheWrite", "3.75"}}}}}}}}}};
+                      {"gateway", gatewaySpec("http://model.test:" + std::to_string(model.port()))}}}};
   auto parsed = parseAgentPolicy(p);
   ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
   AgentPolicy team = *parsed;
   team.stages.push_back(StageSpec{.name = "pr", .approver_users = {"lead"}});
-  PlanOptions o;
-  o.stage_image = kStageImage;
-  o.gateway_image = kOperatorImage;
-  o.sandbox_image = kOperatorImage;
+  PlanOptions o = nodeOptions();
   o.workspace_storage_class = "paddock-node-workspace";
 
-  auto created = client.create(kube::resources::agentruns, ns->name(),
-                               {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", "cc"}}},
-                                {"spec", {{"task", "Make the client retry three times."}, {"stages", {"pr"}},
-                                          {"repository", {{"url", "https://forge.test/acme/shop.git"}}}}}});
-  ASSERT_TRUE(created.ok()) << created.error().describe();
-  auto run = parseAgentRun(*created);
-  ASSERT_TRUE(run.ok());
+  auto run = std::make_optional(createRun("cc", {{"task", "Make the client retry three times."}, {"stages", {"pr"}},
+                                          {"repository", {{"url", "https://forge.test/acme/shop.git"}}}}));
 
   const std::string token = "paddock-run-credential-" + std::string(40, 'e');
-  const std::string sha = gateway::testing::sha256Hex(token);
-  run->gateway_credential_secret = credentialSecretName(*run, sha);
-  ASSERT_TRUE(client.create(secrets, ns->name(), planCredentialSecret(*run, team, token, sha)).ok());
+  const std::string sha = issueCredential(*run, team, token);
   ASSERT_TRUE(client.create(kube::resources::persistentvolumeclaims, ns->name(), planWorkspaceClaim(*run, team, o)).ok());
 
   // The namespace's gateway, with the test's names for the model and the forge.
@@ -800,15 +849,9 @@ TEST_F(NodeE2E, ClaudeCodeIsCutOffAtItsBudgetByTheGatewayAndItsPartialWorkBecome
   withRemote(pod["spec"], "workspace", true);
   auto started = client.create(kube::resources::pods, ns->name(), pod);
   ASSERT_TRUE(started.ok()) << started.error().describe();
-  auto ended = waitPod(*started, [](const json& x) {
-    auto phase = x.value(json::json_pointer("/status/phase"), std::string());
-    return phase == "Succeeded" || phase == "Failed";
-  }, std::chrono::seconds(420));
+  auto ended = waitEnded(*started, std::chrono::seconds(420));
   ASSERT_FALSE(ended.is_null()) << "the agent never ended";
-  Process logs({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "logs", "-n", ns->name(), "cc-agent", "-c", "agent"});
-  logs.wait(std::chrono::seconds(30));
-  std::string said;
-  for (const auto& l : logs.lines()) said += l + "\n";
+  const std::string said = agentLogs("cc-agent");
 
   // What reached the model: every call on the pinned model with the real key, the checkpoint in
   // the second, and no more than the cap served in all.
@@ -924,6 +967,7 @@ p write-protected sh -c 'echo evil >> .github/workflows/ci.yml'
 p truncate-protected truncate -s 0 CODEOWNERS
 p delete-protected rm -f CODEOWNERS
 p delete-tree rm -rf .github
+p move-aside sh -c 'mv .github gh-aside && mkdir -p .github/workflows && echo evil > .github/workflows/ci.yml'
 p rename-away mv .github/workflows/ci.yml src/ci.yml
 p rename-over sh -c 'echo evil > src/evil.yml && mv -f src/evil.yml .github/workflows/ci.yml'
 p symlink-write sh -c 'ln -s /workspace/.github/workflows/ci.yml src/link && echo evil >> src/link'
@@ -955,14 +999,12 @@ echo "tf=$(cat src/infra/main.tf)"
 )SH";
   // The repository as a clone would leave it (the test's own init container, outside the sandbox).
   const std::string seed_script =
-      "mkdir -p /workspace/.github/workflows /workspace/src/infra /workspace/docs && cd /workspace"
+      "mkdir -p .github/workflows src/infra docs"
       " && echo 'on: push' > .github/workflows/ci.yml && echo '* @acme/leads' > CODEOWNERS && echo 'print(1)' > src/app.py"
       " && echo 'resource {}' > src/infra/main.tf && echo '# shop' > README.md && echo '# docs' > docs/index.md";
 
   AgentPolicy base = policy(json::array({{{"cidr", host + "/32"}, {"ports", {allowed.port()}}}}));
-  PlanOptions o;
-  o.stage_image = kStageImage;
-  o.sandbox_image = kOperatorImage;
+  PlanOptions o = nodeOptions();
   // The NetworkPolicy allows both ports, so Landlock (the policy's first port alone) is what
   // refuses the second.
   json np = planNetworkPolicy(ns->name(), base, o);
@@ -973,37 +1015,23 @@ echo "tf=$(cat src/infra/main.tf)"
     AgentPolicy team = base;
     team.protected_paths = globs;
     team.sandbox.command = {"/bin/bash", "-c", script};
-    auto created = client.create(kube::resources::agentruns, ns->name(),
-                                 {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", name}}},
-                                  {"spec", {{"task", "t"}, {"repository", {{"url", "https://example.com/r.git"}}}}}});
-    EXPECT_TRUE(created.ok()) << created.error().describe();
-    auto run = parseAgentRun(*created);
-    auto admission = admit(*run, team);
+    AgentRun run = createRun(name);
+    auto admission = admit(run, team);
     EXPECT_TRUE(admission.admitted) << admission.message;
-    json pod = withoutOperator(planAgentPod(*run, team, admission.effective, o));
+    json pod = withoutOperator(planAgentPod(run, team, admission.effective, o));
     keepInitContainers(pod, {"sandbox"});
-    json seed = pod["spec"]["containers"][0];
-    seed["name"] = "seed";
-    seed.erase("ports");
-    seed["command"] = {"/bin/sh", "-c", seed_script};
-    seed["volumeMounts"] = {{{"name", "workspace"}, {"mountPath", "/workspace"}}};
-    pod["spec"]["initContainers"].push_back(seed);
+    seedWorkspace(pod, seed_script);
     auto started = client.create(kube::resources::pods, ns->name(), pod);
     EXPECT_TRUE(started.ok()) << started.error().describe();
     return started.ok() ? *started : json();
   };
-  auto ended = [&](const json& pod) {
-    return waitPod(pod, [](const json& p) {
-      auto phase = p.value(json::json_pointer("/status/phase"), std::string());
-      return phase == "Succeeded" || phase == "Failed";
-    }, std::chrono::seconds(180));
-  };
+  auto ended = [&](const json& pod) { return waitEnded(pod, std::chrono::seconds(180)); };
+  // The session's "probe=answer" lines.
   auto said = [&](const std::string& pod, std::string& all) {
-    Process logs({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "logs", "-n", ns->name(), pod, "-c", "agent"});
-    EXPECT_EQ(logs.wait(std::chrono::seconds(30)), 0);
+    all = agentLogs(pod);
     std::map<std::string, std::string> out;
-    for (const auto& l : logs.lines()) {
-      all += l + "\n";
+    std::istringstream lines(all);
+    for (std::string l; std::getline(lines, l);) {
       auto eq = l.find('=');
       if (eq != std::string::npos) out[l.substr(0, eq)] = l.substr(eq + 1);
     }
@@ -1025,7 +1053,7 @@ echo "tf=$(cat src/infra/main.tf)"
   std::string all;
   auto held = said("held-agent", all);
   EXPECT_EQ(literal_end["status"]["phase"], "Succeeded") << all;
-  for (const char* refused : {"write-protected", "truncate-protected", "delete-protected", "delete-tree", "rename-away",
+  for (const char* refused : {"write-protected", "truncate-protected", "delete-protected", "delete-tree", "move-aside", "rename-away",
                               "rename-over", "symlink-write", "hardlink", "new-workflow", "managed-settings", "tcp-other"}) {
     EXPECT_EQ(held[refused].rfind("refused:", 0), 0u) << refused << " was allowed:\n" << all;
   }
@@ -1069,8 +1097,7 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
   gateway::testing::ModelStandin model;
   ASSERT_TRUE(model.start(1, host));
   const std::string model_key = "sk-ant-model-key-node-e2e-91c0";
-  ASSERT_TRUE(client.create(secrets, ns->name(), {{"apiVersion", "v1"}, {"kind", "Secret"}, {"metadata", {{"name", "model-key"}}},
-                                                  {"stringData", {{"api-key", model_key}}}}).ok());
+  createSecret("model-key", "api-key", model_key);
   const int64_t cap = 400000;
   json p = {{"metadata", {{"name", "team"}}},
             {"spec", {{"namespaceSelector", json::object()},
@@ -1081,27 +1108,15 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
                       {"resources", {{"limits", {{"cpu", "1"}, {"memory", "1Gi"}}}}},
                       {"egress", {{{"cidr", host + "/32"}, {"ports", {beyond.port()}}}}},
                       {"budgets", {{"default", {{"tokens", cap}, {"costUSD", "50"}, {"wallClock", "30m"}}}}},
-                      {"gateway", {{"modelKey", {{"secretName", "model-key"}, {"key", "api-key"}}},
-                                   {"upstream", "http://model.test:" + std::to_string(model.port())},
-                                   {"prices", {{"claude-sonnet-4-5", {{"input", "3"}, {"output", "15"}, {"cacheRead", "0.30"}, {"cacheWrite", "3.75"}}}}}}}}}};
+                      {"gateway", gatewaySpec("http://model.test:" + std::to_string(model.port()))}}}};
   auto parsed = parseAgentPolicy(p);
   ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
   const AgentPolicy team = *parsed;
-  PlanOptions o;
-  o.stage_image = kStageImage;
-  o.gateway_image = kOperatorImage;
-  o.sandbox_image = kOperatorImage;
+  PlanOptions o = nodeOptions();
 
-  auto created = client.create(kube::resources::agentruns, ns->name(),
-                               {{"apiVersion", "paddock.dev/v1alpha1"}, {"kind", "AgentRun"}, {"metadata", {{"name", "boxed-cc"}}},
-                                {"spec", {{"task", "Tidy the repository."}, {"repository", {{"url", "https://example.com/acme/shop.git"}}}}}});
-  ASSERT_TRUE(created.ok()) << created.error().describe();
-  auto run = parseAgentRun(*created);
-  ASSERT_TRUE(run.ok());
+  auto run = std::make_optional(createRun("boxed-cc", {{"task", "Tidy the repository."}, {"repository", {{"url", "https://example.com/acme/shop.git"}}}}));
   const std::string token = "paddock-run-credential-" + std::string(40, 'b');
-  const std::string sha = gateway::testing::sha256Hex(token);
-  run->gateway_credential_secret = credentialSecretName(*run, sha);
-  ASSERT_TRUE(client.create(secrets, ns->name(), planCredentialSecret(*run, team, token, sha)).ok());
+  const std::string sha = issueCredential(*run, team, token);
   const std::string service_ip = startGateway(team, {{"boxed-cc", sha, cap, 5000}}, o, {"model.test"});
   ASSERT_FALSE(service_ip.empty());
   ASSERT_TRUE(client.create(kube::resources::networkpolicies, ns->name(), planNetworkPolicy(ns->name(), team, o)).ok());
@@ -1128,28 +1143,14 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
   ASSERT_TRUE(admission.admitted) << admission.message;
   json pod = withoutOperator(planAgentPod(*run, team, admission.effective, o));
   keepInitContainers(pod, {"gateway-credential", "sandbox"});
-  // The repository as a clone would leave it (the test's own init container, outside the sandbox).
-  json seed = pod["spec"]["containers"][0];
-  seed["name"] = "seed";
-  seed.erase("ports");
-  seed["env"] = json::array();
-  seed["command"] = {"/bin/sh", "-c",
-                     "mkdir -p /workspace/.github/workflows && echo 'on: push' > /workspace/.github/workflows/ci.yml"
-                     " && echo '* @acme/leads' > /workspace/CODEOWNERS && echo '# shop' > /workspace/README.md"};
-  seed["volumeMounts"] = {{{"name", "workspace"}, {"mountPath", "/workspace"}}};
-  pod["spec"]["initContainers"].push_back(seed);
+  seedWorkspace(pod, "mkdir -p .github/workflows && echo 'on: push' > .github/workflows/ci.yml"
+                     " && echo '* @acme/leads' > CODEOWNERS && echo '# shop' > README.md");
   pod["spec"]["hostAliases"] = {{{"ip", service_ip}, {"hostnames", {"paddock-gateway"}}}};
   auto started = client.create(kube::resources::pods, ns->name(), pod);
   ASSERT_TRUE(started.ok()) << started.error().describe();
-  auto ended = waitPod(*started, [](const json& x) {
-    auto phase = x.value(json::json_pointer("/status/phase"), std::string());
-    return phase == "Succeeded" || phase == "Failed";
-  }, std::chrono::seconds(420));
+  auto ended = waitEnded(*started, std::chrono::seconds(420));
   ASSERT_FALSE(ended.is_null()) << "the agent never ended";
-  Process logs({env("PADDOCK_KUBECTL"), "--kubeconfig", env("PADDOCK_E2E_KUBECONFIG"), "logs", "-n", ns->name(), "boxed-cc-agent", "-c", "agent"});
-  logs.wait(std::chrono::seconds(30));
-  std::string said;
-  for (const auto& l : logs.lines()) said += l + "\n";
+  const std::string said = agentLogs("boxed-cc-agent");
   EXPECT_EQ(ended["status"]["phase"], "Succeeded") << said;
   EXPECT_NE(said.find("\"sandbox applied\""), std::string::npos) << "the launcher ran first:\n" << said;
 

@@ -253,9 +253,12 @@ TEST_F(Sandbox, TcpConnectOnlyToListedPorts) {
   EXPECT_EQ(r.answers[ops[1]], "EACCES");
   EXPECT_NE(r.err.find("\"connectPorts\":[" + std::to_string(allowed.port) + "]"), std::string::npos) << r.err;
 
-  // Without --connect-port, TCP connect is not restricted.
+  // Without --connect-port, TCP connect is not restricted; with --restrict-tcp it is closed.
   Result open = sandboxed({ops[1]});
   EXPECT_EQ(open.answers[ops[1]], "ok") << open.err;
+  Result closed = sandboxed({ops[0], ops[1]}, {"--restrict-tcp"});
+  EXPECT_EQ(closed.answers[ops[0]], "EACCES") << closed.err;
+  EXPECT_EQ(closed.answers[ops[1]], "EACCES") << closed.err;
 }
 
 TEST_F(Sandbox, NoNewPrivsLogLineAndExitStatus) {
@@ -392,4 +395,40 @@ TEST_F(Sandbox, AsPidOneItForwardsTheKubeletsSignalAndExitsWithTheAgentsStatus) 
   ASSERT_EQ(waitpid(unshare, &ws, 0), unshare);
   ASSERT_TRUE(WIFEXITED(ws)) << "unshare ended by signal " << WTERMSIG(ws);
   EXPECT_EQ(WEXITSTATUS(ws), 128 + SIGTERM) << "the agent ended by the forwarded SIGTERM, at once";
+}
+
+// The operator's read-only mounts of the literal protected paths, made here as the kubelet makes
+// them (bind mounts, then read-only) in a mount namespace of the test's own: the launcher leaves
+// those paths to the mounts, so the root takes new files; and the folder above a mount cannot be
+// renamed aside to put a new ".github/workflows" in its place.
+TEST_F(Sandbox, ReadOnlyMountsHoldTheirPathsAndTheirFoldersCannotBeMovedAside) {
+  if (geteuid() != 0) GTEST_SKIP() << "a mount namespace of the test's own needs root";
+  writeFile(ws_ / ".github/workflows/ci.yml", "on: push\n");
+  std::string mounts;
+  for (const char* held : {".github/workflows", "CODEOWNERS"}) {
+    std::string at = w(held);
+    mounts += "mount --bind '" + at + "' '" + at + "' && mount -o remount,bind,ro '" + at + "' && ";
+  }
+  std::string inner = kSandbox + " --workspace " + ws_.string() + " --protected-paths-file " + (root_ / "protected-paths").string() +
+                      " -- " + kProbe + " create:" + w("NEW.md") + " write:" + w("README.md") + " write:" + w("CODEOWNERS") +
+                      " create:" + w(".github/workflows/new.yml") + " rename:" + w(".github") + ":" + w("gh-aside") +
+                      " rename:" + w(".github/workflows") + ":" + w("workflows-aside") + " unlink:" + w("CODEOWNERS") +
+                      " create:" + w(".github/dependabot.yml") + " rename:" + w("src") + ":" + w("source") +
+                      " create:" + w("src/new.cc") + " unlink:" + w("src/main.cc");
+  Result r = runProcess({"/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", mounts + inner}, root_);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("\"keepingFolders\":[\"\",\".github\"]"), std::string::npos) << r.err;
+  EXPECT_EQ(r.answers["create:" + w("NEW.md")], "ok") << "the root takes new files";
+  EXPECT_EQ(r.answers["write:" + w("README.md")], "ok");
+  EXPECT_EQ(r.answers["write:" + w("CODEOWNERS")], "EROFS");
+  EXPECT_EQ(r.answers["create:" + w(".github/workflows/new.yml")], "EROFS");
+  EXPECT_EQ(r.answers["rename:" + w(".github") + ":" + w("gh-aside")], "EACCES") << "the folder above a mount stays";
+  const std::string moved = r.answers["rename:" + w(".github/workflows") + ":" + w("workflows-aside")];
+  EXPECT_TRUE(moved == "EACCES" || moved == "EBUSY") << moved;
+  EXPECT_EQ(r.answers["unlink:" + w("CODEOWNERS")], "EBUSY");
+  EXPECT_EQ(r.answers["create:" + w(".github/dependabot.yml")], "ok") << "a folder above a mount takes new files";
+  EXPECT_EQ(r.answers["rename:" + w("src") + ":" + w("source")], "EACCES") << "no folder directly in the root moves";
+  EXPECT_EQ(r.answers["create:" + w("src/new.cc")], "ok");
+  EXPECT_EQ(r.answers["unlink:" + w("src/main.cc")], "ok");
+  EXPECT_EQ(readFile(ws_ / ".github/workflows/ci.yml"), "on: push\n");
 }

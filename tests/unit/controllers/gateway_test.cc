@@ -406,13 +406,14 @@ TEST(GatewayAgentPod, GetsTheGatewayAndTheCredentialButNeverTheKey) {
   EXPECT_EQ(envOf(spec["initContainers"][1], "HTTPS_PROXY"), "");
   EXPECT_EQ(spec["initContainers"][2]["name"], "workspace");
   EXPECT_EQ(envOf(spec["initContainers"][2], "HTTPS_PROXY"), "http://paddock-gateway:8080");
-  // Under the sandbox the agent may open TCP connections to the gateway's port alone.
+  // Under the sandbox the agent may open TCP connections to the gateway's port alone (and DNS's).
   const json command = (*agent)["command"];
   std::vector<std::string> ports;
   for (size_t i = 0; i + 1 < command.size() && command[i] != "--"; ++i) {
     if (command[i] == "--connect-port") ports.push_back(command[i + 1]);
   }
-  EXPECT_EQ(ports, std::vector<std::string>{"8080"}) << command.dump();
+  EXPECT_EQ(ports, (std::vector<std::string>{"53", "8080"})) << command.dump();
+  EXPECT_NE(std::find(command.begin(), command.end(), "--restrict-tcp"), command.end());
 }
 
 TEST(GatewayStagePod, ThePrStageReachesItsForgeThroughTheGatewayAndDeployItsEndpointDirectly) {

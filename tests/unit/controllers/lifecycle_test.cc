@@ -150,6 +150,14 @@ TEST(SandboxReport, ReadsTheInstallersWordsOfTheNodesKernel) {
   EXPECT_TRUE(r->landlock);
   EXPECT_EQ(r->reason, "Landlock");
   EXPECT_NE(r->message.find("ABI 7"), std::string::npos) << r->message;
+  EXPECT_EQ(r->message.find("cannot"), std::string::npos) << r->message;
+  // An older kernel's Landlock: applied, with what it cannot hold said.
+  json old = sandboxInstalled(0, "landlock ABI 2\n");
+  r = sandboxReport(observePod(&old, "sandbox"), false);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->landlock);
+  EXPECT_NE(r->message.find("cannot refuse truncating"), std::string::npos) << r->message;
+  EXPECT_NE(r->message.find("nor restrict TCP connect"), std::string::npos) << r->message;
   json none = sandboxInstalled(0, "landlock unavailable: the kernel does not support it (EOPNOTSUPP)");
   r = sandboxReport(observePod(&none, "sandbox"), true);
   ASSERT_TRUE(r);
@@ -177,15 +185,26 @@ TEST(DecideLifecycle, ANodeWithoutLandlockOrALauncherThatFailsEndsTheRunSayingSo
   EXPECT_EQ(d.reason, "SandboxUnavailable");
   EXPECT_NE(d.message.find("has no Landlock"), std::string::npos) << d.message;
   // The launcher in the agent container could not start the image's entrypoint.
-  json failed = terminated("Failed", 126, "Error");
+  // The launcher's own words, from its termination message.
+  json failed = terminated("Failed", 127, "Error");
   failed["status"]["containerStatuses"][1]["state"]["terminated"]["message"] =
-      "paddock-sandbox: cannot run /usr/local/bin/paddock-agent: No such file or directory\n";
+      "paddock-sandbox: cannot execute /usr/local/bin/paddock-agent: No such file or directory; check the container's "
+      "command and PATH\n";
   in.phase = "Running";
   in.pod = observePod(&failed);
   in.sandbox = {};
   d = decideLifecycle(in);
   EXPECT_EQ(d.reason, "SandboxFailed");
   EXPECT_NE(d.message.find("spec.sandbox.command"), std::string::npos) << d.message;
+  EXPECT_NE(d.message.find("cannot execute /usr/local/bin/paddock-agent"), std::string::npos) << d.message;
+  failed["status"]["containerStatuses"][1]["state"]["terminated"]["exitCode"] = 126;
+  failed["status"]["containerStatuses"][1]["state"]["terminated"]["message"] =
+      "paddock-sandbox: cannot list the workspace folder /workspace/x: Permission denied\n";
+  in.pod = observePod(&failed);
+  d = decideLifecycle(in);
+  EXPECT_EQ(d.reason, "SandboxFailed");
+  EXPECT_EQ(d.message.find("spec.sandbox.command"), std::string::npos) << "not the entrypoint's fault: " << d.message;
+  failed["status"]["containerStatuses"][1]["state"]["terminated"]["exitCode"] = 127;
   // Exit 126 from the agent itself is the agent's failure.
   failed["status"]["containerStatuses"][1]["state"]["terminated"]["message"] = "bash: ./x: Permission denied";
   in.pod = observePod(&failed);

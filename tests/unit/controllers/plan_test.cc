@@ -153,6 +153,16 @@ TEST(PlanAgentPod, TheAgentStartsThroughTheInjectedSandbox) {
   EXPECT_NE(flags.find(R"("--workspace","/workspace")"), std::string::npos) << flags;
   // Without a gateway, TCP connect to the ports spec.egress allows (the fixture's 443).
   EXPECT_NE(flags.find(R"("--connect-port","443")"), std::string::npos) << flags;
+  EXPECT_NE(flags.find(R"("--restrict-tcp")"), std::string::npos) << flags;
+  // A policy with no egress ports and no gateway: DNS's port alone, never an unrestricted connect.
+  p.policy.egress.clear();
+  const json closed = sandboxCommand(p.policy);
+  std::vector<std::string> ports;
+  for (size_t i = 0; i + 1 < closed.size() && closed[i] != "--"; ++i) {
+    if (closed[i] == "--connect-port") ports.push_back(closed[i + 1]);
+  }
+  EXPECT_EQ(ports, std::vector<std::string>{"53"}) << closed.dump();
+  EXPECT_NE(std::find(closed.begin(), closed.end(), "--restrict-tcp"), closed.end());
   // The launcher's volume is read-only to the agent.
   bool mounted = false;
   for (const auto& m : agent["volumeMounts"]) {
@@ -266,6 +276,7 @@ TEST(PlanAgentPod, ReadsTheTaskAndManagedSettingsFromItsOwnAnnotations) {
   EXPECT_EQ(settings["permissions"]["deny"], json::array({"WebFetch"}));
   EXPECT_EQ(settings["permissions"]["disableBypassPermissionsMode"], "disable");
   EXPECT_EQ(settings["allowManagedPermissionRulesOnly"], true) << "a repository's own settings add no permission rule";
+  EXPECT_EQ(settings["allowManagedHooksOnly"], true) << "nor a hook that runs commands outside them";
   EXPECT_EQ(settings["model"], "claude-sonnet-4-5");
   EXPECT_EQ(settings["allowedMcpServers"], json::array({"github"}));
   EXPECT_EQ(a["paddock.dev/protected-paths"], "billing/**\n");

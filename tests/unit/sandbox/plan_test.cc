@@ -1,5 +1,7 @@
 #include "sandbox/plan.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "sandbox/cli.h"
@@ -133,21 +135,35 @@ TEST(PlanWorkspace, LiteralPaths) {
   EXPECT_EQ(literalPath("**"), "");
 }
 
-TEST(PlanWorkspace, WhatTheOperatorsReadOnlyMountsHoldLeavesTheRootWritable) {
-  // The sample policy's literal globs, both mounted read-only over themselves: Landlock has
-  // nothing left to hold, so the whole workspace gets one rule and the root takes new files.
+TEST(PlanWorkspace, WhatTheOperatorsReadOnlyMountsHoldLeavesTheRootWritableButItsFoldersInPlace) {
+  // The sample policy's literal globs, both mounted read-only over themselves: Landlock holds
+  // nothing itself; the folders above the mounts keep their folders (".github" cannot be moved
+  // aside with its mounted "workflows") and take new entries; their other children get all rights.
   auto plan = planWorkspace(repository(), {".github/workflows/**", "CODEOWNERS"}, {".github/workflows", "CODEOWNERS"});
-  EXPECT_EQ(plan.rules, (std::vector<WorkspaceRule>{{"", Grant::Tree}}));
+  EXPECT_EQ(plan.rules, (std::vector<WorkspaceRule>{{"", Grant::KeepFolders},
+                                                    {".git", Grant::Tree},
+                                                    {".github", Grant::KeepFolders},
+                                                    {".github/ISSUE_TEMPLATE", Grant::Tree},
+                                                    {"README.md", Grant::File},
+                                                    {"docs", Grant::Tree},
+                                                    {"src", Grant::Tree}}));
   EXPECT_TRUE(plan.protected_paths.empty());
+  EXPECT_TRUE(plan.ancestors.empty());
+  EXPECT_EQ(plan.keeping, (std::vector<std::string>{"", ".github"}));
   EXPECT_EQ(plan.held, (std::vector<std::string>{".github/workflows", ".github/workflows/ci.yml", "CODEOWNERS"}));
-  // A wildcard glob no mount can hold still makes its matches' folders ancestors; its matches
-  // under a mount are held.
+  // A wildcard glob no mount can hold makes its matches' folders ancestors with no right; a
+  // folder above a mount only keeps its folders; matches under a mount are held.
   plan = planWorkspace(repository(), {".github/workflows/**", "**/*.tf"}, {".github/workflows"});
   EXPECT_EQ(plan.protected_paths, (std::vector<std::string>{"src/app/main.tf", "src/infra/modules/vpc.tf", "src/infra/net.tf"}));
   EXPECT_EQ(plan.ancestors, (std::vector<std::string>{"", "src", "src/app", "src/infra", "src/infra/modules"}));
+  EXPECT_EQ(plan.keeping, std::vector<std::string>{".github"});
+  EXPECT_NE(std::find(plan.rules.begin(), plan.rules.end(), WorkspaceRule{".github", Grant::KeepFolders}), plan.rules.end());
+  EXPECT_EQ(std::find(plan.rules.begin(), plan.rules.end(), WorkspaceRule{"", Grant::KeepFolders}), plan.rules.end())
+      << "the root is an ancestor of a path Landlock holds: no right of its own";
   // A mount that is not one of the protected paths (the operator's or anybody's) changes nothing.
   plan = planWorkspace(repository(), {"CODEOWNERS"}, {"docs"});
   EXPECT_EQ(plan.protected_paths, std::vector<std::string>{"CODEOWNERS"});
+  EXPECT_TRUE(plan.keeping.empty());
 }
 
 TEST(ReadOnlyMountsUnder, ReadsTheWorkspacesReadOnlyMountPointsFromMountinfo) {
@@ -183,6 +199,10 @@ TEST(SandboxCli, RunForm) {
   EXPECT_EQ(d.run.workspace, "/workspace");
   EXPECT_TRUE(d.run.refuse_unavailable);
   EXPECT_TRUE(d.run.connect_ports.empty());
+  EXPECT_FALSE(d.run.restrict_tcp);
+  Cli closed = parseCli({"--restrict-tcp", "--", "sh"});
+  ASSERT_EQ(closed.mode, Cli::Mode::Run) << closed.error;
+  EXPECT_TRUE(closed.run.restrict_tcp);
 }
 
 TEST(SandboxCli, InstallForm) {
