@@ -38,6 +38,7 @@ PodObservation observePod(const json* pod, const std::string& container) {
       for (const auto& c : *cs) {
         if (!c.is_object() || c.value("name", "") != container) continue;
         o.waiting_reason = stringAt(c, "/state/waiting/reason");
+        o.waiting_message = stringAt(c, "/state/waiting/message");
         auto code = json::json_pointer("/state/terminated/exitCode");
         if (c.contains(code) && c[code].is_number_integer()) o.exit_code = c[code].get<int>();
         o.terminated_reason = stringAt(c, "/state/terminated/reason");
@@ -106,6 +107,7 @@ bool ownedByAnotherRun(const json& pod, const std::string& run_uid) {
 
 PendingCause pendingCause(const PodObservation& pod) {
   if (imagePullProblem(pod.waiting_reason)) return {"ImagePullFailed", pod.waiting_reason};
+  if (pod.waiting_reason == "CreateContainerConfigError") return {"ContainerConfigInvalid", pod.waiting_message};
   if (pod.unschedulable) {
     // The scheduler's words for a claim that does not exist, or is going: persistentvolumeclaim "x"
     // not found, persistentvolumeclaim "x" is being deleted.
@@ -224,6 +226,13 @@ LifecycleDecision decideLifecycle(const LifecycleInput& in) {
     if (cause.reason == "WorkspaceClaimMissing") {
       return {"Failed", cause.reason,
               "the agent pod's workspace claim does not exist (" + cause.detail + "); create a new AgentRun", false, true};
+    }
+    if (cause.reason == "ContainerConfigInvalid") {
+      return {"Failed", cause.reason,
+              "the kubelet cannot set up the agent container (" + cause.detail.substr(0, 512) +
+                  "); a path of spec.protectedPaths it cannot mount read-only (a symbolic link out of the workspace, "
+                  "or a path through a file) is the usual cause: fix the repository or the policy's protectedPaths",
+              false, true};
     }
     if (cause.reason == "Unschedulable") {
       return {"Failed", cause.reason,

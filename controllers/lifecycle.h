@@ -21,6 +21,7 @@ struct PodObservation {
   std::string reason;            // status.reason: DeadlineExceeded, Evicted, ...
   std::string message;           // status.message
   std::string waiting_reason;    // the container's waiting reason: ErrImagePull, ...
+  std::string waiting_message;   // the kubelet's words with it
   int exit_code = 0;             // the container's exit code, once terminated
   std::string terminated_reason; // Completed, Error, OOMKilled, ...
   std::string termination_message;  // what the container left in its termination message (untrusted)
@@ -39,7 +40,8 @@ std::optional<nlohmann::json> releaseAgentPod(const nlohmann::json* pod);
 
 // Why a pod Pending too long has not started, from what it shows: ImagePullFailed,
 // WorkspaceClaimMissing (its volume's PersistentVolumeClaim does not exist or is being deleted),
-// Unschedulable; an
+// Unschedulable, ContainerConfigInvalid (the kubelet cannot set the container up: a protected
+// path it cannot mount read-only, such as a symbolic link out of the workspace); an
 // empty reason when it shows none of these.
 struct PendingCause {
   std::string reason;

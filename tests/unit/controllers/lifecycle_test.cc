@@ -143,6 +143,25 @@ json sandboxInstalled(int code, const std::string& message) {
   return p;
 }
 
+TEST(DecideLifecycle, AContainerTheKubeletCannotSetUpFailsTheRunNamingTheProtectedPaths) {
+  json stuck = waiting("CreateContainerConfigError");
+  stuck["status"]["containerStatuses"][0]["state"]["waiting"]["message"] =
+      "failed to prepare subPath for volumeMount \"workspace\" of container \"agent\"";
+  LifecycleInput in;
+  in.phase = "Pending";
+  in.pod_created = true;
+  in.pod = observePod(&stuck);
+  in.pod_pending_for = seconds(30);
+  EXPECT_EQ(decideLifecycle(in).reason, "PodStarting") << "the kubelet retries: not before the pending deadline";
+  in.pod_pending_for = in.pending_deadline;
+  auto d = decideLifecycle(in);
+  EXPECT_EQ(d.phase, "Failed");
+  EXPECT_EQ(d.reason, "ContainerConfigInvalid");
+  EXPECT_TRUE(d.delete_pod);
+  EXPECT_NE(d.message.find("failed to prepare subPath"), std::string::npos) << d.message;
+  EXPECT_NE(d.message.find("spec.protectedPaths"), std::string::npos) << d.message;
+}
+
 TEST(SandboxReport, ReadsTheInstallersWordsOfTheNodesKernel) {
   json abi = sandboxInstalled(0, "landlock ABI 7\n");
   auto r = sandboxReport(observePod(&abi, "sandbox"), false);
