@@ -455,7 +455,7 @@ void planAgent(const RunSnapshot& snap, const Admitted& a, const TeamFacts& team
     // A stopped agent whose pod is still running (the delete that followed the decision failed,
     // or the process stopped before it) is deleted again, after the status.
     if (handedOff(snap.old_status) && st.live_pod && st.trust.verdict == PodJudgement::Verdict::Ours && !st.pod.deleting &&
-        st.pod.phase != "Succeeded" && st.pod.phase != "Failed") {
+        !podEnded(st.pod)) {
       draft.act(DeletePod{st.pod_name, stringAt(*st.live_pod, "/metadata/uid"), true});
     }
     return;

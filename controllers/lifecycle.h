@@ -33,6 +33,10 @@ struct PodObservation {
 // named `container` (init containers included).
 PodObservation observePod(const nlohmann::json* pod, const std::string& container = "agent");
 
+// The pod has ended (Succeeded or Failed): its containers hold nothing back any more, even while
+// its object is still there.
+inline bool podEnded(const PodObservation& pod) { return pod.phase == "Succeeded" || pod.phase == "Failed"; }
+
 // The merge patch that takes kFinalizerAgentPod off `pod` (its other finalizers kept, and only
 // if nobody wrote it since: its resourceVersion), or nullopt when it has none. Called once the
 // run's durable status records the pod, the run has ended, or the run is gone.

@@ -193,7 +193,7 @@ bool watch(const StagesInput& in, const std::string& name, json& e, StagesPlan& 
   }
   json finished = {{"stage", name}, {"phase", d.kind == Kind::Succeeded ? "Succeeded" : "Failed"}};
   if (!d.reason.empty()) finished["reason"] = d.reason;
-  if (pod.pod.phase == "Succeeded" || pod.pod.phase == "Failed") {
+  if (podEnded(pod.pod)) {
     finished["exitCode"] = pod.pod.exit_code;
     auto report = parseStageReport(pod.pod.termination_message, name);
     e["exitCode"] = pod.pod.exit_code;
@@ -392,9 +392,8 @@ StagesInput stagesInput(const RunSnapshot& snap, const Admitted& a, const TeamFa
   si.old_stages = snap.old_status.value("stages", json::array());
   si.agent_message = agent_message;
   si.clone_message = observePod(snap.agent_pod.get(), "workspace").termination_message;
-  // A pod that has ended holds nothing back, even while its object is still there.
   auto agent = observePod(snap.agent_pod.get());
-  si.agent_pod_present = agent.exists && agent.phase != "Succeeded" && agent.phase != "Failed";
+  si.agent_pod_present = agent.exists && !podEnded(agent);
   si.now = clock.wall;
   si.pending_deadline = settings.pending_deadline;
   si.approvals = snap.approvals;
