@@ -26,6 +26,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/figures.h"
 #include "e2e/tests/agent_host.h"
 #include "e2e/tests/support.h"
 #include "operator/common/flags.h"
@@ -42,20 +43,11 @@ using WallClock = std::chrono::system_clock;
 using Steady = std::chrono::steady_clock;
 
 namespace {
+using bench::fmt;
+using bench::homeCache;
+using bench::percentile;
 
 double epochSeconds(WallClock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size()))) - 1;  // nearest rank
-  return v[std::min(i, v.size() - 1)];
-}
-
-std::string homeCache() {
-  if (const char* c = std::getenv("PADDOCK_CACHE"); c && *c) return c;
-  return std::string(std::getenv("HOME") ? std::getenv("HOME") : "/root") + "/.cache/paddock";
-}
 
 // The operator under measurement: its own process, its /metrics port read from its log.
 class Operator {

@@ -3,9 +3,9 @@
 // same image on the same node, in one run.
 //
 // 1. Create to container running, p50 and p99: Paddock's agent pod as planAgentPod plans it (the
-//    agent simulator's image, its hardening, volumes and downward-API files; without the workspace
-//    clone, which needs a forge) and a Job whose pod runs the same image, created alternately one
-//    at a time. The time runs from the create call to the event on a watch here that shows the
+//    agent simulator's image, its hardening, volumes and downward-API files, the sandbox's install
+//    and the launcher; without the workspace clone, which needs a forge) and a Job whose pod runs
+//    the same image, created alternately one at a time. The time runs from the create call to the event on a watch here that shows the
 //    container running (creationTimestamp has second precision). Each pod is deleted once it runs.
 // 2. The node's memory: VmRSS of containerd, kubelet, kube-proxy and kube-router, of the
 //    containerd shims, and the pods' cgroup (kubepods, rss + cache from memory.stat), with no pod
@@ -24,6 +24,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/figures.h"
 #include "controllers/admission.h"
 #include "controllers/plan.h"
 #include "e2e/tests/support.h"
@@ -35,21 +36,11 @@ using namespace paddock::e2e;
 using Steady = std::chrono::steady_clock;
 
 namespace {
+using bench::fmt;
+using bench::homeCache;
+using bench::percentile;
 
 const kube::Resource jobs{"batch", "v1", "jobs", true};
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
-  return v[std::min(i == 0 ? 0 : i - 1, v.size() - 1)];  // nearest rank
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 // VmRSS of a process in KiB (0 when it is gone).
 long rssKiB(int pid) {
@@ -172,12 +163,15 @@ int main(int argc, char** argv) {
   std::string cache = std::getenv("PADDOCK_CACHE") ? std::getenv("PADDOCK_CACHE") : std::string(std::getenv("HOME")) + "/.cache/paddock";
   std::string cluster_dir = cache + "/clusters/bench-node", out_dir = ".";
   std::string image = "paddock.local/paddock-agent-sim:dev";
+  std::string operator_image = "paddock.local/paddock-operator:dev";
   int runs = 20, idle = 10;
   Flags flags("paddock-bench-node",
               "Paddock's agent pod on the real node beside a bare Job's pod: create to container running (p50, p99) and "
               "the node's memory idle and with idle agent pods");
   flags.add("cluster-dir", &cluster_dir, "The node cluster's directory (e2e/cluster.sh up --node): kubeconfig, run/*.pid, node/.");
   flags.add("image", &image, "The image both pods run (imported into the node's containerd).");
+  flags.add("operator-image", &operator_image,
+            "The operator's image, which Paddock's pod copies paddock-sandbox from (its sandbox init container).");
   flags.add("runs", &runs, "Pods of each kind created, one at a time, for the latency figures.");
   flags.add("idle", &idle, "Idle agent pods for the memory figure.");
   flags.add("out-dir", &out_dir, "Where node.json is written.");
@@ -201,7 +195,10 @@ int main(int argc, char** argv) {
        {"spec", {{"namespaceSelector", json::object()},
                  {"images", {{"default", image}, {"allowed", {"paddock.local/*"}}}},
                  {"resources", {{"limits", {{"cpu", "100m"}, {"memory", "64Mi"}}}}},  // 10 fit on 2 cores
-                 {"budgets", {{"default", {{"tokens", 1000}, {"costUSD", "1"}, {"wallClock", "1h"}}}}}}}});
+                 {"budgets", {{"default", {{"tokens", 1000}, {"costUSD", "1"}, {"wallClock", "1h"}}}}},
+                 // The simulator image's entrypoint, which paddock-sandbox starts.
+                 {"sandbox", {{"command", {"/usr/local/bin/paddock-agent-sim", "--listen", "0.0.0.0:9464", "--control-dir",
+                                           "/etc/paddock/control"}}}}}}});
   if (!policy.ok()) {
     std::cerr << policy.error().describe() << "\n";
     return 1;
@@ -209,6 +206,7 @@ int main(int argc, char** argv) {
   TempNamespace ns(*rest, "bench-node");
   RunningWatch watch(*rest, ns.name());
   controllers::PlanOptions options;
+  options.sandbox_image = operator_image;
 
   // Paddock's agent pod for run `name` (the run object exists: the garbage collector would take a
   // pod whose owner does not).
@@ -221,7 +219,12 @@ int main(int argc, char** argv) {
     auto admission = controllers::admit(*run, *policy);
     json pod = controllers::planAgentPod(*run, *policy, admission.effective, options);
     pod["metadata"].erase("finalizers");  // no operator here to take it off
-    pod["spec"].erase("initContainers");  // the workspace clone needs a forge
+    // The workspace clone needs a forge: left out; the sandbox's install, every agent pod's, stays.
+    json inits = json::array();
+    for (const auto& c : pod["spec"]["initContainers"]) {
+      if (c.value("name", "") == "sandbox") inits.push_back(c);
+    }
+    pod["spec"]["initContainers"] = inits;
     return pod;
   };
   auto jobOf = [&](const std::string& name) {

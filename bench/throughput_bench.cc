@@ -32,6 +32,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/figures.h"
 #include "e2e/tests/support.h"
 #include "operator/common/flags.h"
 #include "operator/common/log.h"
@@ -49,30 +50,15 @@ using kube::resources::pods;
 using Steady = std::chrono::steady_clock;
 
 namespace {
+using bench::fmt;
+using bench::homeCache;
+using bench::percentile;
 
 const kube::Resource jobs{"batch", "v1", "jobs", true};
 
 double since(Steady::time_point t0, Steady::time_point t) { return std::chrono::duration<double>(t - t0).count(); }
 double secondsSince(Steady::time_point t0) { return since(t0, Steady::now()); }
 void sleepFor(double seconds) { CancelToken().waitFor(std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000))); }
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
-  return v[std::min(i == 0 ? 0 : i - 1, v.size() - 1)];  // nearest rank
-}
-
-std::string homeCache() {
-  if (const char* c = std::getenv("PADDOCK_CACHE"); c && *c) return c;
-  return std::string(std::getenv("HOME") ? std::getenv("HOME") : "/root") + "/.cache/paddock";
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 // kube-controller-manager's --kube-api-qps and --kube-api-burst, from its command line (the
 // cluster directory keeps its PID), with client-go's defaults when absent.
