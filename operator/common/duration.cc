@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 
 namespace paddock {
 
@@ -19,7 +21,11 @@ std::optional<std::chrono::milliseconds> parseDuration(std::string_view text) {
       ++i;
     }
     if (i == start || (i == start + 1 && dot)) return std::nullopt;
-    double number = std::stod(std::string(text.substr(start, i - start)));
+    // strtod, not stod: a number past double's range is HUGE_VAL here (refused below), where
+    // stod would throw.
+    const std::string digits(text.substr(start, i - start));
+    double number = std::strtod(digits.c_str(), nullptr);
+    if (!std::isfinite(number)) return std::nullopt;
     size_t unit_start = i;
     while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
     std::string_view unit = text.substr(unit_start, i - unit_start);
