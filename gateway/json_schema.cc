@@ -16,7 +16,7 @@ static_assert(sizeof(wchar_t) == 4, "patterns match over code points held in wch
 
 constexpr int kMaxRefs = 64;              // $ref hops in one chain
 constexpr int kMaxDepth = 512;            // nested subschemas, $ref hops included
-constexpr size_t kMaxSteps = 2'000'000;   // subschema evaluations (and pattern work) per check
+constexpr size_t kMaxSteps = 1'000'000;   // subschema evaluations (and pattern work) per check: about a second
 constexpr size_t kMaxFound = 10'000;      // violations collected before sorting
 constexpr size_t kMaxPatternLength = 1000;
 constexpr size_t kMaxPatternWeight = 10'000;
@@ -346,7 +346,7 @@ struct Checker {
       abort = "a string at " + rootOr(locate(at, "").path) + " is " + std::to_string(length) +
               " characters, too long to check against the pattern " + quote(p) + " (at most 1000, as it has a lookahead)";
     // What matching costs in steps: linear in the text and the pattern's size, squared with a lookahead.
-    if (!charge((length + 1) * (compiled.weight / 32 + 1) / 8 * (compiled.lookahead ? length / 4 + 1 : 1))) return std::nullopt;
+    if (!charge((length + 1) * (compiled.weight / 32 + 1) / 4 * (compiled.lookahead ? length / 4 + 1 : 1))) return std::nullopt;
     return std::regex_match(widen(text), compiled.anywhere);
   }
   bool valid(const json& s, const json& v, const Path* at, int depth, int refs) {
@@ -444,7 +444,7 @@ struct Checker {
       const size_t n = v.size();
       if (auto min = count(kw("minItems")); min && n < *min) add(out, at, "must have at least " + std::to_string(*min) + " items, got " + std::to_string(n));
       if (auto max = count(kw("maxItems")); max && n > *max) add(out, at, "must have at most " + std::to_string(*max) + " items, got " + std::to_string(n));
-      if (const json* u = kw("uniqueItems"); u && u->is_boolean() && u->get<bool>() && n > 1 && charge(n * 20)) {
+      if (const json* u = kw("uniqueItems"); u && u->is_boolean() && u->get<bool>() && n > 1 && charge(n)) {
         std::vector<size_t> order(n);
         for (size_t i = 0; i < n; ++i) order[i] = i;
         std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
