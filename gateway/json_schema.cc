@@ -23,10 +23,8 @@ constexpr size_t kMaxPatternWeight = 10'000;
 constexpr size_t kMaxLookaheadInput = 1000;  // lookahead costs the square of the input's length
 constexpr uint64_t kSaturate = 1'000'000'000;
 
-std::string show(const json& v) {
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
-}
+std::string clip(std::string s, size_t max) { return s.size() > max ? s.substr(0, max - 3) + "..." : s; }
+std::string show(const json& v) { return clip(v.dump(-1, ' ', false, json::error_handler_t::replace), 80); }
 std::string quote(std::string_view s) { return show(json(std::string(s))); }
 std::string rootOr(const std::string& pointer) { return pointer.empty() ? "(root)" : pointer; }
 
@@ -58,6 +56,21 @@ const std::set<std::string, std::less<>> kTypes = {"null", "boolean", "object", 
 std::optional<uint64_t> count(const json* b) {
   if (!b || !b->is_number() || !hasType(*b, "integer") || b->get<long double>() < 0) return std::nullopt;
   return b->get<long double>() >= 1e18L ? uint64_t(1e18) : b->get<uint64_t>();
+}
+
+// How deep `v` nests (a scalar is 1), counted to just past `cap` without recursion, so what
+// compares or prints values recursively (nlohmann's ==, <, dump) is only given bounded depths.
+size_t depthOf(const json& v, size_t cap) {
+  std::vector<std::pair<const json*, size_t>> todo{{&v, 1}};
+  size_t deepest = 0;
+  while (!todo.empty() && deepest <= cap) {
+    auto [at, depth] = todo.back();
+    todo.pop_back();
+    deepest = std::max(deepest, depth);
+    if (at->is_structured())
+      for (const json& child : *at) todo.emplace_back(&child, depth + 1);
+  }
+  return deepest;
 }
 
 size_t codePoints(std::string_view s) {
@@ -234,6 +247,10 @@ struct Checker {
     return it != patterns.end() ? it->second : patterns.emplace(p, compile(p)).first->second;
   }
 
+  std::string unsupported() {
+    if (depthOf(root, 2 * kMaxDepth) > 2 * kMaxDepth) return "the schema nests deeper than " + std::to_string(2 * kMaxDepth) + " JSON levels";
+    return unsupported(root, "", 0);
+  }
   // What in the schema at `where` cannot be checked, or "".
   std::string unsupported(const json& s, const std::string& where, int depth) {
     const std::string at = rootOr(where);
@@ -372,6 +389,10 @@ struct Checker {
       return it == s.end() ? nullptr : &*it;
     };
     auto apply = [&](const json& sub, const json& value, const Path* where) { check(sub, value, where, depth + 1, refs, out); };
+    auto sizes = [&](const char* lo, const char* hi, size_t n, const std::string& verb, const std::string& unit) {
+      if (auto min = count(kw(lo)); min && n < *min) add(out, at, verb + " at least " + std::to_string(*min) + unit + ", got " + std::to_string(n));
+      if (auto max = count(kw(hi)); max && n > *max) add(out, at, verb + " at most " + std::to_string(*max) + unit + ", got " + std::to_string(n));
+    };
     if (const json* ref = kw("$ref")) {
       const json* target = resolve(root, *ref);
       if (refs >= kMaxRefs) abort = "the schema's $ref chain is deeper than " + std::to_string(kMaxRefs) + " (a recursive schema this deep cannot be checked)";
@@ -428,11 +449,7 @@ struct Checker {
 
     if (v.is_string()) {
       const std::string& text = v.get_ref<const std::string&>();
-      const size_t n = codePoints(text);
-      if (auto min = count(kw("minLength")); min && n < *min)
-        add(out, at, "must be at least " + std::to_string(*min) + " characters, got " + std::to_string(n));
-      if (auto max = count(kw("maxLength")); max && n > *max)
-        add(out, at, "must be at most " + std::to_string(*max) + " characters, got " + std::to_string(n));
+      sizes("minLength", "maxLength", codePoints(text), "must be", " characters");
       if (const json* p = kw("pattern"); p && p->is_string()) {
         auto found = search(p->get<std::string>(), text, at);
         if (!found) return;
@@ -442,8 +459,7 @@ struct Checker {
 
     if (v.is_array()) {
       const size_t n = v.size();
-      if (auto min = count(kw("minItems")); min && n < *min) add(out, at, "must have at least " + std::to_string(*min) + " items, got " + std::to_string(n));
-      if (auto max = count(kw("maxItems")); max && n > *max) add(out, at, "must have at most " + std::to_string(*max) + " items, got " + std::to_string(n));
+      sizes("minItems", "maxItems", n, "must have", " items");
       if (const json* u = kw("uniqueItems"); u && u->is_boolean() && u->get<bool>() && n > 1 && charge(n)) {
         std::vector<size_t> order(n);
         for (size_t i = 0; i < n; ++i) order[i] = i;
@@ -479,9 +495,7 @@ struct Checker {
     }
 
     if (v.is_object()) {
-      const size_t n = v.size();
-      if (auto min = count(kw("minProperties")); min && n < *min) add(out, at, "must have at least " + std::to_string(*min) + " properties, got " + std::to_string(n));
-      if (auto max = count(kw("maxProperties")); max && n > *max) add(out, at, "must have at most " + std::to_string(*max) + " properties, got " + std::to_string(n));
+      sizes("minProperties", "maxProperties", v.size(), "must have", " properties");
       if (const json* r = kw("required"); r && r->is_array())
         for (const json& name : *r) if (name.is_string() && !v.contains(name.get<std::string>())) add(out, at, quote(name.get<std::string>()) + " is required");
       for (const char* name : {"dependentRequired", "dependencies", "dependentSchemas"}) {
@@ -499,7 +513,7 @@ struct Checker {
         if (names) {
           Out o{1, {}};
           check(*names, json(key), at, depth + 1, refs, o);
-          if (!o.list.empty()) add(out, at, "property name " + quote(key) + " is invalid: " + o.list[0].message);
+          if (!o.list.empty()) add(out, at, "property name " + quote(key) + " is invalid: " + clip(o.list[0].message, 200));
         }
         bool matched = false;
         if (objectOr(props).contains(key)) matched = true, apply(props->at(key), value, &child);
@@ -531,7 +545,7 @@ struct Checker {
         Out o{1, {}};
         check((*alternatives)[i], v, at, depth + 1, refs, o);
         if (o.list.empty()) matching.push_back(i);
-        else if (i < 5) why += "; [" + std::to_string(i) + "] " + formatViolation({o.list[0].path, o.list[0].message});
+        else if (i < 5) why += "; [" + std::to_string(i) + "] " + clip(formatViolation({o.list[0].path, o.list[0].message}), 200);
       }
       if (!abort.empty()) return;
       if (matching.empty())
@@ -553,8 +567,8 @@ struct Checker {
 std::vector<SchemaViolation> validateJson(const json& schema, const json& instance, size_t limit) {
   try {
     Checker checker{schema, {}, {}, 0, {}};
-    if (std::string why = checker.unsupported(schema, "", 0); !why.empty())
-      return {{"", "the tool's input schema cannot be checked: " + why}};
+    if (std::string why = checker.unsupported(); !why.empty()) return {{"", "the tool's input schema cannot be checked: " + why}};
+    if (depthOf(instance, kMaxDepth) > kMaxDepth) return {{"", "the arguments nest deeper than " + std::to_string(kMaxDepth) + " levels"}};
     Out out{kMaxFound, {}};
     checker.check(schema, instance, nullptr, 0, 0, out);
     if (!checker.abort.empty()) return {{"", checker.abort}};
@@ -571,7 +585,7 @@ std::vector<SchemaViolation> validateJson(const json& schema, const json& instan
 std::string unsupportedSchemaFeature(const json& schema) {
   try {
     Checker checker{schema, {}, {}, 0, {}};
-    return checker.unsupported(schema, "", 0);
+    return checker.unsupported();
   } catch (const std::exception& e) {
     return std::string("the schema could not be read: ") + e.what();
   }

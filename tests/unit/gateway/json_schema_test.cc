@@ -360,8 +360,23 @@ TEST(JsonSchema, UnsupportedFeatures) {
 TEST(JsonSchema, DeeplyNestedSchemaIsRefusedNotCrashed) {
   json schema = true;
   for (int i = 0; i < 100000; ++i) schema = json{{"not", std::move(schema)}};
-  EXPECT_NE(unsupportedSchemaFeature(schema).find("nests deeper than 512 levels"), std::string::npos);
+  EXPECT_EQ(unsupportedSchemaFeature(schema), "the schema nests deeper than 1024 JSON levels");
   ASSERT_EQ(validateJson(schema, json(1)).size(), 1u);
+  // 600 nested "not"s are 600 JSON levels (under 1024) but 600 subschemas (over 512).
+  schema = true;
+  std::string where;
+  for (int i = 0; i < 600; ++i) schema = json{{"not", std::move(schema)}}, where += i < 513 ? "/not" : "";
+  EXPECT_EQ(unsupportedSchemaFeature(schema), "the schema nests deeper than 512 levels at " + where);
+  // Deep arguments are refused before anything compares them recursively (uniqueItems here).
+  json pair = json::array();
+  for (int k = 0; k < 2; ++k) {
+    json deep = 1;
+    for (int i = 0; i < 100000; ++i) deep = json::array({std::move(deep)});
+    pair.push_back(std::move(deep));
+  }
+  auto v = validateJson(json::parse(R"({"uniqueItems":true})"), pair);
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].message, "the arguments nest deeper than 512 levels");
 }
 
 TEST(JsonSchema, HostileInputsNeverThrow) {
@@ -378,6 +393,16 @@ TEST(JsonSchema, HostileInputsNeverThrow) {
   v = validateJson(json::parse(R"j({"pattern":"(?=.*1)"})j"), json(std::string(1001, 'x')));
   ASSERT_EQ(v.size(), 1u);
   EXPECT_NE(v[0].message.find("is 1001 characters, too long to check against the pattern"), std::string::npos) << v[0].message;
+  // Nested alternatives explain themselves in bounded text: 5^8 failing branches, one short message.
+  json alternatives = {{"$ref", "#/$defs/d0"}, {"$defs", {{"d8", {{"type", "string"}}}}}};
+  for (int i = 0; i < 8; ++i) {
+    const json next = {{"$ref", "#/$defs/d" + std::to_string(i + 1)}};
+    alternatives["$defs"]["d" + std::to_string(i)] = {{"anyOf", {next, next, next, next, next}}};
+  }
+  v = validateJson(alternatives, json(1));
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_EQ(v[0].message.find("must match at least one of the anyOf alternatives: [0] (root): must match"), 0u) << v[0].message;
+  EXPECT_LT(v[0].message.size(), 1500u);
   // A large array is checked in full; a larger one runs out of steps.
   json big = json::array();
   for (int i = 0; i < 100000; ++i) big.push_back(i);
