@@ -18,8 +18,9 @@
 //   an anchor, a nested $id, and a pattern that does not compile.
 // - Patterns are ECMAScript (std::wregex over code points) matched in linear time: a pattern
 //   with a back-reference, \p{...} or a named group does not compile, so it is unsupported.
-// - Bounded work on hostile input: $ref nests at most 64 deep, schemas 512, and one check takes
-//   a bounded number of steps; past any bound the check fails with one violation saying so.
+// - Bounded work on hostile input: a $ref chain is at most 64 deep, subschemas nest at most 512
+//   deep (1024 JSON levels), the arguments 512, and one check takes at most a million steps
+//   (about a second); past a bound the check fails with one violation at the root saying so.
 #pragma once
 
 #include <cstddef>
