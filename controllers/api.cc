@@ -1,5 +1,6 @@
 #include "controllers/api.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "controllers/references.h"
@@ -131,6 +132,39 @@ std::vector<EgressRule> egressRules(Reader& spec) {
     if (rule.cidr.empty() == rule.host.empty()) e.fail("cidr", "set exactly one of cidr and host");
     spec.absorb(e);
     out.push_back(std::move(rule));
+  }
+  return out;
+}
+
+// spec.tools.mcpServers: the same checks the CRD's schema makes, for objects that did not pass it.
+std::vector<McpServerSpec> mcpServers(Reader& tools, bool gateway) {
+  std::vector<McpServerSpec> out;
+  for (auto& m : tools.list("mcpServers")) {
+    McpServerSpec s{m.str("name"), m.str("url"), m.strings("allowTools")};
+    const std::string& n = s.name;
+    bool label = !n.empty() && n.size() <= 40 && n.front() != '-' && n.back() != '-' &&
+                 std::all_of(n.begin(), n.end(), [](char c) { return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-'; });
+    if (!label) m.fail("name", "must be lowercase letters, digits and '-', at most 40, e.g. github");
+    for (const auto& other : out) {
+      if (other.name == n) m.fail("name", "\"" + n + "\" is listed twice");
+    }
+    if (!s.url.starts_with("https://") && !s.url.starts_with("http://")) {
+      m.fail("url", "must be the server's streamable HTTP endpoint, an http:// or https:// URL");
+    }
+    if (s.allow_tools.empty()) m.fail("allowTools", "must list the tools runs may call (the gateway refuses the others)");
+    Reader c = m.child("credential");
+    s.secret = c.str("secretName");
+    s.key = c.str("key");
+    s.header = c.str("header", s.header);
+    if (m.find("credential") && (s.secret.empty() || s.key.empty())) {
+      c.fail("secretName", "and key are required: the Secret in the team's namespace holding the server's credential");
+    }
+    m.absorb(c);
+    tools.absorb(m);
+    out.push_back(std::move(s));
+  }
+  if (!out.empty() && !gateway) {
+    tools.fail("mcpServers", "needs spec.gateway: runs reach MCP servers only through the namespace's gateway");
   }
   return out;
 }
@@ -334,7 +368,7 @@ Result<AgentPolicy> parseAgentPolicy(const json& object) {
   Reader tools = spec.child("tools");
   p.tools_allow = tools.strings("allow");
   p.tools_deny = tools.strings("deny");
-  p.mcp_servers = tools.strings("mcpServers");
+  p.mcp_servers = mcpServers(tools, p.gateway.has_value());
   p.protected_paths = spec.strings("protectedPaths");
   Reader sandbox = spec.child("sandbox");
   if (sandbox.find("command")) p.sandbox.command = sandbox.strings("command");

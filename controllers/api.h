@@ -96,6 +96,16 @@ struct GatewaySpec {
   std::map<std::string, ModelPrice> prices;
 };
 
+// spec.tools.mcpServers[]: a remote MCP server (streamable HTTP) the runs reach only through the
+// namespace's gateway, which allows `allow_tools`, checks arguments and adds the credential.
+struct McpServerSpec {
+  std::string name;  // a DNS label of at most 40: /mcp/<name> on the gateway, mcp__<name>__<tool> in Claude Code
+  std::string url;   // http(s)://host[:port]/path
+  std::vector<std::string> allow_tools;
+  std::string secret, key;                // credential: the Secret (in the team's namespace) and key; "" for none
+  std::string header = "Authorization";  // the header that carries it ("Bearer <value>" for Authorization)
+};
+
 // spec.sandbox: how paddock-sandbox (sandbox/, docs/sandbox.md) starts the agent.
 struct SandboxSpec {
   // The agent image's entrypoint, which the sandbox execs once its Landlock ruleset is applied
@@ -135,7 +145,7 @@ struct AgentPolicy {
   std::vector<RepositoryRule> repositories;  // empty: any host
   std::vector<std::string> tools_allow;
   std::vector<std::string> tools_deny;
-  std::vector<std::string> mcp_servers;
+  std::vector<McpServerSpec> mcp_servers;
   std::vector<std::string> protected_paths;
   SandboxSpec sandbox;
 };

@@ -116,6 +116,16 @@ json renderGatewayConfig(const std::string& ns, const AgentPolicy& policy, std::
                  {"runs", served},
                  {"egress", egress}};
   if (!policy.model_pin.empty()) config["model"] = {{"pin", policy.model_pin}};
+  json mcp = json::array();
+  for (const auto& m : policy.mcp_servers) {
+    json server = {{"name", m.name}, {"url", m.url}, {"tools", m.allow_tools}};
+    if (!m.secret.empty()) {
+      server["credentialFile"] = std::string(kGatewayMcpDir) + "/" + m.name + "/credential";
+      server["credentialHeader"] = m.header;
+    }
+    mcp.push_back(std::move(server));
+  }
+  if (!mcp.empty()) config["mcpServers"] = std::move(mcp);
   return config;
 }
 
@@ -149,6 +159,19 @@ json planGatewayDeployment(const std::string& ns, const AgentPolicy& policy, con
                     {"defaultMode", 0400},
                     {"items", json::array({{{"key", spec.key_key}, {"path", "api-key"}, {"mode", 0400}}})}}}},
        {{"name", "audit"}, {"emptyDir", {{"sizeLimit", o.tmp_size}}}}});
+  // Each MCP server's credential, read by the gateway on each call (a rotated Secret applies).
+  // Optional: a missing Secret fails that server's calls with a message naming it, not the
+  // gateway's start (the model calls of every run go on).
+  for (const auto& m : policy.mcp_servers) {
+    if (m.secret.empty()) continue;
+    volumes.push_back({{"name", "mcp-" + m.name},
+                       {"secret", {{"secretName", m.secret},
+                                   {"optional", true},
+                                   {"defaultMode", 0400},
+                                   {"items", json::array({{{"key", m.key}, {"path", "credential"}, {"mode", 0400}}})}}}});
+    container["volumeMounts"].push_back(
+        {{"name", "mcp-" + m.name}, {"mountPath", std::string(kGatewayMcpDir) + "/" + m.name}, {"readOnly", true}});
+  }
   json pod_spec = {{"automountServiceAccountToken", false},
                    {"enableServiceLinks", false},
                    {"hostNetwork", false},
@@ -216,7 +239,7 @@ json planCredentialSecret(const AgentRun& run, const AgentPolicy& policy, const 
                         {"labels", {{kLabelRun, run.name}, {kLabelRunUid, run.uid}, {kLabelTeam, policy.name},
                                     {"app.kubernetes.io/managed-by", "paddock"}}},
                         {"ownerReferences", json::array({ownerReference(run)})}}},
-          {"stringData", {{kCredentialKey, token}}}};
+          {"stringData", {{kCredentialKey, token}, {kMcpHeadersKey, json{{"Authorization", "Bearer " + token}}.dump()}}}};
 }
 
 json gatewayProxyEnv() {
@@ -230,7 +253,8 @@ void addGatewayToAgentPod(json& pod, const AgentRun& run, const PlanOptions& o) 
   spec["volumes"].push_back({{"name", "gateway-credential"},
                              {"secret", {{"secretName", run.gateway_credential_secret},
                                          {"defaultMode", 0400},
-                                         {"items", json::array({{{"key", kCredentialKey}, {"path", kCredentialKey}, {"mode", 0400}}})}}}});
+                                         {"items", json::array({{{"key", kCredentialKey}, {"path", kCredentialKey}, {"mode", 0400}},
+                                                                {{"key", kMcpHeadersKey}, {"path", kMcpHeadersKey}, {"mode", 0400}}})}}}});
   json mount = {{"name", "gateway-credential"}, {"mountPath", kCredentialDir}, {"readOnly", true}};
   const std::string url = gatewayUrl(), file = std::string(kCredentialDir) + "/" + kCredentialKey;
   const json proxies = gatewayProxyEnv();

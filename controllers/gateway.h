@@ -44,6 +44,11 @@ inline constexpr const char* kCredentialKey = "credential";
 inline constexpr const char* kGatewayConfigDir = "/etc/paddock/gateway";
 inline constexpr const char* kGatewayKeyDir = "/var/run/paddock/model-key";
 inline constexpr const char* kGatewayAuditDir = "/var/lib/paddock/gateway-audit";
+// Each MCP server's credential, in the gateway's pod only: <dir>/<server>/credential.
+inline constexpr const char* kGatewayMcpDir = "/var/run/paddock/mcp";
+// In the run's credential Secret beside the credential: the MCP headers Claude Code's
+// headersHelper prints ({"Authorization": "Bearer <credential>"}).
+inline constexpr const char* kMcpHeadersKey = "mcp-headers";
 
 // The gateway's address inside the namespace, as the agent pod's environment gives it.
 std::string gatewayUrl();
@@ -73,7 +78,7 @@ std::vector<GatewayRun> gatewayRunsOf(const std::string& ns, const std::vector<k
 std::optional<GatewayRun> gatewayRunOfObject(const json& run);
 
 // The gateway's configuration file (gateway/config.h), as JSON: the policy's pin, prices,
-// checkpoint and egress rules, and one entry per run of namespace `ns`, sorted by name.
+// checkpoint, egress rules and MCP servers, and one entry per run of namespace `ns`, sorted by name.
 json renderGatewayConfig(const std::string& ns, const AgentPolicy& policy, std::vector<GatewayRun> runs);
 
 // The objects of a namespace's gateway, each with its content hash (kAnnotationSpecHash).
@@ -124,7 +129,8 @@ std::vector<std::string> foreignOwners(const json& live, const std::string& ours
 // element by element and of the same length, everything else by value.
 std::vector<std::string> plannedFieldsDrift(const json& planned, const json& live);
 
-// The run's credential Secret: `token` under kCredentialKey, owned by the run.
+// The run's credential Secret: `token` under kCredentialKey, and the MCP headers that carry it
+// under kMcpHeadersKey, owned by the run.
 json planCredentialSecret(const AgentRun& run, const AgentPolicy& policy, const std::string& token,
                           const std::string& credential_sha256);
 

@@ -71,16 +71,31 @@ json taskAnnotations(const AgentRun& run, const AgentPolicy& policy, const Effec
     // Managed settings outrank every other layer; only their permission rules and hooks count (a
     // repository's .claude/settings.json can neither widen the tools nor run a hook's command
     // outside them), and bypass mode is off.
-    json settings = {{"permissions", {{"allow", policy.tools_allow},
+    // The MCP tools the policy allows are allowed here too: the gateway is where they are enforced.
+    json allow = policy.tools_allow;
+    for (const auto& m : policy.mcp_servers) {
+      for (const auto& t : m.allow_tools) allow.push_back("mcp__" + m.name + "__" + t);
+    }
+    json settings = {{"permissions", {{"allow", allow},
                                       {"deny", policy.tools_deny},
                                       {"disableBypassPermissionsMode", "disable"}}},
                      {"allowManagedPermissionRulesOnly", true},
                      {"allowManagedHooksOnly", true}};
     if (!agent->model.empty()) settings["model"] = agent->model;
-    if (!policy.mcp_servers.empty()) settings["allowedMcpServers"] = policy.mcp_servers;
     // The gateway path: Claude Code asks this command for its API key, which is the run's credential.
     if (policy.gateway) settings["apiKeyHelper"] = std::string("cat ") + kCredentialDir + "/" + kCredentialKey;
     a[kAnnotationManagedSettings] = settings.dump(2);
+    // Managed MCP servers take exclusive control: a repository's .mcp.json adds none. Each is the
+    // gateway's /mcp/<name>, with the run's credential from headersHelper.
+    if (policy.gateway && !policy.mcp_servers.empty()) {
+      json servers = json::object();
+      for (const auto& m : policy.mcp_servers) {
+        servers[m.name] = {{"type", "http"},
+                           {"url", gatewayUrl() + "/mcp/" + m.name},
+                           {"headersHelper", std::string("cat ") + kCredentialDir + "/" + kMcpHeadersKey}};
+      }
+      a[kAnnotationManagedMcp] = json{{"mcpServers", servers}}.dump(2);
+    }
   }
   return a;
 }
@@ -401,6 +416,8 @@ json sandboxInstallContainer(const AgentPolicy& policy, const PlanOptions& o) {
 
 json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effective& effective,
                   const PlanOptions& o) {
+  json settingsFiles = json::array({annotationFile(kAnnotationManagedSettings, "managed-settings.json")});
+  if (policy.gateway && !policy.mcp_servers.empty()) settingsFiles.push_back(annotationFile(kAnnotationManagedMcp, "managed-mcp.json"));
   json volumes = json::array({
       workspaceVolume(run, o),
       {{"name", "tmp"}, {"emptyDir", {{"sizeLimit", o.tmp_size}}}},
@@ -409,7 +426,7 @@ json planAgentPod(const AgentRun& run, const AgentPolicy& policy, const Effectiv
       {{"name", "settings"},
        {"downwardAPI",
         {{"defaultMode", 0444},
-         {"items", json::array({annotationFile(kAnnotationManagedSettings, "managed-settings.json")})}}}},
+         {"items", settingsFiles}}}},
       {{"name", "control"},
        {"downwardAPI",
         {{"defaultMode", 0444},

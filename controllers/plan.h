@@ -86,6 +86,9 @@ inline constexpr const char* kAnnotationTask = "paddock.dev/task";
 inline constexpr const char* kAnnotationRepository = "paddock.dev/repository";
 inline constexpr const char* kAnnotationProtectedPaths = "paddock.dev/protected-paths";
 inline constexpr const char* kAnnotationManagedSettings = "paddock.dev/managed-settings";
+// Claude Code's managed MCP configuration (/etc/claude-code/managed-mcp.json): the policy's MCP
+// servers, each at the namespace's gateway. Only on the gateway path with MCP servers.
+inline constexpr const char* kAnnotationManagedMcp = "paddock.dev/managed-mcp";
 // An object's kAnnotationSpecHash, or "".
 std::string specHashOf(const json& object);
 

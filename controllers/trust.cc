@@ -82,7 +82,8 @@ json podFingerprint(const json& pod) {
   const json labels = meta.value("labels", json::object());
   for (const auto& [k, v] : labels.items()) f["metadata.labels[\"" + k + "\"]"] = text(v);
   const json annotations = meta.value("annotations", json::object());
-  for (const char* k : {kAnnotationTask, kAnnotationRepository, kAnnotationProtectedPaths, kAnnotationManagedSettings}) {
+  for (const char* k : {kAnnotationTask, kAnnotationRepository, kAnnotationProtectedPaths, kAnnotationManagedSettings,
+                        kAnnotationManagedMcp}) {
     if (annotations.contains(k)) f[std::string("metadata.annotations[\"") + k + "\"]"] = digest(annotations[k]);
   }
   std::string owner = "none";

@@ -120,6 +120,41 @@ Status parseEgress(const YAML::Node& n, Config& c) {
   return Ok{};
 }
 
+Status parseMcpServers(const YAML::Node& n, Config& c) {
+  if (!n) return Ok{};
+  if (!n.IsSequence()) return bad("mcpServers", "must be a list of {name, url, tools, credentialFile, credentialHeader}");
+  for (size_t i = 0; i < n.size(); ++i) {
+    std::string field = "mcpServers[" + std::to_string(i) + "]";
+    McpServer m;
+    m.name = scalar(n[i]["name"]).value_or("");
+    if (!validMcpServerName(m.name)) {
+      return bad(field + ".name", "\"" + m.name + "\" must be lowercase letters, digits and '-' (at most 63), as in a DNS label");
+    }
+    for (const auto& other : c.mcp_servers) {
+      if (other.name == m.name) return bad(field + ".name", "\"" + m.name + "\" is listed twice");
+    }
+    m.url = scalar(n[i]["url"]).value_or("");
+    if (!parseHttpUrl(m.url)) {
+      return bad(field + ".url", "\"" + m.url + "\" is not an http:// or https:// URL of the server's MCP endpoint");
+    }
+    const auto& tools = n[i]["tools"];
+    if (!tools || !tools.IsSequence() || tools.size() == 0) {
+      return bad(field + ".tools", "must list the tools runs may call (the others are refused)");
+    }
+    for (const auto& t : tools) {
+      if (!t.IsScalar() || t.as<std::string>().empty()) return bad(field + ".tools", "must be tool names");
+      m.tools.push_back(t.as<std::string>());
+    }
+    m.credential_file = scalar(n[i]["credentialFile"]).value_or("");
+    m.credential_header = scalar(n[i]["credentialHeader"]).value_or(m.credential_header);
+    if (m.credential_header.empty() || m.credential_header.find_first_of(" :\r\n") != std::string::npos) {
+      return bad(field + ".credentialHeader", "must be an HTTP header name such as Authorization or X-Api-Key");
+    }
+    c.mcp_servers.push_back(std::move(m));
+  }
+  return Ok{};
+}
+
 template <typename T>
 Status optionalNumber(const YAML::Node& n, const char* field, T& out, T min) {
   if (!n[field]) return Ok{};
@@ -133,6 +168,11 @@ Status optionalNumber(const YAML::Node& n, const char* field, T& out, T min) {
 }
 
 }  // namespace
+
+bool validMcpServerName(std::string_view name) {
+  if (name.empty() || name.size() > 63 || name.front() == '-' || name.back() == '-') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+}
 
 std::optional<int64_t> parseUsdNano(std::string_view text) {
   size_t dot = text.find('.');
@@ -176,12 +216,13 @@ Result<Config> parseConfig(std::string_view text) {
   c.api_key_file = scalar(root["apiKeyFile"]).value_or("");
   c.pinned_model = scalar(root["model"]["pin"]).value_or("");
   c.audit_dir = scalar(root["auditDir"]).value_or("");
-  if (!c.upstream.starts_with("http://") && !c.upstream.starts_with("https://")) {
+  if (!parseHttpUrl(c.upstream)) {
     return bad("upstream", "must be an http:// or https:// URL such as https://api.anthropic.com");
   }
   while (c.upstream.ends_with("/")) c.upstream.pop_back();
   if (c.api_key_file.empty()) return bad("apiKeyFile", "is required: the file that holds the model API key");
   for (auto s : {parsePrices(root["prices"], c), parseRuns(root["runs"], c), parseEgress(root["egress"], c),
+                 parseMcpServers(root["mcpServers"], c),
                  optionalNumber(root, "checkpointPercent", c.checkpoint_percent, 1),
                  optionalNumber(root, "maxRequestBytes", c.max_request_bytes, int64_t{1024}),
                  optionalNumber(root, "inputOverheadTokens", c.input_overhead_tokens, int64_t{0}),

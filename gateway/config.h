@@ -40,6 +40,21 @@ struct RunConfig {
   std::string key() const { return ns + "/" + name; }
 };
 
+// An MCP server the runs reach through the gateway (mcp.h).
+struct McpServer {
+  std::string name;                // the gateway serves it at /mcp/<name>
+  std::string url;                 // http(s)://host[:port]/path: the server's streamable HTTP endpoint
+  std::vector<std::string> tools;  // the tools runs may call
+  std::string credential_file;     // "" when the server takes no credential
+  // The header that carries the credential: "Authorization" sends "Bearer <credential>"; any
+  // other header sends the credential as it is.
+  std::string credential_header = "Authorization";
+  bool operator==(const McpServer&) const = default;
+};
+
+// A DNS-label name ([a-z0-9-], at most 63), as the gateway's path and Claude Code's tool names use it.
+bool validMcpServerName(std::string_view name);
+
 struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string upstream = "https://api.anthropic.com";  // http:// or https://, no path
@@ -54,6 +69,7 @@ struct Config {
   int upstream_timeout_seconds = 600;      // no byte from upstream for this long: the call fails
   int client_write_timeout_seconds = 30;   // a client that reads nothing for this long is dropped
   std::vector<EgressRule> egress;
+  std::vector<McpServer> mcp_servers;
   std::string audit_dir;                   // empty: no transcript
   int64_t blob_threshold_bytes = 4096;     // larger message bodies go to content-addressed blobs
 };

@@ -119,6 +119,27 @@ bool addressAllowed(const std::vector<EgressRule>& rules, const Address& a, int 
   return false;
 }
 
+std::optional<HttpUrl> parseHttpUrl(std::string_view url) {
+  HttpUrl u;
+  u.tls = url.starts_with("https://");
+  if (!u.tls && !url.starts_with("http://")) return std::nullopt;
+  std::string_view rest = url.substr(u.tls ? 8 : 7);
+  size_t slash = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, slash);
+  if (authority.find('@') != std::string_view::npos) return std::nullopt;  // no userinfo
+  auto hp = parseHostPort(authority, u.tls ? 443 : 80);
+  if (!hp) return std::nullopt;
+  u.host = hp->host;
+  u.port = hp->port;
+  if (slash != std::string_view::npos) {
+    std::string_view target = rest.substr(slash);
+    target = target.substr(0, target.find('#'));
+    if (target.starts_with("?")) u.target = "/" + std::string(target);
+    else if (!target.empty()) u.target = std::string(target);
+  }
+  return u;
+}
+
 std::optional<HostPort> parseHostPort(std::string_view authority, int default_port) {
   std::string_view host = authority, port;
   if (authority.starts_with("[")) {

@@ -48,6 +48,15 @@ struct HostPort {
   int port = 0;
 };
 std::optional<HostPort> parseHostPort(std::string_view authority, int default_port = 0);
+// An http:// or https:// URL: scheme, host, port (the scheme's by default) and the target (the
+// path and query, "/" when none). nullopt when malformed.
+struct HttpUrl {
+  bool tls = false;
+  std::string host;
+  int port = 0;
+  std::string target = "/";
+};
+std::optional<HttpUrl> parseHttpUrl(std::string_view url);
 // A lowercased DNS name without a trailing dot, or "" when `host` is not a valid name.
 std::string normalizeHost(std::string_view host);
 

@@ -31,7 +31,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   requests_ = &prometheus::BuildCounter().Name("paddock_gateway_requests_total")
                    .Help("Model calls per run and the status the agent got").Register(r);
   refusals_ = &prometheus::BuildCounter().Name("paddock_gateway_refusals_total")
-                   .Help("Model calls refused per run and reason (budget, model, invalid)").Register(r);
+                   .Help("Calls refused per run and reason: model calls (budget, model, invalid) and MCP "
+                         "messages (mcp_tool, mcp_arguments, mcp_schema, mcp_method, mcp_invalid)").Register(r);
+  tool_calls_ = &prometheus::BuildCounter().Name("paddock_gateway_tool_calls_total")
+                     .Help("MCP tool calls per run, server, tool and verdict (forwarded, refused)").Register(r);
   overshoot_ = &prometheus::BuildCounter().Name("paddock_gateway_overshoot_tokens_total")
                     .Help("Tokens a call used beyond its reservation (an estimate was wrong)").Register(r);
   unauthenticated_ = &prometheus::BuildCounter().Name("paddock_gateway_unauthenticated_total")
@@ -77,6 +80,13 @@ void Metrics::refusal(const RunConfig& run, const std::string& reason) {
   auto labels = runLabels(run);
   labels["reason"] = reason;
   refusals_->Add(labels).Increment();
+}
+void Metrics::toolCall(const RunConfig& run, const std::string& server, const std::string& tool, const std::string& verdict) {
+  auto labels = runLabels(run);
+  labels["server"] = server;
+  labels["tool"] = tool;
+  labels["verdict"] = verdict;
+  tool_calls_->Add(labels).Increment();
 }
 void Metrics::overshoot(const RunConfig& run, int64_t tokens) {
   overshoot_->Add(runLabels(run)).Increment(static_cast<double>(tokens));
@@ -160,7 +170,10 @@ std::vector<std::string> Gateway::reload(Config next) {
   return kept;
 }
 
-void Gateway::record(CallFacts facts) {
+void Gateway::record(CallFacts facts) { enqueue(std::move(facts)); }
+void Gateway::record(ToolCallFacts facts) { enqueue(std::move(facts)); }
+
+void Gateway::enqueue(Pending facts) {
   if (!audit_) return;
   std::lock_guard l(queue_mu_);
   queue_.push_back(std::move(facts));
@@ -178,7 +191,7 @@ Gateway::~Gateway() {
 
 void Gateway::writeTranscripts() {
   for (;;) {
-    std::vector<CallFacts> batch;
+    std::vector<Pending> batch;
     {
       std::unique_lock l(queue_mu_);
       queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
@@ -186,15 +199,23 @@ void Gateway::writeTranscripts() {
       batch.swap(queue_);
     }
     std::vector<audit::Entry> entries;
-    for (const auto& facts : batch) {
-      TranscriptRecord t = buildTranscript(facts, secrets_, blob_threshold_bytes_);
+    for (const auto& pending : batch) {
+      TranscriptRecord t = std::visit(
+          [&](const auto& facts) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(facts)>, CallFacts>) {
+              return buildTranscript(facts, secrets_, blob_threshold_bytes_);
+            } else {
+              return buildToolCallRecord(facts, secrets_, blob_threshold_bytes_);
+            }
+          },
+          pending);
       Status written = Ok{};
       for (const auto& blob : t.blobs) {
         if (written) written = audit::putBlob(audit_dir_, blob);
       }
       if (!written) {
         log::error("a transcript blob could not be written; the call's record is left out",
-                   {{"run", facts.ns + "/" + facts.name}, {"error", written.error().describe()}});
+                   {{"run", t.entry.run.ns + "/" + t.entry.run.name}, {"error", written.error().describe()}});
         continue;
       }
       entries.push_back(std::move(t.entry));

@@ -10,6 +10,7 @@
 #include <thread>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <chrono>
@@ -21,6 +22,7 @@
 
 #include "gateway/budget.h"
 #include "gateway/config.h"
+#include "gateway/mcp.h"
 #include "gateway/transcript.h"
 #include "operator/audit/audit.h"
 
@@ -37,7 +39,10 @@ class Metrics {
   void tokens(const RunConfig& run, const Usage& usage);
   void cost(const RunConfig& run, int64_t nano);
   void request(const RunConfig& run, int status);
-  void refusal(const RunConfig& run, const std::string& reason);  // budget, model, invalid
+  // budget, model, invalid (model calls); mcp_tool, mcp_arguments, mcp_schema, mcp_method, mcp_invalid
+  void refusal(const RunConfig& run, const std::string& reason);
+  // An MCP tools/call by server, tool and verdict (forwarded, refused).
+  void toolCall(const RunConfig& run, const std::string& server, const std::string& tool, const std::string& verdict);
   void overshoot(const RunConfig& run, int64_t tokens);
   void unauthenticated();
   void egress(const std::string& result);  // allowed, refused_host, refused_address, refused_sni, failed
@@ -55,6 +60,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* cost_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Counter>* refusals_;
+  prometheus::Family<prometheus::Counter>* tool_calls_;
   prometheus::Family<prometheus::Counter>* overshoot_;
   prometheus::Family<prometheus::Counter>* unauthenticated_;
   prometheus::Family<prometheus::Counter>* egress_;
@@ -81,12 +87,14 @@ class Gateway {
   std::vector<std::string> reload(Config next);
   Ledger& ledger() { return ledger_; }
   ConversationIndex& conversations() { return conversations_; }
+  McpCatalog& mcpCatalog() { return mcp_catalog_; }
   Metrics& metrics() { return metrics_; }
   // Queues the call's transcript record and returns at once. Writer threads (kTranscriptWriters)
   // each take every call queued, mask them, write their blobs, and append the batch with one
   // append; the audit log commits concurrent appends together (one fsync), so building one batch
   // overlaps the fsync of another. A failure is logged (the call happened).
   void record(CallFacts facts);
+  void record(ToolCallFacts facts);
   // Secret values that must never reach a log or a record.
   const std::vector<std::string>& secrets() const { return secrets_; }
   // Seeds the ledger from the runs' last ModelCall records in the audit store (after a restart).
@@ -107,12 +115,15 @@ class Gateway {
   std::vector<std::string> secrets_;
   Ledger ledger_;
   ConversationIndex conversations_;
+  McpCatalog mcp_catalog_;
   Metrics metrics_;
   std::unique_ptr<audit::AuditLog> audit_;
   void writeTranscripts();
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::vector<CallFacts> queue_;  // guarded by queue_mu_
+  using Pending = std::variant<CallFacts, ToolCallFacts>;
+  void enqueue(Pending facts);
+  std::vector<Pending> queue_;  // guarded by queue_mu_
   bool stopping_ = false;         // guarded by queue_mu_
   std::vector<std::thread> writers_;  // last: started once everything above exists
 

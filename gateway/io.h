@@ -23,11 +23,12 @@ using tcp = asio::ip::tcp;
 using asio::awaitable;
 using Request = http::request<http::string_body>;
 
-// Writes a whole response with a body; Connection: close unless `keep_alive`.
+// Writes a whole response with a body (and `headers`; no Content-Type when `content_type` is "");
+// Connection: close unless `keep_alive`.
 // (GCC 12 destroys temporaries in a co_await expression twice: coroutine arguments are passed
 // by value from named variables throughout.)
 awaitable<void> writeResponse(beast::tcp_stream& client, int status, std::string content_type, std::string body,
-                              bool keep_alive);
+                              bool keep_alive, std::vector<std::pair<std::string, std::string>> headers = {});
 // An Anthropic-style error response.
 awaitable<void> writeError(beast::tcp_stream& client, ApiError error, bool keep_alive);
 
@@ -35,6 +36,10 @@ awaitable<void> writeError(beast::tcp_stream& client, ApiError error, bool keep_
 // the client connection may serve another request.
 awaitable<bool> relayMessages(Gateway& gateway, asio::ssl::context& tls, beast::tcp_stream& client, Request req);
 awaitable<bool> relayCountTokens(Gateway& gateway, asio::ssl::context& tls, beast::tcp_stream& client, Request req);
+
+// The MCP proxy (mcp_proxy.cc): POST, GET and DELETE of /mcp/<server>. Returns whether the client
+// connection may serve another request.
+awaitable<bool> relayMcp(Gateway& gateway, asio::ssl::context& tls, beast::tcp_stream& client, Request req, std::string server);
 
 // The egress proxy (proxy.cc): CONNECT host:port, and a plain-HTTP request in absolute form. Both
 // end the client connection.

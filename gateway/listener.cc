@@ -1,5 +1,5 @@
 // The listener: reads each request's header, then hands it to the model relay, the egress proxy
-// or the health and metrics endpoints.
+// the MCP proxy, or the health and metrics endpoints.
 #include <atomic>
 
 #include "gateway/io.h"
@@ -32,6 +32,11 @@ awaitable<bool> route(Gateway& g, asio::ssl::context& tls, beast::tcp_stream& cl
   }
   if (req.method() == http::verb::post && p == "/v1/messages/count_tokens") {
     bool again = co_await relayCountTokens(g, tls, client, std::move(req));
+    co_return again;
+  }
+  if (p.starts_with("/mcp/")) {
+    std::string server = p.substr(5);
+    bool again = co_await relayMcp(g, tls, client, std::move(req), std::move(server));
     co_return again;
   }
   std::string type = "text/plain", body;
@@ -106,9 +111,10 @@ awaitable<void> serve(Gateway& g, asio::ssl::context& tls, tcp::socket socket) {
 int activeConnections() { return active.load(); }
 
 awaitable<void> writeResponse(beast::tcp_stream& client, int status, std::string content_type, std::string body,
-                              bool keep_alive) {
+                              bool keep_alive, std::vector<std::pair<std::string, std::string>> headers) {
   http::response<http::string_body> res{static_cast<http::status>(status), 11};
-  res.set(http::field::content_type, content_type);
+  if (!content_type.empty()) res.set(http::field::content_type, content_type);
+  for (const auto& [name, value] : headers) res.set(name, value);
   res.set(http::field::server, "paddock-gateway");
   res.keep_alive(keep_alive);
   res.body() = std::move(body);

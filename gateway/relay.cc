@@ -13,20 +13,8 @@ namespace {
 
 constexpr int64_t kMaxNonStreamingBody = 64 << 20;
 
-struct UpstreamUrl {
-  bool tls = false;
-  std::string host, port;
-};
-
-UpstreamUrl parseUpstream(const std::string& url) {
-  UpstreamUrl u;
-  u.tls = url.starts_with("https://");
-  std::string rest = url.substr(u.tls ? 8 : 7);
-  auto hp = parseHostPort(rest, u.tls ? 443 : 80);
-  u.host = hp ? hp->host : rest;
-  u.port = std::to_string(hp ? hp->port : (u.tls ? 443 : 80));
-  return u;
-}
+// The configured upstream (parseConfig checked it is an http(s) URL).
+HttpUrl parseUpstream(const std::string& url) { return parseHttpUrl(url).value_or(HttpUrl{}); }
 
 }  // namespace
 
@@ -43,7 +31,7 @@ namespace {
 
 // The request sent upstream: the client's headers minus its credential and hop-by-hop ones, the
 // real key, and no compression (the gateway reads the stream).
-Request upstreamRequest(const Request& in, const UpstreamUrl& u, const std::string& key, std::string body) {
+Request upstreamRequest(const Request& in, const HttpUrl& u, const std::string& key, std::string body) {
   Request out{in.method(), in.target(), 11};
   for (const auto& h : in) {
     std::string name = std::string(h.name_string());
@@ -189,11 +177,11 @@ awaitable<void> relayAnswer(Gateway& g, Stream& up, beast::tcp_stream& client, b
 awaitable<void> callUpstream(Gateway& g, asio::ssl::context& tls, beast::tcp_stream& client, const Request& out,
                              bool streaming, Exchange& x) {
   const auto config = g.config();
-  const UpstreamUrl u = parseUpstream(config->upstream);
+  const HttpUrl u = parseUpstream(config->upstream);
   const int up_timeout = config->upstream_timeout_seconds;
   auto ex = co_await asio::this_coro::executor;
   tcp::resolver resolver(ex);
-  auto endpoints = co_await resolver.async_resolve(u.host, u.port, asio::use_awaitable);
+  auto endpoints = co_await resolver.async_resolve(u.host, std::to_string(u.port), asio::use_awaitable);
   beast::tcp_stream tcp_up(ex);
   tcp_up.expires_after(std::chrono::seconds(30));
   co_await tcp_up.async_connect(endpoints, asio::use_awaitable);

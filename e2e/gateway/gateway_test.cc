@@ -11,12 +11,15 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <csignal>
+#include <set>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "e2e/gateway/harness.h"
 #include "e2e/gateway/model_standin.h"
+#include "operator/audit/store.h"
 #include "stage/git.h"
 
 namespace paddock::gateway::testing {
@@ -66,16 +69,20 @@ class GatewayTest : public ::testing::Test {
   }
 
   // Claude Code, headless, on `task` in the workspace; its JSON result.
-  json runClaude(const std::string& task) {
+  // `managed_mcp`: Claude Code's managed MCP configuration, when not null; `allow`: more tool rules.
+  json runClaude(const std::string& task, const json& managed_mcp = nullptr, const std::vector<std::string>& allow = {}) {
     std::string bin = claudeBinary();
     EXPECT_FALSE(bin.empty()) << "Claude Code could not be installed (e2e/gateway/claude-code.sh)";
     fs::create_directories(dir_ / "etc-upper/claude-code");
     fs::create_directories(dir_ / "etc-work");
     fs::create_directories(dir_ / "home");
+    json rules = {"Write", "Edit", "Bash"};
+    for (const auto& a : allow) rules.push_back(a);
     json settings = {{"apiKeyHelper", "echo " + kToken},
-                     {"permissions", {{"allow", {"Write", "Edit", "Bash"}}, {"disableBypassPermissionsMode", "disable"}}},
+                     {"permissions", {{"allow", rules}, {"disableBypassPermissionsMode", "disable"}}},
                      {"env", {{"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"}, {"DISABLE_AUTOUPDATER", "1"}}}};
     std::ofstream(dir_ / "etc-upper/claude-code/managed-settings.json") << settings.dump(2);
+    if (!managed_mcp.is_null()) std::ofstream(dir_ / "etc-upper/claude-code/managed-mcp.json") << managed_mcp.dump(2);
     std::string script =
         "set -e; mount -t overlay overlay -o lowerdir=/etc,upperdir=" + (dir_ / "etc-upper").string() +
         ",workdir=" + (dir_ / "etc-work").string() + " /etc; mount -t tmpfs tmpfs " +
@@ -555,6 +562,256 @@ TEST_F(GatewayTest, TheCredentialWaitEndsWhenTheGatewayServesTheRun) {
   wait.join();
   ASSERT_TRUE(waited.ok());
   EXPECT_EQ(waited->exit_code, 0) << waited->err;
+}
+
+// ---------------------------------------------------------------------------------------------
+// MCP through the gateway: the real reference server (@modelcontextprotocol/server-everything from
+// npm, e2e/gateway/mcp-server.sh) on loopback behind the gateway, with the real Claude Code as the
+// client, and straight requests for what a client would not send.
+
+const std::string kMcpCredential = "mcp-scoped-credential-5d1f0c7e9a";
+
+std::string mcpServerEntry() {
+  static const std::string path = [] {
+    auto out = stage::runProcess({PADDOCK_MCP_SERVER_SH}, {"PATH=/usr/bin:/bin", "HOME=" + std::string(getenv("HOME"))});
+    std::string p = out ? out->out : "";
+    while (!p.empty() && p.back() == '\n') p.pop_back();
+    return p;
+  }();
+  return path;
+}
+
+int freeLoopbackPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+class McpTest : public GatewayTest {
+ protected:
+  // The MCP server on a free loopback port, and the gateway with run-1 and the server as
+  // "everything", allowing echo and get-sum, its credential in a file of the gateway's.
+  void startMcp() {
+    std::string entry = mcpServerEntry();
+    ASSERT_FALSE(entry.empty()) << "server-everything could not be installed (e2e/gateway/mcp-server.sh)";
+    mcp_port_ = freeLoopbackPort();
+    mcp_ = std::make_unique<Process>(
+        std::vector<std::string>{"/usr/bin/node", "--require", PADDOCK_LOOPBACK_CJS, entry, "streamableHttp"},
+        std::vector<std::string>{"PATH=/usr/bin:/bin", "HOME=" + (dir_ / "home").string(), "PORT=" + std::to_string(mcp_port_),
+                                 "MCP_SERVER_SECRET=server-side-only-value"},
+        (dir_ / "mcp-server.log").string());
+    // Ready once it accepts a connection (the process may also have exited: then it never will).
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    int fd = -1;
+    while (fd < 0 && std::chrono::steady_clock::now() < deadline && ::kill(mcp_->pid(), 0) == 0) {
+      fd = connectLoopback(mcp_port_);
+      if (fd < 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_GE(fd, 0) << "the MCP server did not listen on " << mcp_port_;
+    ::close(fd);
+    fs::create_directories(dir_ / "mcp-credential");
+    std::ofstream(dir_ / "mcp-credential/everything") << kMcpCredential << "\n";
+    startGateway("{tokens: 5000000, costUSD: \"50\"}", mcpConfig("everything", "http://127.0.0.1:" + std::to_string(mcp_port_) + "/mcp"));
+  }
+  std::string mcpConfig(const std::string& name, const std::string& url) {
+    return "mcpServers:\n  - {name: " + name + ", url: \"" + url + "\", tools: [echo, get-sum], credentialFile: " +
+           (dir_ / "mcp-credential/everything").string() + "}\n";
+  }
+  void TearDown() override {
+    GatewayTest::TearDown();
+    mcp_.reset();
+  }
+
+  // One JSON-RPC message to the gateway's /mcp/everything; the reply and its messages.
+  struct McpReply {
+    HttpReply http;
+    std::vector<json> messages;
+    json answer;  // the message with the request's id
+  };
+  McpReply post(const json& message, const std::string& token = kToken, const std::string& server = "everything") {
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {"authorization", "Bearer " + token}, {"content-type", "application/json"}, {"accept", "application/json, text/event-stream"}};
+    if (!session_.empty()) headers.push_back({"mcp-session-id", session_});
+    McpReply r;
+    r.http = httpRequest(gateway_->port(), "POST", "/mcp/" + server, headers, message.dump());
+    if (r.http.headers.count("mcp-session-id")) session_ = r.http.headers["mcp-session-id"];
+    std::string body = r.http.body;
+    if (r.http.headers["content-type"].starts_with("text/event-stream")) {
+      for (size_t at = body.find("data: "); at != std::string::npos; at = body.find("data: ", at + 6)) {
+        json m = json::parse(body.substr(at + 6, body.find('\n', at) - at - 6), nullptr, false);
+        if (!m.is_discarded()) r.messages.push_back(m);
+      }
+    } else {
+      json m = json::parse(body, nullptr, false);
+      if (!m.is_discarded()) r.messages.push_back(m);
+    }
+    for (const auto& m : r.messages) {
+      if (message.contains("id") && m.value("id", json()) == message["id"]) r.answer = m;
+    }
+    return r;
+  }
+
+  // The gateway's ToolCall records, in order (the gateway is stopped first, so they are written).
+  std::vector<json> toolCallRecords() {
+    EXPECT_EQ(gateway_->terminate(), 0);
+    std::vector<json> out;
+    audit::readStore(gateway_->auditDir().string(), [&](const audit::StoredItem& item) {
+      if (item.kind == audit::StoredItem::Kind::Record && item.json.value("action", "") == "ToolCall") out.push_back(item.json);
+      return true;
+    });
+    return out;
+  }
+
+  std::unique_ptr<Process> mcp_;
+  int mcp_port_ = 0;
+  std::string session_;
+};
+
+json rpc(int id, const std::string& method, json params = json::object()) {
+  return {{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}};
+}
+
+TEST_F(McpTest, ClaudeCodeCallsAnAllowedToolThroughTheGatewayAndTheModelHearsEachRefusal) {
+  if (!canRunClaudeCode()) GTEST_SKIP() << "needs root for the agent's mount namespace (unshare, overlay on /etc)";
+  startMcp();
+  // Claude Code's helper prints the run's credential as a header, as the agent pod's does.
+  fs::create_directories(dir_ / "agent-credential");
+  std::ofstream(dir_ / "agent-credential/mcp-headers") << json{{"Authorization", "Bearer " + kToken}}.dump();
+  json managed_mcp = {{"mcpServers",
+                       {{"everything", {{"type", "http"}, {"url", gateway_->url() + "/mcp/everything"},
+                                        {"headersHelper", "cat " + (dir_ / "agent-credential/mcp-headers").string()}}}}}};
+  standin_.setScript({
+      tool("mcp__everything__echo", {{"message", "hello through the gateway"}}),
+      tool("mcp__everything__get-sum", {{"a", "one"}, {"b", 2}}),
+      tool("mcp__everything__get-env", json::object()),
+      text("All done."),
+  });
+  json result = runClaude("Use the everything server's tools.", managed_mcp,
+                          {"mcp__everything__echo", "mcp__everything__get-sum", "mcp__everything__get-env"});
+  EXPECT_EQ(result.value("is_error", true), false) << result.dump() << claude_err_;
+  auto got = calls();
+  ASSERT_EQ(got.size(), 4u) << claude_err_;
+  // The model was offered the allowed tools only (Claude Code may defer MCP tools behind its tool
+  // search: then the names are in the request's text).
+  std::string offered = got[0].body;
+  EXPECT_NE(offered.find("mcp__everything__echo"), std::string::npos);
+  EXPECT_EQ(offered.find("mcp__everything__get-env"), std::string::npos) << "an unlisted tool is not offered";
+  // 1: the allowed call reached the server and its answer came back.
+  EXPECT_NE(lastUserText(got[1].json).find("Echo: hello through the gateway"), std::string::npos) << lastUserText(got[1].json);
+  // 2: invalid arguments stopped at the gateway; the model reads the violation.
+  std::string sum = lastUserText(got[2].json);
+  EXPECT_NE(sum.find("do not match its input schema"), std::string::npos) << sum;
+  EXPECT_NE(sum.find("/a"), std::string::npos) << sum;
+  // 3: a tool off the allow-list does not exist for Claude Code; the model hears that.
+  std::string env = lastUserText(got[3].json);
+  EXPECT_NE(env.find("\"is_error\":true"), std::string::npos) << env;
+  EXPECT_EQ(env.find("server-side-only-value"), std::string::npos) << env;
+  expectUpstreamSawOnlyTheRealKey();
+
+  EXPECT_EQ(gateway_->metric("paddock_gateway_tool_calls_total{agentrun=\"run-1\",credential=\"" + sha256Hex(kToken).substr(0, 12) +
+                             "\",namespace=\"team-a\",server=\"everything\",tool=\"echo\",verdict=\"forwarded\"}"), 1);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_refusals_total{agentrun=\"run-1\",credential=\"" + sha256Hex(kToken).substr(0, 12) +
+                             "\",namespace=\"team-a\",reason=\"mcp_arguments\"}"), 1);
+  auto records = toolCallRecords();
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0]["details"]["tool"], "echo");
+  EXPECT_EQ(records[0]["details"]["verdict"], "forwarded");
+  EXPECT_EQ(records[0]["details"]["arguments"]["message"], "hello through the gateway");
+  EXPECT_EQ(records[0]["details"]["resultSHA256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(records[0]["run"]["name"], "run-1");
+  EXPECT_EQ(records[1]["details"]["tool"], "get-sum");
+  EXPECT_EQ(records[1]["details"]["verdict"], "refused");
+  EXPECT_EQ(records[1]["details"]["reason"], "arguments");
+  EXPECT_NE(audit({"verify", gateway_->auditDir().string()}).find("OK"), std::string::npos);
+}
+
+TEST_F(McpTest, TheGatewayShowsAllowedToolsChecksArgumentsAndAnswersForTheServer) {
+  startMcp();
+  // Not a run's credential, or no such server.
+  EXPECT_EQ(post(rpc(0, "initialize"), "not-a-run-token").http.status, 401);
+  EXPECT_EQ(post(rpc(0, "initialize"), kToken, "github").http.status, 404);
+  EXPECT_EQ(post(json::array({rpc(0, "ping")})).http.status, 400) << "one message per POST";
+
+  McpReply init = post(rpc(0, "initialize", {{"protocolVersion", "2025-06-18"},
+                                             {"capabilities", {{"roots", {{"listChanged", true}}}, {"sampling", json::object()},
+                                                               {"elicitation", json::object()}}},
+                                             {"clientInfo", {{"name", "paddock-test"}, {"version", "1"}}}}));
+  ASSERT_EQ(init.http.status, 200) << init.http.body;
+  ASSERT_FALSE(session_.empty()) << "the server's session passes through";
+  EXPECT_EQ(init.answer["result"]["capabilities"], json({{"tools", init.answer["result"]["capabilities"]["tools"]}}))
+      << "only the tools capability is shown: " << init.answer.dump();
+  EXPECT_EQ(post({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}).http.status, 202);
+
+  // A call before any listing: the gateway lists the tools itself for the schema.
+  McpReply sum = post(rpc(1, "tools/call", {{"name", "get-sum"}, {"arguments", {{"a", 2}, {"b", 3}}}}));
+  ASSERT_EQ(sum.http.status, 200) << sum.http.body;
+  EXPECT_NE(sum.answer.dump().find("5"), std::string::npos) << sum.answer.dump();
+  EXPECT_FALSE(sum.answer["result"].value("isError", false));
+
+  McpReply list = post(rpc(2, "tools/list"));
+  std::vector<std::string> names;
+  for (const auto& t : list.answer["result"]["tools"]) names.push_back(t["name"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"echo", "get-sum"})) << list.http.body;
+
+  McpReply env = post(rpc(3, "tools/call", {{"name", "get-env"}, {"arguments", json::object()}}));
+  EXPECT_EQ(env.answer["result"]["isError"], true);
+  EXPECT_EQ(env.answer["result"]["_meta"]["dev.paddock/refusal"]["reason"], "tool");
+  EXPECT_EQ(env.http.body.find("server-side-only-value"), std::string::npos);
+
+  McpReply bad = post(rpc(4, "tools/call", {{"name", "get-sum"}, {"arguments", {{"a", "one"}}}}));
+  EXPECT_EQ(bad.answer["result"]["isError"], true);
+  json violations = bad.answer["result"]["_meta"]["dev.paddock/refusal"]["violations"];
+  ASSERT_EQ(violations.size(), 2u) << bad.answer.dump();
+  std::set<std::string> paths = {violations[0]["path"], violations[1]["path"]};
+  EXPECT_EQ(paths, (std::set<std::string>{"/a", ""})) << violations.dump() << ": /a is a string, b is missing";
+
+  McpReply resources = post(rpc(5, "resources/list"));
+  EXPECT_EQ(resources.answer["error"]["code"], -32601);
+  EXPECT_EQ(httpRequest(gateway_->port(), "GET", "/mcp/everything",
+                        {{"authorization", "Bearer " + kToken}, {"accept", "text/event-stream"}, {"mcp-session-id", session_}}, "")
+                .status,
+            405)
+      << "no server-initiated stream through the gateway";
+  EXPECT_EQ(httpRequest(gateway_->port(), "DELETE", "/mcp/everything", {{"authorization", "Bearer " + kToken}, {"mcp-session-id", session_}}, "")
+                .status,
+            200);
+
+  EXPECT_EQ(gateway_->metric("paddock_gateway_tool_calls_total{agentrun=\"run-1\""), 3);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_refusals_total{agentrun=\"run-1\""), 4) << "tool, arguments, method, and the batch";
+  auto records = toolCallRecords();
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0]["details"]["verdict"], "forwarded");
+  EXPECT_EQ(records[0]["details"]["status"], 200);
+  EXPECT_EQ(records[1]["details"]["reason"], "tool");
+  EXPECT_EQ(records[2]["details"]["reason"], "arguments");
+}
+
+TEST_F(McpTest, TheServerGetsItsCredentialFromTheGatewayAndNeverTheRunsOwn) {
+  // The stand-in records every request: here it is the "MCP server" whose headers are looked at.
+  fs::create_directories(dir_ / "mcp-credential");
+  std::ofstream(dir_ / "mcp-credential/everything") << kMcpCredential << "\n";
+  startGateway("{tokens: 5000000}", mcpConfig("recorder", standin_.url() + "/mcp"));
+  post(rpc(0, "initialize", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}), kToken, "recorder");
+  auto got = standin_.received();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].target, "/mcp");
+  EXPECT_EQ(got[0].header("authorization"), "Bearer " + kMcpCredential);
+  for (const auto& [k, v] : got[0].headers) EXPECT_EQ(v.find(kToken), std::string::npos) << k;
+  EXPECT_EQ(got[0].body.find(kToken), std::string::npos);
+  // A credential that cannot be read: the call fails at the gateway, saying why.
+  fs::remove(dir_ / "mcp-credential/everything");
+  McpReply r = post(rpc(1, "ping"), kToken, "recorder");
+  EXPECT_EQ(r.http.status, 502);
+  EXPECT_NE(r.http.body.find("cannot read the credential"), std::string::npos) << r.http.body;
+  EXPECT_EQ(standin_.received().size(), 1u);
 }
 
 }  // namespace

@@ -55,7 +55,7 @@ struct AppendResult {
 // failed after an append and before the write that remembers it can append it again safely
 // (RunAdmitted is never in the chain twice). Nullopt for records without a run and for those
 // that may truly recur with the same content: RunRefused (refused, admitted, refused again),
-// ChildRestored (the same edit undone twice), ModelCall.
+// ChildRestored (the same edit undone twice), ModelCall, ToolCall.
 std::optional<uint64_t> onceKey(const std::string& run_uid, std::string_view action, const std::string& actor,
                                 const nlohmann::json& details);
 

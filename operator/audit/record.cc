@@ -10,11 +10,11 @@
 namespace paddock::audit {
 namespace {
 
-constexpr std::array<std::string_view, 19> kActionNames = {
+constexpr std::array<std::string_view, 20> kActionNames = {
     "RunAdmitted",    "RunRefused",      "RunCancelled",  "ChildCreated",  "ChildDeleted",
     "SecretMounted",  "CheckpointRequested", "BudgetExceeded", "ApprovalCounted", "ApprovalRefused",
     "StageStarted",   "StageFinished",   "RunFinished",   "StoreRepaired", "WriterStarted",
-    "ChildNotAdopted", "ChildTampered", "ChildRestored", "ModelCall",
+    "ChildNotAdopted", "ChildTampered", "ChildRestored", "ModelCall", "ToolCall",
 };
 
 std::string hex(const unsigned char* bytes, unsigned int n) {

@@ -47,6 +47,7 @@ enum class Action {
   ChildTampered,        // a child that no longer matches its plan (kind, name, the fields that differ)
   ChildRestored,        // a shared child put back to its plan (kind, name, the fields that differed, why)
   ModelCall,            // paddock-gateway: one model call of the run (new request messages, the response, usage)
+  ToolCall,             // paddock-gateway: one MCP tool call of the run (server, tool, arguments, verdict, result hash)
 };
 
 std::string_view actionName(Action action);

@@ -296,7 +296,8 @@ Status writeOwn(Backend& backend, const AuditLogOptions& options, Action action,
 
 std::optional<uint64_t> onceKey(const std::string& run_uid, std::string_view action, const std::string& actor,
                                 const nlohmann::json& details) {
-  if (run_uid.empty() || action == "RunRefused" || action == "ChildRestored" || action == "ModelCall") return std::nullopt;
+  if (run_uid.empty() || action == "RunRefused" || action == "ChildRestored" || action == "ModelCall" ||
+      action == "ToolCall") return std::nullopt;
   // FNV-1a over the fields, each ended by a NUL: stable across processes and builds.
   uint64_t h = 1469598103934665603ULL;
   auto mix = [&h](std::string_view part) {

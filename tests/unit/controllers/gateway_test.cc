@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "controllers/reconcile.h"
 #include "controllers/status.h"
 #include "gateway/config.h"
@@ -466,6 +468,109 @@ TEST(GatewayPolicy, ABadGatewaySpecNamesTheField) {
   p = parseAgentPolicy({{"metadata", {{"name", "payments"}}}, {"spec", spec}});
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.error().message.find("spec.gateway.prices"), std::string::npos) << p.error().message;
+}
+
+// ---------------------------------------------------------------------------------------------
+// MCP servers through the gateway
+
+json mcpSpec() {
+  json spec = policySpec();
+  spec["tools"] = {{"allow", {"Read"}},
+                   {"mcpServers",
+                    {{{"name", "everything"}, {"url", "http://198.18.0.7:3001/mcp"}, {"allowTools", {"echo", "add"}},
+                      {"credential", {{"secretName", "mcp-everything"}, {"key", "token"}}}},
+                     {{"name", "docs"}, {"url", "https://docs.example.com/mcp"}, {"allowTools", {"search"}}}}}};
+  return spec;
+}
+
+TEST(GatewayMcp, TheGatewayIsConfiguredWithEachServerItsToolsAndItsCredentialFile) {
+  json cm = planGatewayConfigMap("payments", policy(mcpSpec()), {{"fix", kHashA, 1000, 150}});
+  auto parsed = gateway::parseConfig(cm["data"]["config.yaml"].get<std::string>());
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  const auto& servers = parsed.value().mcp_servers;
+  ASSERT_EQ(servers.size(), 2u);
+  EXPECT_EQ(servers[0].name, "everything");
+  EXPECT_EQ(servers[0].url, "http://198.18.0.7:3001/mcp");
+  EXPECT_EQ(servers[0].tools, (std::vector<std::string>{"echo", "add"}));
+  EXPECT_EQ(servers[0].credential_file, "/var/run/paddock/mcp/everything/credential");
+  EXPECT_EQ(servers[0].credential_header, "Authorization");
+  EXPECT_EQ(servers[1].credential_file, "") << "a server without a credential gets none";
+}
+
+TEST(GatewayMcp, EachServersCredentialIsMountedOnlyIntoTheGatewaysPod) {
+  AgentPolicy p = policy(mcpSpec());
+  PlanOptions o;
+  json d = planGatewayDeployment("payments", p, o);
+  const json& pod = d["spec"]["template"]["spec"];
+  EXPECT_EQ(secretsMounted(pod), (std::set<std::string>{"anthropic-api-key", "mcp-everything"}));
+  const json* v = volumeNamed(pod, "mcp-everything");
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ((*v)["secret"]["items"][0]["key"], "token");
+  EXPECT_EQ((*v)["secret"]["items"][0]["path"], "credential");
+  bool mounted = false;
+  for (const auto& m : pod["containers"][0]["volumeMounts"]) {
+    if (m["name"] == "mcp-everything") mounted = m["mountPath"] == "/var/run/paddock/mcp/everything" && m["readOnly"] == true;
+  }
+  EXPECT_TRUE(mounted);
+  AgentRun r = run(gatewayStatusOf(kHashA, "Pending"));
+  json agent = planAgentPod(r, p, admit(r, p).effective, o);
+  EXPECT_EQ(secretsMounted(agent["spec"]).count("mcp-everything"), 0u) << "the agent never holds the server's credential";
+}
+
+TEST(GatewayMcp, ClaudeCodeSeesOnlyTheGatewaysServersWithTheRunsCredentialAndTheirToolsAllowed) {
+  AgentPolicy p = policy(mcpSpec());
+  AgentRun r = run(gatewayStatusOf(kHashA, "Pending"));
+  json pod = planAgentPod(r, p, admit(r, p).effective, PlanOptions{});
+  const json& annotations = pod["metadata"]["annotations"];
+  ASSERT_TRUE(annotations.contains(kAnnotationManagedMcp));
+  json mcp = json::parse(annotations[kAnnotationManagedMcp].get<std::string>());
+  EXPECT_EQ(mcp["mcpServers"].size(), 2u);
+  EXPECT_EQ(mcp["mcpServers"]["everything"],
+            json({{"type", "http"}, {"url", "http://paddock-gateway:8080/mcp/everything"},
+                  {"headersHelper", "cat /var/run/paddock/gateway/mcp-headers"}}));
+  EXPECT_EQ(annotations[kAnnotationManagedMcp].get<std::string>().find("198.18.0.7"), std::string::npos)
+      << "the agent is never told where the server is";
+  json settings = json::parse(annotations[kAnnotationManagedSettings].get<std::string>());
+  EXPECT_EQ(settings["permissions"]["allow"],
+            json({"Read", "mcp__everything__echo", "mcp__everything__add", "mcp__docs__search"}));
+  // The file beside the managed settings, and the headers beside the credential.
+  const json* settings_volume = volumeNamed(pod["spec"], "settings");
+  ASSERT_NE(settings_volume, nullptr);
+  EXPECT_EQ((*settings_volume)["downwardAPI"]["items"][1]["path"], "managed-mcp.json");
+  const json* credential = volumeNamed(pod["spec"], "gateway-credential");
+  ASSERT_NE(credential, nullptr);
+  EXPECT_EQ((*credential)["secret"]["items"][1]["key"], kMcpHeadersKey);
+  json secret = planCredentialSecret(r, p, "the-token", kHashA);
+  EXPECT_EQ(json::parse(secret["stringData"][kMcpHeadersKey].get<std::string>()),
+            json({{"Authorization", "Bearer the-token"}}));
+  // Without MCP servers there is no managed MCP file.
+  json plain = planAgentPod(r, policy(), admit(r, policy()).effective, PlanOptions{});
+  EXPECT_FALSE(plain["metadata"]["annotations"].contains(kAnnotationManagedMcp));
+  EXPECT_EQ(volumeNamed(plain["spec"], "settings")->at("downwardAPI")["items"].size(), 1u);
+}
+
+TEST(GatewayMcp, ABadServerNamesTheFieldAndTheFix) {
+  struct Case {
+    std::string what;
+    std::function<void(json&)> edit;
+    std::string field;
+  };
+  std::vector<Case> cases = {
+      {"no gateway", [](json& s) { s.erase("gateway"); }, "spec.tools.mcpServers: needs spec.gateway"},
+      {"a name that is no label", [](json& s) { s["tools"]["mcpServers"][0]["name"] = "Every_Thing"; }, "spec.tools.mcpServers[0].name"},
+      {"a name twice", [](json& s) { s["tools"]["mcpServers"][1]["name"] = "everything"; }, "spec.tools.mcpServers[1].name"},
+      {"no URL scheme", [](json& s) { s["tools"]["mcpServers"][0]["url"] = "198.18.0.7:3001/mcp"; }, "spec.tools.mcpServers[0].url"},
+      {"no tools", [](json& s) { s["tools"]["mcpServers"][0]["allowTools"] = json::array(); }, "spec.tools.mcpServers[0].allowTools"},
+      {"a credential without its key", [](json& s) { s["tools"]["mcpServers"][0]["credential"].erase("key"); },
+       "spec.tools.mcpServers[0].credential"},
+  };
+  for (const auto& c : cases) {
+    json spec = mcpSpec();
+    c.edit(spec);
+    auto p = parseAgentPolicy({{"metadata", {{"name", "payments"}}}, {"spec", spec}});
+    ASSERT_FALSE(p.ok()) << c.what;
+    EXPECT_NE(p.error().message.find(c.field), std::string::npos) << c.what << ": " << p.error().message;
+  }
 }
 
 TEST(GatewayPolicy, UsageIsTheGatewaysCountersUnlessThePolicyNamesItsQueries) {

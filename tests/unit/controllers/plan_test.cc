@@ -20,7 +20,7 @@ AgentPolicy samplePolicy() {
       "secrets": [{"secretName": "anthropic-api-key", "key": "api-key", "stages": ["agent"]},
                   {"secretName": "github-pr-token", "key": "token", "stages": ["pr"]},
                   {"secretName": "deploy-token", "key": "token", "stages": ["deploy"]}],
-      "tools": {"allow": ["Read", "Edit"], "deny": ["WebFetch"], "mcpServers": ["github"]},
+      "tools": {"allow": ["Read", "Edit"], "deny": ["WebFetch"]},
       "protectedPaths": ["billing/**"],
       "budgets": {"default": {"tokens": 1000, "costUSD": "1", "wallClock": "45m"},
                   "max": {"tokens": 2000, "costUSD": "2", "wallClock": "1h"}}
@@ -278,7 +278,7 @@ TEST(PlanAgentPod, ReadsTheTaskAndManagedSettingsFromItsOwnAnnotations) {
   EXPECT_EQ(settings["allowManagedPermissionRulesOnly"], true) << "a repository's own settings add no permission rule";
   EXPECT_EQ(settings["allowManagedHooksOnly"], true) << "nor a hook that runs commands outside them";
   EXPECT_EQ(settings["model"], "claude-sonnet-4-5");
-  EXPECT_EQ(settings["allowedMcpServers"], json::array({"github"}));
+  EXPECT_FALSE(a.contains("paddock.dev/managed-mcp")) << "no MCP servers: no managed MCP file";
   EXPECT_EQ(a["paddock.dev/protected-paths"], "billing/**\n");
   EXPECT_EQ(json::parse(a["paddock.dev/repository"].get<std::string>())["url"], "https://github.com/acme/payments");
   // Each file of the task and settings volumes is one of those annotations.
