@@ -113,7 +113,9 @@ class GatewayTest : public ::testing::Test {
   std::string audit(const std::vector<std::string>& args, const char* program = PADDOCK_AUDIT_BIN) {
     std::vector<std::string> argv = {program};
     argv.insert(argv.end(), args.begin(), args.end());
-    auto out = stage::runProcess(argv, {"PATH=/usr/bin:/bin"});
+    // MONGOC_DISABLE_SHM: libmongoc (linked, though the file store is read here) otherwise warns
+    // on stderr at load when /dev/shm is short, which is no part of what is compared.
+    auto out = stage::runProcess(argv, {"PATH=/usr/bin:/bin", "MONGOC_DISABLE_SHM=1"});
     EXPECT_TRUE(out.ok());
     return out.ok() ? out->out + out->err : "";
   }
@@ -571,55 +573,17 @@ TEST_F(GatewayTest, TheCredentialWaitEndsWhenTheGatewayServesTheRun) {
 
 const std::string kMcpCredential = "mcp-scoped-credential-5d1f0c7e9a";
 
-std::string mcpServerEntry() {
-  static const std::string path = [] {
-    auto out = stage::runProcess({PADDOCK_MCP_SERVER_SH}, {"PATH=/usr/bin:/bin", "HOME=" + std::string(getenv("HOME"))});
-    std::string p = out ? out->out : "";
-    while (!p.empty() && p.back() == '\n') p.pop_back();
-    return p;
-  }();
-  return path;
-}
-
-int freeLoopbackPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
 class McpTest : public GatewayTest {
  protected:
   // The MCP server on a free loopback port, and the gateway with run-1 and the server as
   // "everything", allowing echo and get-sum, its credential in a file of the gateway's.
   void startMcp() {
-    std::string entry = mcpServerEntry();
-    ASSERT_FALSE(entry.empty()) << "server-everything could not be installed (e2e/gateway/mcp-server.sh)";
-    mcp_port_ = freeLoopbackPort();
-    mcp_ = std::make_unique<Process>(
-        std::vector<std::string>{"/usr/bin/node", "--require", PADDOCK_LOOPBACK_CJS, entry, "streamableHttp"},
-        std::vector<std::string>{"PATH=/usr/bin:/bin", "HOME=" + (dir_ / "home").string(), "PORT=" + std::to_string(mcp_port_),
-                                 "MCP_SERVER_SECRET=server-side-only-value"},
-        (dir_ / "mcp-server.log").string());
-    // Ready once it accepts a connection (the process may also have exited: then it never will).
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    int fd = -1;
-    while (fd < 0 && std::chrono::steady_clock::now() < deadline && ::kill(mcp_->pid(), 0) == 0) {
-      fd = connectLoopback(mcp_port_);
-      if (fd < 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ASSERT_GE(fd, 0) << "the MCP server did not listen on " << mcp_port_;
-    ::close(fd);
+    mcp_ = std::make_unique<McpServerProcess>(PADDOCK_MCP_SERVER_SH, PADDOCK_LISTEN_HOST_CJS, "127.0.0.1", dir_ / "mcp",
+                                              std::vector<std::string>{"MCP_SERVER_SECRET=server-side-only-value"});
+    ASSERT_TRUE(mcp_->ready()) << "the MCP server did not start (e2e/gateway/mcp-server.sh installs it):\n" << mcp_->log();
     fs::create_directories(dir_ / "mcp-credential");
     std::ofstream(dir_ / "mcp-credential/everything") << kMcpCredential << "\n";
-    startGateway("{tokens: 5000000, costUSD: \"50\"}", mcpConfig("everything", "http://127.0.0.1:" + std::to_string(mcp_port_) + "/mcp"));
+    startGateway("{tokens: 5000000, costUSD: \"50\"}", mcpConfig("everything", mcp_->url()));
   }
   std::string mcpConfig(const std::string& name, const std::string& url) {
     return "mcpServers:\n  - {name: " + name + ", url: \"" + url + "\", tools: [echo, get-sum], credentialFile: " +
@@ -670,8 +634,7 @@ class McpTest : public GatewayTest {
     return out;
   }
 
-  std::unique_ptr<Process> mcp_;
-  int mcp_port_ = 0;
+  std::unique_ptr<McpServerProcess> mcp_;
   std::string session_;
 };
 
@@ -681,7 +644,7 @@ json rpc(int id, const std::string& method, json params = json::object()) {
 
 TEST_F(McpTest, ClaudeCodeCallsAnAllowedToolThroughTheGatewayAndTheModelHearsEachRefusal) {
   if (!canRunClaudeCode()) GTEST_SKIP() << "needs root for the agent's mount namespace (unshare, overlay on /etc)";
-  startMcp();
+  ASSERT_NO_FATAL_FAILURE(startMcp());
   // Claude Code's helper prints the run's credential as a header, as the agent pod's does.
   fs::create_directories(dir_ / "agent-credential");
   std::ofstream(dir_ / "agent-credential/mcp-headers") << json{{"Authorization", "Bearer " + kToken}}.dump();
@@ -734,7 +697,7 @@ TEST_F(McpTest, ClaudeCodeCallsAnAllowedToolThroughTheGatewayAndTheModelHearsEac
 }
 
 TEST_F(McpTest, TheGatewayShowsAllowedToolsChecksArgumentsAndAnswersForTheServer) {
-  startMcp();
+  ASSERT_NO_FATAL_FAILURE(startMcp());
   // Not a run's credential, or no such server.
   EXPECT_EQ(post(rpc(0, "initialize"), "not-a-run-token").http.status, 401);
   EXPECT_EQ(post(rpc(0, "initialize"), kToken, "github").http.status, 404);
@@ -798,7 +761,7 @@ TEST_F(McpTest, TheServerGetsItsCredentialFromTheGatewayAndNeverTheRunsOwn) {
   // The stand-in records every request: here it is the "MCP server" whose headers are looked at.
   fs::create_directories(dir_ / "mcp-credential");
   std::ofstream(dir_ / "mcp-credential/everything") << kMcpCredential << "\n";
-  startGateway("{tokens: 5000000}", mcpConfig("recorder", standin_.url() + "/mcp"));
+  ASSERT_NO_FATAL_FAILURE(startGateway("{tokens: 5000000}", mcpConfig("recorder", standin_.url() + "/mcp")));
   post(rpc(0, "initialize", {{"protocolVersion", "2025-06-18"}, {"capabilities", json::object()}}), kToken, "recorder");
   auto got = standin_.received();
   ASSERT_EQ(got.size(), 1u);

@@ -154,6 +154,14 @@ int Process::terminate() {
   return 128 + SIGKILL;
 }
 
+int Process::wait() {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 std::string sha256Hex(const std::string& text) { return audit::blobHash(text).substr(7); }
 
 GatewayProcess::GatewayProcess(const std::string& binary, const fs::path& dir, const std::string& key,
@@ -210,6 +218,64 @@ double GatewayProcess::metric(const std::string& prefix) const {
     if (line.starts_with(prefix)) sum += std::stod(line.substr(line.rfind(' ') + 1));
   }
   return sum;
+}
+
+namespace {
+
+// A TCP connection to `address`:`port`, or -1.
+int connectTo(const std::string& address, int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+McpServerProcess::McpServerProcess(const std::string& install_script, const std::string& listen_host_cjs,
+                                   const std::string& address, const std::filesystem::path& dir,
+                                   const std::vector<std::string>& env)
+    : address_(address), log_(dir / "mcp-server.log") {
+  std::filesystem::create_directories(dir);
+  Process install({"/bin/sh", "-c", "\"$0\" > \"$1\"", install_script, (dir / "mcp-server.entry").string()},
+                  {"PATH=/usr/bin:/bin", "HOME=" + std::string(getenv("HOME") ? getenv("HOME") : "/root")},
+                  (dir / "mcp-server-install.log").string());
+  if (install.wait() != 0) return;
+  std::ifstream in(dir / "mcp-server.entry");
+  std::string entry;
+  std::getline(in, entry);
+  if (entry.empty()) return;
+  const std::filesystem::path port_file = dir / "mcp-server.port";
+  std::filesystem::remove(port_file);
+  std::vector<std::string> e = {"PATH=/usr/bin:/bin", "HOME=" + dir.string(), "PORT=0", "PADDOCK_LISTEN_HOST=" + address,
+                                "PADDOCK_PORT_FILE=" + port_file.string()};
+  e.insert(e.end(), env.begin(), env.end());
+  process_ = std::make_unique<Process>(std::vector<std::string>{"/usr/bin/node", "--require", listen_host_cjs, entry, "streamableHttp"},
+                                       e, log_.string());
+  // Ready once it wrote the port the kernel gave it and accepts there; a process that exited
+  // never will.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!ready_ && std::chrono::steady_clock::now() < deadline && ::kill(process_->pid(), 0) == 0) {
+    std::ifstream p(port_file);
+    if (!(p >> port_)) port_ = 0;
+    int fd = port_ > 0 ? connectTo(address, port_) : -1;
+    ready_ = fd >= 0;
+    if (fd >= 0) ::close(fd);
+    else std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+std::string McpServerProcess::log() const {
+  std::ifstream in(log_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace paddock::gateway::testing

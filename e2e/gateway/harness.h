@@ -47,6 +47,8 @@ class Process {
   pid_t pid() const { return pid_; }
   // Sends SIGTERM and waits; the exit status (128 + signal when killed).
   int terminate();
+  // Waits for it to exit by itself; the exit status.
+  int wait();
 
  private:
   pid_t pid_ = -1;
@@ -80,6 +82,27 @@ class GatewayProcess {
   std::filesystem::path dir_;
   std::unique_ptr<Process> process_;
   int port_ = 0;
+};
+
+// The reference MCP server (@modelcontextprotocol/server-everything; `install_script`,
+// e2e/gateway/mcp-server.sh, installs it once and prints its entry point) in streamable HTTP mode
+// at `address` (an address the test holds: loopback, or the node's veth; the preload
+// `listen_host_cjs` binds it there) on a free port, with `env` added. Ready once it accepts.
+class McpServerProcess {
+ public:
+  McpServerProcess(const std::string& install_script, const std::string& listen_host_cjs, const std::string& address,
+                   const std::filesystem::path& dir, const std::vector<std::string>& env = {});
+  bool ready() const { return ready_; }
+  int port() const { return port_; }
+  std::string url() const { return "http://" + address_ + ":" + std::to_string(port_) + "/mcp"; }
+  std::string log() const;
+
+ private:
+  std::string address_;
+  std::filesystem::path log_;
+  std::unique_ptr<Process> process_;
+  int port_ = 0;
+  bool ready_ = false;
 };
 
 }  // namespace paddock::gateway::testing

@@ -1098,12 +1098,23 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
   ASSERT_TRUE(model.start(1, host));
   const std::string model_key = "sk-ant-model-key-node-e2e-91c0";
   createSecret("model-key", "api-key", model_key);
+  // The reference MCP server from npm on the node's veth, reached by the gateway as mcp.test.
+  gateway::testing::McpServerProcess mcp(PADDOCK_MCP_SERVER_SH, PADDOCK_LISTEN_HOST_CJS, host,
+                                         std::filesystem::temp_directory_path() / ("paddock-node-mcp-" + ns->name()),
+                                         {"MCP_SERVER_SECRET=server-side-only-value"});
+  ASSERT_TRUE(mcp.ready()) << mcp.log();
+  createSecret("mcp-everything", "token", "mcp-scoped-credential-node-e2e");
   const int64_t cap = 400000;
   json p = {{"metadata", {{"name", "team"}}},
             {"spec", {{"namespaceSelector", json::object()},
                       {"images", {{"default", claudeCodeImage()}, {"allowed", {"paddock.local/*"}}}},
                       {"model", {{"pin", "claude-sonnet-4-5"}}},
-                      {"tools", {{"allow", {"Write", "Bash"}}, {"deny", {"Bash(curl:*)"}}}},
+                      {"tools", {{"allow", {"Write", "Bash"}},
+                                 {"deny", {"Bash(curl:*)"}},
+                                 {"mcpServers", {{{"name", "everything"},
+                                                  {"url", "http://mcp.test:" + std::to_string(mcp.port()) + "/mcp"},
+                                                  {"allowTools", {"echo", "get-sum"}},
+                                                  {"credential", {{"secretName", "mcp-everything"}, {"key", "token"}}}}}}}},
                       {"protectedPaths", {".github/workflows/**", "CODEOWNERS"}},
                       {"resources", {{"limits", {{"cpu", "1"}, {"memory", "1Gi"}}}}},
                       {"egress", {{{"cidr", host + "/32"}, {"ports", {beyond.port()}}}}},
@@ -1117,7 +1128,7 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
   auto run = std::make_optional(createRun("boxed-cc", {{"task", "Tidy the repository."}, {"repository", {{"url", "https://example.com/acme/shop.git"}}}}));
   const std::string token = "paddock-run-credential-" + std::string(40, 'b');
   const std::string sha = issueCredential(*run, team, token);
-  const std::string service_ip = startGateway(team, {{"boxed-cc", sha, cap, 5000}}, o, {"model.test"});
+  const std::string service_ip = startGateway(team, {{"boxed-cc", sha, cap, 5000}}, o, {"model.test", "mcp.test"});
   ASSERT_FALSE(service_ip.empty());
   ASSERT_TRUE(client.create(kube::resources::networkpolicies, ns->name(), planNetworkPolicy(ns->name(), team, o)).ok());
 
@@ -1135,6 +1146,10 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
       tool("Bash", {{"command", "curl -s http://" + host + ":" + std::to_string(beyond.port()) + "/"}, {"description", "fetch"}}),
       tool("Bash", {{"command", "echo '{}' > /etc/claude-code/managed-settings.json"}, {"description", "widen my tools"}}),
       tool("Bash", {{"command", "bash -c 'exec 3<>" + beyond_tcp + "' && echo connected"}, {"description", "reach out"}}),
+      // MCP through the gateway: an allowed call, invalid arguments, a tool off the allow-list.
+      tool("mcp__everything__echo", {{"message", "hello from the pod"}}),
+      tool("mcp__everything__get-sum", {{"a", "one"}, {"b", 2}}),
+      tool("mcp__everything__get-env", json::object()),
       tool("Write", {{"file_path", "/workspace/NOTES.md"}, {"content", "tidied\n"}}),
       done};
   model.setScript(script);
@@ -1175,7 +1190,12 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
                           // Claude Code refuses a write outside its working folders before the
                           // kernel would (the read-only mount; the shell session above proves it).
                           Expect{2, true, "denied"}, Expect{3, true, "managed-settings.json"},
-                          Expect{4, true, "Permission denied"}, Expect{5, false, ""}}) {
+                          Expect{4, true, "Permission denied"},
+                          // The gateway passed the allowed call on and the server answered; it
+                          // refused the invalid arguments, naming them; the unlisted tool does
+                          // not exist for the agent.
+                          Expect{5, false, "Echo: hello from the pod"}, Expect{6, true, "/a: must be a number"},
+                          Expect{7, true, "get-env"}, Expect{8, false, ""}}) {
     json r = resultOf(e.turn);
     std::string text = r["text"];
     std::string lower = text;
@@ -1186,6 +1206,7 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
     EXPECT_NE(lower.find(words), std::string::npos) << "turn " << e.turn << ": " << text;
   }
   EXPECT_EQ(beyond.accepted(), 0) << "a connection past the gateway was made";
+  for (const auto& c : calls) EXPECT_EQ(c.dump().find("server-side-only-value"), std::string::npos);
 }
 
 TEST_F(NodeE2E, ActiveDeadlineEndsARunawayAgentWithNoOperator) {
