@@ -81,6 +81,10 @@ inline constexpr const char* kGatewayTokensQuery =
     "sum by (namespace, pod, pod_uid, agentrun, credential) (paddock_gateway_tokens_total)";
 inline constexpr const char* kGatewayCostQuery =
     "sum by (namespace, pod, pod_uid, agentrun, credential) (paddock_gateway_cost_usd_total)";
+// What the gateway refused per run and reason (model calls, MCP messages, tool calls the agent
+// reports refused), bound to runs as the two above; the run's status.usage.refusals shows them.
+inline constexpr const char* kGatewayRefusalsQuery =
+    "sum by (namespace, pod, pod_uid, agentrun, credential, reason) (paddock_gateway_refusals_total)";
 // The former defaults, grouped by labels the agent writes itself; a policy that still holds them
 // (the CRD once stored them) gets the defaults above.
 inline constexpr const char* kFormerTokensQuery = "sum by (agentrun, namespace) (claude_code_token_usage_tokens_total)";

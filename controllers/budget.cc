@@ -223,20 +223,25 @@ void budgetConditions(const BudgetDecision& d, const std::optional<UsageUnavaila
 }
 
 // Usage in status: when the spend moved, at most every usage_write_interval, and at once when a
-// threshold is crossed; the wall clock alone does not cause a write.
+// threshold is crossed or the gateway counted a new refusal; the wall clock alone does not cause
+// a write.
 void usageStatus(const BudgetDecision& d, const Spend& spend, milliseconds elapsed, const json& old_usage,
-                 const RunPlanSettings& settings, RunDraft& draft) {
+                 const std::map<std::string, int64_t>& refusals, const RunPlanSettings& settings, RunDraft& draft) {
   const std::string& now = draft.clock().now;
   json usage = {{"tokens", static_cast<int64_t>(spend.tokens.total)},
                 {"costUSD", formatUSD(spend.cost.total)},
                 {"wallClockSeconds", std::max<int64_t>(0, elapsed.count() / 1000)},
                 {"observedAt", now},
                 {"readings", {{"tokens", spend.tokens.last_reading}, {"costUSD", spend.cost.last_reading}}}};
+  // What the gateway refused the run, by reason (once there is any).
+  if (!refusals.empty()) usage["refusals"] = refusals;
   bool moved = old_usage.value("tokens", json()) != usage["tokens"] || old_usage.value("costUSD", json()) != usage["costUSD"];
   auto last = parseTime(old_usage.value("observedAt", ""));
   bool due = !last || draft.clock().wall - *last >= settings.usage_write_interval;
   bool crossing = d.checkpoint || d.exceeded || d.stop_unreadable;
-  draft.status["usage"] = old_usage.empty() || crossing || (moved && due) ? usage : old_usage;
+  // A refusal is rare and is news: shown at once.
+  bool refused = old_usage.value("refusals", json()) != usage.value("refusals", json());
+  draft.status["usage"] = old_usage.empty() || crossing || refused || (moved && due) ? usage : old_usage;
 }
 
 // The run's usage brought up to date and what its budget calls for; usage and the budget
@@ -265,7 +270,7 @@ std::pair<BudgetDecision, Spend> budgetStatus(const RunSnapshot& snap, const Adm
   in.cost_usd = spend.cost.total;
   auto d = decideBudget(in);
   budgetConditions(d, unavailable, a.policy, settings.prometheus, draft);
-  usageStatus(d, spend, in.elapsed, old_usage, settings, draft);
+  usageStatus(d, spend, in.elapsed, old_usage, team.refusals, settings, draft);
   return {d, spend};
 }
 

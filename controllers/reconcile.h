@@ -126,6 +126,8 @@ struct TeamFacts {
   // Budgets (Running runs): the cached spend, and the usage board's readings.
   std::optional<Spend> spend;
   UsageBoard::Reading tokens, cost;
+  // On the gateway path: what the gateway refused the run, by reason (kGatewayRefusalsQuery).
+  std::map<std::string, int64_t> refusals;
   // Gated stages: the pods of running stages, RBAC's answers about approvals.
   std::map<std::string, kube::ObjectPtr> stage_pods;
   std::map<std::string, bool> rbac_allows;

@@ -190,6 +190,11 @@ Result<TeamFacts> RunReconciler::gatherTeam(const RunSnapshot& snap, const Admit
     if (options_.usage) {
       t.tokens = options_.usage->read(a.policy.tokens_query, snap.key);
       t.cost = options_.usage->read(a.policy.cost_query, snap.key);
+      if (a.policy.gateway) {
+        for (const auto& [reason, n] : options_.usage->readAll(std::string(kGatewayRefusalsQuery) + "\n", snap.key)) {
+          if (n >= 1) t.refusals[reason] = static_cast<int64_t>(n);
+        }
+      }
     }
   }
   if (!run.stages.empty()) {

@@ -125,6 +125,15 @@ UsageBoard::Reading UsageBoard::read(const std::string& query, const std::string
   return r;
 }
 
+std::map<std::string, double> UsageBoard::readAll(const std::string& prefix, const std::string& run_key) const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, double> out;
+  for (auto it = queries_.lower_bound(prefix); it != queries_.end() && it->first.starts_with(prefix); ++it) {
+    if (auto v = it->second.values.find(run_key); v != it->second.values.end()) out[it->first.substr(prefix.size())] = v->second;
+  }
+  return out;
+}
+
 std::optional<std::string> UsagePoller::runOfSeries(const SeriesSource& source, bool gateway_query) const {
   auto cached = pods_.get(source.ns + "/" + source.pod);
   if (!cached) return std::nullopt;
@@ -140,13 +149,38 @@ std::optional<std::string> UsagePoller::runOfSeries(const SeriesSource& source, 
   return key;
 }
 
+std::vector<std::string> UsagePoller::pollRefusals(const CancelToken& cancel) {
+  auto result = prometheus_.query(kGatewayRefusalsQuery, cancel);
+  if (!result) {
+    // Informational figures: a failure changes no decision, the last readings stay.
+    log::debug("cannot read the gateways' refusals from Prometheus", {{"error", result.error().describe()}});
+    return {};
+  }
+  std::map<std::string, std::vector<promapi::Sample>> by_reason;
+  for (auto& s : result->samples) {
+    auto reason = s.labels.find("reason");
+    if (reason != s.labels.end() && !reason->second.empty()) by_reason[reason->second].push_back(std::move(s));
+  }
+  std::vector<std::string> changed;
+  auto now = UsageBoard::Clock::now();
+  for (auto& [reason, samples] : by_reason) {
+    auto bound = bindToRuns(samples, [this](const SeriesSource& source) { return runOfSeries(source, true); });
+    for (auto& key : board_.publish(std::string(kGatewayRefusalsQuery) + "\n" + reason, std::move(bound.by_run), now)) {
+      changed.push_back(std::move(key));
+    }
+  }
+  return changed;
+}
+
 int UsagePoller::pollOnce(const CancelToken& cancel, const std::function<void(const std::string&)>& wake) {
   std::set<std::string> queries;
+  bool gateways = false;
   for (const auto& p : policies_.list()) {
     auto policy = parseAgentPolicy(*p);
     if (!policy) continue;
     queries.insert(policy->tokens_query);
     queries.insert(policy->cost_query);
+    gateways = gateways || policy->gateway.has_value();
   }
   bool flipped = false;
   int made = 0;
@@ -190,6 +224,10 @@ int UsagePoller::pollOnce(const CancelToken& cancel, const std::function<void(co
       log::info("usage from Prometheus readable again", {{"query", q}});
       flipped = true;
     }
+  }
+  if (gateways && !cancel.cancelled()) {
+    ++made;
+    for (auto& key : pollRefusals(cancel)) moved.insert(std::move(key));
   }
   if (flipped) {
     // Every unfinished run depends on the queries: let each look at its budget again.

@@ -93,6 +93,9 @@ class UsageBoard {
   // A failed query. Returns true when it had worked until now.
   bool fail(const std::string& query, const std::string& error, Clock::time_point at);
   Reading read(const std::string& query, const std::string& run_key) const;
+  // A run's values of every query whose text starts with `prefix`, by the rest of the text (the
+  // refusals are published as one query per reason: kGatewayRefusalsQuery + "\n" + reason).
+  std::map<std::string, double> readAll(const std::string& prefix, const std::string& run_key) const;
 
  private:
   struct State {
@@ -127,6 +130,8 @@ class UsagePoller {
   // A gateway query (kGatewayTokensQuery, kGatewayCostQuery) is bound through gateway pods only:
   // an agent exporting series of the gateway's names is charged nothing by them.
   std::optional<std::string> runOfSeries(const SeriesSource& source, bool gateway_query) const;
+  // kGatewayRefusalsQuery, published per reason; the runs whose counts changed.
+  std::vector<std::string> pollRefusals(const CancelToken& cancel);
   promapi::PrometheusClient& prometheus_;
   kube::Informer& policies_;
   kube::Informer& runs_;

@@ -31,8 +31,9 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   requests_ = &prometheus::BuildCounter().Name("paddock_gateway_requests_total")
                    .Help("Model calls per run and the status the agent got").Register(r);
   refusals_ = &prometheus::BuildCounter().Name("paddock_gateway_refusals_total")
-                   .Help("Calls refused per run and reason: model calls (budget, model, invalid) and MCP "
-                         "messages (mcp_tool, mcp_arguments, mcp_schema, mcp_method, mcp_invalid)").Register(r);
+                   .Help("Refusals per run and reason: model calls (budget, model, invalid), MCP messages "
+                         "(mcp_tool, mcp_arguments, mcp_schema, mcp_method, mcp_invalid), and tool calls the agent "
+                         "reports refused (tool: its permission rules; sandbox: the kernel)").Register(r);
   tool_calls_ = &prometheus::BuildCounter().Name("paddock_gateway_tool_calls_total")
                      .Help("MCP tool calls per run, server, tool and verdict (forwarded, refused)").Register(r);
   overshoot_ = &prometheus::BuildCounter().Name("paddock_gateway_overshoot_tokens_total")

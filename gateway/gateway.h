@@ -39,7 +39,8 @@ class Metrics {
   void tokens(const RunConfig& run, const Usage& usage);
   void cost(const RunConfig& run, int64_t nano);
   void request(const RunConfig& run, int status);
-  // budget, model, invalid (model calls); mcp_tool, mcp_arguments, mcp_schema, mcp_method, mcp_invalid
+  // budget, model, invalid (model calls); mcp_tool, mcp_arguments, mcp_schema, mcp_method,
+  // mcp_invalid (MCP); tool, sandbox (tool calls the agent reports refused, toolRefusals)
   void refusal(const RunConfig& run, const std::string& reason);
   // An MCP tools/call by server, tool and verdict (forwarded, refused).
   void toolCall(const RunConfig& run, const std::string& server, const std::string& tool, const std::string& verdict);

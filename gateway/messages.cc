@@ -118,4 +118,48 @@ std::string checkpointInstruction(int percent_used, int checkpoint_percent) {
          "committed is proposed as a draft pull request.\n</system-reminder>";
 }
 
+namespace {
+
+// A tool result's text: its string content, or its text blocks joined.
+std::string resultText(const nlohmann::json& block) {
+  const auto& c = block.contains("content") ? block["content"] : nlohmann::json();
+  if (c.is_string()) return c.get<std::string>();
+  std::string out;
+  for (const auto& part : c.is_array() ? c : nlohmann::json::array()) {
+    if (part.is_object() && part.value("type", "") == "text" && part.contains("text") && part["text"].is_string()) {
+      out += part["text"].get<std::string>() + "\n";
+    }
+  }
+  return out;
+}
+
+bool mentions(const std::string& text, std::initializer_list<const char*> phrases) {
+  for (const char* p : phrases) {
+    if (text.find(p) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> toolRefusals(const nlohmann::json& new_messages) {
+  std::vector<std::string> out;
+  for (const auto& m : new_messages.is_array() ? new_messages : nlohmann::json::array()) {
+    if (!m.is_object() || m.value("role", "") != "user" || !m.contains("content") || !m["content"].is_array()) continue;
+    for (const auto& b : m["content"]) {
+      if (!b.is_object() || b.value("type", "") != "tool_result" || !b.contains("is_error") || b["is_error"] != true) continue;
+      std::string text = resultText(b);
+      // Claude Code's words when its permission rules refuse a call (2.1.x).
+      if (mentions(text, {"haven't granted it yet", "Permission to use", "has been denied", "was blocked",
+                          "denied by your permission settings"})) {
+        out.push_back("tool");
+      } else if (mentions(text, {"Permission denied", "permission denied", "Read-only file system", "read-only file system",
+                                 "Operation not permitted", "EACCES", "EROFS", "EPERM"})) {
+        out.push_back("sandbox");
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace paddock::gateway

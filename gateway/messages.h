@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -48,6 +49,13 @@ int64_t inputBound(std::string_view body, const Config& config);
 // or thinking turned off when no room is left for it), and `instruction` (when given) appended as
 // a text block to the last user turn.
 std::string rewriteForUpstream(nlohmann::json body, int64_t max_tokens, const std::string& instruction);
+
+// The refusals the agent's new messages report back to the model, one reason per refused tool
+// call (a tool_result with is_error): "tool" when Claude Code's permission rules refused it (the
+// policy's tools.deny, a tool not allowed, bypass mode off), "sandbox" when the kernel did
+// (paddock-sandbox's Landlock rules, a protected path's read-only mount: EACCES, EPERM, EROFS as
+// a tool reports them). Other tool errors are no refusal.
+std::vector<std::string> toolRefusals(const nlohmann::json& new_messages);
 
 // What the agent is told once the run passed its checkpoint percentage.
 std::string checkpointInstruction(int percent_used, int checkpoint_percent);

@@ -303,6 +303,11 @@ awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_st
   std::string body = rewriteForUpstream(r.body, grant.max_tokens,
                                         checkpoint ? checkpointInstruction(percent, config->checkpoint_percent) : "");
   size_t first_new = g.conversations().advance(run->key(), r.body["messages"]);
+  // What the agent's tools were refused since its previous call, counted once (new messages only).
+  const auto& msgs = r.body["messages"];
+  for (const auto& reason : toolRefusals(nlohmann::json(msgs.begin() + static_cast<std::ptrdiff_t>(first_new), msgs.end()))) {
+    g.metrics().refusal(*run, reason);
+  }
   Request out = upstreamRequest(req, parseUpstream(config->upstream), g.apiKey(), std::move(body));
   g.metrics().overhead(*run, std::chrono::steady_clock::now() - x.received);
   co_await forward(g, tls, client, out, r.stream, x);

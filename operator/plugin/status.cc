@@ -190,6 +190,18 @@ std::string renderStatus(const json& run, std::vector<json> events, Time now, si
                  percent(wall_used, wall_limit)});
   out += "\n" + formatTable(use);
 
+  // What the gateway refused the run, by reason (status.usage.refusals, on the gateway path).
+  std::vector<std::vector<std::string>> refusals = {{"  REFUSED", "COUNT", "BY"}};
+  const json refused = usage.value("refusals", json::object());
+  for (const auto& [reason, n] : refused.items()) {
+    std::string by = reason.starts_with("mcp_") ? "gateway (MCP)"
+                     : reason == "tool"       ? "Claude Code's permission rules"
+                     : reason == "sandbox"    ? "the kernel (Landlock, read-only paths)"
+                                              : "gateway (model call)";
+    refusals.push_back({"  " + reason, n.is_number() ? whole(n.get<double>()) : "-", by});
+  }
+  section(out, "Refusals:", refusals);
+
   std::vector<std::vector<std::string>> stages = {{"  STAGE", "PHASE", "POD", "RESULT", "MESSAGE"}};
   std::vector<std::vector<std::string>> approvals = {{"  STAGE", "APPROVER", "DECISION", "COUNTED", "WHY NOT", "APPROVAL"}};
   for (const auto& s : status.value("stages", json::array())) {

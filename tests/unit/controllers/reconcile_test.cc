@@ -630,6 +630,14 @@ TEST(PlanBudget, ConditionsUsageCheckpointAndStop) {
   plan = planAll(running(status), team, set);
   EXPECT_EQ(written(plan)["usage"].value("tokens", 0), 950);
   EXPECT_EQ(written(plan).value("phase", ""), "Running") << "60 % is past; 95 % asks for a checkpoint only";
+  EXPECT_FALSE(written(plan)["usage"].contains("refusals")) << "none counted: none shown";
+
+  // What the gateway refused the run is written with the usage, and a new count is a change
+  // written at once (the spend did not move).
+  team.refusals = {{"mcp_arguments", 1}, {"sandbox", 2}};
+  json before = written(plan);
+  plan = planAll(running(before), team, set);
+  EXPECT_EQ(written(plan)["usage"]["refusals"], json({{"mcp_arguments", 1}, {"sandbox", 2}}));
 }
 
 // ---------------------------------------------------------------------------------------------

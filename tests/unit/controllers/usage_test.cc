@@ -1,5 +1,7 @@
 #include "controllers/usage.h"
 
+#include "controllers/api.h"
+
 #include <gtest/gtest.h>
 
 namespace paddock::controllers {
@@ -25,6 +27,18 @@ TEST(UsageBoard, PublishesReadingsAndNamesTheRunsWhoseReadingMoved) {
   EXPECT_EQ(r.value, 12);
   EXPECT_FALSE(board.read("q", "ns/b").value.has_value());
   EXPECT_FALSE(board.read("other", "ns/a").polled);
+}
+
+TEST(UsageBoard, ReadsARunsValuesOfEveryQueryUnderAPrefix) {
+  UsageBoard board;
+  auto t0 = UsageBoard::Clock::now();
+  const std::string prefix = std::string(kGatewayRefusalsQuery) + "\n";
+  board.publish(prefix + "mcp_tool", {{"ns/a", 2}, {"ns/b", 1}}, t0);
+  board.publish(prefix + "sandbox", {{"ns/a", 3}}, t0);
+  board.publish("q", {{"ns/a", 99}}, t0);
+  EXPECT_EQ(board.readAll(prefix, "ns/a"), (std::map<std::string, double>{{"mcp_tool", 2}, {"sandbox", 3}}));
+  EXPECT_EQ(board.readAll(prefix, "ns/b"), (std::map<std::string, double>{{"mcp_tool", 1}}));
+  EXPECT_TRUE(board.readAll(prefix, "ns/c").empty());
 }
 
 TEST(UsageBoard, AFailingQueryKeepsTheTimeItStartedFailing) {

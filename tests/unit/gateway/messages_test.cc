@@ -107,3 +107,33 @@ TEST(Messages, CheckpointInstructionAsksToCommit) {
 
 }  // namespace
 }  // namespace paddock::gateway
+
+namespace paddock::gateway {
+namespace {
+
+nlohmann::json toolResult(const std::string& text, bool error, bool blocks = false) {
+  nlohmann::json content = blocks ? nlohmann::json::array({{{"type", "text"}, {"text", text}}}) : nlohmann::json(text);
+  return {{"type", "tool_result"}, {"tool_use_id", "toolu_1"}, {"content", content}, {"is_error", error}};
+}
+
+TEST(ToolRefusals, EachRefusedToolCallTheAgentReportsBackIsCountedByWhoRefusedIt) {
+  nlohmann::json messages = nlohmann::json::array({
+      {{"role", "assistant"}, {"content", {{{"type", "text"}, {"text", "Permission denied is what I expect"}}}}},
+      {{"role", "user"},
+       {"content",
+        {toolResult("Claude requested permissions to use Bash, but you haven't granted it yet.", true),
+         toolResult("Permission to use Bash with command curl -s http://x/ has been denied.", true),
+         toolResult("EROFS: read-only file system, open '/workspace/.github/workflows/evil.yml'", true, true),
+         toolResult("/bin/bash: line 1: /workspace/CODEOWNERS: Read-only file system", true),
+         toolResult("bash: connect: Permission denied", true),
+         toolResult("Permission denied", false),  // not an error: no refusal
+         toolResult("make: *** [test] Error 2", true)}}},  // an error, no refusal
+      {{"role", "user"}, {"content", "Permission denied"}},
+  });
+  EXPECT_EQ(toolRefusals(messages), (std::vector<std::string>{"tool", "tool", "sandbox", "sandbox", "sandbox"}));
+  EXPECT_TRUE(toolRefusals(nlohmann::json::object()).empty());
+  EXPECT_TRUE(toolRefusals(nlohmann::json::array({1, "x", {{"role", "user"}, {"content", {"x", 2}}}})).empty());
+}
+
+}  // namespace
+}  // namespace paddock::gateway

@@ -91,6 +91,20 @@ TEST(PluginStatus, RendersPhaseUsageStagesApprovalsConditionsAndEvents) {
   EXPECT_NE(line(out, "10m ago").find("ApprovalCounted  1"), std::string::npos);
 }
 
+TEST(PluginStatus, ShowsWhatWasRefusedByReasonAndWhoRefusedIt) {
+  std::string out = renderStatus(kRun, {}, at("2026-11-23T10:30:00"));
+  EXPECT_NE(out.find("Refusals:\n  (none)"), std::string::npos) << out;
+  json run = kRun;
+  run["status"]["usage"]["refusals"] = {{"mcp_arguments", 2}, {"sandbox", 3}, {"tool", 1}, {"budget", 1}};
+  out = renderStatus(run, {}, at("2026-11-23T10:30:00"));
+  SCOPED_TRACE(out);
+  EXPECT_EQ(line(out, "REFUSED"), "  REFUSED        COUNT  BY");
+  EXPECT_EQ(line(out, "mcp_arguments"), "  mcp_arguments  2      gateway (MCP)");
+  EXPECT_EQ(line(out, "sandbox"), "  sandbox        3      the kernel (Landlock, read-only paths)");
+  EXPECT_EQ(line(out, "tool "), "  tool           1      Claude Code's permission rules");
+  EXPECT_EQ(line(out, "budget"), "  budget         1      gateway (model call)");
+}
+
 TEST(PluginStatus, KeepsOnlyTheLatestEventsAndCopesWithAFreshRun) {
   std::vector<json> events;
   for (int i = 0; i < 15; ++i) {
