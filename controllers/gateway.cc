@@ -239,7 +239,9 @@ json planCredentialSecret(const AgentRun& run, const AgentPolicy& policy, const 
                         {"labels", {{kLabelRun, run.name}, {kLabelRunUid, run.uid}, {kLabelTeam, policy.name},
                                     {"app.kubernetes.io/managed-by", "paddock"}}},
                         {"ownerReferences", json::array({ownerReference(run)})}}},
-          {"stringData", {{kCredentialKey, token}, {kMcpHeadersKey, json{{"Authorization", "Bearer " + token}}.dump()}}}};
+          {"stringData", {{kCredentialKey, token},
+                          {kMcpHeadersKey, json{{"Authorization", "Bearer " + token}}.dump()},
+                          {kProxyUrlKey, std::string("http://run:") + token + "@" + kGatewayName + ":" + std::to_string(kGatewayPort)}}}};
 }
 
 json gatewayProxyEnv() {
@@ -257,7 +259,12 @@ void addGatewayToAgentPod(json& pod, const AgentRun& run, const PlanOptions& o) 
                                                                 {{"key", kMcpHeadersKey}, {"path", kMcpHeadersKey}, {"mode", 0400}}})}}}});
   json mount = {{"name", "gateway-credential"}, {"mountPath", kCredentialDir}, {"readOnly", true}};
   const std::string url = gatewayUrl(), file = std::string(kCredentialDir) + "/" + kCredentialKey;
-  const json proxies = gatewayProxyEnv();
+  // The run's proxies carry its credential (from its Secret), so the gateway knows whose egress it refuses.
+  json proxies = gatewayProxyEnv();
+  for (auto& e : proxies) {
+    if (e["name"] == "NO_PROXY" || e["name"] == "no_proxy") continue;
+    e = {{"name", e["name"]}, {"valueFrom", {{"secretKeyRef", {{"name", run.gateway_credential_secret}, {"key", kProxyUrlKey}}}}}};
+  }
   for (auto& c : spec["containers"]) {
     if (c.value("name", "") != "agent") continue;
     c["volumeMounts"].push_back(mount);

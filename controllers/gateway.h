@@ -49,6 +49,9 @@ inline constexpr const char* kGatewayMcpDir = "/var/run/paddock/mcp";
 // In the run's credential Secret beside the credential: the MCP headers Claude Code's
 // headersHelper prints ({"Authorization": "Bearer <credential>"}).
 inline constexpr const char* kMcpHeadersKey = "mcp-headers";
+// And the gateway's proxy URL with the credential as its password (http://run:<credential>@...):
+// the agent's HTTPS_PROXY, so the gateway counts an egress refusal as the run's.
+inline constexpr const char* kProxyUrlKey = "proxy-url";
 
 // The gateway's address inside the namespace, as the agent pod's environment gives it.
 std::string gatewayUrl();

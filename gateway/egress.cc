@@ -119,6 +119,33 @@ bool addressAllowed(const std::vector<EgressRule>& rules, const Address& a, int 
   return false;
 }
 
+std::string proxyCredential(std::string_view header) {
+  if (header.size() < 6 || !std::equal(header.begin(), header.begin() + 6, "Basic ", [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+      })) {
+    return "";
+  }
+  std::string_view in = header.substr(6);
+  while (!in.empty() && in.front() == ' ') in.remove_prefix(1);
+  while (!in.empty() && (in.back() == ' ' || in.back() == '=')) in.remove_suffix(1);
+  static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    size_t v = alphabet.find(c);
+    if (v == std::string::npos || in.size() > 1024) return "";
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  size_t colon = out.find(':');
+  return colon == std::string::npos ? "" : out.substr(colon + 1);
+}
+
 std::optional<HttpUrl> parseHttpUrl(std::string_view url) {
   HttpUrl u;
   u.tls = url.starts_with("https://");

@@ -57,6 +57,10 @@ struct HttpUrl {
   std::string target = "/";
 };
 std::optional<HttpUrl> parseHttpUrl(std::string_view url);
+// The run credential a proxy request presents: the password of `Proxy-Authorization: Basic
+// base64(user:password)` (a client sends it from a proxy URL's userinfo, http://run:TOKEN@gateway),
+// or "" when there is none or it is malformed.
+std::string proxyCredential(std::string_view header);
 // A lowercased DNS name without a trailing dot, or "" when `host` is not a valid name.
 std::string normalizeHost(std::string_view host);
 

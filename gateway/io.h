@@ -43,8 +43,10 @@ awaitable<bool> relayMcp(Gateway& gateway, asio::ssl::context& tls, beast::tcp_s
 
 // The egress proxy (proxy.cc): CONNECT host:port, and a plain-HTTP request in absolute form. Both
 // end the client connection.
+// `credential`: what the request's Proxy-Authorization presents (proxyCredential), so a refusal is
+// counted as that run's.
 awaitable<void> proxyConnect(Gateway& gateway, beast::tcp_stream& client, beast::flat_buffer& buffer,
-                             std::string target);
+                             std::string target, std::string credential);
 awaitable<void> proxyHttp(Gateway& gateway, beast::tcp_stream& client, Request req);
 
 // The credential a request presents: x-api-key, else a Bearer authorization; "" when none.

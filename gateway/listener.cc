@@ -83,7 +83,8 @@ awaitable<void> serve(Gateway& g, asio::ssl::context& tls, tcp::socket socket) {
     }
     if (parser.get().method() == http::verb::connect) {
       std::string target(parser.get().target());
-      co_await proxyConnect(g, client, buffer, std::move(target));
+      std::string credential = proxyCredential(parser.get()[http::field::proxy_authorization]);
+      co_await proxyConnect(g, client, buffer, std::move(target), std::move(credential));
       co_return;
     }
     client.expires_after(std::chrono::seconds(60));

@@ -12,9 +12,12 @@ namespace {
 
 constexpr auto kIdle = std::chrono::seconds(300);
 
-awaitable<void> refuse(Gateway& g, beast::tcp_stream& client, int status, std::string result, std::string why) {
+// `run`: the run whose credential the request presented (its refusal is counted as its own).
+awaitable<void> refuse(Gateway& g, beast::tcp_stream& client, int status, std::string result, std::string why,
+                       std::shared_ptr<const RunConfig> run = nullptr) {
   g.metrics().egress(result);
-  log::info("egress refused", {{"result", result}, {"why", why}});
+  if (run && result != "failed") g.metrics().refusal(*run, "egress");
+  log::info("egress refused", {{"result", result}, {"why", why}, {"run", run ? run->key() : ""}});
   std::string type = "text/plain", body = "paddock-gateway: " + why + "\n";
   co_await writeResponse(client, status, std::move(type), std::move(body), false);
 }
@@ -121,7 +124,9 @@ awaitable<Hello> readClientHello(beast::tcp_stream& client, beast::flat_buffer& 
 
 }  // namespace
 
-awaitable<void> proxyConnect(Gateway& g, beast::tcp_stream& client, beast::flat_buffer& buffer, std::string target) {
+awaitable<void> proxyConnect(Gateway& g, beast::tcp_stream& client, beast::flat_buffer& buffer, std::string target,
+                             std::string credential) {
+  const std::shared_ptr<const RunConfig> run = g.authenticate(credential);
   auto hp = parseHostPort(target);
   if (!hp) {
     std::string result = "refused_host", why = "CONNECT needs host:port, not \"" + target + "\"";
@@ -131,7 +136,7 @@ awaitable<void> proxyConnect(Gateway& g, beast::tcp_stream& client, beast::flat_
   auto allowed = co_await allowedEndpoints(g, *hp);
   if (auto* no = std::get_if<1>(&allowed)) {
     std::pair<std::string, std::string> copy = *no;
-    co_await refuse(g, client, 403, std::move(copy.first), std::move(copy.second));
+    co_await refuse(g, client, 403, std::move(copy.first), std::move(copy.second), run);
     co_return;
   }
   const std::string ok = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -141,6 +146,7 @@ awaitable<void> proxyConnect(Gateway& g, beast::tcp_stream& client, beast::flat_
   Hello hello = co_await readClientHello(client, buffer, hp->host);
   if (!hello.refusal.empty()) {
     g.metrics().egress("refused_sni");
+    if (run) g.metrics().refusal(*run, "egress");
     log::info("egress refused", {{"result", "refused_sni"}, {"host", hp->host}, {"why", hello.refusal}});
     co_return;
   }
@@ -161,6 +167,7 @@ awaitable<void> proxyConnect(Gateway& g, beast::tcp_stream& client, beast::flat_
 }
 
 awaitable<void> proxyHttp(Gateway& g, beast::tcp_stream& client, Request req) {
+  const std::shared_ptr<const RunConfig> run = g.authenticate(proxyCredential(req[http::field::proxy_authorization]));
   std::string_view url = req.target();
   url.remove_prefix(7);  // "http://"
   size_t slash = url.find('/');
@@ -173,7 +180,7 @@ awaitable<void> proxyHttp(Gateway& g, beast::tcp_stream& client, Request req) {
   auto allowed = co_await allowedEndpoints(g, *hp);
   if (auto* no = std::get_if<1>(&allowed)) {
     std::pair<std::string, std::string> copy = *no;
-    co_await refuse(g, client, 403, std::move(copy.first), std::move(copy.second));
+    co_await refuse(g, client, 403, std::move(copy.first), std::move(copy.second), run);
     co_return;
   }
   auto up = std::make_shared<beast::tcp_stream>(co_await asio::this_coro::executor);

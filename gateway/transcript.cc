@@ -76,10 +76,31 @@ void scrub(json& v, const std::vector<std::string>& known, int64_t threshold, st
 
 }  // namespace
 
+namespace {
+
+// The password of each URL's userinfo (scheme://user:PASSWORD@host): a proxy URL carrying a run's
+// credential, a remote with a token in it.
+void maskUrlPasswords(std::string& s) {
+  for (size_t at = s.find("://"); at != std::string::npos; at = s.find("://", at + 3)) {
+    size_t start = at + 3, end = start;
+    while (end < s.size() && s[end] != '@' && s[end] != '/' && !std::isspace(static_cast<unsigned char>(s[end])) &&
+           s[end] != '"' && s[end] != '\'') {
+      ++end;
+    }
+    if (end >= s.size() || s[end] != '@') continue;
+    size_t colon = s.find(':', start);
+    if (colon == std::string::npos || colon >= end || colon + 1 == end) continue;
+    s.replace(colon + 1, end - colon - 1, "[masked:url-password]");
+  }
+}
+
+}  // namespace
+
 std::string maskCredentials(std::string_view text, const std::vector<std::string>& known) {
   std::string s(text);
   for (const auto& k : known) replaceAll(s, k, "[masked:known-secret]");
   maskPem(s);
+  maskUrlPasswords(s);
   std::string out;
   out.reserve(s.size());
   size_t i = 0;

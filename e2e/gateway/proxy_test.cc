@@ -61,7 +61,8 @@ class ProxyTest : public ::testing::Test {
         "prices: {m: {input: \"1\", output: \"1\", cacheRead: \"1\", cacheWrite: \"1\"}}\n"
         "egress:\n"
         "  - {host: localhost, ports: [" + p + ", " + sp + ", 1]}\n"
-        "  - {cidr: 127.0.0.1/32, ports: [" + p + ", " + sp + "]}\n";
+        "  - {cidr: 127.0.0.1/32, ports: [" + p + ", " + sp + "]}\n"
+        "runs:\n  - {namespace: team-a, name: run-1, tokenSHA256: " + sha256Hex(kRunToken) + "}\n";
     gateway_ = std::make_unique<GatewayProcess>(PADDOCK_GATEWAY_BIN, dir_ / "gateway", "sk-unused", config);
     ASSERT_TRUE(gateway_->ready()) << gateway_->log();
     // The s_server answers once it listens.
@@ -88,6 +89,7 @@ class ProxyTest : public ::testing::Test {
     return out.ok() ? *out : stage::ProcessOutput{-1, "", ""};
   }
 
+  static constexpr const char* kRunToken = "proxy-run-credential-0a1b2c3d4e5f";
   fs::path dir_;
   std::string cert_;
   int tls_port_ = 0;
@@ -201,6 +203,27 @@ TEST_F(ProxyTest, UpstreamOverTlsIsVerified) {
   }
   ASSERT_EQ(standin_.received().size(), 1u) << "only the verified upstream got a request";
   EXPECT_EQ(standin_.received()[0].header("x-api-key"), "sk-tls-key");
+}
+
+// A proxy URL with the run's credential as its password (the agent pod's HTTPS_PROXY): the gateway
+// counts a refusal as that run's; an allowed connection goes through as before.
+TEST_F(ProxyTest, ARefusalOfARunsEgressIsCountedAsTheRuns) {
+  const std::string proxy = "http://run:" + std::string(kRunToken) + "@127.0.0.1:" + std::to_string(gateway_->port());
+  auto with = [&](const std::string& url) {
+    auto out = stage::runProcess({"/usr/bin/curl", "-sS", "--fail", "--max-time", "10", "--proxy", proxy, "--cacert", cert_, url}, kEnv);
+    EXPECT_TRUE(out.ok());
+    return out.ok() ? *out : stage::ProcessOutput{-1, "", ""};
+  };
+  EXPECT_NE(with("https://example.com/").exit_code, 0);
+  EXPECT_NE(with("http://example.com/").exit_code, 0);
+  EXPECT_EQ(with("https://localhost:" + std::to_string(tls_port_) + "/").exit_code, 0);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_refusals_total{agentrun=\"run-1\",credential=\"" + sha256Hex(kRunToken).substr(0, 12) +
+                             "\",namespace=\"team-a\",reason=\"egress\"}"), 2);
+  // Without a credential (or another one) a refusal is the gateway's alone.
+  EXPECT_NE(curl({"https://example.com/"}).exit_code, 0);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_refusals_total{"), 2);
+  EXPECT_EQ(gateway_->metric("paddock_gateway_egress_total{result=\"refused_host\"}"), 3);
+  EXPECT_EQ(gateway_->log().find(kRunToken), std::string::npos) << "the credential is never logged";
 }
 
 }  // namespace

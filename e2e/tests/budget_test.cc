@@ -564,6 +564,13 @@ TEST_F(BudgetE2E, OnTheGatewayPathUsageIsWhatTheGatewayCountedNotWhatTheAgentRep
   ASSERT_FALSE(checkpointed.is_null()) << testing::PrintToString(op->lines());
   EXPECT_EQ(checkpointed["status"]["usage"]["tokens"], 700) << "the gateway relayed 700 tokens; the agent claims far more";
   EXPECT_EQ(phaseOf(checkpointed), "Running");
+  // A call the gateway refuses (not the pinned model) shows in the run's status by its reason.
+  EXPECT_EQ(gateway.call("claude-opus-4-1"), 403) << gateway.log();
+  auto refused = team.waitRun("metered", [](const json& o) {
+    return o.value(json::json_pointer("/status/usage/refusals/model"), int64_t{0}) == 1;
+  });
+  ASSERT_FALSE(refused.is_null()) << testing::PrintToString(op->lines());
+  EXPECT_EQ(refused["status"]["usage"]["refusals"].size(), 1u) << refused["status"]["usage"].dump();
   // The control: Prometheus holds the agent's own, far larger report for its pod all along.
   auto prometheus = promapi::PrometheusClient::create({env("PADDOCK_E2E_PROMETHEUS_URL")});
   ASSERT_TRUE(prometheus.ok()) << prometheus.error().describe();

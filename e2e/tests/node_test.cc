@@ -1151,6 +1151,11 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
       tool("mcp__everything__get-sum", {{"a", "one"}, {"b", 2}}),
       tool("mcp__everything__get-env", json::object()),
       tool("Write", {{"file_path", "/workspace/NOTES.md"}, {"content", "tidied\n"}}),
+      // The gateway's counts, read from inside the team's network (its /metrics is not served to
+      // the host): every refusal above was reported by now.
+      tool("Bash", {{"command", "exec 3<>/dev/tcp/paddock-gateway/8080 && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && "
+                                "grep '^paddock_gateway_refusals_total' <&3"},
+                    {"description", "read the gateway's refusal counts"}}),
       done};
   model.setScript(script);
 
@@ -1195,7 +1200,8 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
                           // refused the invalid arguments, naming them; the unlisted tool does
                           // not exist for the agent.
                           Expect{5, false, "Echo: hello from the pod"}, Expect{6, true, "/a: must be a number"},
-                          Expect{7, true, "get-env"}, Expect{8, false, ""}}) {
+                          Expect{7, true, "get-env"}, Expect{8, false, ""},
+                          Expect{9, false, "paddock_gateway_refusals_total"}}) {
     json r = resultOf(e.turn);
     std::string text = r["text"];
     std::string lower = text;
@@ -1207,6 +1213,23 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
   }
   EXPECT_EQ(beyond.accepted(), 0) << "a connection past the gateway was made";
   for (const auto& c : calls) EXPECT_EQ(c.dump().find("server-side-only-value"), std::string::npos);
+
+  // What the gateway counted for the run by reason.
+  const std::string counts = resultOf(9)["text"];
+  auto refused = [&](const std::string& reason) {
+    double sum = 0;
+    std::istringstream lines(counts);
+    for (std::string l; std::getline(lines, l);) {
+      if (l.starts_with("paddock_gateway_refusals_total{") && l.find("agentrun=\"boxed-cc\"") != std::string::npos &&
+          l.find("reason=\"" + reason + "\"") != std::string::npos) {
+        sum += std::stod(l.substr(l.rfind(' ') + 1));
+      }
+    }
+    return sum;
+  };
+  EXPECT_EQ(refused("mcp_arguments"), 1) << counts;
+  EXPECT_GE(refused("tool"), 1) << "Claude Code's deny rule (curl)";
+  EXPECT_GE(refused("sandbox"), 3) << "the read-only protected paths and Landlock's connect rule";
 }
 
 TEST_F(NodeE2E, ActiveDeadlineEndsARunawayAgentWithNoOperator) {

@@ -72,6 +72,13 @@ const json* volumeNamed(const json& pod_spec, const std::string& name) {
   return nullptr;
 }
 
+json envFrom(const json& container, const std::string& name) {
+  for (const auto& e : container.value("env", json::array())) {
+    if (e.value("name", "") == name) return e.value("valueFrom", json());
+  }
+  return nullptr;
+}
+
 std::string envOf(const json& container, const std::string& name) {
   for (const auto& e : container.value("env", json::array())) {
     if (e.value("name", "") == name) return e.value("value", "");
@@ -382,12 +389,16 @@ TEST(GatewayAgentPod, GetsTheGatewayAndTheCredentialButNeverTheKey) {
   }
   ASSERT_NE(agent, nullptr);
   EXPECT_EQ(envOf(*agent, "ANTHROPIC_BASE_URL"), "http://paddock-gateway:8080");
-  EXPECT_EQ(envOf(*agent, "HTTPS_PROXY"), "http://paddock-gateway:8080");
+  // The proxies carry the run's credential, from its own Secret (the gateway counts a refused
+  // egress as the run's); nothing else comes from a Secret.
+  const json proxy_from = {{"secretKeyRef", {{"name", "fix-gateway-aaaaaaaaaa"}, {"key", kProxyUrlKey}}}};
+  EXPECT_EQ(envFrom(*agent, "HTTPS_PROXY"), proxy_from);
+  EXPECT_EQ(envFrom(*agent, "http_proxy"), proxy_from);
   EXPECT_EQ(envOf(*agent, "NO_PROXY"), "paddock-gateway");
   EXPECT_EQ(envOf(*agent, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"), "1");
   EXPECT_EQ(envOf(*agent, "PADDOCK_GATEWAY_CREDENTIAL_FILE"), "/var/run/paddock/gateway/credential");
   for (const auto& e : agent->value("env", json::array())) {
-    EXPECT_FALSE(e.contains("valueFrom")) << e.dump();
+    if (e.contains("valueFrom")) EXPECT_EQ(e["valueFrom"], proxy_from) << e.dump();
     EXPECT_EQ(e.value("name", "").find("API_KEY"), std::string::npos) << e.dump();
   }
   bool mounted = false;
@@ -407,7 +418,7 @@ TEST(GatewayAgentPod, GetsTheGatewayAndTheCredentialButNeverTheKey) {
   EXPECT_EQ(spec["initContainers"][1]["name"], "sandbox");
   EXPECT_EQ(envOf(spec["initContainers"][1], "HTTPS_PROXY"), "");
   EXPECT_EQ(spec["initContainers"][2]["name"], "workspace");
-  EXPECT_EQ(envOf(spec["initContainers"][2], "HTTPS_PROXY"), "http://paddock-gateway:8080");
+  EXPECT_EQ(envFrom(spec["initContainers"][2], "HTTPS_PROXY"), proxy_from);
   // Under the sandbox the agent may open TCP connections to the gateway's port alone (and DNS's).
   const json command = (*agent)["command"];
   std::vector<std::string> ports;
@@ -543,6 +554,7 @@ TEST(GatewayMcp, ClaudeCodeSeesOnlyTheGatewaysServersWithTheRunsCredentialAndThe
   json secret = planCredentialSecret(r, p, "the-token", kHashA);
   EXPECT_EQ(json::parse(secret["stringData"][kMcpHeadersKey].get<std::string>()),
             json({{"Authorization", "Bearer the-token"}}));
+  EXPECT_EQ(secret["stringData"][kProxyUrlKey], "http://run:the-token@paddock-gateway:8080");
   // Without MCP servers there is no managed MCP file.
   json plain = planAgentPod(r, policy(), admit(r, policy()).effective, PlanOptions{});
   EXPECT_FALSE(plain["metadata"]["annotations"].contains(kAnnotationManagedMcp));

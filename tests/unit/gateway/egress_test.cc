@@ -102,3 +102,19 @@ TEST(Egress, ClientHelloSni) {
 
 }  // namespace
 }  // namespace paddock::gateway
+
+namespace paddock::gateway {
+namespace {
+
+TEST(ProxyCredential, ThePasswordOfABasicProxyAuthorization) {
+  // base64("run:pdk-token-1") and base64("run:") as curl and git send them from a proxy URL.
+  EXPECT_EQ(proxyCredential("Basic cnVuOnBkay10b2tlbi0x"), "pdk-token-1");
+  EXPECT_EQ(proxyCredential("basic   cnVuOnBkay10b2tlbi0x"), "pdk-token-1");
+  EXPECT_EQ(proxyCredential("Basic cnVuOg=="), "");
+  for (const char* bad : {"", "Bearer x", "Basic", "Basic !!!", "Basic cnVu" /* "run": no colon */}) {
+    EXPECT_EQ(proxyCredential(bad), "") << bad;
+  }
+}
+
+}  // namespace
+}  // namespace paddock::gateway

@@ -25,6 +25,11 @@ TEST(Transcript, MasksKnownSecretsAndCredentialShapes) {
        "-----BEGIN RSA PRIVATE KEY-----[masked:private-key]-----END RSA PRIVATE KEY-----"},
       {"ordinary code: int main() { return 0; }", "ordinary code: int main() { return 0; }"},
       {"sk-ant-short", "sk-ant-short"},
+      // A URL's userinfo password: a run's proxy URL, a remote with a token.
+      {"HTTPS_PROXY=http://run:3f9a0c1d@paddock-gateway:8080", "HTTPS_PROXY=http://run:[masked:url-password]@paddock-gateway:8080"},
+      {"git remote: https://x-access-token:tok123@example.com/a.git and https://example.com/b",
+       "git remote: https://x-access-token:[masked:url-password]@example.com/a.git and https://example.com/b"},
+      {"http://example.com/path@v2 and http://user@example.com/", "http://example.com/path@v2 and http://user@example.com/"},
   };
   for (const auto& c : cases) EXPECT_EQ(maskCredentials(c.in, {key}), c.out) << c.in;
 }
