@@ -265,6 +265,9 @@ void addGatewayToAgentPod(json& pod, const AgentRun& run, const PlanOptions& o) 
     if (e["name"] == "NO_PROXY" || e["name"] == "no_proxy") continue;
     e = {{"name", e["name"]}, {"valueFrom", {{"secretKeyRef", {{"name", run.gateway_credential_secret}, {"key", kProxyUrlKey}}}}}};
   }
+  // git (libcurl's "any" method) sends the proxy's credentials only once challenged; the gateway
+  // answers a refused CONNECT at once, so git is told to send them with its first request.
+  proxies.push_back(env("GIT_HTTP_PROXY_AUTHMETHOD", "basic"));
   for (auto& c : spec["containers"]) {
     if (c.value("name", "") != "agent") continue;
     c["volumeMounts"].push_back(mount);

@@ -1150,6 +1150,8 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
       tool("mcp__everything__echo", {{"message", "hello from the pod"}}),
       tool("mcp__everything__get-sum", {{"a", "one"}, {"b", 2}}),
       tool("mcp__everything__get-env", json::object()),
+      // Egress through the gateway's proxy to a host the policy does not allow.
+      tool("Bash", {{"command", "git ls-remote https://not-allowed.example/acme/shop.git"}, {"description", "reach another forge"}}),
       tool("Write", {{"file_path", "/workspace/NOTES.md"}, {"content", "tidied\n"}}),
       // The gateway's counts, read from inside the team's network (its /metrics is not served to
       // the host): every refusal above was reported by now.
@@ -1200,8 +1202,8 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
                           // refused the invalid arguments, naming them; the unlisted tool does
                           // not exist for the agent.
                           Expect{5, false, "Echo: hello from the pod"}, Expect{6, true, "/a: must be a number"},
-                          Expect{7, true, "get-env"}, Expect{8, false, ""},
-                          Expect{9, false, "paddock_gateway_refusals_total"}}) {
+                          Expect{7, true, "get-env"}, Expect{8, true, "403"}, Expect{9, false, ""},
+                          Expect{10, false, "paddock_gateway_refusals_total"}}) {
     json r = resultOf(e.turn);
     std::string text = r["text"];
     std::string lower = text;
@@ -1215,7 +1217,7 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
   for (const auto& c : calls) EXPECT_EQ(c.dump().find("server-side-only-value"), std::string::npos);
 
   // What the gateway counted for the run by reason.
-  const std::string counts = resultOf(9)["text"];
+  const std::string counts = resultOf(10)["text"];
   auto refused = [&](const std::string& reason) {
     double sum = 0;
     std::istringstream lines(counts);
@@ -1230,6 +1232,7 @@ TEST_F(NodeE2E, ClaudeCodeIsRefusedProtectedPathsDeniedToolsAndOtherPortsAndTheM
   EXPECT_EQ(refused("mcp_arguments"), 1) << counts;
   EXPECT_GE(refused("tool"), 1) << "Claude Code's deny rule (curl)";
   EXPECT_GE(refused("sandbox"), 3) << "the read-only protected paths and Landlock's connect rule";
+  EXPECT_EQ(refused("egress"), 1) << "the other forge, refused at the gateway's proxy as the run's";
 }
 
 TEST_F(NodeE2E, ActiveDeadlineEndsARunawayAgentWithNoOperator) {

@@ -395,6 +395,7 @@ TEST(GatewayAgentPod, GetsTheGatewayAndTheCredentialButNeverTheKey) {
   EXPECT_EQ(envFrom(*agent, "HTTPS_PROXY"), proxy_from);
   EXPECT_EQ(envFrom(*agent, "http_proxy"), proxy_from);
   EXPECT_EQ(envOf(*agent, "NO_PROXY"), "paddock-gateway");
+  EXPECT_EQ(envOf(*agent, "GIT_HTTP_PROXY_AUTHMETHOD"), "basic") << "git sends them without waiting for a 407";
   EXPECT_EQ(envOf(*agent, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"), "1");
   EXPECT_EQ(envOf(*agent, "PADDOCK_GATEWAY_CREDENTIAL_FILE"), "/var/run/paddock/gateway/credential");
   for (const auto& e : agent->value("env", json::array())) {
