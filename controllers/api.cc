@@ -136,6 +136,20 @@ std::vector<EgressRule> egressRules(Reader& spec) {
   return out;
 }
 
+// http(s)://HOST[:PORT][/...], HOST without userinfo, PORT 1-65535: what paddock-gateway accepts.
+bool mcpUrlValid(const std::string& url) {
+  size_t scheme = url.starts_with("https://") ? 8 : url.starts_with("http://") ? 7 : 0;
+  if (scheme == 0) return false;
+  std::string authority = url.substr(scheme, url.find_first_of("/?#", scheme) - scheme);
+  if (authority.empty() || authority.find('@') != std::string::npos || authority.front() == ':') return false;
+  size_t colon = authority.rfind(':');
+  if (colon == std::string::npos || authority.back() == ']') return true;
+  std::string port = authority.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) return false;
+  int p = std::stoi(port);
+  return p >= 1 && p <= 65535;
+}
+
 // spec.tools.mcpServers: the same checks the CRD's schema makes, for objects that did not pass it.
 std::vector<McpServerSpec> mcpServers(Reader& tools, bool gateway) {
   std::vector<McpServerSpec> out;
@@ -148,8 +162,9 @@ std::vector<McpServerSpec> mcpServers(Reader& tools, bool gateway) {
     for (const auto& other : out) {
       if (other.name == n) m.fail("name", "\"" + n + "\" is listed twice");
     }
-    if (!s.url.starts_with("https://") && !s.url.starts_with("http://")) {
-      m.fail("url", "must be the server's streamable HTTP endpoint, an http:// or https:// URL");
+    if (!mcpUrlValid(s.url)) {
+      m.fail("url", "must be the server's streamable HTTP endpoint, an http:// or https:// URL with a host and "
+                    "an optional port 1-65535, e.g. https://mcp.example.com/mcp");
     }
     if (s.allow_tools.empty()) m.fail("allowTools", "must list the tools runs may call (the gateway refuses the others)");
     Reader c = m.child("credential");

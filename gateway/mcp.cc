@@ -41,6 +41,12 @@ json jsonRpcError(const json& id, int code, const std::string& message) {
 }
 
 std::variant<McpMessage, std::string> parseMcpMessage(std::string_view body) {
+  if (body.size() > kMaxMcpMessageBytes) {
+    return "the message is larger than the gateway takes (" + std::to_string(kMaxMcpMessageBytes) + " bytes)";
+  }
+  if (jsonNestingDepth(body) > kMaxJsonDepth) {
+    return "the message nests arrays and objects deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+  }
   json j = json::parse(body, nullptr, false);
   if (j.is_discarded()) return std::string("the body is not JSON");
   if (j.is_array()) return std::string("a batch of JSON-RPC messages is not taken: send one message per POST");
@@ -58,14 +64,21 @@ std::variant<McpMessage, std::string> parseMcpMessage(std::string_view body) {
     m.id = id;
   }
   if (j.contains("params") && !j["params"].is_object()) return std::string("\"params\" must be an object");
-  m.body = std::move(j);
+  if (!m.method.empty() && (j.contains("result") || j.contains("error"))) {
+    return std::string("a message is a request or notification (\"method\") or a response (\"result\"/\"error\"), not both");
+  }
+  // Only the JSON-RPC fields go on: nothing else a lax server might read.
+  m.body = {{"jsonrpc", "2.0"}};
+  for (const char* k : {"id", "method", "params", "result", "error"}) {
+    if (j.contains(k)) m.body[k] = std::move(j[k]);
+  }
   return m;
 }
 
-void McpCatalog::learn(const std::string& server, const json& tools) {
+void McpCatalog::learn(const McpServer& server, const json& tools) {
   if (!tools.is_array()) return;
   std::lock_guard l(mu_);
-  auto& known = schemas_[server];
+  auto& known = schemas_[server.name + " " + server.url];
   for (const auto& t : tools) {
     if (t.is_object() && t.contains("name") && t["name"].is_string()) {
       known[t["name"].get<std::string>()] = t.value("inputSchema", json::object());
@@ -73,9 +86,9 @@ void McpCatalog::learn(const std::string& server, const json& tools) {
   }
 }
 
-std::optional<json> McpCatalog::schema(const std::string& server, const std::string& tool) const {
+std::optional<json> McpCatalog::schema(const McpServer& server, const std::string& tool) const {
   std::lock_guard l(mu_);
-  auto s = schemas_.find(server);
+  auto s = schemas_.find(server.name + " " + server.url);
   if (s == schemas_.end()) return std::nullopt;
   auto t = s->second.find(tool);
   if (t == s->second.end()) return std::nullopt;
@@ -131,10 +144,10 @@ McpCheck checkMcpMessage(const McpServer& server, const McpMessage& m, const Mcp
     c.reply = jsonRpcError(m.id, -32602, "tools/call needs params.name, the tool's name");
     return c;
   }
-  c.tool = params["name"].get<std::string>();
+  c.tool = params["name"].get<std::string>().substr(0, 256);
   c.arguments = params.value("arguments", json::object());
   c.action = McpCheck::Action::Answer;
-  const std::optional<json> schema = catalog.schema(server.name, c.tool);
+  const std::optional<json> schema = catalog.schema(server, c.tool);
   if (!allowed(server, c.tool)) {
     c.reason = "tool";
     c.reply = refusedCall(m.id, c.reason,
@@ -187,9 +200,8 @@ std::optional<json> filterServerMessage(const McpServer& server, const McpMessag
     if (message.contains("id")) return std::nullopt;
     return message;
   }
-  if (!message.contains("result") || !message["result"].is_object() || message.value("id", json()) != request.id) {
-    return message;
-  }
+  if (!message.contains("id") || message["id"] != request.id) return std::nullopt;  // not the answer asked for
+  if (!message.contains("result") || !message["result"].is_object()) return message;
   json& result = message["result"];
   if (request.method == "initialize") {
     json caps = result.value("capabilities", json::object());

@@ -30,6 +30,7 @@
 
 #include "gateway/config.h"
 #include "gateway/json_schema.h"
+#include "gateway/messages.h"
 #include "gateway/transcript.h"
 
 namespace paddock::gateway {
@@ -41,16 +42,17 @@ struct McpMessage {
   nlohmann::json id;                     // null for a notification
   bool request() const { return !method.empty() && !id.is_null(); }
 };
-// A POST body: one JSON-RPC 2.0 message (a batch is refused: the streamable HTTP transport of
+inline constexpr size_t kMaxMcpMessageBytes = 1 << 20;
+// A POST body: one JSON-RPC 2.0 message, at most kMaxMcpMessageBytes and kMaxJsonDepth deep (a batch is refused: the streamable HTTP transport of
 // 2025-06-18 has none), or what is wrong with it.
 std::variant<McpMessage, std::string> parseMcpMessage(std::string_view body);
 
-// The input schemas the gateway learned from a server's tools/list answers, by server and tool.
-// Thread-safe.
+// The input schemas the gateway learned from a server's tools/list answers, by server (its name and
+// URL: a reload that points the name elsewhere starts afresh) and tool. Thread-safe.
 class McpCatalog {
  public:
-  void learn(const std::string& server, const nlohmann::json& tools);
-  std::optional<nlohmann::json> schema(const std::string& server, const std::string& tool) const;
+  void learn(const McpServer& server, const nlohmann::json& tools);
+  std::optional<nlohmann::json> schema(const McpServer& server, const std::string& tool) const;
 
  private:
   mutable std::mutex mu_;

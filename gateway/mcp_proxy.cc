@@ -70,6 +70,10 @@ std::string readCredential(const std::string& file) {
   ss << in.rdbuf();
   std::string s = ss.str();
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  // A byte that could end the header line (or any control byte) makes it no credential.
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) return "";
+  }
   return s;
 }
 
@@ -139,8 +143,8 @@ awaitable<void> learnTools(Gateway& g, asio::ssl::context& tls, const Request& i
     Answer a = co_await exchange(tls, u, std::move(out), config->upstream_timeout_seconds, config->max_request_bytes);
     cursor = nullptr;
     for (const auto& m : messagesOf(a)) {
-      if (m.value("id", json()) != list["id"] || !m.contains("result") || !m["result"].is_object()) continue;
-      g.mcpCatalog().learn(server.name, m["result"].value("tools", json::array()));
+      if (!m.is_object() || !m.contains("id") || m["id"] != list["id"] || !m.contains("result") || !m["result"].is_object()) continue;
+      g.mcpCatalog().learn(server, m["result"].value("tools", json::array()));
       if (m["result"].contains("nextCursor") && m["result"]["nextCursor"].is_string()) cursor = m["result"]["nextCursor"];
     }
     if (cursor.is_null()) co_return;
@@ -197,7 +201,7 @@ awaitable<bool> relayMcp(Gateway& g, asio::ssl::context& tls, beast::tcp_stream&
       log::error("an MCP server's credential cannot be read", {{"server", server.name}, {"file", server.credential_file}});
       json e = jsonRpcError(nullptr, -32603, "the gateway cannot read the credential of the MCP server " + server.name +
                                                  ": the Secret the AgentPolicy names for it (spec.tools.mcpServers[].credential) "
-                                                 "is missing or empty in this namespace");
+                                                 "is missing or empty in this namespace, or its value holds control characters");
       co_await respondJson(client, 502, std::move(e), keep);
       co_return keep;
     }
@@ -229,7 +233,8 @@ awaitable<bool> relayMcp(Gateway& g, asio::ssl::context& tls, beast::tcp_stream&
   if (check.action == McpCheck::Action::Answer) {
     if (!check.reason.empty()) g.metrics().refusal(*run, "mcp_" + check.reason);
     if (check.toolCall()) {
-      g.metrics().toolCall(*run, server.name, check.tool, "refused");
+      // A name off the allow-list is the agent's to choose: it is no label (no series per name).
+      g.metrics().toolCall(*run, server.name, check.reason == "tool" ? "(not allowed)" : check.tool, "refused");
       ToolCallFacts f = toolCallFacts(*run, server, check);
       f.verdict = "refused";
       g.record(std::move(f));
@@ -263,13 +268,14 @@ awaitable<bool> relayMcp(Gateway& g, asio::ssl::context& tls, beast::tcp_stream&
     std::string sent;
     json learned;
     for (auto& m : messagesOf(a)) {
-      bool answer = m.value("id", json()) == message.id && (m.contains("result") || m.contains("error"));
+      if (!m.is_object()) continue;
+      bool answer = m.contains("id") && m["id"] == message.id && (m.contains("result") || m.contains("error"));
       auto kept = filterServerMessage(server, message, std::move(m), message.method == "tools/list" ? &learned : nullptr);
       if (!kept) continue;
       if (answer && check.toolCall()) {
         const json& r = kept->contains("result") ? (*kept)["result"] : (*kept)["error"];
         facts.result_sha256 = audit::blobHash(r.dump(-1, ' ', false, json::error_handler_t::replace)).substr(7);
-        facts.result_is_error = kept->contains("error") || (r.is_object() && r.value("isError", false) == true);
+        facts.result_is_error = kept->contains("error") || (r.is_object() && r.contains("isError") && r["isError"] == true);
       }
       if (sse) {
         sent += sseMessage(*kept);
@@ -277,7 +283,7 @@ awaitable<bool> relayMcp(Gateway& g, asio::ssl::context& tls, beast::tcp_stream&
         sent = kept->dump(-1, ' ', false, json::error_handler_t::replace);
       }
     }
-    if (!learned.is_null()) g.mcpCatalog().learn(server.name, learned);
+    if (!learned.is_null()) g.mcpCatalog().learn(server, learned);
     if (check.toolCall() && facts.result_sha256.empty()) facts.error = "the MCP server's answer held no result for the call";
     co_await respond(client, a.status, sse ? "text/event-stream" : "application/json", a.session_id, std::move(sent), keep);
   }

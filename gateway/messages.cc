@@ -29,12 +29,34 @@ std::variant<json, ApiError> parseObject(std::string_view body, const Config& co
                     "request body is " + std::to_string(body.size()) + " bytes; the gateway accepts at most " +
                         std::to_string(config.max_request_bytes)};
   }
+  if (jsonNestingDepth(body) > kMaxJsonDepth) {
+    return invalid("the request body nests arrays and objects deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return invalid("the request body is not a JSON object");
   return j;
 }
 
 }  // namespace
+
+size_t jsonNestingDepth(std::string_view text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
 
 std::string errorBody(const ApiError& e) {
   return json{{"type", "error"}, {"error", {{"type", e.type}, {"message", e.message}}}}.dump(
@@ -126,7 +148,7 @@ std::string resultText(const nlohmann::json& block) {
   if (c.is_string()) return c.get<std::string>();
   std::string out;
   for (const auto& part : c.is_array() ? c : nlohmann::json::array()) {
-    if (part.is_object() && part.value("type", "") == "text" && part.contains("text") && part["text"].is_string()) {
+    if (part.is_object() && part.contains("type") && part["type"] == "text" && part.contains("text") && part["text"].is_string()) {
       out += part["text"].get<std::string>() + "\n";
     }
   }
@@ -145,9 +167,11 @@ bool mentions(const std::string& text, std::initializer_list<const char*> phrase
 std::vector<std::string> toolRefusals(const nlohmann::json& new_messages) {
   std::vector<std::string> out;
   for (const auto& m : new_messages.is_array() ? new_messages : nlohmann::json::array()) {
-    if (!m.is_object() || m.value("role", "") != "user" || !m.contains("content") || !m["content"].is_array()) continue;
+    if (!m.is_object() || !m.contains("role") || m["role"] != "user" || !m.contains("content") || !m["content"].is_array()) continue;
     for (const auto& b : m["content"]) {
-      if (!b.is_object() || b.value("type", "") != "tool_result" || !b.contains("is_error") || b["is_error"] != true) continue;
+      if (!b.is_object() || !b.contains("type") || b["type"] != "tool_result" || !b.contains("is_error") || b["is_error"] != true) {
+        continue;
+      }
       std::string text = resultText(b);
       // Claude Code's words when its permission rules refuse a call (2.1.x).
       if (mentions(text, {"haven't granted it yet", "Permission to use", "has been denied", "was blocked",

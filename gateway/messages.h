@@ -57,6 +57,12 @@ std::string rewriteForUpstream(nlohmann::json body, int64_t max_tokens, const st
 // a tool reports them). Other tool errors are no refusal.
 std::vector<std::string> toolRefusals(const nlohmann::json& new_messages);
 
+// The deepest nesting of arrays and objects in JSON text, counted without parsing (brackets inside
+// strings are not counted). Bodies deeper than kMaxJsonDepth are refused before they are parsed:
+// copying or printing a parsed value recurses, so a deep one would exhaust the stack.
+size_t jsonNestingDepth(std::string_view text);
+inline constexpr size_t kMaxJsonDepth = 256;
+
 // What the agent is told once the run passed its checkpoint percentage.
 std::string checkpointInstruction(int percent_used, int checkpoint_percent);
 

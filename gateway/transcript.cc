@@ -81,17 +81,44 @@ namespace {
 // The password of each URL's userinfo (scheme://user:PASSWORD@host): a proxy URL carrying a run's
 // credential, a remote with a token in it.
 void maskUrlPasswords(std::string& s) {
+  if (s.find("://") == std::string::npos) return;
+  std::string out;
+  out.reserve(s.size());
+  size_t copied = 0;
   for (size_t at = s.find("://"); at != std::string::npos; at = s.find("://", at + 3)) {
-    size_t start = at + 3, end = start;
-    while (end < s.size() && s[end] != '@' && s[end] != '/' && !std::isspace(static_cast<unsigned char>(s[end])) &&
-           s[end] != '"' && s[end] != '\'') {
+    size_t start = at + 3, end = start, colon = std::string::npos;
+    while (end < s.size() && end - start < 4096 && s[end] != '@' && s[end] != '/' &&
+           !std::isspace(static_cast<unsigned char>(s[end])) && s[end] != '"' && s[end] != '\'') {
+      if (s[end] == ':' && colon == std::string::npos) colon = end;
       ++end;
     }
-    if (end >= s.size() || s[end] != '@') continue;
-    size_t colon = s.find(':', start);
-    if (colon == std::string::npos || colon >= end || colon + 1 == end) continue;
-    s.replace(colon + 1, end - colon - 1, "[masked:url-password]");
+    if (end >= s.size() || s[end] != '@' || colon == std::string::npos || colon + 1 == end) continue;
+    out.append(s, copied, colon + 1 - copied);
+    out += "[masked:url-password]";
+    copied = end;
   }
+  out.append(s, copied, std::string::npos);
+  s = std::move(out);
+}
+
+// The user:password of each HTTP Basic credential ("Basic " and 16 or more base64 characters), as
+// `curl -v` prints a proxy's Proxy-Authorization.
+void maskBasicCredentials(std::string& s) {
+  static const std::string_view kBasic = "Basic ";
+  auto base64 = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '='; };
+  std::string out;
+  size_t copied = 0;
+  for (size_t at = s.find(kBasic); at != std::string::npos; at = s.find(kBasic, at + 1)) {
+    size_t start = at + kBasic.size(), end = start;
+    while (end < s.size() && base64(s[end])) ++end;
+    if (end - start < 16) continue;
+    out.append(s, copied, start - copied);
+    out += "[masked:basic-credentials]";
+    copied = end;
+  }
+  if (copied == 0) return;
+  out.append(s, copied, std::string::npos);
+  s = std::move(out);
 }
 
 }  // namespace
@@ -101,6 +128,7 @@ std::string maskCredentials(std::string_view text, const std::vector<std::string
   for (const auto& k : known) replaceAll(s, k, "[masked:known-secret]");
   maskPem(s);
   maskUrlPasswords(s);
+  maskBasicCredentials(s);
   std::string out;
   out.reserve(s.size());
   size_t i = 0;

@@ -35,7 +35,7 @@ const json kAddSchema = json::parse(R"({"type":"object","properties":{"a":{"type
 
 // The server's tools as a tools/list answer taught them (echo, add, and printEnv off the list).
 void learnEverything(McpCatalog& c) {
-  c.learn("everything", json::array({{{"name", "echo"}, {"inputSchema", kEchoSchema}}, {{"name", "add"}, {"inputSchema", kAddSchema}},
+  c.learn(everything(), json::array({{{"name", "echo"}, {"inputSchema", kEchoSchema}}, {{"name", "add"}, {"inputSchema", kAddSchema}},
                                      {{"name", "printEnv"}, {"inputSchema", {{"type", "object"}}}}}));
 }
 
@@ -57,6 +57,20 @@ TEST(McpMessages, OneJsonRpcMessagePerPostOrWhatIsWrong) {
     EXPECT_NE(std::get<std::string>(m).find(c.why), std::string::npos) << std::get<std::string>(m);
   }
   EXPECT_TRUE(message({{"jsonrpc", "2.0"}, {"id", "a"}, {"method", "ping"}}).request());
+  // Hostile sizes and shapes are refused before anything else looks at them.
+  std::string deep = R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":)" +
+                     std::string(300, '[') + std::string(300, ']') + "}}}";
+  auto refused = parseMcpMessage(deep);
+  ASSERT_TRUE(std::holds_alternative<std::string>(refused));
+  EXPECT_NE(std::get<std::string>(refused).find("deeper than 256"), std::string::npos);
+  EXPECT_TRUE(std::holds_alternative<std::string>(parseMcpMessage(R"({"jsonrpc":"2.0","id":1,"method":"ping","x":")" +
+                                                                  std::string(kMaxMcpMessageBytes, 'x') + "\"}")));
+  auto both = parseMcpMessage(R"({"jsonrpc":"2.0","id":0,"method":"ping","result":{}})");
+  ASSERT_TRUE(std::holds_alternative<std::string>(both));
+  EXPECT_NE(std::get<std::string>(both).find("not both"), std::string::npos);
+  // Only the JSON-RPC fields are kept for the server.
+  EXPECT_EQ(message({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "ping"}, {"extra", {{"x", 1}}}}).body,
+            json({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "ping"}}));
   EXPECT_FALSE(message({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}).request());
 }
 
@@ -143,7 +157,7 @@ TEST(McpCheck, AnUnknownSchemaIsFetchedOnceAndAToolTheServerDoesNotListIsRefused
 
 TEST(McpCheck, ASchemaTheGatewayCannotCheckRefusesTheToolRatherThanPassUncheckedArguments) {
   McpCatalog c;
-  c.learn("everything", json::array({{{"name", "echo"}, {"inputSchema", {{"$ref", "https://example.test/remote.json"}}}}}));
+  c.learn(everything(), json::array({{{"name", "echo"}, {"inputSchema", {{"$ref", "https://example.test/remote.json"}}}}}));
   McpCheck r = checkMcpMessage(everything(), message(call("echo", {{"message", "hi"}})), c);
   EXPECT_EQ(r.action, McpCheck::Action::Answer);
   EXPECT_EQ(r.reason, "schema");
@@ -176,6 +190,12 @@ TEST(McpFilter, TheAgentSeesOnlyTheToolsCapabilityAndTheAllowedTools) {
   EXPECT_EQ((*kept)["result"]["tools"][1]["name"], "add");
   EXPECT_EQ(learned, (*kept)["result"]["tools"]);
 
+  // An answer to another request is not passed on (nor learned from).
+  json other = tools;
+  other["id"] = 99;
+  json nothing;
+  EXPECT_FALSE(filterServerMessage(s, list, other, &nothing));
+  EXPECT_TRUE(nothing.is_null());
   // The server's own requests are dropped; its notifications pass.
   EXPECT_FALSE(filterServerMessage(s, list, {{"jsonrpc", "2.0"}, {"id", 5}, {"method", "sampling/createMessage"}}, nullptr));
   EXPECT_FALSE(filterServerMessage(s, list, {{"jsonrpc", "2.0"}, {"id", 6}, {"method", "roots/list"}}, nullptr));
@@ -186,11 +206,13 @@ TEST(McpFilter, TheAgentSeesOnlyTheToolsCapabilityAndTheAllowedTools) {
 TEST(McpCatalog, LearnsSchemasByServerAndTool) {
   McpCatalog c;
   learnEverything(c);
-  EXPECT_EQ(c.schema("everything", "echo"), kEchoSchema);
-  EXPECT_FALSE(c.schema("everything", "nope"));
-  EXPECT_FALSE(c.schema("other", "echo"));
-  c.learn("everything", "not a list");
-  EXPECT_EQ(c.schema("everything", "add"), kAddSchema);
+  EXPECT_EQ(c.schema(everything(), "echo"), kEchoSchema);
+  EXPECT_FALSE(c.schema(everything(), "nope"));
+  McpServer moved = everything();
+  moved.url = "http://198.18.0.8:3001/mcp";
+  EXPECT_FALSE(c.schema(moved, "echo")) << "the same name at another URL is another server";
+  c.learn(everything(), "not a list");
+  EXPECT_EQ(c.schema(everything(), "add"), kAddSchema);
 }
 
 TEST(McpRecord, EachCallIsRecordedWithItsVerdictAndNoSecret) {

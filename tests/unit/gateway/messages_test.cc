@@ -116,6 +116,13 @@ nlohmann::json toolResult(const std::string& text, bool error, bool blocks = fal
   return {{"type", "tool_result"}, {"tool_use_id", "toolu_1"}, {"content", content}, {"is_error", error}};
 }
 
+TEST(JsonNestingDepth, CountsBracketsOutsideStrings) {
+  EXPECT_EQ(jsonNestingDepth(R"({"a":[1,{"b":[]}],"c":"[[[[{{{"})"), 4u);
+  EXPECT_EQ(jsonNestingDepth(R"("\"[[")"), 0u);
+  EXPECT_EQ(jsonNestingDepth(std::string(100000, '[')), 100000u);
+  EXPECT_EQ(jsonNestingDepth("]]]}}"), 0u);
+}
+
 TEST(ToolRefusals, EachRefusedToolCallTheAgentReportsBackIsCountedByWhoRefusedIt) {
   nlohmann::json messages = nlohmann::json::array({
       {{"role", "assistant"}, {"content", {{{"type", "text"}, {"text", "Permission denied is what I expect"}}}}},
@@ -133,6 +140,11 @@ TEST(ToolRefusals, EachRefusedToolCallTheAgentReportsBackIsCountedByWhoRefusedIt
   EXPECT_EQ(toolRefusals(messages), (std::vector<std::string>{"tool", "tool", "sandbox", "sandbox", "sandbox"}));
   EXPECT_TRUE(toolRefusals(nlohmann::json::object()).empty());
   EXPECT_TRUE(toolRefusals(nlohmann::json::array({1, "x", {{"role", "user"}, {"content", {"x", 2}}}})).empty());
+  // Blocks of the wrong types are no refusal, and nothing throws.
+  EXPECT_TRUE(toolRefusals(nlohmann::json::array({{{"role", 5}, {"content", nlohmann::json::array()}},
+                                                  {{"role", "user"}, {"content", {{{"type", 5}}, {{"type", "tool_result"}, {"is_error", true},
+                                                                                                   {"content", {{{"type", 7}}}}}}}}}))
+                  .empty());
 }
 
 }  // namespace

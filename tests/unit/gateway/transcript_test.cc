@@ -30,8 +30,16 @@ TEST(Transcript, MasksKnownSecretsAndCredentialShapes) {
       {"git remote: https://x-access-token:tok123@example.com/a.git and https://example.com/b",
        "git remote: https://x-access-token:[masked:url-password]@example.com/a.git and https://example.com/b"},
       {"http://example.com/path@v2 and http://user@example.com/", "http://example.com/path@v2 and http://user@example.com/"},
+      {"> Proxy-Authorization: Basic cnVuOnBkay10b2tlbi0xMjM0NTY3ODkw\n", "> Proxy-Authorization: Basic [masked:basic-credentials]\n"},
+      {"Basic auth is off", "Basic auth is off"},
   };
   for (const auto& c : cases) EXPECT_EQ(maskCredentials(c.in, {key}), c.out) << c.in;
+  // Linear: a long text of many URLs is masked in one pass.
+  std::string many;
+  for (int i = 0; i < 100000; ++i) many += "http://u:p@h/ ";
+  std::string masked = maskCredentials(many, {});
+  EXPECT_EQ(masked.find("u:p@"), std::string::npos);
+  EXPECT_EQ(masked.size(), many.size() + 100000 * (std::string("[masked:url-password]").size() - 1));
 }
 
 TEST(Transcript, ConversationIndexYieldsOnlyNewMessages) {
