@@ -224,7 +224,7 @@ awaitable<void> forward(Gateway& g, asio::ssl::context& tls, beast::tcp_stream& 
 
 // Settles the call in the ledger and counts it; returns what its transcript record says.
 CallFacts settle(Gateway& g, const RunConfig& run, const MessagesRequest& r, const Grant& grant, const Price& price,
-                 const Exchange& x, size_t first_new, bool checkpoint) {
+                 const Exchange& x, nlohmann::json new_messages, bool checkpoint) {
   // Only an answered call is billed, with the usage its answer reported (also when it was cut).
   Usage usage = x.status == 200 ? x.response.usage() : Usage{};
   Settlement s = g.ledger().settle(run.key(), grant, price, usage);
@@ -241,8 +241,7 @@ CallFacts settle(Gateway& g, const RunConfig& run, const MessagesRequest& r, con
   f.stream = r.stream;
   f.status = x.status;
   f.error = x.failure;
-  const auto& msgs = r.body["messages"];
-  f.new_messages = nlohmann::json(msgs.begin() + static_cast<std::ptrdiff_t>(first_new), msgs.end());
+  f.new_messages = std::move(new_messages);
   f.response_content = x.response.content();
   f.stop_reason = x.response.stopReason();
   f.usage = usage;
@@ -303,9 +302,11 @@ awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_st
   std::string body = rewriteForUpstream(r.body, grant.max_tokens,
                                         checkpoint ? checkpointInstruction(percent, config->checkpoint_percent) : "");
   size_t first_new = g.conversations().advance(run->key(), r.body["messages"]);
-  // What the agent's tools were refused since its previous call, counted once (new messages only).
+  // What the agent added since its previous call: counted here for its refused tool calls, then
+  // recorded in the transcript.
   const auto& msgs = r.body["messages"];
-  for (const auto& reason : toolRefusals(nlohmann::json(msgs.begin() + static_cast<std::ptrdiff_t>(first_new), msgs.end()))) {
+  nlohmann::json new_messages(msgs.begin() + static_cast<std::ptrdiff_t>(first_new), msgs.end());
+  for (const auto& reason : toolRefusals(new_messages)) {
     g.metrics().refusal(*run, reason);
   }
   Request out = upstreamRequest(req, parseUpstream(config->upstream), g.apiKey(), std::move(body));
@@ -314,7 +315,7 @@ awaitable<bool> relayMessages(Gateway& g, asio::ssl::context& tls, beast::tcp_st
   if (x.first_byte.count() > 0) g.metrics().firstByte(*run, x.first_byte);
   // The ledger is settled before the next request of this connection; the transcript is queued
   // for the writer thread (its fsync stays off the I/O threads).
-  g.record(settle(g, *run, r, grant, price, x, first_new, checkpoint));
+  g.record(settle(g, *run, r, grant, price, x, std::move(new_messages), checkpoint));
   co_return keep && !x.client_gone && !x.upstream_cut && x.status != 502;
 }
 
